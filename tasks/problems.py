@@ -1,0 +1,285 @@
+"""The pipeline's input stage: read problems from JSONL, Parquet or CSV into `ProblemRecord`s.
+
+Bad input must never cost work that was already done, and must never leave a half-written
+`problems.parquet`: this module only reads and validates, and returns records; the caller writes
+them with `tasks.parquet_io.write_records` once everything checked out. Each bad row (malformed
+JSON, missing field, non-UTF-8 bytes, duplicate id, gigantic problem) is reported with its file,
+line and a fix. By default any bad row raises `ProblemInputError`; with `skip_bad_rows=True` bad
+rows are skipped and listed in `ProblemLoadReport.skipped`.
+
+Common public layouts are mapped as they are, so the shared copies need no rewriting:
+`question` → problem (GSM8K, OlympiadBench); `final_answer` → answer (OlympiadBench, a list);
+a GSM8K answer keeps only the number after `####`; `unique_id`/`idx` → id.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+from pydantic import BaseModel
+
+from tasks.records import ProblemRecord
+
+SUPPORTED_SUFFIXES = (".jsonl", ".parquet", ".csv")
+PROBLEM_KEYS = ("problem", "question")
+ANSWER_KEYS = ("answer", "final_answer")
+ID_KEYS = ("id", "unique_id", "idx")
+SKIP_HINT = "or re-run with --skip-bad-rows to skip such rows"
+
+
+class BadRow(BaseModel):
+    """One input row that could not become a problem. `line` is 1-based (a Parquet row's index + 1)."""
+
+    file: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.file} line {self.line}" if self.line else self.file
+        return f"{where}: {self.reason}"
+
+
+class ProblemLoadReport(BaseModel):
+    problems: list[ProblemRecord]
+    skipped: list[BadRow]
+    files: list[str]
+    rows_read: int
+
+    def skipped_by_reason(self) -> dict[str, int]:
+        """Tally of skipped rows by the kind of fault (the reason up to its first colon)."""
+        tally: dict[str, int] = {}
+        for bad in self.skipped:
+            kind = bad.reason.split(":", 1)[0]
+            tally[kind] = tally.get(kind, 0) + 1
+        return tally
+
+
+class ProblemInputError(ValueError):
+    """Raised for bad input when rows may not be skipped; `bad_rows` holds every fault found."""
+
+    def __init__(self, bad_rows: list[BadRow]):
+        self.bad_rows = bad_rows
+        message = f"{bad_rows[0]}; {SKIP_HINT}"
+        if len(bad_rows) > 1:
+            more = ", ".join(f"{b.file}:{b.line}" for b in bad_rows[1:6])
+            message += f" ({len(bad_rows) - 1} more bad rows: {more}{', ...' if len(bad_rows) > 6 else ''})"
+        super().__init__(message)
+
+
+def bundled_problems_path() -> Path:
+    """The demo set shipped with the package: easy problems the embedded model can solve with code."""
+    return Path(__file__).parent / "data" / "demo_problems.jsonl"
+
+
+def load_problems(
+    path: Path,
+    *,
+    skip_bad_rows: bool = False,
+    max_problem_chars: int = 20_000,
+    source: str | None = None,
+) -> ProblemLoadReport:
+    """Read every problem in `path` (a .jsonl/.parquet/.csv file, or a folder of them).
+
+    `source` fills rows that have no `source` column; by default it is the file's stem (or
+    `<folder>/<stem>` for a folder). Ids missing from the input become `<stem>-<line>`; ids of a
+    folder's files are prefixed with the file's stem, since such splits often number per file.
+    """
+    path = Path(path)
+    files = _input_files(path)
+    from_folder = path.is_dir()
+    problems: list[ProblemRecord] = []
+    bad_rows: list[BadRow] = []
+    first_line_of_id: dict[str, str] = {}
+    rows_read = 0
+    for file in files:
+        file_source = source or (f"{path.name}/{file.stem}" if from_folder else file.stem)
+        raw_rows, file_bad = _read_rows(file)
+        bad_rows += file_bad
+        if not raw_rows and not file_bad:
+            bad_rows.append(BadRow(file=str(file), line=0, reason="empty file: it holds no rows; "
+                                   "give it one problem per line with keys problem, answer"))
+        for line, row in raw_rows:
+            rows_read += 1
+            try:
+                record = _to_record(row, file=file, line=line, source=file_source,
+                                    id_prefix=f"{file.stem}/" if from_folder else "",
+                                    max_problem_chars=max_problem_chars)
+            except _RowFault as fault:
+                bad_rows.append(BadRow(file=str(file), line=line, reason=str(fault)))
+                continue
+            if record.id in first_line_of_id:
+                bad_rows.append(BadRow(
+                    file=str(file), line=line,
+                    reason=f"duplicate id: {record.id!r} was first seen at {first_line_of_id[record.id]}; "
+                           "give each problem a unique id (or drop the id column to have ids assigned)"))
+                continue
+            first_line_of_id[record.id] = f"{file.name} line {line}"
+            problems.append(record)
+        rows_read += sum(1 for b in file_bad if b.line)
+    bad_rows.sort(key=lambda b: (b.file, b.line))
+    if bad_rows and not skip_bad_rows:
+        raise ProblemInputError(bad_rows)
+    if not problems:
+        raise ProblemInputError(bad_rows or [BadRow(file=str(path), line=0, reason="no problems found")])
+    return ProblemLoadReport(problems=problems, skipped=bad_rows, files=[str(f) for f in files],
+                             rows_read=rows_read)
+
+
+class _RowFault(ValueError):
+    """A row-level fault; its message becomes a BadRow reason."""
+
+
+def _input_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in SUPPORTED_SUFFIXES)
+        if not files:
+            raise ProblemInputError([BadRow(file=str(path), line=0, reason=(
+                f"no problem files in this folder; expected files ending in {', '.join(SUPPORTED_SUFFIXES)}"))])
+        return files
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: problems file not found; pass a .jsonl, .parquet or .csv file "
+                                "(or omit it to use the bundled demo problems)")
+    if path.suffix not in SUPPORTED_SUFFIXES:
+        raise ProblemInputError([BadRow(file=str(path), line=0, reason=(
+            f"unsupported file type {path.suffix!r}; convert it to one of {', '.join(SUPPORTED_SUFFIXES)}"))])
+    return [path]
+
+
+def _read_rows(file: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[BadRow]]:
+    """Parse one file into (line, row dict) pairs and the rows that could not even be parsed."""
+    if file.suffix == ".parquet":
+        return _read_parquet(file)
+    data = file.read_bytes()
+    if file.suffix == ".csv":
+        return _read_csv(file, data)
+    return _read_jsonl(file, data)
+
+
+def _not_utf8(error: UnicodeDecodeError) -> str:
+    return (f"not UTF-8: byte 0x{error.object[error.start]:02x} at column {error.start + 1}; "
+            "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+
+
+def _read_jsonl(file: Path, data: bytes) -> tuple[list[tuple[int, dict[str, Any]]], list[BadRow]]:
+    rows: list[tuple[int, dict[str, Any]]] = []
+    bad: list[BadRow] = []
+    for line_no, raw in enumerate(data.splitlines(), start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            bad.append(BadRow(file=str(file), line=line_no, reason=_not_utf8(error)))
+            continue
+        if not text.strip():
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as error:
+            bad.append(BadRow(file=str(file), line=line_no, reason=(
+                f"malformed JSON: {error.msg} at column {error.colno}; each line must be one JSON object "
+                'like {"problem": "...", "answer": "..."}')))
+            continue
+        if not isinstance(row, dict):
+            bad.append(BadRow(file=str(file), line=line_no, reason=(
+                f"malformed JSON: a {type(row).__name__}, not an object; each line must be one JSON object "
+                'like {"problem": "...", "answer": "..."}')))
+            continue
+        rows.append((line_no, row))
+    return rows, bad
+
+
+def _read_csv(file: Path, data: bytes) -> tuple[list[tuple[int, dict[str, Any]]], list[BadRow]]:
+    # surrogateescape keeps undecodable bytes visible per field, so one bad row does not sink the file.
+    text = data.decode("utf-8-sig", errors="surrogateescape")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows: list[tuple[int, dict[str, Any]]] = []
+    bad: list[BadRow] = []
+    for row in reader:
+        line_no = reader.line_num
+        undecodable = [v for v in row.values() if isinstance(v, str) and _has_surrogates(v)]
+        if undecodable:
+            raw = undecodable[0].encode("utf-8", errors="surrogateescape")
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                bad.append(BadRow(file=str(file), line=line_no, reason=_not_utf8(error)))
+                continue
+        rows.append((line_no, {k: v for k, v in row.items() if k is not None and v != ""}))
+    return rows, bad
+
+
+def _has_surrogates(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _read_parquet(file: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[BadRow]]:
+    try:
+        table = pq.read_table(file)
+    except Exception as error:  # pyarrow raises several types for a damaged file
+        return [], [BadRow(file=str(file), line=0, reason=(
+            f"unreadable Parquet ({error}); re-export the file, or convert it to JSONL"))]
+    return [(index + 1, row) for index, row in enumerate(table.to_pylist())], []
+
+
+def _first_present(row: dict[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:
+    for key in keys:
+        if row.get(key) is not None:
+            return key, row[key]
+    return None, None
+
+
+def _to_record(row: dict[str, Any], *, file: Path, line: int, source: str, id_prefix: str,
+               max_problem_chars: int) -> ProblemRecord:
+    _, problem = _first_present(row, PROBLEM_KEYS)
+    if problem is None:
+        raise _RowFault(f'missing field: "problem" (expected keys: problem, answer; found: {", ".join(row) or "none"})')
+    if not isinstance(problem, str) or not problem.strip():
+        raise _RowFault('missing field: "problem" is empty or not text; give the problem statement as a string')
+    if len(problem) > max_problem_chars:
+        raise _RowFault(f"problem too long: {len(problem):,} characters, over the limit of {max_problem_chars:,}; "
+                        "shorten it, or raise --max-problem-chars")
+    answer = _answer_of(row)
+    if answer is None:
+        raise _RowFault(f'missing field: "answer" (expected keys: problem, answer; found: {", ".join(row)})')
+    _, raw_id = _first_present(row, ID_KEYS)
+    problem_id = f"{id_prefix}{raw_id}" if raw_id is not None else f"{file.stem}-{line}"
+    level = row.get("level")
+    return ProblemRecord(
+        id=problem_id,
+        problem=problem,
+        answer=answer,
+        source=str(row.get("source") or source),
+        level=None if level is None else str(level),
+    )
+
+
+def _answer_of(row: dict[str, Any]) -> str | None:
+    """The reference answer as text, from whichever answer field the row's layout uses."""
+    key, value = _first_present(row, ANSWER_KEYS)
+    if key is None:
+        return None
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            pass
+    if isinstance(value, (list, tuple)):
+        value = ", ".join(_strip_dollars(str(v)) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    if "####" in text:  # GSM8K: a worked solution whose last line is "#### <number>"
+        text = text.rsplit("####", 1)[1].strip().replace(",", "")
+    return text or None
+
+
+def _strip_dollars(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text.startswith("$") and text.endswith("$"):
+        return text[1:-1].strip()
+    return text
