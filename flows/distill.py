@@ -1,0 +1,167 @@
+"""Distill flow: problems → solve → translate → rephrase → filter, one Parquet file per stage.
+
+Stages run one after another; inside a stage the per-row tasks are mapped and run concurrently.
+Translation and rephrasing are spent only on traces whose answer the solver got right (the rest
+could never be kept). Every per-row task is cached, so re-running the same command after a crash
+or with a larger `limit` only pays for rows not done yet.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from prefect import flow, get_run_logger, unmapped
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+
+from flows.artifacts import publish_table
+from tasks.filter import decide, solver_drop_reason, to_sft_record
+from tasks.llm import LLMSettings
+from tasks.parquet_io import stage_path, write_records
+from tasks.prefect_tasks import rephrase_task, solve_task, translate_task
+from tasks.problems import bundled_problems_path, load_problems
+from tasks.prompt_store import load_prompt
+from tasks.records import FilterDecision, NLTraceRecord, ProblemRecord, SFTRecord, ToolCallRecord, TraceRecord
+from tasks.records import TranslationRecord
+from tasks.rephrase import RephraseConfig
+from tasks.solve import SolveConfig
+from tasks.translate import TranslateConfig
+
+
+class DistillParams(BaseModel):
+    """Parameters of the distill flow (rendered as a form in the Prefect UI)."""
+
+    problems: str = Field(default="bundled", description='A JSONL/Parquet/CSV file or folder, or "bundled" (24 easy demo problems).')
+    output_dir: str = Field(default="out/distill", description="Where the stage Parquet files go.")
+    limit: int | None = Field(default=None, ge=1, description="Use only the first N problems.")
+    skip_bad_rows: bool = Field(default=False, description="Skip malformed input rows (reported) instead of stopping.")
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    max_concurrency: int = Field(default=4, ge=1, description="LLM calls in flight at once (a Prefect global concurrency limit).")
+    solve: SolveConfig = Field(default_factory=SolveConfig)
+    translate: TranslateConfig = Field(default_factory=TranslateConfig)
+    rephrase: RephraseConfig = Field(default_factory=RephraseConfig)
+
+    def problems_path(self) -> Path:
+        return bundled_problems_path() if self.problems == "bundled" else Path(self.problems)
+
+    def dataset_name(self) -> str:
+        return "bundled" if self.problems == "bundled" else Path(self.problems).stem
+
+
+class DistillSummary(BaseModel):
+    output_dir: str
+    problems: int
+    solved_correct: int
+    tool_calls: int
+    translations: int
+    faithful_translations: int
+    nl_traces: int
+    kept: int
+    drop_reasons: dict[str, int]
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+def _flow_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = DistillParams.model_validate(flow_run.parameters.get("params") or {})
+    return f"distill-{params.dataset_name()}-{params.llm.model.replace('/', '_')}"
+
+
+def _ensure_concurrency_limit(settings: LLMSettings, limit: int) -> None:
+    if not settings.concurrency_limit:
+        return
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(settings.concurrency_limit, limit)
+
+
+def _pin_prompt_versions(params: DistillParams) -> DistillParams:
+    """Replace "latest" by the concrete version, so the cache key changes when a new prompt lands."""
+    return params.model_copy(update={
+        "solve": params.solve.model_copy(update={"prompt_version": load_prompt("solver", params.solve.prompt_version).version}),
+        "translate": params.translate.model_copy(update={
+            "prompt_version": load_prompt("translator", params.translate.prompt_version).version,
+            "judge_prompt_version": load_prompt("judge", params.translate.judge_prompt_version).version}),
+        "rephrase": params.rephrase.model_copy(update={"prompt_version": load_prompt("rephraser", params.rephrase.prompt_version).version}),
+    })
+
+
+@flow(name="distill", flow_run_name=_flow_run_name, task_runner=ThreadPoolTaskRunner(max_workers=8))
+def distill(params: DistillParams = DistillParams()) -> DistillSummary:
+    log = get_run_logger()
+    params = _pin_prompt_versions(params)
+    out = Path(params.output_dir)
+    results = out / ".prefect-results"
+    _ensure_concurrency_limit(params.llm, params.max_concurrency)
+
+    report = load_problems(params.problems_path(), skip_bad_rows=params.skip_bad_rows)
+    problems: list[ProblemRecord] = report.problems[: params.limit]
+    write_records(problems, ProblemRecord, stage_path(out, "problems"))
+    log.info("problems: %d loaded from %s (%d bad rows skipped)", len(problems), params.problems_path(), len(report.skipped))
+
+    solve = solve_task.with_options(result_storage=results)
+    outcomes = [f.result() for f in solve.map(problems, unmapped(params.llm), unmapped(params.solve))]
+    traces = [o.trace for o in outcomes]
+    calls = [c for o in outcomes for c in o.tool_calls]
+    write_records(traces, TraceRecord, stage_path(out, "traces"))
+    write_records(calls, ToolCallRecord, stage_path(out, "tool_calls"))
+    worth_keeping = [t for t in traces if solver_drop_reason(t) is None]
+    log.info("solve: %d/%d correct, %d tool calls", len(worth_keeping), len(traces), len(calls))
+
+    keep_ids = {t.problem_id for t in worth_keeping}
+    to_translate = [c for c in calls if c.problem_id in keep_ids and c.status == "ok"]
+    translate = translate_task.with_options(result_storage=results)
+    translations = [f.result() for f in translate.map(to_translate, unmapped(params.llm), unmapped(params.translate))]
+    write_records(translations, TranslationRecord, stage_path(out, "translations"))
+    log.info("translate: %d/%d faithful", sum(t.faithful for t in translations), len(translations))
+
+    calls_by_problem: dict[str, list[ToolCallRecord]] = defaultdict(list)
+    for call in calls:
+        calls_by_problem[call.problem_id].append(call)
+    translations_by_problem: dict[str, list[TranslationRecord]] = defaultdict(list)
+    for row in translations:
+        translations_by_problem[row.problem_id].append(row)
+    rephrase = rephrase_task.with_options(result_storage=results)
+    futures = [rephrase.submit(t, calls_by_problem[t.problem_id], translations_by_problem[t.problem_id],
+                               params.llm, params.rephrase) for t in worth_keeping]
+    nl_traces = [f.result() for f in futures]
+    write_records(nl_traces, NLTraceRecord, stage_path(out, "nl_traces"))
+
+    nl_by_problem = {n.problem_id: n for n in nl_traces}
+    source = {p.id: p.source for p in problems}
+    decisions, sft = [], []
+    for trace in traces:
+        pid = trace.problem_id
+        decision = decide(trace, nl_by_problem.get(pid), calls_by_problem[pid], translations_by_problem[pid])
+        decisions.append(decision)
+        if decision.kept:
+            sft.append(to_sft_record(nl_by_problem[pid], trace, translations_by_problem[pid], source[pid]))
+    write_records(decisions, FilterDecision, stage_path(out, "filter_report"))
+    write_records(sft, SFTRecord, stage_path(out, "sft"))
+
+    llm_rows = [*traces, *translations, *nl_traces]
+    summary = DistillSummary(
+        output_dir=str(out),
+        problems=len(problems),
+        solved_correct=len(worth_keeping),
+        tool_calls=len(calls),
+        translations=len(translations),
+        faithful_translations=sum(t.faithful for t in translations),
+        nl_traces=len(nl_traces),
+        kept=len(sft),
+        drop_reasons=dict(Counter(d.drop_reason for d in decisions if d.drop_reason)),
+        prompt_tokens=sum(r.prompt_tokens for r in llm_rows),
+        completion_tokens=sum(r.completion_tokens for r in llm_rows),
+        cost_usd=round(sum(r.cost_usd for r in llm_rows), 6),
+    )
+    (out / "summary.json").write_text(summary.model_dump_json(indent=2))
+    publish_table("distill-summary", [summary.model_dump(exclude={"drop_reasons"}) | {"drop_reasons": str(summary.drop_reasons)}],
+                  "Rows per stage, tokens and cost of this distill run")
+    publish_table("distill-filter", [d.model_dump() for d in decisions], "Filter decision per problem, with drop reasons")
+    log.info("distill done: %s", summary.model_dump_json())
+    return summary

@@ -1,0 +1,74 @@
+"""Rephrase agent: merge plan, reasoning and hand explanations into one tool-free solution.
+
+The draft handed to the model is built from structured rows, not by text surgery on the raw
+trace: each assistant turn keeps its prose with code fences removed, and each successful tool call
+of that turn is replaced by its checked hand derivation. Failed calls (and the reflection they
+caused) carry no explanation, so the final solution tells the straight path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from pydantic import BaseModel
+
+from eval.grader import extract_final_answer
+from tasks.llm import LLMCallError, LLMSettings, complete
+from tasks.prompt_store import load_prompt
+from tasks.records import NLTraceRecord, ToolCallRecord, TraceRecord, TranslationRecord
+
+_FENCE = re.compile(r"```.*?(?:```|$)", re.DOTALL)
+
+
+class RephraseConfig(BaseModel):
+    max_tokens: int = 1024
+    prompt_version: str = "latest"
+
+
+def build_draft(trace: TraceRecord, calls: list[ToolCallRecord], translations: list[TranslationRecord]) -> str:
+    """The solver's turns in order, with every successful tool call replaced by its explanation."""
+    by_call = {t.call_index: t for t in translations}
+    parts = [f"Plan: {trace.plan}"] if trace.plan else []
+    assistant_turn = -1
+    for message in json.loads(trace.messages_json):
+        if message["role"] != "assistant":
+            continue
+        assistant_turn += 1
+        if trace.plan and assistant_turn == 0:
+            continue  # the plan is already at the top
+        prose = _FENCE.sub("", message.get("content") or "").strip()
+        if prose:
+            parts.append(prose)
+        for call in (c for c in calls if c.turn_index == assistant_turn and c.status == "ok"):
+            translation = by_call.get(call.call_index)
+            if translation and translation.faithful:
+                parts.append(translation.explanation)
+    return "\n\n".join(parts)
+
+
+def rephrase_trace(trace: TraceRecord, calls: list[ToolCallRecord], translations: list[TranslationRecord],
+                   settings: LLMSettings, config: RephraseConfig) -> NLTraceRecord:
+    """One LLM call per problem. A failed call yields an empty solution (the filter drops it, with the reason)."""
+    prompt = load_prompt("rephraser", config.prompt_version)
+    messages = [{"role": "system", "content": prompt.render("system")},
+                {"role": "user", "content": prompt.render("user", problem=trace.problem,
+                                                          draft=build_draft(trace, calls, translations))}]
+    solution, tokens_in, tokens_out, cost = "", 0, 0, 0.0
+    try:
+        reply = complete(messages, settings, max_tokens=config.max_tokens)
+        solution, tokens_in, tokens_out, cost = reply.content.strip(), reply.prompt_tokens, reply.completion_tokens, reply.cost_usd
+    except LLMCallError:
+        solution = ""
+    return NLTraceRecord(
+        problem_id=trace.problem_id,
+        problem=trace.problem,
+        reference_answer=trace.reference_answer,
+        solution=solution,
+        final_answer=extract_final_answer(solution) if solution else None,
+        model=settings.model,
+        prompt_version=prompt.id,
+        prompt_tokens=tokens_in,
+        completion_tokens=tokens_out,
+        cost_usd=cost,
+    )

@@ -1,0 +1,204 @@
+"""Solver agent: plan, then act turn by turn with SymPy tool calls, reflecting on failed calls.
+
+Follows the paper's released protocol: the model first writes a plan without tools, then is told
+to carry it out and, after each turn, to "Execute the next action", until it writes a `\\boxed{}`
+answer or the turn budget runs out (the last turn asks it to wrap up).
+
+Two tool protocols produce the same `ToolCallRecord`:
+- `functions`: the SymPy toolkit offered through function calling (models that support it);
+- `code`: ToRA-style ```python blocks answered by a ```output block (models that do not, such as
+  the embedded one). Generation stops at "```output" so the model never invents tool results.
+Every call runs in the sandbox, in one session per problem so variables persist across turns.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from eval.grader import answers_match, extract_boxed
+from tasks.llm import LLMCallError, LLMReply, LLMSettings, assistant_message, complete, parse_arguments
+from tasks.llm import supports_function_calling
+from tasks.prompt_store import PromptTemplate, load_prompt
+from tasks.records import ProblemRecord, ToolCallRecord, TraceRecord
+from tool_sandbox import ExecResult, Sandbox, get_default_sandbox
+from tool_sandbox.sympy_toolkit import call_to_code, tool_schemas
+
+ToolProtocol = Literal["functions", "code"]
+CODE_TOOL_NAME = "python"
+_CODE_BLOCK = re.compile(r"```python[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
+
+
+class SolveConfig(BaseModel):
+    tool_protocol: Literal["auto", "functions", "code"] = Field(
+        default="auto", description="auto: function calling where the model supports it, else code blocks."
+    )
+    max_turns: int = Field(default=15, ge=1, description="Model turns after the plan.")
+    plan_first: bool = Field(default=True, description="Ask for a tool-free plan before acting (the paper's protocol).")
+    plan_max_tokens: int = 256
+    turn_max_tokens: int = 512
+    tool_timeout_s: float = 10.0
+    prompt_version: str = "latest"
+
+
+class SolveOutcome(BaseModel):
+    trace: TraceRecord
+    tool_calls: list[ToolCallRecord]
+
+
+def resolve_protocol(config: SolveConfig, settings: LLMSettings) -> ToolProtocol:
+    if config.tool_protocol != "auto":
+        return config.tool_protocol
+    return "functions" if supports_function_calling(settings) else "code"
+
+
+def extract_code(text: str) -> str | None:
+    """The last ```python block of a reply (it may be unclosed: generation stopped at ```output)."""
+    blocks = _CODE_BLOCK.findall(text)
+    code = blocks[-1].strip() if blocks else ""
+    return code or None
+
+
+class _Episode:
+    """Mutable state of one solving episode; `solve_problem` drives it."""
+
+    def __init__(self, problem: ProblemRecord, settings: LLMSettings, config: SolveConfig,
+                 prompt: PromptTemplate, protocol: ToolProtocol, sandbox: Sandbox) -> None:
+        self.problem, self.settings, self.config = problem, settings, config
+        self.prompt, self.protocol, self.sandbox = prompt, protocol, sandbox
+        self.session_id = f"{problem.id}-{uuid.uuid4().hex[:8]}"
+        system = prompt.render(f"system_{protocol}")
+        self.prefix: list[dict[str, Any]] = [{"role": "system", "content": system}]
+        if protocol == "code":
+            self.prefix += prompt.parts["fewshot_code"]
+        self.conversation: list[dict[str, Any]] = []
+        self.calls: list[ToolCallRecord] = []
+        self.prompt_tokens = self.completion_tokens = 0
+        self.cost_usd = 0.0
+        self.assistant_turns = 0
+
+    def ask(self, user_text: str | None, *, max_tokens: int, tools: bool) -> LLMReply:
+        if user_text is not None:
+            self.conversation.append({"role": "user", "content": user_text})
+        reply = complete(
+            self.prefix + self.conversation,
+            self.settings,
+            tools=tool_schemas() if tools else None,
+            stop=["```output"] if self.protocol == "code" else None,
+            max_tokens=max_tokens,
+        )
+        self.prompt_tokens += reply.prompt_tokens
+        self.completion_tokens += reply.completion_tokens
+        self.cost_usd += reply.cost_usd
+        self.conversation.append(assistant_message(reply))
+        self.assistant_turns += 1
+        return reply
+
+    def execute(self, tool_name: str, arguments: dict[str, Any], code: str | None, setup_error: str | None) -> ExecResult | None:
+        """Run one call in the sandbox and record it. Returns None when the call could not even be built."""
+        result = None
+        if setup_error is None and code is not None:
+            result = self.sandbox.run(code, self.session_id, timeout=self.config.tool_timeout_s)
+        self.calls.append(ToolCallRecord(
+            problem_id=self.problem.id,
+            call_index=len(self.calls),
+            tool_protocol=self.protocol,
+            tool_name=tool_name,
+            arguments_json=json.dumps(arguments, ensure_ascii=False),
+            code=code or "",
+            output=result.text_for_model() if result and result.status == "ok" else "",
+            error=setup_error or (None if result is None or result.status == "ok" else result.text_for_model()),
+            status=result.status if result else "error",
+            duration_s=result.duration_s if result else 0.0,
+            turn_index=self.assistant_turns - 1,
+            model=self.settings.model,
+            prompt_version=self.prompt.id,
+        ))
+        return result
+
+    def run_function_calls(self, reply: LLMReply) -> bool:
+        """Execute every function call of a reply; True if any failed."""
+        failed = False
+        for call in reply.tool_calls:
+            arguments: dict[str, Any] = {}
+            code = setup_error = None
+            try:
+                arguments = parse_arguments(call)
+                code = call_to_code(call.name, arguments)
+            except (ValueError, json.JSONDecodeError) as exc:
+                setup_error = f"{type(exc).__name__}: {exc}"
+            result = self.execute(call.name, arguments, code, setup_error)
+            text = setup_error or (result.text_for_model() if result else "")
+            failed |= setup_error is not None or (result is not None and result.status != "ok")
+            self.conversation.append({"role": "tool", "tool_call_id": call.id, "content": text})
+        return failed
+
+    def run_code_block(self, code: str) -> tuple[str, bool]:
+        result = self.execute(CODE_TOOL_NAME, {"code": code}, code, None)
+        assert result is not None
+        return result.text_for_model(), result.status != "ok"
+
+
+def solve_problem(problem: ProblemRecord, settings: LLMSettings, config: SolveConfig,
+                  sandbox: Sandbox | None = None) -> SolveOutcome:
+    """Run the Solver agent on one problem. LLM failures end the episode as status "error", never raise."""
+    protocol = resolve_protocol(config, settings)
+    prompt = load_prompt("solver", config.prompt_version)
+    episode = _Episode(problem, settings, config, prompt, protocol, sandbox or get_default_sandbox())
+    plan, final_answer, status, error = "", None, "no_answer", None
+    try:
+        if config.plan_first:
+            plan = episode.ask(prompt.render("plan", problem=problem.problem), max_tokens=config.plan_max_tokens,
+                               tools=False).content.strip()
+            next_user = prompt.render("execute", plan=plan, problem=problem.problem)
+        else:
+            next_user = prompt.render("execute_code" if protocol == "code" else "execute", plan="", problem=problem.problem)
+        for turn in range(config.max_turns):
+            if turn == config.max_turns - 1:
+                next_user = (next_user + "\n\n" if next_user else "") + prompt.render("wrapup")
+            reply = episode.ask(next_user, max_tokens=config.turn_max_tokens, tools=protocol == "functions")
+            next_user = None
+            if protocol == "functions" and reply.tool_calls:
+                failed = episode.run_function_calls(reply)
+                next_user = prompt.render("reflect") if failed else None
+                continue
+            code = extract_code(reply.content) if protocol == "code" else None
+            if code is not None:
+                output, failed = episode.run_code_block(code)
+                next_user = prompt.render("tool_output_code", output=output)
+                if failed:
+                    next_user += "\n" + prompt.render("reflect")
+                continue
+            final_answer = extract_boxed(reply.content)
+            if final_answer is not None:
+                status = "answered"
+                break
+            next_user = prompt.render("followup")
+    except LLMCallError as exc:
+        status, error = "error", str(exc)
+    finally:
+        episode.sandbox.close_session(episode.session_id)
+    trace = TraceRecord(
+        problem_id=problem.id,
+        problem=problem.problem,
+        reference_answer=problem.answer,
+        plan=plan,
+        messages_json=json.dumps(episode.conversation, ensure_ascii=False),
+        final_answer=final_answer,
+        answer_correct=final_answer is not None and answers_match(final_answer, problem.answer),
+        n_tool_calls=len(episode.calls),
+        n_turns=episode.assistant_turns,
+        status=status,
+        error=error,
+        tool_protocol=protocol,
+        model=settings.model,
+        prompt_version=prompt.id,
+        prompt_tokens=episode.prompt_tokens,
+        completion_tokens=episode.completion_tokens,
+        cost_usd=episode.cost_usd,
+    )
+    return SolveOutcome(trace=trace, tool_calls=episode.calls)

@@ -1,0 +1,153 @@
+"""Translator agent: back-translate one tool call into a by-hand derivation, and check it.
+
+The model sees what the tool was asked (the function's docstring and arguments, or the code) but
+not its output, derives the result by hand and boxes it. The boxed result is then compared with the
+tool's real output, so an explanation that reaches a different value never enters the dataset
+(the paper's released judge accepted every explanation). Order of checks:
+
+1. exact match after whitespace normalisation,
+2. the project's grader (math-verify with its sympy fallback) on the raw output,
+3. the output parsed by SymPy and printed as LaTeX, graded again (tool outputs are SymPy syntax),
+4. only when the output is not a SymPy expression at all: an LLM judge that must answer
+   exactly \\boxed{True} or \\boxed{False} after reading the derivation.
+
+A mismatch is retried (up to `max_attempts`) with feedback that the previous result was wrong,
+sampling at a non-zero temperature so the retry can differ.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import sympy
+from pydantic import BaseModel, Field
+
+from eval.grader import answers_match, extract_boxed
+from tasks.llm import LLMCallError, LLMSettings, complete
+from tasks.prompt_store import PromptTemplate, load_prompt
+from tasks.records import ToolCallRecord, TranslationRecord
+from tool_sandbox.sympy_toolkit import tool_description
+
+CheckMethod = Literal["math_verify", "sympy", "exact", "judge", "not_checkable", "none"]
+
+
+class TranslateConfig(BaseModel):
+    max_attempts: int = Field(default=3, ge=1)
+    retry_temperature: float = 0.7
+    use_judge: bool = Field(default=True, description="Ask an LLM judge only when the tool output is not math.")
+    max_tokens: int = 512
+    prompt_version: str = "latest"
+    judge_prompt_version: str = "latest"
+
+
+class Check(BaseModel):
+    faithful: bool
+    method: CheckMethod
+    reason: str | None = None
+
+
+def _normalise(text: str) -> str:
+    return "".join(text.split()).strip("$.")
+
+
+def _output_candidates(tool_output: str) -> list[str]:
+    """The whole output, and its last line (code that prints intermediate values then the result)."""
+    stripped = tool_output.strip()
+    lines = [line for line in stripped.splitlines() if line.strip()]
+    return list(dict.fromkeys([stripped, lines[-1].strip()] if lines else [stripped]))
+
+
+def _as_latex(expression: str) -> str | None:
+    try:
+        return sympy.latex(sympy.sympify(expression, evaluate=False))
+    except (sympy.SympifyError, SyntaxError, TypeError, ValueError, AttributeError, RecursionError):
+        return None
+
+
+def check_derivation(derived: str, tool_output: str) -> Check | None:
+    """Compare a derived answer with the tool output. None means "not checkable without a judge"."""
+    candidates = _output_candidates(tool_output)
+    if any(_normalise(derived) == _normalise(c) for c in candidates):
+        return Check(faithful=True, method="exact")
+    if any(answers_match(derived, c) for c in candidates):
+        return Check(faithful=True, method="math_verify")
+    latex_forms = [latex for latex in map(_as_latex, candidates) if latex is not None]
+    if any(answers_match(derived, latex) for latex in latex_forms):
+        return Check(faithful=True, method="sympy")
+    if latex_forms:
+        return Check(faithful=False, method="sympy", reason=f"derived {derived!r} but the tool returned {candidates[-1]!r}")
+    return None
+
+
+def judge_derivation(explanation: str, tool_output: str, settings: LLMSettings, prompt: PromptTemplate) -> tuple[Check, int, int, float]:
+    reply = complete(
+        [{"role": "system", "content": prompt.render("system")},
+         {"role": "user", "content": prompt.render("user", tool_output=tool_output, explanation=explanation)}],
+        settings,
+        max_tokens=64,
+        temperature=0.0,
+    )
+    verdict = (extract_boxed(reply.content) or "").strip().lower()
+    if verdict not in {"true", "false"}:
+        check = Check(faithful=False, method="judge", reason=f"judge gave no \\boxed{{True/False}} verdict: {reply.content[:120]!r}")
+    else:
+        check = Check(faithful=verdict == "true", method="judge", reason=None if verdict == "true" else "judge: results differ")
+    return check, reply.prompt_tokens, reply.completion_tokens, reply.cost_usd
+
+
+def translation_request(call: ToolCallRecord, prompt: PromptTemplate) -> str:
+    if call.tool_protocol == "code":
+        return prompt.render("user_code", code=call.code)
+    return prompt.render("user_function", tool_name=call.tool_name, description=tool_description(call.tool_name),
+                         arguments=call.arguments_json)
+
+
+def translate_tool_call(call: ToolCallRecord, settings: LLMSettings, config: TranslateConfig) -> TranslationRecord:
+    """Back-translate one successful tool call. LLM failures give an unfaithful row with the reason."""
+    prompt = load_prompt("translator", config.prompt_version)
+    judge_prompt = load_prompt("judge", config.judge_prompt_version)
+    messages = [{"role": "system", "content": prompt.render("system")},
+                {"role": "user", "content": translation_request(call, prompt)}]
+    tokens_in = tokens_out = 0
+    cost = 0.0
+    explanation, derived = "", None
+    check = Check(faithful=False, method="none", reason="not attempted")
+    attempts = 0
+    try:
+        for attempt in range(config.max_attempts):
+            attempts = attempt + 1
+            reply = complete(messages, settings, max_tokens=config.max_tokens,
+                             temperature=None if attempt == 0 else config.retry_temperature)
+            tokens_in, tokens_out, cost = tokens_in + reply.prompt_tokens, tokens_out + reply.completion_tokens, cost + reply.cost_usd
+            explanation, derived = reply.content.strip(), extract_boxed(reply.content)
+            if derived is None:
+                check = Check(faithful=False, method="none", reason="the explanation has no \\boxed{} result")
+            else:
+                checked = check_derivation(derived, call.output)
+                if checked is None and config.use_judge:
+                    checked, p, c, usd = judge_derivation(explanation, call.output, settings, judge_prompt)
+                    tokens_in, tokens_out, cost = tokens_in + p, tokens_out + c, cost + usd
+                check = checked or Check(faithful=False, method="not_checkable", reason="tool output is not math and the judge is off")
+            if check.faithful:
+                break
+            messages += [{"role": "assistant", "content": reply.content},
+                         {"role": "user", "content": prompt.render("retry_feedback", previous=derived or "no boxed result")}]
+    except LLMCallError as exc:
+        check = Check(faithful=False, method=check.method, reason=f"LLM call failed: {exc}")
+    return TranslationRecord(
+        problem_id=call.problem_id,
+        call_index=call.call_index,
+        tool_name=call.tool_name,
+        tool_output=call.output,
+        explanation=explanation,
+        derived_answer=derived,
+        faithful=check.faithful,
+        check_method=check.method,
+        attempts=attempts,
+        reason=check.reason,
+        model=settings.model,
+        prompt_version=f"{prompt.id}+{judge_prompt.id}",
+        prompt_tokens=tokens_in,
+        completion_tokens=tokens_out,
+        cost_usd=cost,
+    )

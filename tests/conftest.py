@@ -1,0 +1,47 @@
+"""Shared fixtures: offline environment, and a replay LLM that answers from a scripted queue."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import litellm  # noqa: E402
+import pytest  # noqa: E402
+from litellm.llms.custom_llm import CustomLLM  # noqa: E402
+from litellm.types.utils import ModelResponse  # noqa: E402
+
+
+class ReplayLLM(CustomLLM):
+    """Answers `replay/...` calls with the queued replies, in order, and records every request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.replies: list[str] = []
+        self.requests: list[list[dict[str, Any]]] = []
+
+    def completion(self, model: str, messages: list, optional_params: dict, model_response: ModelResponse,
+                   *args: Any, **kwargs: Any) -> ModelResponse:
+        self.requests.append([dict(m) for m in messages])
+        if not self.replies:
+            raise AssertionError(f"replay LLM: no reply queued for request {len(self.requests)}: {messages[-1]}")
+        model_response.choices[0].message.content = self.replies.pop(0)  # type: ignore[union-attr]
+        model_response.usage = litellm.Usage(prompt_tokens=10, completion_tokens=5, total_tokens=15)  # type: ignore[attr-defined]
+        return model_response
+
+
+@pytest.fixture
+def replay_llm() -> Iterator[ReplayLLM]:
+    handler = ReplayLLM()
+    saved = litellm.custom_provider_map
+    litellm.custom_provider_map = [*saved, {"provider": "replay", "custom_handler": handler}]
+    try:
+        yield handler
+    finally:
+        litellm.custom_provider_map = saved
