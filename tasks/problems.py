@@ -9,7 +9,8 @@ rows are skipped and listed in `ProblemLoadReport.skipped`.
 
 Common public layouts are mapped as they are, so the shared copies need no rewriting:
 `question` → problem (GSM8K, OlympiadBench); `final_answer` → answer (OlympiadBench, a list);
-a GSM8K answer keeps only the number after `####`; `unique_id`/`idx` → id.
+a GSM8K answer keeps only the number after `####`; a MATH-style row without an answer takes the
+last `\\boxed{}` of its `solution`; `unique_id`/`idx` → id.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
+from eval.grader import extract_boxed
 from tasks.records import ProblemRecord
 
 SUPPORTED_SUFFIXES = (".jsonl", ".parquet", ".csv")
@@ -245,7 +247,8 @@ def _to_record(row: dict[str, Any], *, file: Path, line: int, source: str, id_pr
                         "shorten it, or raise --max-problem-chars")
     answer = _answer_of(row)
     if answer is None:
-        raise _RowFault(f'missing field: "answer" (expected keys: problem, answer; found: {", ".join(row)})')
+        raise _RowFault(f'missing field: "answer" (expected keys: problem, answer, or a solution ending in '
+                        f'\\boxed{{...}}; found: {", ".join(row)})')
     _, raw_id = _first_present(row, ID_KEYS)
     problem_id = f"{id_prefix}{raw_id}" if raw_id is not None else f"{file.stem}-{line}"
     level = row.get("level")
@@ -262,7 +265,8 @@ def _answer_of(row: dict[str, Any]) -> str | None:
     """The reference answer as text, from whichever answer field the row's layout uses."""
     key, value = _first_present(row, ANSWER_KEYS)
     if key is None:
-        return None
+        solution = row.get("solution")
+        return extract_boxed(solution) if isinstance(solution, str) else None
     if isinstance(value, str) and value.lstrip().startswith("["):
         try:
             value = ast.literal_eval(value)

@@ -53,10 +53,17 @@ def test_common_field_layouts_are_mapped(tmp_path):
         {"question": "Natalia sold 48 clips...", "answer": "Natalia sold 48/2 = 24.\n#### 1,072"},
         {"question": "Olympiad question", "final_answer": ["$\\frac{1}{2}$", "3"]},
         {"problem": "AMC question", "answer": 27.0},
+        {"problem": "MATH question", "solution": "So $x = \\boxed{2}$ and then $y=\\boxed{\\frac{1}{3}}$."},
     ]
     problems = load_problems(write_jsonl(tmp_path / "mixed.jsonl", rows)).problems
-    assert [p.answer for p in problems] == ["1072", "\\frac{1}{2}, 3", "27"]
-    assert [p.id for p in problems] == ["mixed-1", "mixed-2", "mixed-3"]
+    assert [p.answer for p in problems] == ["1072", "\\frac{1}{2}, 3", "27", "\\frac{1}{3}"]
+    assert [p.id for p in problems] == ["mixed-1", "mixed-2", "mixed-3", "mixed-4"]
+
+
+def test_math_solution_without_a_box_is_a_missing_answer(tmp_path):
+    path = write_jsonl(tmp_path / "m.jsonl", [{"problem": "p", "solution": "no box here"}])
+    with pytest.raises(ProblemInputError, match='m.jsonl line 1: missing field: "answer"'):
+        load_problems(path)
 
 
 def test_folder_of_files_prefixes_ids_so_per_file_numbering_does_not_collide(tmp_path):
