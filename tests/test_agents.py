@@ -1,0 +1,161 @@
+"""Solver, Translator, Rephraser and filter behaviour with scripted LLM replies and the real sandbox."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tasks.filter import decide, to_sft_record
+from tasks.llm import LLMSettings
+from tasks.records import ProblemRecord, ToolCallRecord
+from tasks.rephrase import RephraseConfig, build_draft, rephrase_trace
+from tasks.solve import SolveConfig, extract_code, solve_problem
+from tasks.translate import TranslateConfig, check_derivation, translate_tool_call
+
+SCRIPTED = LLMSettings(model="scripted/arithmetic", concurrency_limit=None)
+REPLAY = LLMSettings(model="replay/test", concurrency_limit=None, num_retries=0)
+PROBLEM = ProblemRecord(id="p1", problem="What is 12 * 7?", answer="84", source="test")
+
+
+def _call(output: str, code: str = "print(12 * 7)", **overrides) -> ToolCallRecord:
+    fields = dict(problem_id="p1", call_index=0, tool_protocol="code", tool_name="python", arguments_json="{}",
+                  code=code, output=output, error=None, status="ok", duration_s=0.01, turn_index=1,
+                  model="m", prompt_version="solver/v1")
+    return ToolCallRecord(**(fields | overrides))
+
+
+def test_extract_code_takes_the_last_block_even_if_generation_stopped_inside_it():
+    text = "first\n```python\nprint(1)\n```\nthen\n```python\nx = 2\nprint(x)\n"
+    assert extract_code(text) == "x = 2\nprint(x)"
+    assert extract_code("no code here") is None
+
+
+def test_solver_plans_runs_code_in_the_sandbox_and_boxes_the_real_output():
+    outcome = solve_problem(PROBLEM, SCRIPTED, SolveConfig(tool_protocol="code"))
+    trace = outcome.trace
+    assert (trace.status, trace.final_answer, trace.answer_correct) == ("answered", "84", True)
+    assert trace.plan.startswith("1.")
+    [call] = outcome.tool_calls
+    assert (call.tool_name, call.code, call.output.strip(), call.status) == ("python", "print(12 * 7)", "84", "ok")
+    assert trace.model == "scripted/arithmetic" and trace.prompt_version == "solver/v1"
+    roles = [m["role"] for m in json.loads(trace.messages_json)]
+    assert roles == ["user", "assistant", "user", "assistant", "user", "assistant"]
+
+
+def test_solver_shows_a_failed_call_to_the_model_and_asks_it_to_reflect(replay_llm):
+    replay_llm.replies = [
+        "Plan: compute it.",
+        "```python\nprint(undefined_name)\n```\n",
+        "Fixed.\n```python\nprint(12 * 7)\n```\n",
+        "The answer is \\boxed{84}.",
+    ]
+    outcome = solve_problem(PROBLEM, REPLAY, SolveConfig(tool_protocol="code"))
+    assert [c.status for c in outcome.tool_calls] == ["error", "ok"]
+    assert "NameError" in (outcome.tool_calls[0].error or "")
+    reflect_turn = replay_llm.requests[2][-1]["content"]
+    assert "NameError" in reflect_turn and "Reflect" in reflect_turn
+    assert outcome.trace.answer_correct
+
+
+def test_solver_session_keeps_variables_between_turns(replay_llm):
+    replay_llm.replies = [
+        "```python\nfrom sympy import symbols\nx = symbols('x')\nprint(x)\n```",
+        "```python\nprint((x + 1)**2 - x**2)\n```",
+        "The answer is \\boxed{2x+1}.",
+    ]
+    outcome = solve_problem(ProblemRecord(id="s", problem="Simplify (x+1)^2 - x^2", answer="2x+1"), REPLAY,
+                            SolveConfig(tool_protocol="code", plan_first=False))
+    assert outcome.tool_calls[1].status == "ok"
+    assert outcome.tool_calls[1].output.strip() == "2*x + 1"
+
+
+def test_solver_stops_at_the_turn_budget_and_asks_to_wrap_up(replay_llm):
+    replay_llm.replies = ["Thinking.", "Still thinking."]
+    outcome = solve_problem(PROBLEM, REPLAY, SolveConfig(tool_protocol="code", plan_first=False, max_turns=2))
+    assert outcome.trace.status == "no_answer" and outcome.trace.n_turns == 2
+    assert "wrap up" in replay_llm.requests[-1][-1]["content"]
+
+
+def test_solver_llm_failure_becomes_an_error_row_not_an_exception(replay_llm):
+    replay_llm.replies = []  # the replay handler raises: a permanent provider failure
+    outcome = solve_problem(PROBLEM, REPLAY, SolveConfig(tool_protocol="code"))
+    assert outcome.trace.status == "error" and "replay" in (outcome.trace.error or "")
+
+
+def test_functions_protocol_runs_toolkit_calls_through_the_sandbox():
+    outcome = solve_problem(PROBLEM, SCRIPTED, SolveConfig(tool_protocol="functions"))
+    [call] = outcome.tool_calls
+    assert call.tool_protocol == "functions" and call.status == "ok"
+    assert call.output.strip() == "84" and outcome.trace.answer_correct
+
+
+@pytest.mark.parametrize(("derived", "output", "method"), [
+    ("84", "84\n", "exact"),
+    ("\\frac{1}{2}", "1/2", "math_verify"),
+    ("x^{2} + 2 x + 1", "x**2 + 2*x + 1", "sympy"),
+    ("-7, 7", "[-7, 7]", None),
+])
+def test_derivations_are_checked_against_the_real_tool_output(derived, output, method):
+    check = check_derivation(derived, output)
+    assert check is not None and check.faithful, check
+    if method:
+        assert check.method == method
+
+
+def test_a_derivation_with_a_different_value_is_unfaithful():
+    check = check_derivation("85", "84")
+    assert check is not None and not check.faithful and "84" in (check.reason or "")
+
+
+def test_translator_retries_with_feedback_and_gives_up_after_max_attempts(replay_llm):
+    replay_llm.replies = ["12*7 = 74. \\boxed{74}", "\\boxed{85}", "\\boxed{94}"]
+    row = translate_tool_call(_call("84"), REPLAY, TranslateConfig(max_attempts=3))
+    assert (row.faithful, row.attempts, row.derived_answer) == (False, 3, "94")
+    assert "not the correct result" in replay_llm.requests[1][-1]["content"]
+    assert "84" not in replay_llm.requests[1][-1]["content"]  # feedback never leaks the tool's answer
+
+
+def test_translator_accepts_a_correct_retry(replay_llm):
+    replay_llm.replies = ["\\boxed{74}", "12 \\times 7 = 84, so \\boxed{84}"]
+    row = translate_tool_call(_call("84"), REPLAY, TranslateConfig())
+    assert (row.faithful, row.attempts, row.check_method) == (True, 2, "exact")
+    assert row.prompt_version == "translator/v1+judge/v1"
+
+
+def test_judge_is_asked_only_for_non_math_output_and_must_give_a_strict_verdict(replay_llm):
+    replay_llm.replies = ["It is prime. \\boxed{prime}", "I think they agree."]
+    row = translate_tool_call(_call("the number is prime!"), REPLAY, TranslateConfig(max_attempts=1))
+    assert row.check_method == "judge" and not row.faithful and "verdict" in (row.reason or "")
+    assert len(replay_llm.requests) == 2
+
+
+def test_rephrase_draft_replaces_code_with_faithful_explanations_only():
+    outcome = solve_problem(PROBLEM, SCRIPTED, SolveConfig(tool_protocol="code"))
+    [call] = outcome.tool_calls
+    row = translate_tool_call(call, SCRIPTED, TranslateConfig())
+    draft = build_draft(outcome.trace, outcome.tool_calls, [row])
+    assert "```" not in draft and "print(" not in draft
+    assert row.explanation in draft and draft.startswith("Plan:")
+    assert row.explanation not in build_draft(outcome.trace, outcome.tool_calls, [row.model_copy(update={"faithful": False})])
+
+
+def test_filter_keeps_a_correct_faithful_tool_free_trace_and_names_drop_reasons():
+    outcome = solve_problem(PROBLEM, SCRIPTED, SolveConfig(tool_protocol="code"))
+    translations = [translate_tool_call(c, SCRIPTED, TranslateConfig()) for c in outcome.tool_calls]
+    nl = rephrase_trace(outcome.trace, outcome.tool_calls, translations, SCRIPTED, RephraseConfig())
+    kept = decide(outcome.trace, nl, outcome.tool_calls, translations)
+    assert kept.kept and kept.drop_reason is None and kept.n_faithful_calls == 1
+
+    wrong = nl.model_copy(update={"final_answer": "85"})
+    assert decide(outcome.trace, wrong, outcome.tool_calls, translations).drop_reason == "wrong_answer"
+    leaky = nl.model_copy(update={"solution": nl.solution + " (computed with sympy)"})
+    assert decide(outcome.trace, leaky, outcome.tool_calls, translations).drop_reason == "tool_mentions_left"
+    unfaithful = [t.model_copy(update={"faithful": False}) for t in translations]
+    assert decide(outcome.trace, nl, outcome.tool_calls, unfaithful).drop_reason == "unfaithful_translation"
+    unsolved = outcome.trace.model_copy(update={"final_answer": None, "answer_correct": False})
+    assert decide(unsolved, None, outcome.tool_calls, []).drop_reason == "solver_no_answer"
+
+    sft = to_sft_record(nl, outcome.trace, translations, "test")
+    assert [m.role for m in sft.messages] == ["user", "assistant"] and sft.teacher_model == "scripted/arithmetic"
+    assert json.loads(sft.prompt_versions_json) == ["rephraser/v1", "solver/v1", "translator/v1+judge/v1"]
