@@ -1,0 +1,183 @@
+"""The dataset card: a README.md beside the run's Parquet files, in Hugging Face dataset-card format.
+
+The YAML header makes the output folder a dataset as it is: `configs` points the default config at
+`sft.parquet` (and one config at each other stage file), so `datasets.load_dataset(<dir>)` and a Hub
+upload load the training set and not a mix of stage files. The header and the body say what the data
+is: licence, source datasets, teacher model, prompt versions, counts per stage, drop reasons and the
+decontamination report. Row counts of the files are read from the files themselves, so the card
+cannot disagree with the Parquet it describes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import yaml
+from pydantic import BaseModel, Field
+
+from tasks.decontam import ContaminationHit, hits_by_benchmark
+from tasks.quality import QualitySummary
+from tasks.records import STAGE_RECORDS
+
+CARD_NAME = "README.md"
+TRAIN_STAGE = "sft"
+MAX_LISTED_HITS = 50  # the card lists this many contaminated problems; the count covers all of them
+
+
+class DecontaminationReport(BaseModel):
+    benchmarks: list[str]
+    ngram_size: int
+    min_coverage: float
+    hits: list[ContaminationHit] = Field(default_factory=list)
+
+
+class DatasetCardInfo(BaseModel):
+    """What a distill run knows about its dataset; the flow fills it in."""
+
+    pretty_name: str
+    license: str = Field(description="SPDX-style id for the Hub ('mit', 'apache-2.0', 'other'): the terms of the "
+                                     "source problems and of the teacher model's outputs both apply.")
+    source_datasets: list[str]
+    teacher_model: str
+    prompt_versions: dict[str, str]
+    stage_counts: dict[str, int] = Field(description="Rows after each step, in pipeline order.")
+    drop_reasons: dict[str, int] = Field(default_factory=dict)
+    decontamination: DecontaminationReport | None = None
+    duplicates_removed: dict[str, int] = Field(default_factory=dict)  # {"problem": n, "trace": m}
+    quality: QualitySummary | None = None
+    cost_usd: float | None = None
+    paper: str = "https://arxiv.org/abs/2506.19171"
+
+
+def _size_category(rows: int) -> str:
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if rows < limit:
+            return label
+    return "n>1M"
+
+
+def _stage_files(output_dir: Path) -> dict[str, int]:
+    """Rows of each stage file present, in pipeline order (read from Parquet footers only)."""
+    return {stage: pq.read_metadata(output_dir / f"{stage}.parquet").num_rows
+            for stage in STAGE_RECORDS if (output_dir / f"{stage}.parquet").exists()}
+
+
+def _header(card: DatasetCardInfo, files: dict[str, int]) -> dict[str, Any]:
+    configs = [{"config_name": "default", "data_files": [{"split": "train", "path": f"{TRAIN_STAGE}.parquet"}]}]
+    configs += [{"config_name": stage, "data_files": [{"split": "train", "path": f"{stage}.parquet"}]}
+                for stage in files if stage != TRAIN_STAGE]
+    decontam = card.decontamination
+    return {
+        "pretty_name": card.pretty_name,
+        "license": card.license,
+        "language": ["en"],
+        "task_categories": ["text-generation", "question-answering"],
+        "tags": ["math", "reasoning", "distillation", "tool-distill", "synthetic"],
+        "size_categories": [_size_category(files[TRAIN_STAGE])],
+        "source_datasets": card.source_datasets,
+        "configs": configs,
+        "tool_distill": {
+            "teacher_model": card.teacher_model,
+            "prompt_versions": card.prompt_versions,
+            "stage_counts": card.stage_counts,
+            "file_rows": files,
+            "drop_reasons": card.drop_reasons,
+            "duplicates_removed": card.duplicates_removed,
+            "decontamination": None if decontam is None else {
+                "benchmarks": decontam.benchmarks, "ngram_size": decontam.ngram_size,
+                "min_coverage": decontam.min_coverage, "removed": len(decontam.hits),
+                "removed_by_benchmark": hits_by_benchmark(decontam.hits)},
+            "cost_usd": card.cost_usd,
+        },
+    }
+
+
+def _table(rows: list[tuple[Any, ...]], head: tuple[str, ...]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(cell).replace("|", "\\|").replace("\n", " ") for cell in row) + " |"
+              for row in rows]
+    return "\n".join(lines)
+
+
+def _body(card: DatasetCardInfo, files: dict[str, int]) -> str:
+    parts = [
+        f"# {card.pretty_name}",
+        f"Tool-free math solutions distilled from tool-using traces, after [Distilling Tool Knowledge into "
+        f"Language Models via Back-Translated Traces]({card.paper}): a Solver agent solved each problem "
+        f"with SymPy calls in a sandbox, a Translator re-derived each call in natural language (checked "
+        f"against the tool's real output), and a Rephraser merged them into one solution without tools. "
+        f"Only solutions whose final answer matches the reference, whose tool calls were all translated "
+        f"faithfully, and that mention no tool or code are kept.",
+        "## Use\n\n```python\nfrom datasets import load_dataset\n\n"
+        "train = load_dataset(\"<this folder or repo>\", split=\"train\")  # sft.parquet: chat messages\n"
+        "filter_report = load_dataset(\"<this folder or repo>\", \"filter_report\", split=\"train\")\n```",
+        f"- **Licence**: `{card.license}` (the terms of the source problems and of the teacher model's outputs apply)\n"
+        f"- **Source datasets**: {', '.join(card.source_datasets) or 'none'}\n"
+        f"- **Teacher model**: `{card.teacher_model}`\n"
+        f"- **Prompt versions**: {', '.join(f'{k} `{v}`' for k, v in card.prompt_versions.items()) or 'none'}"
+        + (f"\n- **Generation cost**: ${card.cost_usd:.4f}" if card.cost_usd is not None else ""),
+        "## Counts per stage\n\n" + _table(list(card.stage_counts.items()), ("stage", "rows")),
+        "## Files\n\n" + _table([(f"`{stage}.parquet`", rows) for stage, rows in files.items()], ("file", "rows")),
+        "## Drop reasons\n\n" + (_table(list(card.drop_reasons.items()), ("reason", "rows"))
+                                 if card.drop_reasons else "No row was dropped by the filter."),
+    ]
+    if card.duplicates_removed:
+        parts.append("## Deduplication\n\n" + _table(list(card.duplicates_removed.items()), ("kind", "removed")))
+    parts.append(_decontamination_section(card.decontamination))
+    if card.quality is not None:
+        parts.append("## Quality\n\n" + _table(
+            [(k, v) for k, v in card.quality.model_dump().items() if k != "drop_reasons"], ("metric", "value")))
+    return "\n\n".join(parts) + "\n"
+
+
+def _decontamination_section(report: DecontaminationReport | None) -> str:
+    if report is None:
+        return "## Decontamination\n\nNot run: this dataset was not checked against evaluation benchmarks."
+    text = (f"## Decontamination\n\nInput problems were checked against {', '.join(report.benchmarks)} "
+            f"({report.ngram_size}-gram overlap on normalised text, coverage >= {report.min_coverage} of a "
+            f"benchmark problem with the same numbers, or an exact normalised match) and "
+            f"{len(report.hits)} were removed before solving.")
+    if report.hits:
+        listed = report.hits[:MAX_LISTED_HITS]
+        text += "\n\n" + _table([(h.problem_id, h.benchmark, h.benchmark_id, h.method, h.coverage,
+                                  h.matched_span[:120]) for h in listed],
+                                ("problem", "benchmark", "benchmark id", "method", "coverage", "matched span"))
+        if len(report.hits) > len(listed):
+            text += f"\n\n({len(report.hits) - len(listed)} more not listed.)"
+    return text
+
+
+def write_dataset_card(output_dir: Path, card: DatasetCardInfo) -> Path:
+    """Write `<output_dir>/README.md` for the stage files there; `sft.parquet` must exist."""
+    output_dir = Path(output_dir)
+    if not (output_dir / f"{TRAIN_STAGE}.parquet").exists():
+        raise FileNotFoundError(f"{output_dir / (TRAIN_STAGE + '.parquet')}: the dataset card describes the SFT "
+                                "file; run the filter stage that writes it first")
+    files = _stage_files(output_dir)
+    header = yaml.safe_dump(_header(card, files), sort_keys=False, allow_unicode=True)
+    text = f"---\n{header}---\n\n{_body(card, files)}"
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{CARD_NAME}.", suffix=".tmp", dir=output_dir)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    path = output_dir / CARD_NAME
+    os.replace(tmp_name, path)
+    return path
+
+
+def push_to_hub(output_dir: Path, repo: str, *, private: bool = True) -> str:
+    """Upload the card and the stage Parquet files to a Hub dataset repo; needs a token (HF_TOKEN or login)."""
+    from huggingface_hub import HfApi, get_token
+
+    token = get_token()
+    if not token:
+        raise RuntimeError(f"--push-to-hub {repo}: no Hugging Face token found; set HF_TOKEN or run "
+                           "`huggingface-cli login`, or leave out --push-to-hub")
+    api = HfApi(token=token)
+    api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
+    commit = api.upload_folder(folder_path=str(output_dir), repo_id=repo, repo_type="dataset",
+                               allow_patterns=[CARD_NAME, "*.parquet"])
+    return commit.commit_url
