@@ -1,0 +1,83 @@
+"""Ordinary SymPy work and session semantics through the real sandbox (warm worker processes)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tool_sandbox import ExecResult, Sandbox, SandboxLimits, get_default_sandbox
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(pool_size=2, limits=SandboxLimits(timeout_s=5)) as box:
+        yield box
+
+
+def test_solve_prints_and_last_expression_is_the_result(sandbox: Sandbox) -> None:
+    out = sandbox.run("x = symbols('x')\nprint(solve(x**2 - 4, x))\nfactor(x**4 - 1)", "solve")
+    assert out.status == "ok", out.error
+    assert out.stdout == "[-2, 2]\n"
+    assert out.result == "(x - 1)*(x + 1)*(x**2 + 1)"
+    assert out.error is None and out.duration_s > 0
+
+
+def test_simplify_integrate_and_rational_arithmetic_are_exact(sandbox: Sandbox) -> None:
+    code = ("from sympy import *\nx = Symbol('x')\n"
+            "print(simplify(sin(x)**2 + cos(x)**2))\n"
+            "print(integrate(x*exp(-x), (x, 0, oo)))\n"
+            "print(Rational(1, 3) + Rational(1, 6))\n"
+            "integrate(1/(1 + x**2), x)")
+    out = sandbox.run(code, "calculus")
+    assert out.stdout.splitlines() == ["1", "1", "1/2"]
+    assert out.result == "atan(x)"
+
+
+def test_variables_persist_within_a_session_like_a_notebook(sandbox: Sandbox) -> None:
+    assert sandbox.run("x, y = symbols('x y')\neq = Eq(x + y, 10)", "notebook").status == "ok"
+    out = sandbox.run("solve([eq, Eq(x - y, 2)], [x, y])", "notebook")
+    assert out.result == "{x: 6, y: 4}"
+
+
+def test_sessions_do_not_see_each_other(sandbox: Sandbox) -> None:
+    sandbox.run("secret_value = 41", "session-a")
+    out = sandbox.run("secret_value + 1", "session-b")
+    assert out.status == "error"
+    assert out.error.startswith("NameError: name 'secret_value' is not defined")
+    assert sandbox.run("secret_value + 1", "session-a").result == "42"
+
+
+def test_closed_session_starts_fresh(sandbox: Sandbox) -> None:
+    sandbox.run("kept = 1", "closing")
+    sandbox.close_session("closing")
+    assert sandbox.run("kept", "closing").status == "error"
+    sandbox.close_session("never-opened")  # unknown ids are fine
+
+
+def test_error_names_type_and_message_first_with_a_short_user_traceback(sandbox: Sandbox) -> None:
+    out = sandbox.run("def f(n):\n    return 1 / n\nf(0)", "errors")
+    assert out.status == "error"
+    first, *rest = out.error.splitlines()
+    assert first == "ZeroDivisionError: division by zero"
+    assert any('File "<cell' in line for line in rest)
+    assert "tool_sandbox" not in out.error and "worker.py" not in out.error
+
+
+def test_syntax_error_points_at_the_line(sandbox: Sandbox) -> None:
+    out = sandbox.run("x = = 2", "syntax")
+    assert out.error.splitlines()[0] == "SyntaxError: invalid syntax"
+    assert "x = = 2" in out.error
+
+
+def test_text_for_model_shows_output_then_error_and_truncates() -> None:
+    result = ExecResult(stdout="partial\n", error="ValueError: bad", status="error")
+    assert result.text_for_model() == "partial\nValueError: bad"
+    long = ExecResult(stdout="y" * 5000)
+    text = long.text_for_model(max_chars=100)
+    assert text.startswith("y" * 100) and "truncated 4900 more characters" in text
+    assert "no output" in ExecResult().text_for_model()
+
+
+def test_default_sandbox_is_shared() -> None:
+    assert get_default_sandbox() is get_default_sandbox()

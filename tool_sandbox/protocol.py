@@ -1,0 +1,63 @@
+"""Length-prefixed JSON frames over a pipe, between the parent and a worker.
+
+JSON and not pickle on purpose: the worker runs untrusted code, and unpickling what it sends would
+hand that code the parent process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import struct
+import time
+from typing import Any
+
+HEADER = struct.Struct(">I")
+MAX_FRAME_BYTES = 64 << 20
+
+
+class FrameError(Exception):
+    """The other end closed the pipe or sent garbage."""
+
+
+class FrameTimeout(FrameError):
+    """No complete frame arrived before the deadline."""
+
+
+def write_frame(fd: int, message: dict[str, Any]) -> None:
+    body = json.dumps(message, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    data = memoryview(HEADER.pack(len(body)) + body)
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def read_frame(fd: int, deadline: float | None = None) -> dict[str, Any]:
+    """Read one frame; `deadline` is a `time.monotonic()` value (None waits forever)."""
+    (size,) = HEADER.unpack(_read_exactly(fd, HEADER.size, deadline))
+    if size > MAX_FRAME_BYTES:
+        raise FrameError(f"frame of {size} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
+    try:
+        message = json.loads(_read_exactly(fd, size, deadline).decode("utf-8", "surrogatepass"))
+    except ValueError as exc:
+        raise FrameError(f"frame is not JSON: {exc}") from exc
+    if not isinstance(message, dict):
+        raise FrameError(f"frame is a {type(message).__name__}, expected an object")
+    return message
+
+
+def _read_exactly(fd: int, n: int, deadline: float | None) -> bytes:
+    chunks: list[bytes] = []
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    while n:
+        if deadline is not None:
+            wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            if not poller.poll(wait_ms):
+                raise FrameTimeout("no reply before the deadline")
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise FrameError("pipe closed")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
