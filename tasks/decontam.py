@@ -23,6 +23,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Literal
 
 from pydantic import BaseModel
@@ -134,9 +135,8 @@ class BenchmarkIndex:
         exact = self.by_text.get(words)
         if exact is not None:
             return self._hit(exact, "exact", 1.0, " ".join(words))
-        shared: Counter[int] = Counter()
-        for gram in ngrams(words, self.ngram_size):
-            shared.update(self.by_ngram.get(gram, ()))
+        found = filter(None, map(self.by_ngram.get, ngrams(words, self.ngram_size)))
+        shared: Counter[int] = Counter(chain.from_iterable(found))  # benchmark doc -> shared n-grams
         candidates = sorted(((count / self.docs[d].n_ngrams, d) for d, count in shared.items()), reverse=True)
         problem_math = None
         for coverage, doc_index in candidates:
