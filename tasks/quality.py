@@ -26,19 +26,22 @@ _TOOL_WORDS = re.compile(
     r"|function[ -]calls?|tool[ _-]calls?|outputs?|calculator|programs?)\b",
     re.IGNORECASE,
 )
-# Code syntax: fences, prompts, imports, and calls of Python/SymPy API names (math notation such as
-# f(x), \gcd(48, 18) or \log_b(x) does not match: the names are Python's, or snake_case tool names).
+# Code syntax: fences, prompts, imports, calls of Python/SymPy API names, and snake_case identifiers
+# (math notation such as f(x), \gcd(48, 18), a_n or \log_b(x) does not match).
 _CODE_SYNTAX = re.compile(
     r"```|>>>|<tool_call>|\bimport\s+\w|\bfrom\s+\w+\s+import\b|\bdef\s+\w+\s*\(|\blambda\s+\w+\s*:"
     r"|\b(?:print|symbols|Symbol|sympify|simplify|expand|factor|solve|solveset|linsolve|nsolve|Rational|Eq"
-    r"|factorint|isprime|nsimplify|lambdify|evalf|subs|integrate|diff|Matrix|range|len)\s*\("
-    r"|\b[A-Za-z]{2,}(?:_[A-Za-z]{2,})+\s*\("
+    r"|factorint|isprime|nsimplify|lambdify|evalf|subs|integrate|diff|Matrix|range|len)\("
+    r"|\b[A-Za-z]{2,}(?:_[A-Za-z]{2,})+\b"  # snake_case names: the sandbox's tools (integer_gcd, solve_equations)
 )
 _WORD = re.compile(r"[A-Za-z]+")
+# Asymptote diagrams ([asy] ... [/asy], as in MATH) are figures, not tool calls; math is not prose.
+_ASY_BLOCK = re.compile(r"\[asy\].*?(?:\[/asy\]|$)", re.DOTALL)
+_MATH = re.compile(r"\$\$.*?\$\$|\$.*?\$|\\\[.*?\\\]|\\\(.*?\\\)|\\begin\{(\w+\*?)\}.*?\\end\{\1\}", re.DOTALL)
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _ENGLISH_FUNCTION_WORDS = frozenset(
     "the a an is are was be of to and in so we that this it for with by then thus therefore since which "
-    "has have as at from on or not each".split())
+    "has have as at from on or not each if there these their our us can must".split())
 
 
 def count_tool_mentions(text: str, *, problem: str = "") -> int:
@@ -46,6 +49,7 @@ def count_tool_mentions(text: str, *, problem: str = "") -> int:
 
     A word the problem itself uses is not counted: "a lock code of 4 digits" may say "code" freely.
     """
+    text, problem = _ASY_BLOCK.sub(" ", text), _ASY_BLOCK.sub(" ", problem)
     allowed = {m.group(0).lower() for regex in (_TOOL_WORDS, _CODE_SYNTAX) for m in regex.finditer(problem)}
     return sum(1 for regex in (_TOOL_WORDS, _CODE_SYNTAX) for m in regex.finditer(text)
                if m.group(0).lower() not in allowed)
@@ -60,12 +64,13 @@ def is_english(text: str) -> bool:
     """Mostly-ASCII letters and, beyond a few words, some English function words.
 
     A heuristic for catching a teacher that drifted into another language, not a language detector:
-    LaTeX-heavy solutions pass because their prose words are English.
+    only the prose is judged (math and diagrams are set aside), so LaTeX-heavy solutions pass.
     """
-    letters = [ch for ch in text if ch.isalpha()]
+    prose = _MATH.sub(" ", _ASY_BLOCK.sub(" ", text))
+    letters = [ch for ch in prose if ch.isalpha()]
     if letters and sum(ch.isascii() for ch in letters) / len(letters) < 0.9:
         return False
-    words = [w.lower() for w in _WORD.findall(text)]
+    words = [w.lower() for w in _WORD.findall(prose)]
     if len(words) < 12:
         return True
     return sum(w in _ENGLISH_FUNCTION_WORDS for w in words) / len(words) >= 0.05

@@ -8,7 +8,7 @@ from tasks.quality import count_tokens, count_tool_mentions, drop_reason_tally, 
 from tasks.quality import trace_quality
 from tasks.records import FilterDecision, NLTraceRecord, TraceRecord, TranslationRecord
 
-CLEAN = ("We multiply: $12 \\times 7 = 84$. Since $\\gcd(48, 18) = 6$ and $f(x) = \\log_b(x)$, "
+CLEAN = ("We multiply: $12 \\times 7 = 84$. Since $\\gcd(48, 18) = 6$, $f(x) = \\log_b(x)$ and $a_n = x_{max}$, "
          "the answer is $\\boxed{84}$.")
 
 
@@ -25,12 +25,18 @@ def test_a_clean_solution_has_no_tool_mentions():
         ("After executing the script: 84.", 2),
         ("from sympy import symbols\nx = symbols('x')", 3),
         ("We call solve_equation(x + 5 = 12) and get 7.", 1),
+        ("By integer_gcd the answer is 6.", 1),
         ("Then solve(x**2 - 49, x) gives 7.", 1),
         (">>> 2**10\n1024", 1),
     ],
 )
 def test_tool_and_code_leftovers_are_counted(text, count):
     assert count_tool_mentions(text) == count
+
+
+def test_asymptote_diagrams_are_figures_not_tool_calls():
+    solution = "[asy]\nimport graph; size(100);\nrr_cartesian_axes(-5,5,-5,5);\n[/asy]\nThe range (all outputs"
+    assert count_tool_mentions(solution) == 1  # only 'outputs'
 
 
 def test_words_the_problem_itself_uses_are_not_counted():
@@ -47,6 +53,8 @@ def test_token_count_counts_words_numbers_and_marks():
 def test_language_check_flags_other_scripts_and_non_english_prose():
     assert is_english(CLEAN)
     assert is_english("$x = 7$")
+    assert is_english("Then \\[\\frac{a}{b} \\cdot \\sqrt{c^2 + d^2} = \\left( e f g h i j k l m \\right)\\] so "
+                      "$\\boxed{7}$ holds, and we are done with the whole argument here.")
     assert not is_english("Мы умножаем двенадцать на семь и получаем восемьдесят четыре.")
     assert not is_english("Wir multiplizieren zwölf mit sieben und erhalten vierundachtzig, also ist die Lösung "
                           "vierundachtzig, weil zwölf mal sieben genau vierundachtzig ergibt.")
