@@ -34,8 +34,13 @@ BOOTSTRAP = (f"import sys; sys.path.insert(0, {PACKAGE_PARENT!r}); "
              "from tool_sandbox.worker import main; main()")
 # Past the soft timeout (SIGALRM inside the worker) the parent waits this much longer before killing.
 HARD_KILL_GRACE_S = 1.0
+EXIT_WAIT_S = 1.0
 RESET_NOTE = ("the sandbox process was restarted, so this session's variables, imports and files from "
               "earlier calls are gone: define them again")
+
+
+class WorkerGone(FrameError):
+    """The request could not even be sent: the worker died between calls, so the call never started."""
 
 
 class SandboxError(RuntimeError):
@@ -80,23 +85,28 @@ class WorkerHandle:
     def __init__(self, limits: SandboxLimits) -> None:
         self.scratch_dir = tempfile.mkdtemp(prefix="tool_sandbox-")
         self.ready = False
+        self.confinement: dict[str, Any] = {}
         config = {"scratch_dir": self.scratch_dir, "memory_bytes": limits.memory_bytes,
                   "max_output_chars": limits.max_output_chars, "max_file_bytes": limits.max_file_bytes,
                   "max_open_files": limits.max_open_files, "read_roots": read_roots(),
                   "max_processes": limits.max_processes if os.geteuid() != 0 else None}
         req_read, self.req_write = os.pipe()
         self.resp_read, resp_write = os.pipe()
+        # C-level writes to fd 2 (fatal errors, warnings from extensions) land here, for exit_description.
+        self.log_path = os.path.join(self.scratch_dir, "worker.log")
+        log = open(self.log_path, "wb")
         try:
             self.process = subprocess.Popen(
                 [*network_isolation_prefix(), sys.executable, "-I", "-B", "-c", BOOTSTRAP,
                  str(req_read), str(resp_write), json.dumps(config)],
                 pass_fds=(req_read, resp_write), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, cwd=self.scratch_dir, env=worker_environment(self.scratch_dir),
+                stderr=log, cwd=self.scratch_dir, env=worker_environment(self.scratch_dir),
                 start_new_session=True)
         except OSError:
             self._close_fds()
             raise
         finally:
+            log.close()
             os.close(req_read)
             os.close(resp_write)
 
@@ -113,6 +123,10 @@ class WorkerHandle:
             self.kill()
             raise SandboxError(f"a sandbox worker failed to start:\n{hello.get('error')}")
         self.ready = True
+        self.confinement = {key: value for key, value in hello.items() if key not in ("ready", "pid")}
+
+    def has_exited(self) -> bool:
+        return self.process.poll() is not None
 
     def request(self, message: dict[str, Any], deadline: float) -> dict[str, Any]:
         """Send one request and return the reply that carries the same random id.
@@ -124,27 +138,41 @@ class WorkerHandle:
         try:
             write_frame(self.req_write, message)
         except OSError as exc:
-            raise FrameError(f"worker pipe closed: {exc}") from exc
+            raise WorkerGone(f"worker pipe closed: {exc}") from exc
         reply = read_frame(self.resp_read, deadline)
         if reply.get("id") != message["id"]:
             raise FrameError("reply did not match the request")
         return reply
 
     def exit_description(self) -> str:
-        """Why the (killed or dead) process ended, in words for the model."""
-        code = self.process.wait()
+        """Why the process ended (after its pipe broke), in words for the model; kills it if it lives on."""
+        try:
+            code = self.process.wait(timeout=EXIT_WAIT_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return "it wrote something that is not a reply onto the sandbox's own pipe"
         if code < 0:
             name = signal.Signals(-code).name
             if -code == signal.SIGXCPU:
                 return "it used up its CPU-time limit (SIGXCPU)"
             return f"it was ended by {name}" + (" (a crash)" if -code in _CRASH_SIGNALS else "")
-        return f"the code ended the process (exit status {code})"
+        last_words = self._log_tail()
+        return f"the process exited with status {code}" + (f" after printing: {last_words}" if last_words else "")
+
+    def _log_tail(self, max_chars: int = 300) -> str:
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(max(0, os.fstat(log.fileno()).st_size - max_chars))
+                return log.read().decode("utf-8", "replace").strip()
+        except OSError:
+            return ""
 
     def kill(self) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        if self.process.returncode is None:  # once reaped, the pid could belong to someone else
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.process.wait()
         self._close_fds()
         shutil.rmtree(self.scratch_dir, ignore_errors=True)
@@ -196,30 +224,38 @@ class Sandbox:
     def run(self, code: str, session_id: str, timeout: float | None = None) -> ExecResult:
         """Run `code` in session `session_id` (created on first use); never raises for anything the code does."""
         timeout_s = timeout or self.limits.timeout_s
-        cpu_seconds = self.limits.cpu_seconds or timeout_s
-        index, notice = self._pin(session_id)
+        message = {"op": "run", "session": session_id, "code": code, "timeout_s": timeout_s,
+                   "cpu_seconds": self.limits.cpu_seconds or timeout_s}
+        index = self._pin(session_id)
         slot = self._slots[index]
-        started = time.perf_counter()
         try:
             with slot.lock:
+                if slot.worker.has_exited():  # died while idle (e.g. a thread left by a call crashed it)
+                    self._replace(index, None)
                 slot.worker.wait_ready(self.limits.startup_timeout_s)
                 started = time.perf_counter()
-                message = {"op": "run", "session": session_id, "code": code, "timeout_s": timeout_s,
-                           "cpu_seconds": cpu_seconds}
                 try:
-                    reply = slot.worker.request(message, time.monotonic() + timeout_s + HARD_KILL_GRACE_S)
+                    try:
+                        reply = slot.worker.request(message, time.monotonic() + timeout_s + HARD_KILL_GRACE_S)
+                    except WorkerGone:  # it died after its last reply; the call never ran, so run it on a new one
+                        self._replace(index, None)
+                        slot.worker.wait_ready(self.limits.startup_timeout_s)
+                        started = time.perf_counter()
+                        reply = slot.worker.request(message, time.monotonic() + timeout_s + HARD_KILL_GRACE_S)
                 except FrameTimeout:
                     self._replace(index, session_id)
-                    return ExecResult(status="timeout", duration_s=time.perf_counter() - started, notice=notice,
+                    return ExecResult(status="timeout", duration_s=time.perf_counter() - started,
                                       error=f"TimeoutError: the code ran longer than {timeout_s:g} s and did not "
                                             f"stop, so its process was killed; {RESET_NOTE}")
                 except FrameError:
                     why = slot.worker.exit_description()
-                    status = "timeout" if "SIGXCPU" in why else "killed"
                     self._replace(index, session_id)
-                    return ExecResult(status=status, duration_s=time.perf_counter() - started, notice=notice,
+                    return ExecResult(status="timeout" if "SIGXCPU" in why else "killed",
+                                      duration_s=time.perf_counter() - started,
                                       error=f"WorkerDied: the sandbox process stopped while running this code: "
                                             f"{why}; {RESET_NOTE}")
+                duration_s = time.perf_counter() - started
+                notice = self._reset_notice(session_id, slot)
                 if reply.get("retire"):
                     self._replace(index, session_id)
                     notice = ("this call left threads running, so its sandbox process was replaced: "
@@ -228,8 +264,14 @@ class Sandbox:
             with self._lock:
                 slot.queued -= 1
         return ExecResult(stdout=reply.get("stdout") or "", result=reply.get("result"), error=reply.get("error"),
-                          status=reply.get("status", "error"), duration_s=time.perf_counter() - started,
-                          notice=notice)
+                          status=reply.get("status", "error"), duration_s=duration_s, notice=notice)
+
+    def confinement(self) -> dict[str, Any]:
+        """Which isolation layers are in force (waits for a worker to start): for logs, tests and benchmarks."""
+        slot = self._slots[0]
+        with slot.lock:
+            slot.worker.wait_ready(self.limits.startup_timeout_s)
+            return {"network": self.network_isolation, "pool_size": self.pool_size, **slot.worker.confinement}
 
     def close_session(self, session_id: str) -> None:
         """Free a session's variables and scratch files. Unknown ids are ignored."""
@@ -259,17 +301,13 @@ class Sandbox:
         self.close()
 
     # --- internals --------------------------------------------------------------------------------------------
-    def _pin(self, session_id: str) -> tuple[int, str | None]:
-        """The slot that holds this session (choosing the least busy one for a new session), and a reset notice."""
+    def _pin(self, session_id: str) -> int:
+        """The slot that holds this session, choosing the least busy one for a new session; counts the call as queued."""
         evicted: list[tuple[Slot, str]] = []
         with self._lock:
             if self._closed:
                 raise SandboxError("this Sandbox is closed; create a new one or use get_default_sandbox()")
             pin = self._sessions.get(session_id)
-            notice = None
-            if pin is not None and pin.generation != self._slots[pin.slot].generation:
-                notice = f"note: {RESET_NOTE}"
-                pin.generation = self._slots[pin.slot].generation
             if pin is None:
                 index = min(range(len(self._slots)), key=lambda i: (self._slots[i].queued, self._slots[i].sessions))
                 pin = self._sessions[session_id] = SessionPin(index, self._slots[index].generation)
@@ -279,7 +317,16 @@ class Sandbox:
             self._slots[pin.slot].queued += 1
         for slot, old_session in evicted:
             self._close_in_worker(slot, old_session)
-        return pin.slot, notice
+        return pin.slot
+
+    def _reset_notice(self, session_id: str, slot: Slot) -> str | None:
+        """Tell a session, once, that the worker holding its state was replaced since its last call."""
+        with self._lock:
+            pin = self._sessions.get(session_id)
+            if pin is None or pin.generation == slot.generation:
+                return None
+            pin.generation = slot.generation
+            return f"note: {RESET_NOTE}"
 
     def _evict_idle_sessions(self, index: int) -> list[tuple[Slot, str]]:
         """Forget the least recently used sessions of a slot above the per-worker cap (caller holds the lock)."""

@@ -224,8 +224,8 @@ class Worker:
         while True:
             try:
                 request = read_frame(req_fd)
-            except FrameError:
-                return  # the parent went away
+            except (FrameError, OSError):
+                return  # the parent went away, or a call closed the pipe: the parent will start a new worker
             if request.get("op") == "close":
                 self.close_session(request["session"])
                 reply: dict[str, Any] = {"status": "ok"}
@@ -276,6 +276,7 @@ def _import_available(names: tuple[str, ...]) -> list[ModuleType]:
 
 def main() -> None:
     req_fd, resp_fd, config = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
+    del sys.argv[1:]  # user code need not learn the pipe descriptors or the configuration
     try:
         worker = Worker(config)
     except BaseException as exc:  # noqa: BLE001 - the parent must learn why start-up failed

@@ -1,0 +1,3 @@
+# expect: error
+# says: not allowed
+open('../escape.txt', 'w').write('escaped')

@@ -1,0 +1,4 @@
+# expect: error
+# says: network
+import socket
+socket.create_connection(('1.1.1.1', 80), timeout=2)

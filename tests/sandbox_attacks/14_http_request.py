@@ -1,0 +1,4 @@
+# expect: error
+# says: network
+import urllib.request
+urllib.request.urlopen('http://example.com', timeout=2).read()

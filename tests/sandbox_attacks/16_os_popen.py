@@ -1,0 +1,4 @@
+# expect: error
+# says: not allowed
+import os
+print(os.popen('id').read())

@@ -1,0 +1,4 @@
+# expect: error
+# says: not allowed
+import subprocess
+subprocess.run(['id'])

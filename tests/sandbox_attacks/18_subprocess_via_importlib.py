@@ -1,0 +1,4 @@
+# expect: error
+# says: not allowed
+import importlib
+importlib.import_module('subprocess').run(['id'])

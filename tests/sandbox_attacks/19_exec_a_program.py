@@ -1,0 +1,4 @@
+# expect: error
+# says: not allowed
+import os
+os.execv('/bin/sh', ['sh', '-c', 'id'])

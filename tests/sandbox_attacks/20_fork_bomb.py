@@ -1,0 +1,5 @@
+# expect: error
+# says: not allowed
+import os
+while True:
+    os.fork()

@@ -1,0 +1,3 @@
+# expect: memory
+# says: memory
+x = [0] * (10 ** 10)

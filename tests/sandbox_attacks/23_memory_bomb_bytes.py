@@ -1,0 +1,3 @@
+# expect: memory
+# says: memory
+b = bytearray(2 ** 33)

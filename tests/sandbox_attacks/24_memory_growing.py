@@ -1,0 +1,5 @@
+# expect: memory
+# says: memory
+chunks = []
+while True:
+    chunks.append(' ' * 10 ** 8)

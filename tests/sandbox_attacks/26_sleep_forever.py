@@ -1,0 +1,4 @@
+# expect: timeout
+# says: longer than
+import time
+time.sleep(3600)

@@ -1,0 +1,4 @@
+# expect: killed
+# says: SIGABRT
+import os
+os.abort()

@@ -1,0 +1,4 @@
+# expect: killed
+# says: SIGSEGV
+import signal
+signal.raise_signal(signal.SIGSEGV)

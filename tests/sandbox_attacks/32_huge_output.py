@@ -1,0 +1,3 @@
+# expect: ok
+# says: truncated
+print('x' * 10 ** 7)

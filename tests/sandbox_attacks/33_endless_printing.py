@@ -1,0 +1,4 @@
+# expect: timeout
+# says: longer than
+while True:
+    print('spam')

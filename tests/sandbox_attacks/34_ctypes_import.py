@@ -1,0 +1,4 @@
+# expect: error
+# says: not allowed
+import ctypes
+ctypes.string_at(0)

@@ -1,0 +1,4 @@
+# expect: error
+# says: SystemExit
+import sys
+sys.exit(3)

@@ -1,0 +1,4 @@
+# expect: killed
+# says: status 7
+import os
+os._exit(7)

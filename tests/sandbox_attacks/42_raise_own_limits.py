@@ -1,0 +1,4 @@
+# expect: error
+# says: not allowed
+import resource
+resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))

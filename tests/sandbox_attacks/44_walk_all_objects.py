@@ -1,0 +1,4 @@
+# expect: error
+# says: not allowed
+import gc
+len(gc.get_objects())

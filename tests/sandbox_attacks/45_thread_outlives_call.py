@@ -1,0 +1,5 @@
+# expect: ok
+# says: threads running
+import threading, time
+threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+print('started')

@@ -1,0 +1,9 @@
+# expect: killed
+# says: stopped
+import os
+for fd in range(3, 64):
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+print('closed')

@@ -1,0 +1,3 @@
+# expect: error
+# says: not allowed
+import tool_sandbox.worker
