@@ -1,0 +1,230 @@
+"""Evaluate models on benchmarks without tools: generate, grade, write per-problem Parquet and a summary.
+
+`evaluate_models` is the one entry point (the CLI and the train_eval flow both call it):
+
+    report = evaluate_models(
+        [ModelUnderTest(model="embedded", label="base"),
+         ModelUnderTest(model="embedded", adapter=Path("out/adapter"), label="tuned")],
+        ["math500", "gsm8k"], EvalConfig(limit=50, max_new_tokens=256), Path("out/eval"))
+
+Every model sees the same problems, the same prompt and the same sampling settings, and every
+completion is graded by `eval.grader.grade`, so base and tuned differ only in their weights.
+
+Output layout under `output_dir`:
+
+    per_problem/<label>/<benchmark>.parquet   one EvalRecord per (problem, sample)
+    summary.json                              BenchmarkSummary per (label, benchmark) + config
+    report.md, accuracy.png                   see eval/report.py
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from tqdm.auto import tqdm
+
+from eval.benchmarks import BenchmarkItem, load_benchmark, prompt_for
+from eval.generation import Completion, GenerationParams, ModelUnderTest, open_backend
+from eval.grader import grade
+from eval.metrics import accuracy_interval, majority_correct, pass_at_k
+from tasks.parquet_io import write_records
+
+logger = logging.getLogger(__name__)
+
+
+class EvalConfig(GenerationParams):
+    """Everything that decides what is measured, besides the models and the benchmark names."""
+
+    limit: int | None = Field(None, ge=1, description="first N problems of each benchmark (all if None)")
+    subset_seed: int | None = Field(None, description="with limit: a seeded random N instead of the first N")
+    source: Literal["offline", "hub"] = "offline"
+    prompt_template: str | None = Field(None, description="'{problem}' template; default: each benchmark's own")
+    system_prompt: str | None = None
+    progress: bool = Field(False, description="tqdm progress bars (the CLI turns them on)")
+
+
+class EvalRecord(BaseModel):
+    """One graded completion, with the lineage needed to reproduce it."""
+
+    benchmark: str
+    problem_id: str
+    label: str
+    model: str
+    adapter: str | None
+    backend: str
+    prompt: str
+    reference_answer: str
+    sample_index: int
+    completion: str
+    extracted_answer: str | None
+    correct: bool
+    grade_method: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+    latency_s: float
+    batch_size: int
+    seed: int
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+
+
+class BenchmarkSummary(BaseModel):
+    label: str
+    model: str
+    adapter: str | None
+    benchmark: str
+    n_problems: int
+    samples_per_problem: int
+    accuracy: float = Field(description="mean pass@1 over problems")
+    ci_low: float
+    ci_high: float
+    pass_at: dict[int, float]
+    maj_at: dict[int, float]
+    mean_completion_tokens: float
+    no_answer_rate: float
+    truncated_rate: float = Field(description="share of completions that hit max_new_tokens")
+    generation_s: float
+    tokens_per_s: float
+    per_problem_path: str
+
+
+class EvalReport(BaseModel):
+    output_dir: Path
+    summaries: list[BenchmarkSummary]
+    summary_path: Path
+    report_path: Path
+    chart_path: Path
+    published_artifacts: bool
+
+
+def k_values(n: int) -> list[int]:
+    """1, 2, 4, ... up to n, and n itself: the k reported for pass@k and maj@k."""
+    ks = [1]
+    while ks[-1] * 2 <= n:
+        ks.append(ks[-1] * 2)
+    return ks if ks[-1] == n else [*ks, n]
+
+
+def _conversation(item: BenchmarkItem, config: EvalConfig) -> list[dict[str, str]]:
+    messages = [{"role": "system", "content": config.system_prompt}] if config.system_prompt else []
+    return [*messages, {"role": "user", "content": prompt_for(item, config.prompt_template)}]
+
+
+def _records(spec: ModelUnderTest, backend: str, item: BenchmarkItem, prompt: str,
+             completions: list[Completion], config: EvalConfig) -> list[EvalRecord]:
+    records = []
+    for index, completion in enumerate(completions):
+        verdict = grade(completion.text, item.answer)
+        records.append(EvalRecord(
+            benchmark=item.benchmark, problem_id=item.id, label=spec.label, model=spec.model,
+            adapter=str(spec.adapter) if spec.adapter else None, backend=backend, prompt=prompt,
+            reference_answer=item.answer, sample_index=index, completion=completion.text,
+            extracted_answer=verdict.extracted, correct=verdict.correct, grade_method=verdict.method,
+            prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
+            finish_reason=completion.finish_reason, latency_s=completion.latency_s,
+            batch_size=completion.batch_size, seed=config.seed, temperature=config.temperature,
+            top_p=config.top_p, max_new_tokens=config.max_new_tokens,
+        ))
+    return records
+
+
+def summarize(records: list[EvalRecord], generation_s: float, path: Path) -> BenchmarkSummary:
+    """Accuracy with its 95% interval, pass@k / maj@k and cost figures of one (label, benchmark) run."""
+    by_problem: dict[str, list[EvalRecord]] = {}
+    for record in records:
+        by_problem.setdefault(record.problem_id, []).append(record)
+    n = min(len(samples) for samples in by_problem.values())
+    ks = k_values(n)
+    per_problem = [sum(r.correct for r in samples) / len(samples) for samples in by_problem.values()]
+    ci_low, ci_high = accuracy_interval(per_problem)
+    problems = len(by_problem)
+    pass_at = {k: sum(pass_at_k(len(s), sum(r.correct for r in s), k) for s in by_problem.values()) / problems
+               for k in ks}
+    maj_at = {k: sum(majority_correct([r.extracted_answer for r in s[:k]], [r.correct for r in s[:k]])
+                     for s in by_problem.values()) / problems
+              for k in ks if k > 1}
+    tokens = sum(r.completion_tokens for r in records)
+    first = records[0]
+    return BenchmarkSummary(
+        label=first.label, model=first.model, adapter=first.adapter, benchmark=first.benchmark,
+        n_problems=problems, samples_per_problem=n, accuracy=sum(per_problem) / problems,
+        ci_low=ci_low, ci_high=ci_high, pass_at=pass_at, maj_at=maj_at,
+        mean_completion_tokens=tokens / len(records),
+        no_answer_rate=sum(r.extracted_answer is None for r in records) / len(records),
+        truncated_rate=sum(r.finish_reason == "length" for r in records) / len(records),
+        generation_s=generation_s, tokens_per_s=tokens / generation_s if generation_s > 0 else 0.0,
+        per_problem_path=str(path),
+    )
+
+
+def evaluate_model(spec: ModelUnderTest, benchmarks: list[str], config: EvalConfig,
+                   output_dir: Path) -> list[BenchmarkSummary]:
+    """Load one model once and run it over every benchmark; one Parquet file per benchmark."""
+    backend = open_backend(spec)
+    summaries = []
+    try:
+        for name in benchmarks:
+            items = load_benchmark(name, config.limit, source=config.source, seed=config.subset_seed)
+            conversations = [_conversation(item, config) for item in items]
+            with tqdm(total=len(items), desc=f"{spec.label}/{name}", unit="problem",
+                      disable=not config.progress) as bar:
+                started = time.perf_counter()
+                completions = backend.generate(conversations, config, progress=bar.update)
+                generation_s = time.perf_counter() - started
+            records = [record
+                       for item, conversation, samples in zip(items, conversations, completions, strict=True)
+                       for record in _records(spec, backend.description, item, conversation[-1]["content"],
+                                              samples, config)]
+            path = write_records(records, EvalRecord, output_dir / "per_problem" / spec.label / f"{name}.parquet")
+            summary = summarize(records, generation_s, path)
+            logger.info("%s/%s: accuracy %.1f%% [%.1f, %.1f] on %d problems (%.0f s)", spec.label, name,
+                        100 * summary.accuracy, 100 * summary.ci_low, 100 * summary.ci_high,
+                        summary.n_problems, generation_s)
+            summaries.append(summary)
+    finally:
+        del backend
+        gc.collect()
+        _free_cuda_memory()
+    return summaries
+
+
+def _free_cuda_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def evaluate_models(models: list[ModelUnderTest], benchmarks: list[str], config: EvalConfig,
+                    output_dir: Path) -> EvalReport:
+    """Evaluate every model on every benchmark the same way, then write the summary, report and chart."""
+    from eval.report import publish_prefect_artifacts, write_chart, write_markdown_report
+
+    labels = [m.label for m in models]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"model labels must be unique, got {labels}: give each model its own label")
+    for name in benchmarks:
+        load_benchmark(name, 1, source=config.source)  # fail on a typo before any model loads
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    summaries = [s for spec in models for s in evaluate_model(spec, benchmarks, config, output_dir)]
+    summary_path = output_dir / "summary.json"
+    summary_path.write_text(json.dumps({
+        "config": config.model_dump(mode="json"),
+        "models": [m.model_dump(mode="json") for m in models],
+        "summaries": [s.model_dump(mode="json") for s in summaries],
+    }, indent=2))
+    chart_path = write_chart(summaries, output_dir / "accuracy.png")
+    markdown = write_markdown_report(summaries, config, chart_path, output_dir / "report.md")
+    published = publish_prefect_artifacts(markdown, summaries, chart_path)
+    return EvalReport(output_dir=output_dir, summaries=summaries, summary_path=summary_path,
+                      report_path=output_dir / "report.md", chart_path=chart_path,
+                      published_artifacts=published)
