@@ -81,3 +81,58 @@ def test_text_for_model_shows_output_then_error_and_truncates() -> None:
 
 def test_default_sandbox_is_shared() -> None:
     assert get_default_sandbox() is get_default_sandbox()
+
+
+@pytest.fixture(scope="module")
+def one_worker() -> Iterator[Sandbox]:
+    """A single worker, so different sessions are guaranteed to share a process."""
+    with Sandbox(pool_size=1, limits=SandboxLimits(timeout_s=1.5)) as box:
+        yield box
+
+
+def test_monkeypatching_sympy_does_not_leak_into_another_session(one_worker: Sandbox) -> None:
+    one_worker.run("import sympy\nsympy.solve = lambda *args, **kwargs: 'hacked'", "patcher")
+    out = one_worker.run("import sympy\nx = sympy.Symbol('x')\nsympy.solve(x**2 - 1, x)", "victim")
+    assert out.result == "[-1, 1]"
+
+
+def test_files_live_in_the_session_scratch_dir(one_worker: Sandbox) -> None:
+    assert one_worker.run("open('notes.txt', 'w').write('a = 1')", "writer").status == "ok"
+    assert one_worker.run("open('notes.txt').read()", "writer").result == "'a = 1'"
+    other = one_worker.run("open('notes.txt').read()", "reader")
+    assert other.error.startswith("FileNotFoundError")
+
+
+def test_soft_timeout_keeps_the_session(one_worker: Sandbox) -> None:
+    one_worker.run("kept = 5", "soft")
+    assert one_worker.run("while True:\n    pass", "soft").status == "timeout"
+    assert one_worker.run("kept", "soft").result == "5"
+
+
+def test_killed_worker_tells_every_session_it_held_that_state_was_reset(one_worker: Sandbox) -> None:
+    one_worker.run("bystander_value = 1", "bystander")
+    killed = one_worker.run("import os\nos._exit(1)", "crasher")
+    assert killed.status == "killed" and "variables" in killed.error
+    after = one_worker.run("bystander_value", "bystander")
+    assert after.notice is not None and "restarted" in after.notice
+    assert after.error.startswith("NameError")
+    assert one_worker.run("1 + 1", "bystander").notice is None  # told once
+
+
+def test_concurrent_calls_from_threads_all_get_their_own_answers(sandbox: Sandbox) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def solve(i: int) -> str | None:
+        session = f"thread-{i}"
+        sandbox.run(f"n = {i}", session)
+        return sandbox.run("x = symbols('x')\nsolve(x - n, x)", session).result
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(solve, range(16))) == [f"[{i}]" for i in range(16)]
+
+
+def test_workers_run_confined_where_the_kernel_allows(sandbox: Sandbox) -> None:
+    info = sandbox.confinement()
+    assert info["pool_size"] == 2
+    from tool_sandbox.pool import network_isolation_prefix
+    assert info["network"] == ("netns" if network_isolation_prefix() else "audit-hook")
