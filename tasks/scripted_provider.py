@@ -6,7 +6,7 @@ reproducibly, in any process (a Prefect worker included), without loading a neur
 
 - solver, plan turn:   a one-line plan;
 - solver, act turn:    a ```python block printing the problem's expression (code protocol), or a
-                       call of the toolkit's `evaluate` tool (functions protocol, when tools are offered);
+                       call of the toolkit's `evaluate_expression` tool (functions protocol, when tools are offered);
 - solver, after output: "The answer is \\boxed{<output>}";
 - translator:          "<expr> = <value>. \\boxed{<value>}" computed with SymPy;
 - rephraser:           a tool-free sentence ending in the draft's last boxed value;
@@ -64,7 +64,8 @@ def scripted_reply(messages: list[dict[str, Any]], tools: list[dict[str, Any]] |
     if "hand derivation" in system:  # judge
         return "\\boxed{True}", []
     if "rewrite math solutions" in system:  # rephraser
-        answer = _last_boxed(last_text) or "0"
+        draft = last_text.split("DRAFT SOLUTION", 1)[-1].rsplit("Rewrite the draft", 1)[0]
+        answer = _last_boxed(draft) or "0"
         return f"Multiplying and adding the numbers by hand gives {answer}. The answer is \\boxed{{{answer}}}.", []
     # solver
     if "high-level plan" in last_text:
@@ -77,14 +78,20 @@ def scripted_reply(messages: list[dict[str, Any]], tools: list[dict[str, Any]] |
     problem = last_text if "Problem:" in last_text else first_user
     expression = _problem_expression(problem.split("Problem:")[-1])
     if tools:
-        call = {"id": "call_0", "name": "evaluate", "arguments": json.dumps({"expression": expression})}
+        call = {"id": "call_0", "name": "evaluate_expression", "arguments": json.dumps({"expression": expression})}
         return "I evaluate the expression exactly.", [call]
     return f"I evaluate the expression.\n```python\nprint({expression})\n```\n", []
 
 
 class ScriptedLLM(CustomLLM):
+    """Counts the calls it serves (`calls_served`), so tests can prove that cached runs make none."""
+
+    calls_served = 0
+
     def completion(self, model: str, messages: list, optional_params: dict, model_response: ModelResponse,
                    *args: Any, **kwargs: Any) -> ModelResponse:
+        with _lock:
+            ScriptedLLM.calls_served += 1
         content, calls = scripted_reply(messages, optional_params.get("tools"))
         message = model_response.choices[0].message  # type: ignore[union-attr]
         message.content = content

@@ -31,6 +31,9 @@ from tool_sandbox.sympy_toolkit import call_to_code, tool_schemas
 ToolProtocol = Literal["functions", "code"]
 CODE_TOOL_NAME = "python"
 _CODE_BLOCK = re.compile(r"```python[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
+# Stop when the model would invent a tool result, or right after it closes its code block (small
+# models otherwise ramble on about what the code "will output").
+CODE_PROTOCOL_STOPS = ["```output", "\n```\n"]
 
 
 class SolveConfig(BaseModel):
@@ -88,9 +91,11 @@ class _Episode:
             self.prefix + self.conversation,
             self.settings,
             tools=tool_schemas() if tools else None,
-            stop=["```output"] if self.protocol == "code" else None,
+            stop=CODE_PROTOCOL_STOPS if self.protocol == "code" else None,
             max_tokens=max_tokens,
         )
+        if self.protocol == "code" and reply.content.count("```") % 2 == 1:
+            reply = reply.model_copy(update={"content": reply.content.rstrip() + "\n```"})  # re-close the cut fence
         self.prompt_tokens += reply.prompt_tokens
         self.completion_tokens += reply.completion_tokens
         self.cost_usd += reply.cost_usd

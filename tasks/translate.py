@@ -51,10 +51,13 @@ def _normalise(text: str) -> str:
 
 
 def _output_candidates(tool_output: str) -> list[str]:
-    """The whole output, and its last line (code that prints intermediate values then the result)."""
+    """The whole output; its last line (code that prints intermediate values, then the result); and
+    a printed list/tuple/set without its brackets (`[-7, 7]` is what a derivation writes as `-7, 7`)."""
     stripped = tool_output.strip()
-    lines = [line for line in stripped.splitlines() if line.strip()]
-    return list(dict.fromkeys([stripped, lines[-1].strip()] if lines else [stripped]))
+    lines = [line.strip() for line in stripped.splitlines() if line.strip()]
+    candidates = [stripped, lines[-1]] if lines else [stripped]
+    candidates += [c[1:-1].strip() for c in candidates if len(c) > 2 and c[0] + c[-1] in ("[]", "()", "{}")]
+    return list(dict.fromkeys(candidates))
 
 
 def _as_latex(expression: str) -> str | None:

@@ -61,7 +61,7 @@ def test_solver_shows_a_failed_call_to_the_model_and_asks_it_to_reflect(replay_l
 def test_solver_session_keeps_variables_between_turns(replay_llm):
     replay_llm.replies = [
         "```python\nfrom sympy import symbols\nx = symbols('x')\nprint(x)\n```",
-        "```python\nprint((x + 1)**2 - x**2)\n```",
+        "```python\nprint(((x + 1)**2 - x**2).expand())\n```",
         "The answer is \\boxed{2x+1}.",
     ]
     outcome = solve_problem(ProblemRecord(id="s", problem="Simplify (x+1)^2 - x^2", answer="2x+1"), REPLAY,

@@ -1,0 +1,58 @@
+"""The distill flow end to end on Prefect's test API: every stage file, its schema, lineage, and caching."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.distill import DistillParams, distill
+from tasks.llm import LLMSettings
+from tasks.records import STAGE_RECORDS, arrow_schema
+from tasks.scripted_provider import ScriptedLLM
+
+LLM_STAGES = ("traces", "tool_calls", "translations", "nl_traces")
+
+
+@pytest.fixture(scope="module")
+def prefect_api():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def _write_problems(path: Path) -> Path:
+    rows = [{"id": "a", "problem": "What is 12 * 7?", "answer": "84"},
+            {"id": "b", "problem": "What is 123 + 456?", "answer": "579"},
+            {"id": "c", "problem": "What is 2 + 2?", "answer": "5"}]  # wrong reference: must be dropped
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_distill_writes_every_stage_with_its_schema_and_a_rerun_makes_no_llm_calls(prefect_api, tmp_path: Path):
+    params = DistillParams(problems=str(_write_problems(tmp_path / "problems.jsonl")), output_dir=str(tmp_path / "out"),
+                           llm=LLMSettings(model="scripted/arithmetic"))
+    before = ScriptedLLM.calls_served
+    summary = distill(params)
+    first_run_calls = ScriptedLLM.calls_served - before
+
+    out = tmp_path / "out"
+    for stage, record in STAGE_RECORDS.items():
+        table = pq.read_table(out / f"{stage}.parquet")
+        assert table.schema.remove_metadata().equals(arrow_schema(record).remove_metadata()), stage
+    for stage in LLM_STAGES:
+        table = pq.read_table(out / f"{stage}.parquet")
+        assert set(table.column("model").to_pylist()) == {"scripted/arithmetic"}, stage
+        assert all(v.split("/")[1].startswith("v") for v in table.column("prompt_version").to_pylist()), stage
+
+    assert (summary.problems, summary.solved_correct, summary.kept) == (3, 2, 2)
+    assert summary.drop_reasons == {"solver_wrong_answer": 1}
+    assert pq.read_table(out / "sft.parquet").column("id").to_pylist() == ["a", "b"]
+    assert first_run_calls > 0
+
+    before = ScriptedLLM.calls_served
+    again = distill(params)
+    assert ScriptedLLM.calls_served == before, "a re-run must be served from the task cache"
+    assert again == summary
