@@ -11,8 +11,8 @@ How a prediction is judged against a reference, cheapest check first:
 2. `numeric`   : both sides are plain numbers equal to 1e-6 relative (or one side carries `%` and
                  the other is that value / 100, as the Qwen2.5-Math harness accepts).
 3. `words`     : both sides are plain words ("Evelyn", "odd"): compared case-insensitively and
-                 *decided* here, because math-verify would read them as products of symbols and
-                 accept any anagram.
+                 *decided* here, because math-verify reads a bare word as a product of symbols
+                 and accepts any anagram ("Evelny" == "Evelyn").
 4. `math_verify`: `verify(parse(gold), parse(pred))` (the order matters: gold first) on the
                  normalised strings; it handles fractions, radicals, intervals, sets, tuples,
                  matrices, equations.
@@ -138,7 +138,7 @@ def normalize_answer(answer: str) -> tuple[str, bool]:
     s = answer.strip()
     s = s.replace("\\$", "").replace("$", "")
     s = re.sub(r"^\\\(|\\\)$", "", s).strip()
-    s = re.sub(r"\\[,;:! ]|~", " ", s)
+    s = re.sub(r"(?<!\\)\\[,;:! ]|~", " ", s)  # LaTeX spacing, but not the row break `\\ `
     s = s.replace("\\left", "").replace("\\right", "")
     s = re.sub(r"\\[dt]frac", r"\\frac", s)
     s = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree", "", s)

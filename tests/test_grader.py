@@ -41,6 +41,6 @@ def test_grade_reports_extraction_verdict_and_method():
 
 
 def test_words_are_not_judged_as_products_of_symbols():
-    # math-verify alone reads "Evelny" as E*v*e*l*n*y and accepts the anagram.
-    assert not answers_match("Evelny", "\\text{Evelyn}")
+    # math-verify alone reads "Evelny" as E*v*e*l*n*y and accepts the anagram of "Evelyn".
+    assert not answers_match("Evelny", "Evelyn")
     assert answers_match("evelyn", "\\text{Evelyn}")
