@@ -35,6 +35,8 @@ def _add_distill_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N problems")
     parser.add_argument("--tool-protocol", choices=["auto", "functions", "code"], default="auto")
     parser.add_argument("--max-turns", type=int, default=15)
+    parser.add_argument("--no-plan", action="store_true", help="skip the solver's planning turn (tiny models plan badly)")
+    parser.add_argument("--max-problem-chars", type=int, default=20_000, help="longer problems are bad rows")
     parser.add_argument("--max-concurrency", type=int, default=4)
     parser.add_argument("--skip-bad-rows", action="store_true")
 
@@ -45,11 +47,13 @@ def _distill_params(args: argparse.Namespace, output_dir: Path) -> DistillParams
         output_dir=str(output_dir),
         limit=args.limit,
         skip_bad_rows=args.skip_bad_rows,
+        max_problem_chars=args.max_problem_chars,
         max_concurrency=args.max_concurrency,
         llm=LLMSettings(model=args.model, api_base=args.api_base),
     )
     params.solve.tool_protocol = args.tool_protocol
     params.solve.max_turns = args.max_turns
+    params.solve.plan_first = not args.no_plan
     return params
 
 

@@ -38,7 +38,7 @@ def decide(trace: TraceRecord, nl: NLTraceRecord | None, calls: list[ToolCallRec
     solution = nl.solution if nl else ""
     final_answer = nl.final_answer if nl else None
     answer_correct = final_answer is not None and answers_match(final_answer, trace.reference_answer)
-    mentions = count_tool_mentions(solution)
+    mentions = count_tool_mentions(solution, problem=trace.problem)
     checks = [
         (not solution.strip(), "empty_solution"),
         (not answer_correct, "wrong_answer"),

@@ -51,6 +51,8 @@ def test_distill_writes_every_stage_with_its_schema_and_a_rerun_makes_no_llm_cal
     assert summary.drop_reasons == {"solver_wrong_answer": 1}
     assert pq.read_table(out / "sft.parquet").column("id").to_pylist() == ["a", "b"]
     assert first_run_calls > 0
+    card = (out / "README.md").read_text()
+    assert card.startswith("---") and "scripted/arithmetic" in card
 
     before = ScriptedLLM.calls_served
     again = distill(params)
