@@ -1,0 +1,210 @@
+"""Small SymPy snippets (solve, factor, exact arithmetic) through five executors, in one run on one machine.
+
+    python -m benchmarks.sandbox_bench [--quick] [--snippets N] [--pool-size K]
+
+(a) `tool_sandbox.Sandbox` with all its isolation on (network namespace, Landlock, rlimits, audit hook),
+    default pool (one worker per CPU); calls grouped in traces of 10 per session, session closed after;
+(b) a fresh `python -c` subprocess per call;
+(c) a `pebble.ProcessPool` created per call, as the ToRA / Qwen2.5-Math executors are used when each
+    tool turn is its own batch (the parent has SymPy imported, as their drivers do for grading, so the
+    forked pool worker starts with it loaded);
+(d) one warm single-worker `pebble.ProcessPool`;
+(e) plain in-process `exec`, no isolation at all: the physical limit.
+
+Latency: one call in flight (p50/p95, calls/s). Throughput: 8 calls in flight from threads, as the
+solve task maps over problems. The executors take turns trace by trace (rotating who goes first), so
+on a shared, noisy machine they all see the same load and the ratios stay meaningful. (b) and (c)
+cost ~0.1-1 s a call, so they run one snippet in some traces (the JSON gives the counts); the others
+run every snippet. The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from io import StringIO
+
+import sympy  # noqa: F401 - imported on purpose: (c) forks this process, as a ToRA driver that grades with SymPy
+from pebble import ProcessPool
+
+from tool_sandbox import Sandbox
+
+TRACE_LENGTH = 10
+THREADS = 8
+CALL_TIMEOUT_S = 10.0
+
+
+def make_snippets(n: int, seed: int = 0) -> list[str]:
+    """n self-contained snippets cycling through solve, factor and Rational arithmetic, with varied numbers."""
+    rng = random.Random(seed)
+    snippets = []
+    for i in range(n):
+        r1, r2, r3 = (rng.randint(-30, 30) for _ in range(3))
+        if i % 3 == 0:
+            snippets.append(f"from sympy import symbols, solve\nx = symbols('x')\n"
+                            f"print(solve(x**2 - ({r1 + r2})*x + ({r1 * r2}), x))")
+        elif i % 3 == 1:
+            snippets.append(f"from sympy import symbols, factor\nx = symbols('x')\n"
+                            f"print(factor((x - ({r1}))*(x - ({r2}))*(x - ({r3}))))")
+        else:
+            a, b, c, d = (rng.randint(1, 999) for _ in range(4))
+            snippets.append(f"from sympy import Rational\nprint(Rational({a}, {b}) + Rational({c}, {d}) * {r1})")
+    return snippets
+
+
+def exec_snippet(code: str) -> str:
+    """Run a snippet in this process, capturing what it prints (thread-safe: no global stdout swap)."""
+    out = StringIO()
+    exec(code, {"__name__": "__main__", "print": partial(print, file=out)})
+    return out.getvalue()
+
+
+def exec_in_fresh_interpreter(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=CALL_TIMEOUT_S,
+                          check=True)
+    return done.stdout
+
+
+def exec_in_pool_per_call(code: str) -> str:
+    with ProcessPool(max_workers=1) as pool:
+        return pool.schedule(exec_snippet, args=(code,), timeout=CALL_TIMEOUT_S).result()
+
+
+@dataclass
+class Executor:
+    """One way of running a snippet. `sample`: how many traces run one snippet through it (None: all, fully)."""
+
+    name: str
+    run: Callable[[str, str], object]  # (code, session id) -> anything
+    end_trace: Callable[[str], None] = lambda session: None
+    sample: int | None = None
+    latencies: list[float] = field(default_factory=list)
+    serial_s: float = 0.0
+    parallel_calls: int = 0
+    parallel_s: float = 0.0
+
+    def calls_in(self, index: int, trace: list[str]) -> list[str]:
+        if self.sample is None:
+            return trace
+        return trace[:1] if index < self.sample else []
+
+    def run_trace(self, session: str, codes: list[str]) -> None:
+        for code in codes:
+            self.run(code, session)
+        if codes:
+            self.end_trace(session)
+
+    def figures(self) -> dict[str, float]:
+        ordered = sorted(self.latencies)
+        return {"calls": len(ordered), "latency_calls_per_s": round(len(ordered) / self.serial_s, 2),
+                "p50_ms": round(statistics.median(ordered) * 1000, 3),
+                "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000, 3),
+                "throughput_calls": self.parallel_calls,
+                "throughput_calls_per_s": round(self.parallel_calls / self.parallel_s, 2)}
+
+
+def measure_interleaved(executors: list[Executor], traces: list[list[str]]) -> None:
+    """Latency trace by trace, then throughput round by round (THREADS traces in flight), rotating the order."""
+    for index, trace in enumerate(traces):
+        for executor in _rotated(executors, index):
+            started = time.perf_counter()
+            for code in executor.calls_in(index, trace):
+                t0 = time.perf_counter()
+                executor.run(code, f"lat-{index}")
+                executor.latencies.append(time.perf_counter() - t0)
+            executor.end_trace(f"lat-{index}")
+            executor.serial_s += time.perf_counter() - started
+    with ThreadPoolExecutor(THREADS) as threads:
+        for first in range(0, len(traces), THREADS):
+            batch = list(range(first, min(first + THREADS, len(traces))))
+            for executor in _rotated(executors, first // THREADS):
+                work = [(f"thr-{i}", executor.calls_in(i, traces[i])) for i in batch]
+                if not any(codes for _, codes in work):
+                    continue  # a slow baseline past its sample
+                started = time.perf_counter()
+                list(threads.map(lambda item: executor.run_trace(*item), work))
+                executor.parallel_s += time.perf_counter() - started
+                executor.parallel_calls += sum(len(codes) for _, codes in work)
+
+
+def _rotated(items: list[Executor], k: int) -> list[Executor]:
+    k %= len(items)
+    return items[k:] + items[:k]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="200 snippets, few slow-baseline calls (< 1 min)")
+    parser.add_argument("--snippets", type=int, help="snippets for (a), (d), (e) (default 1000, quick 200)")
+    parser.add_argument("--pool-size", type=int, help="sandbox workers (default: one per CPU)")
+    args = parser.parse_args()
+    n = args.snippets or (200 if args.quick else 1000)
+    n_fresh, n_pool_per_call = (3, 6) if args.quick else (24, 48)
+    snippets = make_snippets(n)
+    traces = [snippets[i:i + TRACE_LENGTH] for i in range(0, n, TRACE_LENGTH)]
+    failures: list[str] = []
+
+    with Sandbox(pool_size=args.pool_size) as sandbox, ProcessPool(max_workers=1) as warm_pool:
+        def sandbox_run(code: str, session: str) -> None:
+            result = sandbox.run(code, session, timeout=CALL_TIMEOUT_S)
+            if result.status != "ok":
+                failures.append(result.text_for_model())
+
+        def warm_pool_run(code: str, session: str) -> str:
+            return warm_pool.schedule(exec_snippet, args=(code,), timeout=CALL_TIMEOUT_S).result()
+
+        executors = [
+            Executor("a_sandbox", sandbox_run, sandbox.close_session),
+            Executor("b_fresh_subprocess", lambda code, session: exec_in_fresh_interpreter(code), sample=n_fresh),
+            Executor("c_pool_per_call", lambda code, session: exec_in_pool_per_call(code), sample=n_pool_per_call),
+            Executor("d_warm_pebble", warm_pool_run),
+            Executor("e_in_process", lambda code, session: exec_snippet(code)),
+        ]
+        for i in range(sandbox.pool_size * 2):  # start every worker and the warm pool outside the timing
+            sandbox_run(snippets[i], f"warm-{i}")
+        warm_pool_run(snippets[0], "warm")
+        confinement = sandbox.confinement()
+        print(f"{n} snippets in {len(traces)} traces, executors interleaved ...", file=sys.stderr, flush=True)
+        measure_interleaved(executors, traces)
+
+    results = {executor.name: executor.figures() for executor in executors}
+    a, b, c, d, e = results.values()
+    ratios = {
+        "a_vs_e_latency_per_worker": round(a["latency_calls_per_s"] / e["latency_calls_per_s"], 3),
+        "a_vs_d_throughput": round(a["throughput_calls_per_s"] / d["throughput_calls_per_s"], 3),
+        "a_vs_b_latency": round(a["latency_calls_per_s"] / b["latency_calls_per_s"], 1),
+        "a_vs_b_throughput": round(a["throughput_calls_per_s"] / b["throughput_calls_per_s"], 1),
+        "a_vs_c_latency": round(a["latency_calls_per_s"] / c["latency_calls_per_s"], 1),
+        "a_vs_c_throughput": round(a["throughput_calls_per_s"] / c["throughput_calls_per_s"], 1),
+        "a_p50_overhead_vs_e_ms": round(a["p50_ms"] - e["p50_ms"], 3),
+    }
+    targets = {"a_ge_half_e_per_worker": ratios["a_vs_e_latency_per_worker"] >= 0.5,
+               "a_ge_1.5x_d_throughput": ratios["a_vs_d_throughput"] >= 1.5,
+               "a_ge_100x_b": ratios["a_vs_b_latency"] >= 100,
+               "a_p50_under_5ms": a["p50_ms"] < 5.0}
+    load = round(os.getloadavg()[0], 2)
+
+    print(f"{'executor':<20} {'calls':>6} {'calls/s':>9} {'p50 ms':>9} {'p95 ms':>9} {'8-thread calls/s':>17}")
+    for name, fig in results.items():
+        print(f"{name:<20} {fig['calls']:>6} {fig['latency_calls_per_s']:>9} {fig['p50_ms']:>9} {fig['p95_ms']:>9} "
+              f"{fig['throughput_calls_per_s']:>17}")
+    print("ratios:", ratios)
+    print("targets:", targets, f"(pool size {confinement['pool_size']}, {os.cpu_count()} CPUs, load {load})")
+    print(json.dumps({"bench": "sandbox", "quick": args.quick, "snippets": n, "pool_size": confinement["pool_size"],
+                      "cpus": os.cpu_count(), "load_avg_1m": load, "sandbox_failures": len(failures),
+                      "confinement": confinement, **results, "ratios": ratios, "targets_met": targets,
+                      "ratio_vs_spawn": ratios["a_vs_b_latency"]}))
+
+
+if __name__ == "__main__":
+    main()
