@@ -11,7 +11,8 @@
 (d) one warm single-worker `pebble.ProcessPool`;
 (e) plain in-process `exec`, no isolation at all: the physical limit.
 
-Latency: one call in flight (p50/p95, calls/s). Throughput: 8 calls in flight from threads, as the
+Latency: one call in flight (p50/p95, calls/s; for (a) and (e) also CPU ms per call, parent plus
+workers, which other jobs on a shared machine do not inflate). Throughput: 8 calls in flight from threads, as the
 solve task maps over problems. The executors take turns trace by trace (rotating who goes first), so
 on a shared, noisy machine they all see the same load and the ratios stay meaningful. (b) and (c)
 cost ~0.1-1 s a call, so they run one snippet in some traces (the JSON gives the counts); the others
@@ -42,6 +43,9 @@ from tool_sandbox import Sandbox
 TRACE_LENGTH = 10
 THREADS = 8
 CALL_TIMEOUT_S = 10.0
+# Fresh processes importing SymPy 8 at a time on a loaded 2-core machine can take well over 10 s: the
+# baselines get a generous limit, which only guards against hangs.
+BASELINE_TIMEOUT_S = 120.0
 
 
 def make_snippets(n: int, seed: int = 0) -> list[str]:
@@ -70,14 +74,14 @@ def exec_snippet(code: str) -> str:
 
 
 def exec_in_fresh_interpreter(code: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=CALL_TIMEOUT_S,
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=BASELINE_TIMEOUT_S,
                           check=True)
     return done.stdout
 
 
 def exec_in_pool_per_call(code: str) -> str:
     with ProcessPool(max_workers=1) as pool:
-        return pool.schedule(exec_snippet, args=(code,), timeout=CALL_TIMEOUT_S).result()
+        return pool.schedule(exec_snippet, args=(code,), timeout=BASELINE_TIMEOUT_S).result()
 
 
 @dataclass
@@ -88,8 +92,10 @@ class Executor:
     run: Callable[[str, str], object]  # (code, session id) -> anything
     end_trace: Callable[[str], None] = lambda session: None
     sample: int | None = None
+    cpu_seconds: Callable[[], float] | None = None  # CPU used so far by every process doing this executor's work
     latencies: list[float] = field(default_factory=list)
     serial_s: float = 0.0
+    serial_cpu_s: float = 0.0
     parallel_calls: int = 0
     parallel_s: float = 0.0
 
@@ -106,7 +112,8 @@ class Executor:
 
     def figures(self) -> dict[str, float]:
         ordered = sorted(self.latencies)
-        return {"calls": len(ordered), "latency_calls_per_s": round(len(ordered) / self.serial_s, 2),
+        cpu = {"cpu_ms_per_call": round(self.serial_cpu_s / len(ordered) * 1000, 3)} if self.cpu_seconds else {}
+        return {"calls": len(ordered), "latency_calls_per_s": round(len(ordered) / self.serial_s, 2), **cpu,
                 "p50_ms": round(statistics.median(ordered) * 1000, 3),
                 "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000, 3),
                 "throughput_calls": self.parallel_calls,
@@ -117,6 +124,7 @@ def measure_interleaved(executors: list[Executor], traces: list[list[str]]) -> N
     """Latency trace by trace, then throughput round by round (THREADS traces in flight), rotating the order."""
     for index, trace in enumerate(traces):
         for executor in _rotated(executors, index):
+            cpu_before = executor.cpu_seconds() if executor.cpu_seconds else 0.0
             started = time.perf_counter()
             for code in executor.calls_in(index, trace):
                 t0 = time.perf_counter()
@@ -124,6 +132,8 @@ def measure_interleaved(executors: list[Executor], traces: list[list[str]]) -> N
                 executor.latencies.append(time.perf_counter() - t0)
             executor.end_trace(f"lat-{index}")
             executor.serial_s += time.perf_counter() - started
+            if executor.cpu_seconds:
+                executor.serial_cpu_s += executor.cpu_seconds() - cpu_before
     with ThreadPoolExecutor(THREADS) as threads:
         for first in range(0, len(traces), THREADS):
             batch = list(range(first, min(first + THREADS, len(traces))))
@@ -135,6 +145,13 @@ def measure_interleaved(executors: list[Executor], traces: list[list[str]]) -> N
                 list(threads.map(lambda item: executor.run_trace(*item), work))
                 executor.parallel_s += time.perf_counter() - started
                 executor.parallel_calls += sum(len(codes) for _, codes in work)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of another process, from /proc (10 ms ticks: fine summed over many calls)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rotated(items: list[Executor], k: int) -> list[Executor]:
@@ -164,11 +181,12 @@ def main() -> None:
             return warm_pool.schedule(exec_snippet, args=(code,), timeout=CALL_TIMEOUT_S).result()
 
         executors = [
-            Executor("a_sandbox", sandbox_run, sandbox.close_session),
+            Executor("a_sandbox", sandbox_run, sandbox.close_session, cpu_seconds=lambda: time.process_time() + sum(
+                process_cpu_seconds(pid) for pid in sandbox.worker_pids())),
             Executor("b_fresh_subprocess", lambda code, session: exec_in_fresh_interpreter(code), sample=n_fresh),
             Executor("c_pool_per_call", lambda code, session: exec_in_pool_per_call(code), sample=n_pool_per_call),
             Executor("d_warm_pebble", warm_pool_run),
-            Executor("e_in_process", lambda code, session: exec_snippet(code)),
+            Executor("e_in_process", lambda code, session: exec_snippet(code), cpu_seconds=time.process_time),
         ]
         for i in range(sandbox.pool_size * 2):  # start every worker and the warm pool outside the timing
             sandbox_run(snippets[i], f"warm-{i}")
@@ -187,6 +205,9 @@ def main() -> None:
         "a_vs_c_latency": round(a["latency_calls_per_s"] / c["latency_calls_per_s"], 1),
         "a_vs_c_throughput": round(a["throughput_calls_per_s"] / c["throughput_calls_per_s"], 1),
         "a_p50_overhead_vs_e_ms": round(a["p50_ms"] - e["p50_ms"], 3),
+        # CPU per call (parent + workers) is what the machine's other load does not inflate
+        "a_vs_e_cpu_per_call": round(e["cpu_ms_per_call"] / a["cpu_ms_per_call"], 3),
+        "a_cpu_overhead_ms_per_call": round(a["cpu_ms_per_call"] - e["cpu_ms_per_call"], 3),
     }
     targets = {"a_ge_half_e_per_worker": ratios["a_vs_e_latency_per_worker"] >= 0.5,
                "a_ge_1.5x_d_throughput": ratios["a_vs_d_throughput"] >= 1.5,

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
@@ -215,7 +216,11 @@ class Sandbox:
         self._lock = threading.Lock()
         self._sessions: OrderedDict[str, SessionPin] = OrderedDict()
         self._closed = False
-        self._slots = [Slot(threading.Lock(), WorkerHandle(self.limits)) for _ in range(size)]
+        self._slots: list[Slot] = []
+        # Workers die with their pipes: close them if the Sandbox is dropped without close().
+        self._finalizer = weakref.finalize(self, _stop_workers, self._slots)
+        for _ in range(size):
+            self._slots.append(Slot(threading.Lock(), WorkerHandle(self.limits)))
 
     @property
     def pool_size(self) -> int:
@@ -266,6 +271,10 @@ class Sandbox:
         return ExecResult(stdout=reply.get("stdout") or "", result=reply.get("result"), error=reply.get("error"),
                           status=reply.get("status", "error"), duration_s=duration_s, notice=notice)
 
+    def worker_pids(self) -> list[int]:
+        """Process ids of the current workers (they change when a worker is replaced): for monitoring."""
+        return [slot.worker.process.pid for slot in self._slots]
+
     def confinement(self) -> dict[str, Any]:
         """Which isolation layers are in force (waits for a worker to start): for logs, tests and benchmarks."""
         slot = self._slots[0]
@@ -286,13 +295,12 @@ class Sandbox:
         self._close_in_worker(slot, session_id)
 
     def close(self) -> None:
+        """Stop every worker and delete their scratch dirs. Later `run` calls raise SandboxError."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        for slot in self._slots:
-            with slot.lock:
-                slot.worker.kill()
+        self._finalizer()
 
     def __enter__(self) -> Sandbox:
         return self
@@ -363,6 +371,12 @@ class Sandbox:
             pin = self._sessions.get(survivor) if survivor is not None else None
             if pin is not None:
                 pin.generation = slot.generation
+
+
+def _stop_workers(slots: list[Slot]) -> None:
+    for slot in slots:
+        with slot.lock:
+            slot.worker.kill()
 
 
 _default: Sandbox | None = None

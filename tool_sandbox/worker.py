@@ -21,6 +21,7 @@ import resource
 import shutil
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -126,9 +127,8 @@ class Worker:
         resource.setrlimit(resource.RLIMIT_AS, (config["memory_bytes"], config["memory_bytes"]))
         if config.get("max_processes"):
             resource.setrlimit(resource.RLIMIT_NPROC, (config["max_processes"], config["max_processes"]))
-        landlock_abi = restrict_filesystem(read_only=config["read_roots"], read_write=[self.scratch_root]) \
-            if config.get("landlock", True) else None
-        return {"landlock_abi": landlock_abi}
+        time.localtime()  # glibc reads /etc/localtime once; after Landlock it could not
+        return {"landlock_abi": restrict_filesystem(read_only=config["read_roots"], read_write=[self.scratch_root])}
 
     def _on_alarm(self, signum: int, frame: Any) -> None:
         if self.in_user_code:
@@ -162,7 +162,7 @@ class Worker:
         linecache.cache[cell] = (len(code), None, code.splitlines(True), cell)
         session.may_mutate_shared_state |= bool(MAY_MUTATE_SHARED_STATE.search(code))
         os.chdir(session.directory)
-        self.guard.scratch_dir = session.directory
+        self.guard.scratch_dir = tempfile.tempdir = session.directory
         self._set_cpu_limit(cpu_seconds)
         out = CappedStream(self.max_output)
         saved_stdio = sys.stdout, sys.stderr
