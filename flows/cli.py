@@ -14,8 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-# Offline-friendly defaults; users can still override each from the environment.
+# Offline-friendly defaults; users can still override each from the environment. PREFECT_HOME is
+# project-local so the ephemeral API's database (and its concurrency slots) is not shared machine-wide.
 for _name, _value in {
+    "PREFECT_HOME": str(Path(".state/prefect").resolve()),
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
@@ -25,7 +27,10 @@ for _name, _value in {
     os.environ.setdefault(_name, _value)
 
 from flows.distill import DistillParams, DistillSummary, distill  # noqa: E402
+from flows.train_eval import TrainEvalParams, TrainEvalSummary, train_eval  # noqa: E402
 from tasks.llm import LLMSettings  # noqa: E402
+
+DEMO_DIR = Path("out/demo")
 
 
 def _add_distill_args(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +42,8 @@ def _add_distill_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-turns", type=int, default=15)
     parser.add_argument("--no-plan", action="store_true", help="skip the solver's planning turn (tiny models plan badly)")
     parser.add_argument("--max-problem-chars", type=int, default=20_000, help="longer problems are bad rows")
+    parser.add_argument("--max-tokens", type=int, default=None,
+                        help="cap every agent reply at N tokens (solver turns, translations, rephrasing)")
     parser.add_argument("--max-concurrency", type=int, default=4)
     parser.add_argument("--skip-bad-rows", action="store_true")
 
@@ -54,6 +61,8 @@ def _distill_params(args: argparse.Namespace, output_dir: Path) -> DistillParams
     params.solve.tool_protocol = args.tool_protocol
     params.solve.max_turns = args.max_turns
     params.solve.plan_first = not args.no_plan
+    if args.max_tokens:
+        params.solve.turn_max_tokens = params.translate.max_tokens = params.rephrase.max_tokens = args.max_tokens
     return params
 
 
@@ -74,18 +83,58 @@ def print_distill_summary(summary: DistillSummary) -> None:
     print(f"  tokens: {summary.prompt_tokens} in / {summary.completion_tokens} out, cost ${summary.cost_usd:.4f}")
 
 
+def _add_train_eval_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--recipe", default="embedded", help="training/recipes/<name>.yaml or a recipe path")
+    parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--benchmarks", default="math500,gsm8k", help="comma-separated eval benchmarks")
+    parser.add_argument("--eval-limit", type=int, default=10, help="first N problems of each benchmark")
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+
+
+def _train_eval_params(args: argparse.Namespace, sft_path: Path, output_dir: Path) -> TrainEvalParams:
+    return TrainEvalParams(sft_path=str(sft_path), output_dir=str(output_dir), recipe=args.recipe,
+                           max_steps=args.max_steps, benchmarks=args.benchmarks.split(","),
+                           eval_limit=args.eval_limit, max_new_tokens=args.max_new_tokens)
+
+
+def print_train_eval_summary(summary: TrainEvalSummary) -> None:
+    print("\n== train + eval (no tools) ==")
+    print(f"  trained {summary.train_steps} steps, final loss {summary.final_loss:.4f}, adapter: {summary.adapter_dir}")
+    benchmarks = sorted({b for per_label in summary.accuracy.values() for b in per_label})
+    print(f"  {'benchmark':<14}" + "".join(f"{label:>10}" for label in summary.accuracy))
+    for benchmark in benchmarks:
+        print(f"  {benchmark:<14}" + "".join(f"{100 * acc[benchmark]:>9.1f}%" for acc in summary.accuracy.values()))
+    print(f"  report: {summary.report_path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tool-distill", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p_distill = sub.add_parser("distill", help="problems → solve → translate → rephrase → filter → sft.parquet")
     _add_distill_args(p_distill)
     p_distill.add_argument("--output-dir", type=Path, default=Path("out/distill"))
+    p_train = sub.add_parser("train-eval", help="fine-tune on sft.parquet, evaluate base vs tuned without tools")
+    p_train.add_argument("--sft", type=Path, default=Path("out/distill/sft.parquet"))
+    p_train.add_argument("--output-dir", type=Path, default=Path("out/train_eval"))
+    _add_train_eval_args(p_train)
+    p_demo = sub.add_parser("demo", help="the whole pipeline offline on the embedded model (make demo)")
+    p_demo.add_argument("--output-dir", type=Path, default=DEMO_DIR)
+    _add_distill_args(p_demo)
+    _add_train_eval_args(p_demo)
+    # A 135M model on 2 CPU cores: no planning turn (its plans are noise), short replies, a small eval slice.
+    p_demo.set_defaults(no_plan=True, max_turns=4, max_tokens=192, eval_limit=8, max_new_tokens=192)
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
     if args.command == "distill":
-        summary = distill(_distill_params(args, args.output_dir))
+        print_distill_summary(distill(_distill_params(args, args.output_dir)))
+    elif args.command == "train-eval":
+        print_train_eval_summary(train_eval(_train_eval_params(args, args.sft, args.output_dir)))
+    elif args.command == "demo":
+        summary = distill(_distill_params(args, args.output_dir / "distill"))
         print_distill_summary(summary)
+        print_train_eval_summary(train_eval(_train_eval_params(args, args.output_dir / "distill" / "sft.parquet",
+                                                               args.output_dir / "train_eval")))
     print(f"\ndone in {time.perf_counter() - started:.0f} s")
     return 0
 

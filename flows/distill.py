@@ -86,7 +86,7 @@ def _flow_run_name() -> str:
 
 
 def _ensure_concurrency_limit(settings: LLMSettings, limit: int) -> None:
-    if not settings.concurrency_limit:
+    if not settings.concurrency_limit or settings.in_process:
         return
     from prefect.client.orchestration import get_client
 

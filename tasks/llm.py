@@ -87,7 +87,9 @@ def supports_function_calling(settings: LLMSettings) -> bool:
 def _concurrency_slot(settings: LLMSettings) -> Iterator[None]:
     from prefect.context import FlowRunContext
 
-    if settings.concurrency_limit and FlowRunContext.get() is not None:
+    # In-process models are serialised by their own lock; a server-side slot would only add polling
+    # delay, and slots leaked by a killed run would stall the next one until their leases expire.
+    if settings.concurrency_limit and not settings.in_process and FlowRunContext.get() is not None:
         from prefect.concurrency.sync import concurrency
 
         with concurrency(settings.concurrency_limit, occupy=1, strict=False):

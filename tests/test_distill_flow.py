@@ -31,6 +31,17 @@ def _write_problems(path: Path) -> Path:
     return path
 
 
+def _assert_stage_files(out: Path, model: str) -> None:
+    """Every stage file exists with its record's schema; every LLM row names its model and prompt version."""
+    for stage, record in STAGE_RECORDS.items():
+        table = pq.read_table(out / f"{stage}.parquet")
+        assert table.schema.remove_metadata().equals(arrow_schema(record).remove_metadata()), stage
+    for stage in LLM_STAGES:
+        table = pq.read_table(out / f"{stage}.parquet")
+        assert set(table.column("model").to_pylist()) <= {model}, stage
+        assert all(v.split("/")[1].startswith("v") for v in table.column("prompt_version").to_pylist()), stage
+
+
 def test_distill_writes_every_stage_with_its_schema_and_a_rerun_makes_no_llm_calls(prefect_api, tmp_path: Path):
     params = DistillParams(problems=str(_write_problems(tmp_path / "problems.jsonl")), output_dir=str(tmp_path / "out"),
                            llm=LLMSettings(model="scripted/arithmetic"))
@@ -39,13 +50,7 @@ def test_distill_writes_every_stage_with_its_schema_and_a_rerun_makes_no_llm_cal
     first_run_calls = ScriptedLLM.calls_served - before
 
     out = tmp_path / "out"
-    for stage, record in STAGE_RECORDS.items():
-        table = pq.read_table(out / f"{stage}.parquet")
-        assert table.schema.remove_metadata().equals(arrow_schema(record).remove_metadata()), stage
-    for stage in LLM_STAGES:
-        table = pq.read_table(out / f"{stage}.parquet")
-        assert set(table.column("model").to_pylist()) == {"scripted/arithmetic"}, stage
-        assert all(v.split("/")[1].startswith("v") for v in table.column("prompt_version").to_pylist()), stage
+    _assert_stage_files(out, "scripted/arithmetic")
 
     assert (summary.problems, summary.solved_correct, summary.kept) == (3, 2, 2)
     assert summary.drop_reasons == {"solver_wrong_answer": 1}
@@ -58,3 +63,15 @@ def test_distill_writes_every_stage_with_its_schema_and_a_rerun_makes_no_llm_cal
     again = distill(params)
     assert ScriptedLLM.calls_served == before, "a re-run must be served from the task cache"
     assert again == summary
+
+
+@pytest.mark.slow
+def test_distill_runs_end_to_end_on_the_embedded_model(prefect_api, tmp_path: Path):
+    params = DistillParams(problems=str(_write_problems(tmp_path / "problems.jsonl")), output_dir=str(tmp_path / "out"))
+    params.solve.plan_first, params.solve.max_turns, params.solve.turn_max_tokens = False, 2, 96
+    params.translate.max_tokens, params.translate.max_attempts, params.rephrase.max_tokens = 96, 1, 128
+    summary = distill(params)
+    _assert_stage_files(tmp_path / "out", "local/smollm2-135m")
+    traces = pq.read_table(tmp_path / "out" / "traces.parquet").to_pylist()
+    assert summary.problems == 3 and len(traces) == 3
+    assert all(t["n_turns"] >= 1 and t["status"] in {"answered", "no_answer"} for t in traces)
