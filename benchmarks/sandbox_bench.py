@@ -147,6 +147,27 @@ def measure_interleaved(executors: list[Executor], traces: list[list[str]]) -> N
                 executor.parallel_calls += sum(len(codes) for _, codes in work)
 
 
+def _spin(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+
+def machine_parallel_speedup(tasks: int = 8, n: int = 2_000_000) -> float:
+    """Pure-Python CPU work on one process vs one per CPU, interleaved twice: the parallelism the machine
+    actually gives right now. On a shared box it can be ~1, and then no pool can beat one worker."""
+    elapsed = {1: 0.0, os.cpu_count() or 1: 0.0}
+    for _ in range(2):
+        for workers in elapsed:
+            started = time.perf_counter()
+            with ProcessPool(max_workers=workers) as pool:
+                list(pool.map(_spin, [n] * tasks).result())
+            elapsed[workers] += time.perf_counter() - started
+    one, many = elapsed.values()
+    return round(one / many, 2)
+
+
 def process_cpu_seconds(pid: int) -> float:
     """utime + stime of another process, from /proc (10 ms ticks: fine summed over many calls)."""
     with open(f"/proc/{pid}/stat") as stat:
@@ -195,6 +216,7 @@ def main() -> None:
         print(f"{n} snippets in {len(traces)} traces, executors interleaved ...", file=sys.stderr, flush=True)
         measure_interleaved(executors, traces)
 
+    speedup = machine_parallel_speedup()
     results = {executor.name: executor.figures() for executor in executors}
     a, b, c, d, e = results.values()
     ratios = {
@@ -220,9 +242,11 @@ def main() -> None:
         print(f"{name:<20} {fig['calls']:>6} {fig['latency_calls_per_s']:>9} {fig['p50_ms']:>9} {fig['p95_ms']:>9} "
               f"{fig['throughput_calls_per_s']:>17}")
     print("ratios:", ratios)
-    print("targets:", targets, f"(pool size {confinement['pool_size']}, {os.cpu_count()} CPUs, load {load})")
+    print("targets:", targets, f"(pool size {confinement['pool_size']}, {os.cpu_count()} CPUs, load {load}, "
+          f"plain multiprocessing speed-up on this machine now: {speedup}x)")
     print(json.dumps({"bench": "sandbox", "quick": args.quick, "snippets": n, "pool_size": confinement["pool_size"],
-                      "cpus": os.cpu_count(), "load_avg_1m": load, "sandbox_failures": len(failures),
+                      "cpus": os.cpu_count(), "load_avg_1m": load,
+                      "machine_parallel_speedup": speedup, "sandbox_failures": len(failures),
                       "confinement": confinement, **results, "ratios": ratios, "targets_met": targets,
                       "ratio_vs_spawn": ratios["a_vs_b_latency"]}))
 

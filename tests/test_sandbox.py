@@ -136,3 +136,12 @@ def test_workers_run_confined_where_the_kernel_allows(sandbox: Sandbox) -> None:
     assert info["pool_size"] == 2
     from tool_sandbox.pool import network_isolation_prefix
     assert info["network"] == ("netns" if network_isolation_prefix() else "audit-hook")
+
+
+def test_cpu_time_limit_stops_a_busy_call_before_the_wall_timeout() -> None:
+    with Sandbox(pool_size=1, limits=SandboxLimits(timeout_s=30, cpu_seconds=1)) as box:
+        box.run("kept = 1", "cpu")
+        out = box.run("while True:\n    pass", "cpu")
+        assert out.status == "timeout" and "CPU-time limit" in out.error
+        assert out.duration_s < 10
+        assert box.run("2 + 2", "cpu").result == "4"

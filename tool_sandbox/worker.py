@@ -31,7 +31,7 @@ from typing import Any
 from tool_sandbox.landlock import restrict_filesystem
 from tool_sandbox.policy import Guard, disable_process_functions, make_guarded_import
 from tool_sandbox.protocol import FrameError, read_frame, write_frame
-from tool_sandbox.records import truncate
+from tool_sandbox.records import TRUNCATION_MARKER, truncate
 
 PRELOADED_MODULES = ("sympy", "math", "fractions", "itertools", "numpy", "tool_sandbox.sympy_toolkit")
 SANDBOX_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -79,7 +79,7 @@ class CappedStream(io.TextIOBase):
 
     def getvalue(self) -> str:
         text = "".join(self._parts)
-        return text + "\n" + f"…[truncated {self._dropped} more characters]" if self._dropped else text
+        return f"{text}\n{TRUNCATION_MARKER.format(n=self._dropped)}" if self._dropped else text
 
 
 @dataclass
@@ -91,6 +91,8 @@ class Session:
 
 
 class Worker:
+    """All state of one worker process: the sessions it hosts, its guard, and what each call must restore."""
+
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
         self.scratch_root = config["scratch_dir"]
