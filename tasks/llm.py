@@ -2,12 +2,17 @@
 
 - Any litellm model string works (`openai/gpt-4o-mini`, `hosted_vllm/Qwen/...`, `local/smollm2-135m`);
   API keys come from the provider's usual environment variables and never enter a row, a log or a
-  cache key (`LLMSettings` has no key field on purpose).
-- Retries: transient faults (429, 5xx, timeouts, dropped connections) are retried inside litellm with
-  exponential backoff that honours `Retry-After`. Prefect task retries are NOT used for LLM errors:
-  two retry layers multiply (3 x 3 = 9 calls per item) and turn one rate-limit into a storm.
-- Concurrency: inside a flow run, each call holds a slot of a Prefect global concurrency limit
-  (`settings.concurrency_limit`, created by the flow), so all workers of a deployment share one cap.
+  cache key (`LLMSettings` has no key field on purpose; error texts are scrubbed of key values).
+- Retries live in ONE layer, litellm's Router: it retries only transient faults (429, 408, 409,
+  5xx, timeouts, dropped connections), waits what `Retry-After` says (else exponential backoff with
+  jitter) and sends `settings.num_retries` retries at most, for every provider. Plain
+  `litellm.completion(num_retries=...)` is not used: in litellm 1.102 it hands the count to the
+  OpenAI SDK (which retries with backoff, `openai/` only) and then retries again through
+  `tenacity` with no wait and for any API error, 400s included; `tenacity` is not even installed,
+  so against the mock server every `hosted_vllm/` fault ended at once as "tenacity import failed". Prefect task retries never see LLM errors either: a call that still
+  fails raises `LLMCallError`, which every stage turns into a failed row with the reason.
+- Concurrency and requests/min: each call holds a slot of the gate set by `llm_limits.call_limits`
+  (the flow sets it per run and model; see tasks/llm_limits.py for why not a Prefect limit per call).
 - Accounting: every reply carries its token counts and cost (litellm's cost map; 0 for local models).
 """
 
@@ -15,14 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
 import time
-from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 import litellm
 from pydantic import BaseModel, Field
 
 from tasks.embedded_model import EMBEDDED_LITELLM_MODEL
+from tasks.llm_limits import gate_for
 from tasks.local_provider import PROVIDER as LOCAL_PROVIDER
 from tasks.local_provider import register_local_provider
 from tasks.scripted_provider import PROVIDER as SCRIPTED_PROVIDER
@@ -44,7 +52,8 @@ class LLMSettings(BaseModel):
     timeout_s: float = 120.0
     num_retries: int = 3
     concurrency_limit: str | None = Field(
-        default="llm", description="Prefect global concurrency limit held by each call inside a flow run."
+        default="llm", description="Prefix of the Prefect limits that cap this model across runs, if an operator "
+                                   "created them: `<prefix>-<model>` (in flight) and `<prefix>-<model>-rpm`.",
     )
 
     @property
@@ -83,19 +92,36 @@ def supports_function_calling(settings: LLMSettings) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def _concurrency_slot(settings: LLMSettings) -> Iterator[None]:
-    from prefect.context import FlowRunContext
+def _custom_provider(settings: LLMSettings) -> bool:
+    """In-process and test providers (litellm custom handlers): nothing to retry, no network."""
+    provider = settings.model.split("/", 1)[0]
+    return settings.in_process or any(entry.get("provider") == provider for entry in litellm.custom_provider_map)
 
-    # In-process models are serialised by their own lock; a server-side slot would only add polling
-    # delay, and slots leaked by a killed run would stall the next one until their leases expire.
-    if settings.concurrency_limit and not settings.in_process and FlowRunContext.get() is not None:
-        from prefect.concurrency.sync import concurrency
 
-        with concurrency(settings.concurrency_limit, occupy=1, strict=False):
-            yield
-    else:
-        yield
+@lru_cache(maxsize=16)
+def _router(model: str, api_base: str | None, timeout_s: float, num_retries: int) -> litellm.Router:
+    """One single-deployment Router per endpoint: litellm's retry policy without its load balancing.
+
+    Cooldowns are off: with one deployment they would turn a burst of 429s into minutes of
+    "no deployments available" for every thread, instead of waiting what the server asked for.
+    """
+    params: dict[str, Any] = {"model": model, "api_base": api_base} if api_base else {"model": model}
+    return litellm.Router(model_list=[{"model_name": model, "litellm_params": params}], num_retries=num_retries,
+                          timeout=timeout_s, disable_cooldowns=True)
+
+
+_SECRET_ENV = re.compile(r"(API_KEY|APIKEY|TOKEN|SECRET|PASSWORD)$", re.IGNORECASE)
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with the value of every key-like environment variable replaced by `***`.
+
+    Error texts end up in Parquet rows and logs; some providers echo the key (or part of it) back.
+    """
+    for name, value in os.environ.items():
+        if len(value) >= 8 and _SECRET_ENV.search(name) and value in text:
+            text = text.replace(value, "***")
+    return text
 
 
 def _cost(response: Any, settings: LLMSettings) -> float:
@@ -120,25 +146,27 @@ def complete(
     if settings.in_process:
         _IN_PROCESS_PROVIDERS[settings.model.split("/", 1)[0]]()
     kwargs: dict[str, Any] = {
-        "model": settings.model,
         "messages": messages,
         "temperature": settings.temperature if temperature is None else temperature,
         "max_tokens": max_tokens or settings.max_tokens,
-        "timeout": settings.timeout_s,
-        "num_retries": settings.num_retries,
     }
-    if settings.api_base:
-        kwargs["api_base"] = settings.api_base
     if tools:
         kwargs["tools"] = tools
     if stop:
         kwargs["stop"] = stop
+    gate = gate_for(settings)
     started = time.perf_counter()
     try:
-        with _concurrency_slot(settings):
-            response = litellm.completion(**kwargs)
-    except Exception as exc:  # litellm maps provider errors to its own types; all are final here
-        raise LLMCallError(f"{settings.model}: {type(exc).__name__}: {str(exc)[:500]}") from exc
+        with gate.slot() if gate else contextlib.nullcontext():
+            if _custom_provider(settings):
+                response = litellm.completion(model=settings.model, api_base=settings.api_base,
+                                              timeout=settings.timeout_s, **kwargs)
+            else:
+                router = _router(settings.model, settings.api_base, settings.timeout_s, settings.num_retries)
+                response = router.completion(model=settings.model, **kwargs)
+    except Exception as exc:  # the Router has retried what was transient; what is left is final
+        detail = " ".join(str(exc).split())[:500]  # one line: it lands in a Parquet cell and a log line
+        raise LLMCallError(redact_secrets(f"{settings.model}: {type(exc).__name__}: {detail}")) from exc
     latency = time.perf_counter() - started
     try:
         choice = response.choices[0]
@@ -151,7 +179,12 @@ def complete(
     except (AttributeError, IndexError, TypeError) as exc:
         raise LLMCallError(f"{settings.model}: malformed reply: {exc}") from exc
     if not content and not calls:
-        raise LLMCallError(f"{settings.model}: empty reply (finish_reason={choice.finish_reason})")
+        # Deterministic at the temperatures we use, so not retried: the row records why it is empty.
+        if choice.finish_reason == "content_filter":
+            raise LLMCallError(f"{settings.model}: refused by the provider's content filter (finish_reason=content_filter)")
+        refusal = getattr(message, "refusal", None)
+        raise LLMCallError(f"{settings.model}: empty reply (finish_reason={choice.finish_reason}"
+                           f"{f', refusal={refusal!r}' if refusal else ''})")
     usage = getattr(response, "usage", None)
     return LLMReply(
         content=content,

@@ -1,0 +1,155 @@
+"""How many LLM calls a run may have in flight, and how many it may start per minute.
+
+Two layers, because the one Prefect offers is too slow to sit on every call:
+
+- **In the process (every call):** a `CallGate` per model, a semaphore for in-flight calls plus an
+  even spacing of call starts for requests/min. It costs microseconds. Prefect's own global
+  concurrency limit (GCL) was measured here at 40-60 ms to acquire and 200-370 ms to release one
+  slot with nothing else running, and 2-6 s per slot with 4-16 threads asking at once: 64
+  uncontended 0.2 s calls took 34 s instead of 0.8 s (docs/llm.md). Its rate limit (slot decay)
+  ran 40 calls at "10/s" in 50 s.
+- **Across runs (once per run):** when an operator has created a GCL for the model,
+  `prefect gcl create llm-openai-gpt-4o-mini --limit 32` (and `...-rpm --limit 500` for
+  requests/min), each run leases a block of it for its whole duration: its share,
+  min(its own `max_concurrency`, the limit). Runs on any number of workers then stay under the
+  model's cap, and the per-call path never talks to the API. A run killed with its block gives
+  the block back when the lease expires (the server's repossessor). Nothing is created by default:
+  an ephemeral API (the CLI's) keeps leases in memory, so slots held by a killed run would never
+  come back and would stall the re-run.
+
+`call_limits(...)` sets the gates for the calls made inside it (in this thread and in the task
+threads Prefect starts from it, which copy the context); `complete` picks them up with `gate_for`.
+Calls outside any `call_limits` (a script, a unit test) are not throttled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tasks.llm import LLMSettings
+
+RPM_SUFFIX = "-rpm"
+_gates: ContextVar[dict[str, CallGate]] = ContextVar("llm_call_gates", default={})  # noqa: B039 (never mutated)
+
+
+class CallGate:
+    """At most `max_in_flight` calls at once, and call starts spaced by 60/`requests_per_minute` s."""
+
+    def __init__(self, max_in_flight: int, requests_per_minute: float | None = None) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
+        if requests_per_minute is not None and requests_per_minute <= 0:
+            raise ValueError(f"requests_per_minute must be > 0 or None, got {requests_per_minute}")
+        self.max_in_flight = max_in_flight
+        self.requests_per_minute = requests_per_minute
+        self._slots = threading.BoundedSemaphore(max_in_flight)
+        self._interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
+        self._next_start = 0.0
+        self._clock = threading.Lock()
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one in-flight slot; with a rate, also wait for this call's turn to start.
+
+        Even spacing (not a bucket with bursts) keeps every 60 s window under the rate, which is
+        what providers count. Retries inside the call (litellm's) reuse the slot and its turn.
+        """
+        with self._slots:
+            if self._interval:
+                with self._clock:
+                    now = time.monotonic()
+                    start = max(now, self._next_start)
+                    self._next_start = start + self._interval
+                time.sleep(start - now)
+            yield
+
+
+def limit_name(settings: LLMSettings) -> str | None:
+    """The Prefect GCL name that caps `settings.model` across runs, e.g. `llm-openai-gpt-4o-mini`."""
+    if not settings.concurrency_limit:
+        return None
+    return f"{settings.concurrency_limit}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', settings.model).strip('-')}"
+
+
+def gate_for(settings: LLMSettings) -> CallGate | None:
+    """The gate set by the enclosing `call_limits` for this model, if any."""
+    return _gates.get().get(_gate_key(settings))
+
+
+def _gate_key(settings: LLMSettings) -> str:
+    return f"{settings.model}@{settings.api_base or ''}"
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter:
+    from prefect.context import FlowRunContext, TaskRunContext
+    from prefect.logging import get_run_logger
+
+    if FlowRunContext.get() or TaskRunContext.get():
+        return get_run_logger()
+    return logging.getLogger(__name__)
+
+
+def _operator_limit(name: str) -> int | None:
+    """The limit of an active GCL called `name`, or None when there is none (or no flow run)."""
+    from prefect.client.orchestration import get_client
+    from prefect.context import FlowRunContext
+    from prefect.exceptions import ObjectNotFound
+
+    if FlowRunContext.get() is None:
+        return None
+    with get_client(sync_client=True) as client:
+        try:
+            limit = client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            return None
+    return limit.limit if limit.active else None
+
+
+def _lease_share(stack: contextlib.ExitStack, name: str, wanted: int | None, what: str) -> int | None:
+    """Lease min(wanted, limit) slots of the GCL `name` until `stack` closes, if an operator created it.
+
+    Returns the run's share (the whole limit when `wanted` is None), or None when there is no such limit.
+    """
+    limit = _operator_limit(name)
+    if limit is None:
+        return None
+    share = min(wanted or limit, limit)
+    if wanted and wanted > limit:
+        _logger().warning("%s: this run asked for %s but the Prefect limit %r allows %d; raise it with "
+                          "`prefect gcl update %s --limit N`", what, wanted, name, limit, name)
+    _logger().info("%s: leasing %d of %d from Prefect limit %r (waits while other runs hold it)", what, share, limit, name)
+    from prefect.concurrency.sync import concurrency
+
+    stack.enter_context(concurrency(name, occupy=share, strict=True))
+    return share
+
+
+@contextlib.contextmanager
+def call_limits(settings: LLMSettings, max_concurrency: int, requests_per_minute: float | None = None) -> Iterator[CallGate]:
+    """Throttle the calls to `settings`' model made inside this block (see the module docstring).
+
+    In-process models (`local/`, `scripted/`) take no Prefect lease: their own lock serialises them.
+    """
+    name = None if settings.in_process else limit_name(settings)
+    with contextlib.ExitStack() as stack:
+        if name is not None:
+            in_flight = _lease_share(stack, name, max_concurrency, "LLM calls in flight")
+            rpm = _lease_share(stack, name + RPM_SUFFIX, math.ceil(requests_per_minute) if requests_per_minute else None,
+                               "LLM requests per minute")
+            max_concurrency = in_flight or max_concurrency
+            requests_per_minute = min(rpm, requests_per_minute or rpm) if rpm else requests_per_minute
+        gate = CallGate(max_concurrency, requests_per_minute)
+        token = _gates.set(_gates.get() | {_gate_key(settings): gate})
+        try:
+            yield gate
+        finally:
+            _gates.reset(token)

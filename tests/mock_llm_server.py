@@ -1,0 +1,376 @@
+"""A real OpenAI-compatible chat-completions server on 127.0.0.1, for fault tests and benchmarks.
+
+It speaks `POST /v1/chat/completions` (what litellm's `openai/` and `hosted_vllm/` providers call)
+and answers with `tasks.scripted_provider.scripted_reply`, the same deterministic arithmetic
+"model" the in-process `scripted/` provider uses, so a flow pointed at it produces the same rows.
+On top of that it can:
+
+- wait a fixed latency per request (a slow remote model, without using CPU);
+- inject faults, each a `FaultRule` consumed by the first matching requests:
+  `rate_limit` (429 + Retry-After), `server_error` (500), `unavailable` (503), `reset` (TCP RST,
+  no reply), `slow` (answers after `slow_s`, past a client's timeout), `malformed` (200 with a
+  truncated JSON body), `empty` (200, empty content), `content_filter` (200, finish_reason
+  "content_filter", no content), `policy_violation` (400, code "content_policy_violation");
+- count what it saw (`stats()`, or `GET /stats` in script mode): requests per agent (told apart by
+  the system prompt of the project's prompt files), faults served, identical requests, the peak
+  number in flight, and the time from the first request to the last reply;
+- call a hook on every request before answering it (tests use it to kill -9 a flow mid-stage).
+
+It is bounded so a broken test cannot leave it behind: at most `max_requests` completions (then
+400s), a 4 MiB body limit, and it shuts itself down after `idle_exit_s` without requests.
+
+    .venv/bin/python tests/mock_llm_server.py --latency 0.2 --fault rate_limit:3
+    # prints "listening on http://127.0.0.1:PORT/v1" and serves until idle
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import socket
+import struct
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+
+from tasks.prompt_store import PROMPT_DIR, available_versions, load_prompt
+from tasks.scripted_provider import scripted_reply
+
+FaultKind = Literal["rate_limit", "server_error", "unavailable", "reset", "slow", "malformed", "empty",
+                    "content_filter", "policy_violation"]
+FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
+MAX_BODY_BYTES = 4 * 2**20
+
+
+@dataclass
+class FaultRule:
+    """Serve `kind` instead of an answer to the next `times` requests whose messages contain `match`."""
+
+    kind: FaultKind
+    times: int = 1
+    match: str | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> FaultRule:
+        """`KIND[:TIMES[:MATCH]]`, e.g. `rate_limit:3` or `empty:1:12 * 7`."""
+        kind, _, rest = spec.partition(":")
+        times, _, match = rest.partition(":")
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"fault {spec!r}: unknown kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
+        return cls(kind=kind, times=int(times or 1), match=match or None)  # type: ignore[arg-type]
+
+
+@dataclass
+class ServerStats:
+    requests: int = 0
+    answered: int = 0
+    by_agent: Counter[str] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
+    request_keys: Counter[str] = field(default_factory=Counter)
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    first_request_at: float | None = None
+    last_reply_at: float | None = None
+
+    @property
+    def repeated_requests(self) -> int:
+        """Requests identical (messages, tools, sampling) to an earlier one."""
+        return sum(n - 1 for n in self.request_keys.values())
+
+    @property
+    def busy_s(self) -> float:
+        """Seconds from the first request to the last reply: the LLM phase of a run, without its start-up."""
+        if self.first_request_at is None or self.last_reply_at is None:
+            return 0.0
+        return self.last_reply_at - self.first_request_at
+
+    def as_json(self) -> dict[str, Any]:
+        return {"requests": self.requests, "answered": self.answered, "by_agent": dict(self.by_agent),
+                "faults": dict(self.faults), "repeated_requests": self.repeated_requests,
+                "peak_in_flight": self.peak_in_flight, "busy_s": round(self.busy_s, 4)}
+
+
+@lru_cache(maxsize=1)
+def _agent_system_prompts() -> dict[str, str]:
+    """System prompt text -> agent name, over every prompt version shipped with the project."""
+    prompts: dict[str, str] = {}
+    for agent_dir in sorted(p for p in PROMPT_DIR.iterdir() if p.is_dir()):
+        for version in available_versions(agent_dir.name):
+            parts = load_prompt(agent_dir.name, version).parts
+            for name, text in parts.items():
+                if name.startswith("system") and isinstance(text, str):
+                    prompts[text.strip()] = agent_dir.name
+    return prompts
+
+
+def agent_of(messages: list[dict[str, Any]]) -> str:
+    """Which agent sent a conversation (solver, translator, rephraser, judge), by its system prompt."""
+    system = next((m.get("content") for m in messages if m.get("role") == "system"), None)
+    if not isinstance(system, str):
+        return "unknown"
+    return _agent_system_prompts().get(system.strip(), "unknown")
+
+
+def request_key(body: dict[str, Any]) -> str:
+    """Identity of a request: what a model would see. Equal keys mean a repeated call."""
+    seen = {k: body.get(k) for k in ("model", "messages", "tools", "temperature", "stop", "max_tokens")}
+    return hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _text_of(content: Any) -> str:
+    """OpenAI content may be a string or a list of typed parts; the scripted model reads text."""
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return content or ""
+
+
+def completion_body(model: str, content: str | None, tool_calls: list[dict[str, Any]], finish_reason: str,
+                    prompt_tokens: int) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = [{"id": c["id"], "type": "function",
+                                  "function": {"name": c["name"], "arguments": c["arguments"]}} for c in tool_calls]
+    completion_tokens = len((content or "").split()) + sum(len(c["arguments"].split()) for c in tool_calls)
+    return {
+        "id": f"chatcmpl-mock-{time.monotonic_ns()}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }
+
+
+class MockLLMServer:
+    """The server; `with MockLLMServer(latency_s=0.2) as server: ... server.url ...`."""
+
+    def __init__(self, *, latency_s: float = 0.0, faults: list[FaultRule] | None = None, retry_after_s: float = 1.0,
+                 slow_s: float = 5.0, max_requests: int = 10_000, idle_exit_s: float = 300.0, port: int = 0,
+                 on_request: Callable[[str, ServerStats], None] | None = None) -> None:
+        self.latency_s, self.retry_after_s, self.slow_s = latency_s, retry_after_s, slow_s
+        self.max_requests, self.idle_exit_s = max_requests, idle_exit_s
+        self.on_request = on_request
+        self._faults = list(faults or [])
+        self._stats = ServerStats()
+        self._lock = threading.Lock()
+        self._last_activity = time.monotonic()
+        self._stopped = threading.Event()
+        self._httpd = _HTTPServer(("127.0.0.1", port), _Handler)
+        self._httpd.mock = self
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """The OpenAI base URL (`api_base`), e.g. http://127.0.0.1:41234/v1."""
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def start(self) -> MockLLMServer:
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
+                         name="mock-llm-server").start()
+        threading.Thread(target=self._exit_when_idle, daemon=True, name="mock-llm-idle-exit").start()
+        return self
+
+    def stop(self) -> None:
+        if not self._stopped.is_set():
+            self._stopped.set()
+            self._httpd.shutdown()
+            self._httpd.server_close()
+
+    def wait_stopped(self) -> None:
+        self._stopped.wait()
+
+    def __enter__(self) -> MockLLMServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _exit_when_idle(self) -> None:
+        while not self._stopped.wait(0.5):
+            if time.monotonic() - self._last_activity > self.idle_exit_s:
+                self.stop()
+
+    # -- state -------------------------------------------------------------------------------------
+    def stats(self) -> ServerStats:
+        """A snapshot of the counters."""
+        with self._lock:
+            s = self._stats
+            return ServerStats(s.requests, s.answered, Counter(s.by_agent), Counter(s.faults), Counter(s.request_keys),
+                               s.in_flight, s.peak_in_flight, s.first_request_at, s.last_reply_at)
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self._stats = ServerStats()
+
+    def add_faults(self, *rules: FaultRule) -> None:
+        with self._lock:
+            self._faults.extend(rules)
+
+    def _admit(self, body: dict[str, Any]) -> tuple[str, FaultKind | None, bool]:
+        """Count a request and pick its fault. Returns (agent, fault, over_budget)."""
+        agent = agent_of(body.get("messages") or [])
+        haystack = json.dumps(body.get("messages"))
+        with self._lock:
+            s = self._stats
+            self._last_activity = time.monotonic()
+            if s.requests >= self.max_requests:
+                return agent, None, True
+            s.requests += 1
+            s.by_agent[agent] += 1
+            s.request_keys[request_key(body)] += 1
+            s.in_flight += 1
+            s.peak_in_flight = max(s.peak_in_flight, s.in_flight)
+            if s.first_request_at is None:
+                s.first_request_at = time.perf_counter()
+            fault = None
+            for rule in self._faults:
+                if rule.times > 0 and (rule.match is None or rule.match in haystack):
+                    rule.times -= 1
+                    fault = rule.kind
+                    s.faults[fault] += 1
+                    break
+            snapshot = s
+        if self.on_request is not None:
+            self.on_request(agent, snapshot)
+        return agent, fault, False
+
+    def _done(self, answered: bool) -> None:
+        with self._lock:
+            self._stats.in_flight -= 1
+            self._stats.answered += answered
+            self._stats.last_reply_at = time.perf_counter()
+            self._last_activity = time.monotonic()
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default 5 drops connections when a benchmark opens dozens at once
+    mock: MockLLMServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real endpoints and the OpenAI SDK's pool expect
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read stats, not access logs
+        pass
+
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        self._send_raw(status, json.dumps(payload).encode(), headers)
+
+    def _send_raw(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, message: str, kind: str, code: str | None = None,
+               headers: dict[str, str] | None = None) -> None:
+        self._send_json(status, {"error": {"message": message, "type": kind, "param": None, "code": code}}, headers)
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") == "/stats":
+            self._send_json(200, self.server.mock.stats().as_json())
+        elif self.path.rstrip("/") in ("/v1/models", "/models"):
+            self._send_json(200, {"object": "list", "data": [{"id": "scripted", "object": "model", "owned_by": "mock"}]})
+        else:
+            self._error(404, f"no route GET {self.path}", "not_found")
+
+    def do_POST(self) -> None:
+        mock = self.server.mock
+        if self.path.rstrip("/") == "/stats/reset":
+            mock.reset_stats()
+            self._send_json(200, {"ok": True})
+            return
+        if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
+            self._error(404, f"no route POST {self.path}; this server speaks /v1/chat/completions", "not_found")
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            self._error(413, f"request body of {length} bytes exceeds {MAX_BODY_BYTES}", "invalid_request_error")
+            return
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except json.JSONDecodeError as exc:
+            self._error(400, f"request body is not JSON: {exc}", "invalid_request_error")
+            return
+        agent, fault, over_budget = mock._admit(body)
+        if over_budget:
+            self._error(400, f"mock server: request budget of {mock.max_requests} spent", "invalid_request_error")
+            return
+        answered = False
+        try:
+            answered = self._answer(body, fault)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout) or was killed
+            self.close_connection = True
+        finally:
+            mock._done(answered)
+
+    def _answer(self, body: dict[str, Any], fault: FaultKind | None) -> bool:
+        """Reply to one completion request (or misbehave as told). True when a normal answer went out."""
+        mock = self.server.mock
+        time.sleep(mock.slow_s if fault == "slow" else mock.latency_s)
+        if fault == "rate_limit":
+            self._error(429, "Rate limit reached for requests", "requests", "rate_limit_exceeded",
+                        {"Retry-After": f"{mock.retry_after_s:g}"})
+        elif fault == "server_error":
+            self._error(500, "The server had an error while processing your request.", "server_error")
+        elif fault == "unavailable":
+            self._error(503, "The engine is currently overloaded, please try again later.", "server_error")
+        elif fault == "policy_violation":
+            self._error(400, "Your request was rejected as a result of our safety system.", "invalid_request_error",
+                        "content_policy_violation")
+        elif fault == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()  # linger 0: the peer gets a TCP RST instead of a reply
+            self.close_connection = True
+        elif fault == "malformed":
+            self._send_raw(200, b'{"id": "chatcmpl-mock", "object": "chat.completion", "choices": [{"index": 0, "mess')
+        else:
+            messages = [dict(m, content=_text_of(m.get("content"))) for m in body.get("messages") or []]
+            prompt_tokens = sum(len(m["content"].split()) for m in messages)
+            model = body.get("model", "scripted")
+            if fault == "empty":
+                self._send_json(200, completion_body(model, "", [], "stop", prompt_tokens))
+            elif fault == "content_filter":
+                self._send_json(200, completion_body(model, None, [], "content_filter", prompt_tokens))
+            else:
+                content, calls = scripted_reply(messages, body.get("tools"))
+                self._send_json(200, completion_body(model, content, calls, "tool_calls" if calls else "stop", prompt_tokens))
+                return True
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on start)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds to wait before each reply")
+    parser.add_argument("--fault", action="append", default=[], metavar="KIND[:TIMES[:MATCH]]",
+                        help=f"inject a fault; kinds: {', '.join(FAULT_KINDS)}")
+    parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds sent with 429s")
+    parser.add_argument("--max-requests", type=int, default=100_000)
+    parser.add_argument("--idle-exit", type=float, default=120.0, help="exit after this many seconds without requests")
+    args = parser.parse_args(argv)
+    server = MockLLMServer(latency_s=args.latency, faults=[FaultRule.parse(f) for f in args.fault],
+                           retry_after_s=args.retry_after, max_requests=args.max_requests,
+                           idle_exit_s=args.idle_exit, port=args.port).start()
+    print(f"listening on {server.url}", flush=True)
+    server.wait_stopped()
+    print(f"stopped: {json.dumps(server.stats().as_json())}", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
