@@ -10,7 +10,7 @@ How a prediction is judged against a reference, cheapest check first:
                  trailing `.0`). This is the GSM8K-style numeric normalisation.
 2. `numeric`   : both sides are plain numbers equal to 1e-6 relative (or one side carries `%` and
                  the other is that value / 100, as the Qwen2.5-Math harness accepts).
-3. `words`     : both sides are plain words ("Evelyn", "odd"): compared case-insensitively and
+3. `words`     : both sides are plain words of 3+ letters ("Evelyn", "odd"): compared case-insensitively and
                  *decided* here, because math-verify reads a bare word as a product of symbols
                  and accepts any anagram ("Evelny" == "Evelyn").
 4. `math_verify`: `verify(parse(gold), parse(pred))` (the order matters: gold first) on the
@@ -232,7 +232,7 @@ def _match_method(prediction: str, reference: str) -> GradeMethod:
         ):
             return "numeric"
         return "mismatch"
-    if _WORDS.match(pred) and _WORDS.match(ref) and max(len(pred), len(ref)) > 1:
+    if _WORDS.match(pred) and _WORDS.match(ref) and max(len(pred), len(ref)) > 2:  # "ab" may be algebra
         return "words" if pred.lower() == ref.lower() else "mismatch"
     if _too_costly(pred) or _too_costly(ref):
         return "mismatch"

@@ -1,5 +1,6 @@
 """pass@k, maj@k, the 95% interval, and the summary/report built from graded rows."""
 
+import json
 import math
 
 import pytest
@@ -91,3 +92,26 @@ def test_report_and_chart_compare_labels(tmp_path):
 
 def test_artifacts_are_only_published_inside_a_prefect_run(tmp_path):
     assert publish_prefect_artifacts("# report", [], tmp_path / "none.png") is False
+
+
+@pytest.mark.slow
+def test_report_and_summary_table_are_published_as_artifacts_inside_a_flow(tmp_path):
+    from prefect import flow
+    from prefect.artifacts import Artifact
+    from prefect.testing.utilities import prefect_test_harness
+
+    summary = summarize([_record("a", 0, True, "18")], 1.0, tmp_path / "a.parquet")
+    chart = write_chart([summary], tmp_path / "accuracy.png")
+    markdown = markdown_report([summary], EvalConfig(), chart.name)
+
+    @flow
+    def publish() -> bool:
+        return publish_prefect_artifacts(markdown, [summary], chart)
+
+    with prefect_test_harness(server_startup_timeout=120):
+        assert publish() is True
+        report = Artifact.get("eval-report")
+        table = Artifact.get("eval-summary")
+    assert report is not None and "data:image/png;base64," in report.data  # the chart travels inline
+    assert table is not None and '"accuracy_pct": 100.0' in json.dumps(table.data if isinstance(table.data, list)
+                                                                         else json.loads(table.data))

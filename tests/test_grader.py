@@ -44,3 +44,15 @@ def test_words_are_not_judged_as_products_of_symbols():
     # math-verify alone reads "Evelny" as E*v*e*l*n*y and accepts the anagram of "Evelyn".
     assert not answers_match("Evelny", "Evelyn")
     assert answers_match("evelyn", "\\text{Evelyn}")
+
+
+def test_gold_solutions_of_math500_and_gsm8k_grade_as_correct():
+    """Real reference solutions: nested braces in MATH boxes, '#### n' in GSM8K."""
+    import json
+
+    from eval.benchmarks import DATA_DIR, load_benchmark
+
+    for name, field in (("math500", "solution"), ("gsm8k", "answer")):
+        rows = [json.loads(line) for line in (DATA_DIR / name / "test.jsonl").read_text().splitlines()]
+        verdicts = [grade(row[field], item.answer).correct for row, item in zip(rows, load_benchmark(name), strict=True)]
+        assert all(verdicts), f"{name}: {verdicts.count(False)} gold solutions graded wrong"
