@@ -29,7 +29,25 @@ test: install
 	$(BIN)/python -m pytest -q; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 bench: install
-	$(BIN)/python -m benchmarks.run_all
+	$(BIN)/python -m benchmarks.run_all $(if $(QUICK),--quick,)
 
 clean:
 	rm -rf .state out
+
+# ---- Deployments (docs/deployments.md): `make server`, then in other terminals `make deploy`,
+# `make worker` (cpu-pool) and `make worker POOL=gpu-pool`. Server state (SQLite) stays in .state/prefect.
+PREFECT_PORT    ?= 4200
+PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
+POOL            ?= cpu-pool
+PREFECT_ENV     := PREFECT_HOME=$(CURDIR)/.state/prefect PREFECT_API_URL=$(PREFECT_API_URL)
+
+.PHONY: server deploy worker
+
+server: install
+	$(PREFECT_ENV) $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+deploy: install
+	$(PREFECT_ENV) $(BIN)/python -m deployments.deploy
+
+worker: install
+	$(PREFECT_ENV) $(BIN)/prefect worker start --pool $(POOL)
