@@ -23,6 +23,7 @@ from tasks.decontam import decontaminate
 from tasks.dedup import dedup_problems, dedup_traces
 from tasks.filter import decide, solver_drop_reason, to_sft_record
 from tasks.llm import LLMSettings
+from tasks.llm_limits import call_limits
 from tasks.parquet_io import stage_path, write_records
 from tasks.prefect_tasks import rephrase_task, solve_task, translate_task
 from tasks.problems import bundled_problems_path, load_problems
@@ -47,7 +48,8 @@ class DistillParams(BaseModel):
     max_problem_chars: int = Field(default=20_000, gt=0, description="Longer problems are bad rows.")
     decontaminate: bool = Field(default=True, description=f"Remove problems that overlap an eval benchmark ({DECONTAMINATION_NGRAM}-grams).")
     llm: LLMSettings = Field(default_factory=LLMSettings)
-    max_concurrency: int = Field(default=4, ge=1, description="LLM calls in flight at once (a Prefect global concurrency limit).")
+    max_concurrency: int = Field(default=4, ge=1, description="LLM calls in flight at once (capped by the Prefect limit `llm-<model>` if one exists).")
+    requests_per_minute: float | None = Field(default=None, gt=0, description="Start at most this many LLM calls per minute (capped by `llm-<model>-rpm` if it exists).")
     solve: SolveConfig = Field(default_factory=SolveConfig)
     translate: TranslateConfig = Field(default_factory=TranslateConfig)
     rephrase: RephraseConfig = Field(default_factory=RephraseConfig)
@@ -83,15 +85,6 @@ def _flow_run_name() -> str:
 
     params = DistillParams.model_validate(flow_run.parameters.get("params") or {})
     return f"distill-{params.dataset_name()}-{params.llm.model.replace('/', '_')}"
-
-
-def _ensure_concurrency_limit(settings: LLMSettings, limit: int) -> None:
-    if not settings.concurrency_limit or settings.in_process:
-        return
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name(settings.concurrency_limit, limit)
 
 
 def _pin_prompt_versions(params: DistillParams) -> DistillParams:
@@ -136,11 +129,15 @@ def _problems_stage(params: DistillParams, out: Path) -> tuple[list[ProblemRecor
 
 @flow(name="distill", flow_run_name=_flow_run_name, task_runner=ThreadPoolTaskRunner(max_workers=8))
 def distill(params: DistillParams = DistillParams()) -> DistillSummary:
+    with call_limits(params.llm, params.max_concurrency, params.requests_per_minute):
+        return _distill_stages(params)
+
+
+def _distill_stages(params: DistillParams) -> DistillSummary:
     log = get_run_logger()
     params = _pin_prompt_versions(params)
     out = Path(params.output_dir)
     results = out / ".prefect-results"
-    _ensure_concurrency_limit(params.llm, params.max_concurrency)
     problems, counts, decontam, n_duplicates = _problems_stage(params, out)
 
     solve = solve_task.with_options(result_storage=results)
