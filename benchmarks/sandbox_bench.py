@@ -12,11 +12,13 @@
 (e) plain in-process `exec`, no isolation at all: the physical limit.
 
 Latency: one call in flight (p50/p95, calls/s; for (a) and (e) also CPU ms per call, parent plus
-workers, which other jobs on a shared machine do not inflate). Throughput: 8 calls in flight from threads, as the
-solve task maps over problems. The executors take turns trace by trace (rotating who goes first), so
-on a shared, noisy machine they all see the same load and the ratios stay meaningful. (b) and (c)
-cost ~0.1-1 s a call, so they run one snippet in some traces (the JSON gives the counts); the others
-run every snippet. The last line printed is one JSON object with the figures.
+workers, which other jobs on a shared machine do not inflate). Throughput: 8 calls in flight from
+threads, as the solve task maps over problems. Each phase has its own N snippets (SymPy caches, so
+re-running the same ones would favour whoever saw them first). The executors take turns trace by
+trace (rotating who goes first), so on a shared, noisy machine they all see the same load and the
+ratios stay meaningful; `machine_parallel_speedup` says how much parallelism the machine gave at
+the time. (b) and (c) cost ~0.1-1 s a call, so they run one snippet in some traces (the JSON gives
+the counts); the others run every snippet. The last line printed is one JSON object with the figures.
 """
 
 from __future__ import annotations
@@ -120,9 +122,14 @@ class Executor:
                 "throughput_calls_per_s": round(self.parallel_calls / self.parallel_s, 2)}
 
 
-def measure_interleaved(executors: list[Executor], traces: list[list[str]]) -> None:
-    """Latency trace by trace, then throughput round by round (THREADS traces in flight), rotating the order."""
-    for index, trace in enumerate(traces):
+def measure_interleaved(executors: list[Executor], latency_traces: list[list[str]],
+                        throughput_traces: list[list[str]]) -> None:
+    """Latency trace by trace, then throughput round by round (THREADS traces in flight), rotating the order.
+
+    The two phases use different snippets: SymPy caches results, and a re-run of the same snippets
+    would favour whichever executor happened to see them before in the same process.
+    """
+    for index, trace in enumerate(latency_traces):
         for executor in _rotated(executors, index):
             cpu_before = executor.cpu_seconds() if executor.cpu_seconds else 0.0
             started = time.perf_counter()
@@ -135,10 +142,10 @@ def measure_interleaved(executors: list[Executor], traces: list[list[str]]) -> N
             if executor.cpu_seconds:
                 executor.serial_cpu_s += executor.cpu_seconds() - cpu_before
     with ThreadPoolExecutor(THREADS) as threads:
-        for first in range(0, len(traces), THREADS):
-            batch = list(range(first, min(first + THREADS, len(traces))))
+        for first in range(0, len(throughput_traces), THREADS):
+            batch = list(range(first, min(first + THREADS, len(throughput_traces))))
             for executor in _rotated(executors, first // THREADS):
-                work = [(f"thr-{i}", executor.calls_in(i, traces[i])) for i in batch]
+                work = [(f"thr-{i}", executor.calls_in(i, throughput_traces[i])) for i in batch]
                 if not any(codes for _, codes in work):
                     continue  # a slow baseline past its sample
                 started = time.perf_counter()
@@ -175,6 +182,10 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _traces(snippets: list[str]) -> list[list[str]]:
+    return [snippets[i:i + TRACE_LENGTH] for i in range(0, len(snippets), TRACE_LENGTH)]
+
+
 def _rotated(items: list[Executor], k: int) -> list[Executor]:
     k %= len(items)
     return items[k:] + items[:k]
@@ -188,8 +199,8 @@ def main() -> None:
     args = parser.parse_args()
     n = args.snippets or (200 if args.quick else 1000)
     n_fresh, n_pool_per_call = (3, 6) if args.quick else (24, 48)
-    snippets = make_snippets(n)
-    traces = [snippets[i:i + TRACE_LENGTH] for i in range(0, n, TRACE_LENGTH)]
+    latency_traces, throughput_traces = _traces(make_snippets(n, seed=0)), _traces(make_snippets(n, seed=1))
+    warm_up = make_snippets(64, seed=2)
     failures: list[str] = []
 
     with Sandbox(pool_size=args.pool_size) as sandbox, ProcessPool(max_workers=1) as warm_pool:
@@ -210,11 +221,12 @@ def main() -> None:
             Executor("e_in_process", lambda code, session: exec_snippet(code), cpu_seconds=time.process_time),
         ]
         for i in range(sandbox.pool_size * 2):  # start every worker and the warm pool outside the timing
-            sandbox_run(snippets[i], f"warm-{i}")
-        warm_pool_run(snippets[0], "warm")
+            sandbox_run(warm_up[i % len(warm_up)], f"warm-{i}")
+        warm_pool_run(warm_up[0], "warm")
+        exec_snippet(warm_up[0])
         confinement = sandbox.confinement()
-        print(f"{n} snippets in {len(traces)} traces, executors interleaved ...", file=sys.stderr, flush=True)
-        measure_interleaved(executors, traces)
+        print(f"2 x {n} snippets in traces of {TRACE_LENGTH}, executors interleaved ...", file=sys.stderr, flush=True)
+        measure_interleaved(executors, latency_traces, throughput_traces)
 
     speedup = machine_parallel_speedup()
     results = {executor.name: executor.figures() for executor in executors}
