@@ -10,7 +10,8 @@ On top of that it can:
   `rate_limit` (429 + Retry-After), `server_error` (500), `unavailable` (503), `reset` (TCP RST,
   no reply), `slow` (answers after `slow_s`, past a client's timeout), `malformed` (200 with a
   truncated JSON body), `empty` (200, empty content), `content_filter` (200, finish_reason
-  "content_filter", no content), `policy_violation` (400, code "content_policy_violation");
+  "content_filter", no content), `policy_violation` (400, code "content_policy_violation"),
+  `bad_key` (401 that echoes the caller's API key, as some proxies do: tests that it is scrubbed);
 - count what it saw (`stats()`, or `GET /stats` in script mode): requests per agent (told apart by
   the system prompt of the project's prompt files), faults served, identical requests, the peak
   number in flight, and the time from the first request to the last reply;
@@ -44,27 +45,31 @@ from tasks.prompt_store import PROMPT_DIR, available_versions, load_prompt
 from tasks.scripted_provider import scripted_reply
 
 FaultKind = Literal["rate_limit", "server_error", "unavailable", "reset", "slow", "malformed", "empty",
-                    "content_filter", "policy_violation"]
+                    "content_filter", "policy_violation", "bad_key"]
 FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 MAX_BODY_BYTES = 4 * 2**20
 
 
 @dataclass
 class FaultRule:
-    """Serve `kind` instead of an answer to the next `times` requests whose messages contain `match`."""
+    """Serve `kind` instead of an answer to the next `times` requests of `agent` whose messages contain `match`."""
 
     kind: FaultKind
     times: int = 1
+    agent: str | None = None
     match: str | None = None
+
+    def applies(self, agent: str, messages_json: str) -> bool:
+        return (self.times > 0 and self.agent in (None, agent)
+                and (self.match is None or self.match in messages_json))
 
     @classmethod
     def parse(cls, spec: str) -> FaultRule:
-        """`KIND[:TIMES[:MATCH]]`, e.g. `rate_limit:3` or `empty:1:12 * 7`."""
-        kind, _, rest = spec.partition(":")
-        times, _, match = rest.partition(":")
+        """`KIND[:TIMES[:AGENT[:MATCH]]]`, e.g. `rate_limit:3`, `empty:1:translator` or `reset:1::12 * 7`."""
+        kind, times, agent, match = (spec.split(":", 3) + ["", "", ""])[:4]
         if kind not in FAULT_KINDS:
             raise ValueError(f"fault {spec!r}: unknown kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
-        return cls(kind=kind, times=int(times or 1), match=match or None)  # type: ignore[arg-type]
+        return cls(kind=kind, times=int(times or 1), agent=agent or None, match=match or None)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -74,6 +79,7 @@ class ServerStats:
     by_agent: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
     request_keys: Counter[str] = field(default_factory=Counter)
+    api_keys_seen: set[str] = field(default_factory=set)
     in_flight: int = 0
     peak_in_flight: int = 0
     first_request_at: float | None = None
@@ -152,7 +158,7 @@ def completion_body(model: str, content: str | None, tool_calls: list[dict[str, 
 class MockLLMServer:
     """The server; `with MockLLMServer(latency_s=0.2) as server: ... server.url ...`."""
 
-    def __init__(self, *, latency_s: float = 0.0, faults: list[FaultRule] | None = None, retry_after_s: float = 1.0,
+    def __init__(self, *, latency_s: float = 0.0, faults: list[FaultRule] | None = None, retry_after_s: int = 1,
                  slow_s: float = 5.0, max_requests: int = 10_000, idle_exit_s: float = 300.0, port: int = 0,
                  on_request: Callable[[str, ServerStats], None] | None = None) -> None:
         self.latency_s, self.retry_after_s, self.slow_s = latency_s, retry_after_s, slow_s
@@ -204,7 +210,7 @@ class MockLLMServer:
         with self._lock:
             s = self._stats
             return ServerStats(s.requests, s.answered, Counter(s.by_agent), Counter(s.faults), Counter(s.request_keys),
-                               s.in_flight, s.peak_in_flight, s.first_request_at, s.last_reply_at)
+                               set(s.api_keys_seen), s.in_flight, s.peak_in_flight, s.first_request_at, s.last_reply_at)
 
     def reset_stats(self) -> None:
         with self._lock:
@@ -214,7 +220,7 @@ class MockLLMServer:
         with self._lock:
             self._faults.extend(rules)
 
-    def _admit(self, body: dict[str, Any]) -> tuple[str, FaultKind | None, bool]:
+    def _admit(self, body: dict[str, Any], api_key: str | None) -> tuple[str, FaultKind | None, bool]:
         """Count a request and pick its fault. Returns (agent, fault, over_budget)."""
         agent = agent_of(body.get("messages") or [])
         haystack = json.dumps(body.get("messages"))
@@ -226,13 +232,15 @@ class MockLLMServer:
             s.requests += 1
             s.by_agent[agent] += 1
             s.request_keys[request_key(body)] += 1
+            if api_key:
+                s.api_keys_seen.add(api_key)
             s.in_flight += 1
             s.peak_in_flight = max(s.peak_in_flight, s.in_flight)
             if s.first_request_at is None:
                 s.first_request_at = time.perf_counter()
             fault = None
             for rule in self._faults:
-                if rule.times > 0 and (rule.match is None or rule.match in haystack):
+                if rule.applies(agent, haystack):
                     rule.times -= 1
                     fault = rule.kind
                     s.faults[fault] += 1
@@ -306,7 +314,8 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError as exc:
             self._error(400, f"request body is not JSON: {exc}", "invalid_request_error")
             return
-        agent, fault, over_budget = mock._admit(body)
+        auth = self.headers.get("Authorization") or ""
+        agent, fault, over_budget = mock._admit(body, auth.removeprefix("Bearer ").strip() or None)
         if over_budget:
             self._error(400, f"mock server: request budget of {mock.max_requests} spent", "invalid_request_error")
             return
@@ -324,7 +333,7 @@ class _Handler(BaseHTTPRequestHandler):
         time.sleep(mock.slow_s if fault == "slow" else mock.latency_s)
         if fault == "rate_limit":
             self._error(429, "Rate limit reached for requests", "requests", "rate_limit_exceeded",
-                        {"Retry-After": f"{mock.retry_after_s:g}"})
+                        {"Retry-After": str(mock.retry_after_s)})  # HTTP allows whole seconds only
         elif fault == "server_error":
             self._error(500, "The server had an error while processing your request.", "server_error")
         elif fault == "unavailable":
@@ -332,6 +341,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault == "policy_violation":
             self._error(400, "Your request was rejected as a result of our safety system.", "invalid_request_error",
                         "content_policy_violation")
+        elif fault == "bad_key":
+            key = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+            self._error(401, f"Incorrect API key provided: {key}.", "invalid_request_error", "invalid_api_key")
         elif fault == "reset":
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()  # linger 0: the peer gets a TCP RST instead of a reply
@@ -357,9 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on start)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds to wait before each reply")
-    parser.add_argument("--fault", action="append", default=[], metavar="KIND[:TIMES[:MATCH]]",
+    parser.add_argument("--fault", action="append", default=[], metavar="KIND[:TIMES[:AGENT[:MATCH]]]",
                         help=f"inject a fault; kinds: {', '.join(FAULT_KINDS)}")
-    parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds sent with 429s")
+    parser.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds sent with 429s")
     parser.add_argument("--max-requests", type=int, default=100_000)
     parser.add_argument("--idle-exit", type=float, default=120.0, help="exit after this many seconds without requests")
     args = parser.parse_args(argv)
