@@ -43,12 +43,10 @@ CORPUS = load_corpus()
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
-    os.environ["OPENAI_API_KEY"] = CANARY  # must not reach user code
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OPENAI_API_KEY", CANARY)  # must not reach user code
         with Sandbox(pool_size=2, limits=SandboxLimits(timeout_s=1.5, memory_bytes=512 << 20)) as box:
             yield box
-    finally:
-        del os.environ["OPENAI_API_KEY"]
 
 
 def test_corpus_is_large_and_covers_every_status() -> None:
