@@ -24,11 +24,17 @@ from tasks.embedded_model import resolve_local_model
 
 PROVIDER = "local"
 _generate_lock = threading.Lock()
+_load_lock = threading.Lock()
+
+
+def load_local_model(model_dir: Path) -> tuple[Any, Any]:
+    """Load (model, tokenizer) once per process, even when many solver threads ask at the same moment."""
+    with _load_lock:
+        return _load_local_model(model_dir)
 
 
 @lru_cache(maxsize=2)
-def load_local_model(model_dir: Path) -> tuple[Any, Any]:
-    """Load (model, tokenizer) once per process."""
+def _load_local_model(model_dir: Path) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
