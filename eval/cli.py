@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prompt", help=f"user prompt template with {{problem}}; default: {DEFAULT_PROMPT!r}")
     parser.add_argument("--system-prompt")
     parser.add_argument("--output-dir", type=Path, default=Path("out/eval"))
+    parser.add_argument("--regrade", action="store_true",
+                        help="grade the completions saved in --output-dir again with the current grader; "
+                             "no generation (other options are ignored)")
     return parser
 
 
@@ -55,7 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from eval.generation import ModelUnderTest
-    from eval.harness import EvalConfig, evaluate_models
+    from eval.harness import EvalConfig, evaluate_models, regrade
+
+    if args.regrade:
+        report = regrade(args.output_dir)
+        print(report.report_path.read_text())
+        return 0
 
     benchmarks = list(BENCHMARK_NAMES) if args.benchmarks == "all" else [
         b.strip() for b in args.benchmarks.split(",") if b.strip()]

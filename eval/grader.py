@@ -63,7 +63,10 @@ def _braced(text: str, open_index: int) -> str | None:
 
 
 def extract_boxed(text: str) -> str | None:
-    """Content of the LAST `\\boxed{...}` or `\\fbox{...}` (also `\\boxed 5`), or None."""
+    """Content of the LAST non-empty `\\boxed{...}` or `\\fbox{...}` (also `\\boxed 5`), or None.
+
+    Empty boxes are skipped: weak models echo the instruction ("put your answer within \\boxed{}").
+    """
     starts = [m.start() for m in re.finditer(r"\\(?:boxed|fbox)(?![A-Za-z])", text)]
     for start in reversed(starts):
         command = next(c for c in _BOX_COMMANDS if text.startswith(c, start))
@@ -72,7 +75,7 @@ def extract_boxed(text: str) -> str | None:
             rest += 1
         if rest < len(text) and text[rest] == "{":
             content = _braced(text, rest)
-            if content is not None:
+            if content is not None and content.strip():
                 return content.strip()
         elif rest > start + len(command):  # "\boxed 5": the token up to the next space or `$`
             match = re.match(r"[^\s$]+", text[rest:])
@@ -88,10 +91,14 @@ _HASHES = re.compile(r"####\s*(.+?)\s*(?:\n|$)")
 
 
 def _clean_sentence_answer(answer: str) -> str | None:
+    """"$x = 4$." -> "x = 4": the first math span if the sentence opens one, without the full stop."""
     answer = answer.strip().strip("*").strip()
-    answer = re.sub(r"[.。]+$", "", answer).strip()
-    if answer.startswith("$") and answer.endswith("$") and len(answer) > 1:
-        answer = answer.strip("$").strip()
+    if answer.startswith("$"):
+        span = re.match(r"\$+([^$]*)\$+", answer)
+        answer = span.group(1) if span else answer.lstrip("$")
+    answer = re.sub(r"[.。]+$", "", answer.strip()).strip()
+    if "\\boxed" in answer or "\\fbox" in answer:  # the instruction echoed back, not an answer
+        return None
     return answer or None
 
 

@@ -33,7 +33,7 @@ from eval.benchmarks import BenchmarkItem, load_benchmark, prompt_for
 from eval.generation import Completion, GenerationParams, ModelUnderTest, open_backend
 from eval.grader import grade
 from eval.metrics import accuracy_interval, majority_correct, pass_at_k
-from tasks.parquet_io import write_records
+from tasks.parquet_io import read_records, write_records
 
 logger = logging.getLogger(__name__)
 
@@ -206,8 +206,6 @@ def _free_cuda_memory() -> None:
 def evaluate_models(models: list[ModelUnderTest], benchmarks: list[str], config: EvalConfig,
                     output_dir: Path) -> EvalReport:
     """Evaluate every model on every benchmark the same way, then write the summary, report and chart."""
-    from eval.report import publish_prefect_artifacts, write_chart, write_markdown_report
-
     labels = [m.label for m in models]
     if len(set(labels)) != len(labels):
         raise ValueError(f"model labels must be unique, got {labels}: give each model its own label")
@@ -216,6 +214,14 @@ def evaluate_models(models: list[ModelUnderTest], benchmarks: list[str], config:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     summaries = [s for spec in models for s in evaluate_model(spec, benchmarks, config, output_dir)]
+    return write_outputs(models, summaries, config, output_dir)
+
+
+def write_outputs(models: list[ModelUnderTest], summaries: list[BenchmarkSummary], config: EvalConfig,
+                  output_dir: Path) -> EvalReport:
+    """summary.json, report.md and accuracy.png, and the Prefect artifacts inside a run."""
+    from eval.report import publish_prefect_artifacts, write_chart, write_markdown_report
+
     summary_path = output_dir / "summary.json"
     summary_path.write_text(json.dumps({
         "config": config.model_dump(mode="json"),
@@ -228,3 +234,26 @@ def evaluate_models(models: list[ModelUnderTest], benchmarks: list[str], config:
     return EvalReport(output_dir=output_dir, summaries=summaries, summary_path=summary_path,
                       report_path=output_dir / "report.md", chart_path=chart_path,
                       published_artifacts=published)
+
+
+def regrade(output_dir: Path) -> EvalReport:
+    """Grade saved completions again with the current grader (no generation), and rewrite the outputs.
+
+    For when eval/grader.py improves after an expensive run: the completions are kept, only the
+    extracted answers, verdicts, summaries, report and chart change.
+    """
+    output_dir = Path(output_dir)
+    saved = json.loads((output_dir / "summary.json").read_text())
+    config = EvalConfig.model_validate(saved["config"])
+    models = [ModelUnderTest.model_validate(m) for m in saved["models"]]
+    summaries = []
+    for old in saved["summaries"]:
+        path = output_dir / "per_problem" / old["label"] / f"{old['benchmark']}.parquet"
+        records = []
+        for record in read_records(path, EvalRecord):
+            verdict = grade(record.completion, record.reference_answer)
+            records.append(record.model_copy(update={"extracted_answer": verdict.extracted,
+                                                     "correct": verdict.correct, "grade_method": verdict.method}))
+        write_records(records, EvalRecord, path)
+        summaries.append(summarize(records, old["generation_s"], path))
+    return write_outputs(models, summaries, config, output_dir)

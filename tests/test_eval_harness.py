@@ -6,6 +6,7 @@ tests are `slow` and kept short (few problems, a handful of new tokens, batched)
 
 import json
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -118,3 +119,21 @@ def test_left_padded_batches_give_the_one_by_one_greedy_output_and_seeded_sampli
     assert [len(samples) for samples in first] == [3, 3]
     assert [[c.text for c in s] for s in first] == [[c.text for c in s] for s in again]
     assert len({c.text for c in first[1]}) > 1  # samples differ from each other
+
+
+def test_regrade_rescores_saved_completions_without_generating(replay_llm, tmp_path):
+    replay_llm.replies = ["\\boxed{18}", "\\boxed{4}"]
+    evaluate_models([ModelUnderTest(model="replay/scripted", label="api")], ["gsm8k"],
+                    EvalConfig(limit=2, concurrency=1), tmp_path)
+    path = tmp_path / "per_problem" / "api" / "gsm8k.parquet"
+    rows = pq.read_table(path).to_pylist()
+    rows[1]["completion"] = "\\boxed{3}"  # as if an older grader had missed this answer
+    rows[1]["correct"] = False
+    pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema(EvalRecord)), path)
+
+    from eval.cli import main
+
+    assert main(["--regrade", "--output-dir", str(tmp_path)]) == 0
+    assert [r["correct"] for r in pq.read_table(path).to_pylist()] == [True, True]
+    assert json.loads((tmp_path / "summary.json").read_text())["summaries"][0]["accuracy"] == 1.0
+    assert len(replay_llm.requests) == 2  # nothing generated again

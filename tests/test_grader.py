@@ -13,6 +13,7 @@ from eval.grader import answers_match, extract_boxed, extract_final_answer, grad
         ("The result is $\\boxed 5$.", "5"),
         ("\\boxed{\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"),
         ("no box here", None),
+        ("\\boxed{12} so the answer is within \\boxed{}.", "12"),
         ("cut off \\boxed{\\frac{1}{2", None),
     ],
 )
@@ -27,6 +28,9 @@ def test_extract_boxed_takes_the_last_complete_box(text, expected):
         ("So the final answer is $\\frac{1}{2}$.", "\\frac{1}{2}"),
         ("She makes 9 * 2 = 18 dollars.\n#### 18", "18"),
         ("I don't know.", None),
+        ("So, the answer is $x = 4$.", "x = 4"),
+        ("The answer is $2.$", "2"),
+        ("The answer is within \\boxed{}.", None),
     ],
 )
 def test_extract_final_answer_prefers_boxes_then_sentences_then_hashes(text, expected):
