@@ -80,6 +80,7 @@ class ServerStats:
     faults: Counter[str] = field(default_factory=Counter)
     request_keys: Counter[str] = field(default_factory=Counter)
     api_keys_seen: set[str] = field(default_factory=set)
+    transcript: list[tuple[str, str]] = field(default_factory=list)  # (agent, last message's text) per request
     in_flight: int = 0
     peak_in_flight: int = 0
     first_request_at: float | None = None
@@ -210,7 +211,7 @@ class MockLLMServer:
         with self._lock:
             s = self._stats
             return ServerStats(s.requests, s.answered, Counter(s.by_agent), Counter(s.faults), Counter(s.request_keys),
-                               set(s.api_keys_seen), s.in_flight, s.peak_in_flight, s.first_request_at, s.last_reply_at)
+                               set(s.api_keys_seen), list(s.transcript), s.in_flight, s.peak_in_flight, s.first_request_at, s.last_reply_at)
 
     def reset_stats(self) -> None:
         with self._lock:
@@ -231,6 +232,7 @@ class MockLLMServer:
                 return agent, None, True
             s.requests += 1
             s.by_agent[agent] += 1
+            s.transcript.append((agent, _text_of(((body.get("messages") or [{}])[-1]).get("content"))))
             s.request_keys[request_key(body)] += 1
             if api_key:
                 s.api_keys_seen.add(api_key)
