@@ -1,0 +1,218 @@
+"""Training throughput and peak memory: `training.sft.train` vs a plain TRL + peft (+ bitsandbytes) script.
+
+    python -m benchmarks.training_bench [--quick] [--steps N] [--model-dir DIR]   # needs CUDA
+    python -m benchmarks.training_bench --cpu [--quick]                           # CPU comparison, slow
+
+Both sides train the same model on the same synthetic SFT data (arithmetic word problems with
+worked solutions of 3-30 steps, written as a real sft.parquet), for the same number of steps and
+the same batch size and max length, each in a fresh process so peak memory is its own:
+
+- ours: `training.sft.train` with the recipe of the device (CUDA: tiny-gpu-random's settings, i.e.
+  4-bit NF4 QLoRA, r=16 all-linear, paged AdamW, completion-only loss; CPU: the embedded recipe).
+- plain: the script most QLoRA tutorials show: BitsAndBytesConfig(nf4, double quant, bf16 compute),
+  `prepare_model_for_kbit_training`, LoraConfig(r=16, alpha=32, dropout 0.05, all-linear),
+  `SFTTrainer` on the `messages` column with TRL's defaults for everything else (on CPU the same
+  without bitsandbytes, which leaves TRL's bf16 autocast and gradient checkpointing on).
+
+On CUDA the model is the embedded SmolLM2 architecture with random weights (`--model-dir` takes a
+real model instead): no weights over 64 MiB can reach the GPU machine. Tokens/s counts non-padding
+input tokens over the Trainer's train_runtime (loading and tokenization excluded). Peak memory is
+`torch.cuda.max_memory_allocated` on CUDA and the process's max RSS on CPU.
+Without CUDA and without --cpu it prints a skip line and `{"bench": "training", "skipped": ...}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tasks.parquet_io import write_records
+from tasks.records import ChatMessage, SFTRecord
+
+
+def synthetic_sft(path: Path, rows: int, seed: int = 0) -> Path:
+    """Word problems with step-by-step solutions: lengths vary like real traces, answers are right."""
+    rng = random.Random(seed)
+    records = []
+    for index in range(rows):
+        start = total = rng.randint(1, 50)
+        steps = []
+        for _ in range(rng.randint(3, 30)):
+            added = rng.randint(1, 99)
+            steps.append(f"Adding {added} to {total} gives {total + added}.")
+            total += added
+        records.append(SFTRecord(
+            id=f"bench-{index}",
+            messages=[
+                ChatMessage(role="user", content=f"Start from {start} and add the numbers "
+                            f"given one at a time ({len(steps)} of them). What is the total?"),
+                ChatMessage(role="assistant", content=" ".join(steps) + f" The answer is \\boxed{{{total}}}."),
+            ],
+            source="synthetic", teacher_model="none", prompt_versions_json="{}", reference_answer=str(total),
+        ))
+    return write_records(records, SFTRecord, path)
+
+
+def random_model_dir(target: Path) -> Path:
+    """The tiny-gpu-random recipe's model (embedded config + overrides, random weights), saved once."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from training.config import load_recipe
+    from training.sft import resolve_base_model
+
+    recipe = load_recipe("tiny-gpu-random")
+    source = resolve_base_model(recipe.base_model)
+    config = AutoConfig.from_pretrained(source)
+    for key, value in recipe.model_config_overrides.items():
+        setattr(config, key, value)
+    torch.manual_seed(recipe.seed)
+    AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).save_pretrained(target)
+    AutoTokenizer.from_pretrained(source).save_pretrained(target)
+    return target
+
+
+def peak_memory_mb(cuda: bool) -> float:
+    import torch
+
+    if cuda:
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_ours(model_dir: str, data: Path, steps: int, batch: int, max_length: int, work: Path) -> dict:
+    import torch
+
+    from training.config import load_recipe
+    from training.sft import train
+
+    cuda = torch.cuda.is_available()
+    config = load_recipe("tiny-gpu-random" if cuda else "embedded", base_model=model_dir, random_init=False,
+                         model_config_overrides={}, max_steps=steps, save_steps=10 * steps,
+                         per_device_train_batch_size=batch, gradient_accumulation_steps=1, max_seq_length=max_length)
+    result = train(config, data, work / "ours", show_progress=False)
+    metrics = json.loads(result.metrics_path.read_text())
+    return {"tokens_per_s": metrics["train_tokens_per_s"], "peak_memory_mb": peak_memory_mb(cuda),
+            "seconds_per_step": metrics["seconds_per_step"], "final_loss": metrics["final_loss"]}
+
+
+def run_plain(model_dir: str, data: Path, steps: int, batch: int, max_length: int, work: Path) -> dict:
+    """The plain QLoRA tutorial script, kept as such on purpose: it is the baseline."""
+    import pyarrow.parquet as pq
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from trl import SFTConfig, SFTTrainer
+
+    cuda = torch.cuda.is_available()
+    if cuda:
+        quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                          bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=quantization,
+                                                     dtype=torch.bfloat16, device_map={"": 0})
+        model = prepare_model_for_kbit_training(model)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    dataset = Dataset.from_list(pq.read_table(data, columns=["messages"]).to_pylist())
+    args = SFTConfig(output_dir=str(work / "plain"), max_steps=steps, per_device_train_batch_size=batch,
+                     gradient_accumulation_steps=1, max_length=max_length, learning_rate=2e-4, logging_steps=1,
+                     save_strategy="no", report_to=[], include_num_input_tokens_seen="non_padding",
+                     disable_tqdm=True)
+    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=lora)
+    output = trainer.train()
+    runtime = output.metrics["train_runtime"]
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    return {"tokens_per_s": trainer.state.num_input_tokens_seen / runtime, "peak_memory_mb": peak_memory_mb(cuda),
+            "seconds_per_step": runtime / steps, "final_loss": losses[-1]}
+
+
+def run_side(side: str, args: argparse.Namespace) -> dict:
+    """One side in a fresh interpreter, so imports, allocator state and peak memory are its own."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-{side}-") as work:
+        result_path = Path(work) / "result.json"
+        command = [sys.executable, "-m", "benchmarks.training_bench", "--side", side, "--model-dir", args.model_dir,
+                   "--data", str(args.data), "--steps", str(args.steps), "--batch", str(args.batch),
+                   "--max-length", str(args.max_length), "--result", str(result_path)]
+        done = subprocess.run(command, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if done.returncode != 0:
+            raise RuntimeError(f"{side} side failed (exit {done.returncode}):\n{done.stdout[-4000:]}")
+        return json.loads(result_path.read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps (under a minute on a GPU)")
+    parser.add_argument("--cpu", action="store_true", help="without CUDA: compare the CPU paths (minutes)")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=None)
+    parser.add_argument("--max-length", type=int, default=None)
+    parser.add_argument("--rows", type=int, default=None)
+    parser.add_argument("--model-dir", default=None, help="a real model dir instead of the random tiny one")
+    parser.add_argument("--side", choices=["ours", "plain"], help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.side:  # child process: one side, result to a file
+        runner = run_ours if args.side == "ours" else run_plain
+        with tempfile.TemporaryDirectory(prefix="bench-work-") as work:
+            result = runner(args.model_dir, args.data, args.steps, args.batch, args.max_length, Path(work))
+        args.result.write_text(json.dumps(result))
+        return 0
+
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if not cuda and not args.cpu:
+        print("training_bench: SKIPPED, no CUDA GPU visible (4-bit QLoRA needs one); --cpu compares the CPU paths")
+        print(json.dumps({"bench": "training", "skipped": "no CUDA"}))
+        return 0
+    if cuda:
+        args.steps = args.steps or (10 if args.quick else 50)
+        args.batch, args.max_length, rows = args.batch or 8, args.max_length or 512, args.rows or 256
+    else:
+        args.steps = args.steps or (2 if args.quick else 4)
+        args.batch, args.max_length, rows = args.batch or 2, args.max_length or 256, args.rows or 16
+
+    with tempfile.TemporaryDirectory(prefix="training-bench-") as scratch:
+        args.data = synthetic_sft(Path(scratch) / "sft.parquet", rows)
+        if args.model_dir is None:
+            if cuda:
+                args.model_dir = str(random_model_dir(Path(scratch) / "model"))
+            else:
+                from tasks.embedded_model import embedded_model_dir
+
+                args.model_dir = str(embedded_model_dir())
+        device = torch.cuda.get_device_name(0) if cuda else "cpu"
+        print(f"training_bench: {device}, model {args.model_dir}, {rows} rows, {args.steps} steps, "
+              f"batch {args.batch}, max length {args.max_length}", flush=True)
+        ours = run_side("ours", args)
+        print(f"  ours : {ours}", flush=True)
+        plain = run_side("plain", args)
+        print(f"  plain: {plain}", flush=True)
+
+    print(json.dumps({
+        "bench": "training",
+        "device": device,
+        "steps": args.steps,
+        "ours_tokens_per_s": round(ours["tokens_per_s"], 1),
+        "plain_tokens_per_s": round(plain["tokens_per_s"], 1),
+        "ratio_vs_plain_trl": round(ours["tokens_per_s"] / plain["tokens_per_s"], 3),
+        "ours_peak_memory_mb": round(ours["peak_memory_mb"], 1),
+        "plain_peak_memory_mb": round(plain["peak_memory_mb"], 1),
+        "memory_ratio_vs_plain_trl": round(ours["peak_memory_mb"] / plain["peak_memory_mb"], 3),
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

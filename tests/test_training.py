@@ -1,0 +1,229 @@
+"""training/: recipes, data conversion, label mask, a few real LoRA steps on the embedded model, resume, adapter.
+
+The model tests share one short training run (module fixture) on a tiny real sft.parquet; each
+step is a real fwd+bwd of SmolLM2-135M on CPU, so the runs are kept to a handful of steps.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tasks.parquet_io import write_records
+from tasks.records import ChatMessage, SFTRecord
+from training.config import available_recipes, load_recipe, resolve_runtime
+from training.data import load_chat_dataset
+
+PAIRS = [(2, 3), (10, 7), (12, 30), (8, 9)]
+PROMPT = "What is {a} + {b}?"
+SOLUTION = "Adding {a} and {b} gives {c}. The answer is \\boxed{{{c}}}."
+
+
+def write_sft(path: Path) -> Path:
+    records = [
+        SFTRecord(
+            id=f"p{i}",
+            messages=[
+                ChatMessage(role="user", content=PROMPT.format(a=a, b=b)),
+                ChatMessage(role="assistant", content=SOLUTION.format(a=a, b=b, c=a + b)),
+            ],
+            source="test",
+            teacher_model="replay/teacher",
+            prompt_versions_json="{}",
+            reference_answer=str(a + b),
+        )
+        for i, (a, b) in enumerate(PAIRS)
+    ]
+    return write_records(records, SFTRecord, path)
+
+
+def tiny_config(**overrides):
+    """The embedded recipe, shrunk so that a step takes about a second on an idle core."""
+    settings = dict(max_steps=3, save_steps=2, save_total_limit=None, learning_rate=3e-3, lora_dropout=0.0,
+                    max_seq_length=96)
+    return load_recipe("embedded", **{**settings, **overrides})
+
+
+@pytest.fixture(scope="module")
+def sft_path(tmp_path_factory) -> Path:
+    return write_sft(tmp_path_factory.mktemp("data") / "sft.parquet")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, sft_path):
+    from training.sft import train
+
+    logs: list[dict] = []
+    output_dir = tmp_path_factory.mktemp("train")
+    result = train(tiny_config(), sft_path, output_dir, on_log=logs.append, show_progress=False)
+    return result, logs
+
+
+# --- config and data: no model needed ---------------------------------------------------------
+
+
+def test_every_shipped_recipe_validates_and_overrides_apply():
+    assert {"embedded", "qwen2.5-1.5b-instruct", "tiny-gpu-random"} <= set(available_recipes())
+    for name in available_recipes():
+        load_recipe(name)
+    qwen = load_recipe("qwen2.5-1.5b-instruct")
+    assert (qwen.lora_r, qwen.lora_alpha, qwen.lora_dropout, qwen.lora_target_modules) == (16, 32, 0.05, "all-linear")
+    assert (qwen.learning_rate, qwen.lr_scheduler_type, qwen.warmup_ratio) == (2e-4, "cosine", 0.03)
+    assert load_recipe("embedded", max_steps=3).max_steps == 3
+
+
+def test_recipe_typos_and_unknown_names_are_refused_with_the_fix():
+    with pytest.raises(ValueError, match="max_step"):
+        load_recipe("embedded", max_step=3)
+    with pytest.raises(FileNotFoundError, match="embedded"):
+        load_recipe("no-such-recipe")
+
+
+def test_auto_runtime_is_qlora_on_cuda_and_fp32_lora_on_cpu():
+    config = load_recipe("qwen2.5-1.5b-instruct")
+    cpu = resolve_runtime(config, cuda_available=False)
+    assert (cpu.load_in_4bit, cpu.bf16, cpu.gradient_checkpointing, cpu.optim) == (False, False, False, "adamw_torch")
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        resolve_runtime(load_recipe("embedded", quantization="4bit"), cuda_available=False)
+
+
+def test_sft_parquet_becomes_prompt_and_final_assistant_completion(sft_path):
+    dataset = load_chat_dataset(sft_path)
+    assert len(dataset) == len(PAIRS)
+    row = dataset[0]
+    assert row["prompt"] == [{"role": "user", "content": "What is 2 + 3?"}]
+    assert row["completion"] == [{"role": "assistant", "content": SOLUTION.format(a=2, b=3, c=5)}]
+
+
+def test_sharegpt_jsonl_is_read_and_a_row_without_assistant_target_is_named(tmp_path):
+    good = tmp_path / "chat.jsonl"
+    good.write_text(json.dumps({"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "ho"}]}) + "\n")
+    assert load_chat_dataset(good)[0]["completion"] == [{"role": "assistant", "content": "ho"}]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
+    with pytest.raises(ValueError, match="row 0"):
+        load_chat_dataset(bad)
+
+
+def test_a_dir_with_checkpoints_is_not_silently_overwritten(tmp_path, sft_path):
+    from training.sft import train
+
+    (tmp_path / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(tiny_config(), sft_path, tmp_path)
+
+
+# --- the model -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_only_assistant_tokens_carry_loss(tmp_path, sft_path):
+    from training.sft import prepare_trainer
+
+    trainer, _ = prepare_trainer(tiny_config(), sft_path, tmp_path, show_progress=False)
+    tokenizer = trainer.processing_class
+    for row in trainer.train_dataset:
+        labelled = [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != -100]
+        masked = [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label == -100]
+        completion = row["completion"][0]["content"]
+        # Exactly the assistant answer and its end-of-turn token are trained ...
+        assert tokenizer.decode(labelled).strip() == completion + "<|im_end|>"
+        # ... and the system prompt, the user's question and the assistant header are not.
+        prompt_text = tokenizer.decode(masked)
+        assert row["prompt"][0]["content"] in prompt_text and prompt_text.endswith("<|im_start|>assistant\n")
+        assert row["input_ids"][: len(masked)] == masked  # the masked part is one prefix
+
+
+@pytest.mark.slow
+def test_a_few_lora_steps_lower_the_loss_and_write_every_output(trained):
+    result, logs = trained
+    assert result.steps == 3 and result.device == "cpu" and not result.load_in_4bit
+    metrics = json.loads(result.metrics_path.read_text())
+    losses = [point["loss"] for point in metrics["loss_curve"]]
+    assert len(losses) == 3
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert metrics["train_tokens_per_s"] > 0 and metrics["peak_memory_mb"] > 100
+    assert 0 < metrics["trainable_params"] < metrics["total_params"] / 50
+    assert (result.adapter_dir / "adapter_model.safetensors").exists()
+    assert (result.adapter_dir / "tokenizer.json").exists()
+    assert load_recipe(result.config_path) == tiny_config()
+    assert sorted(p.name for p in (result.output_dir / "checkpoints").glob("checkpoint-*")) == [
+        "checkpoint-2", "checkpoint-3"]
+    # on_log saw the loss of every step as it went (what the Prefect flow logs).
+    assert [entry["step"] for entry in logs if "loss" in entry] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_resume_continues_the_step_count_from_the_last_checkpoint(trained, sft_path, tmp_path):
+    from training.sft import train
+
+    first, _ = trained
+    output_dir = tmp_path / "resumed"
+    shutil.copytree(first.output_dir, output_dir)
+    result = train(tiny_config(max_steps=4), sft_path, output_dir, resume=True, show_progress=False)
+    assert (result.resumed_from_step, result.steps) == (3, 4)
+    curve = json.loads(result.metrics_path.read_text())["loss_curve"]
+    first_curve = json.loads(first.metrics_path.read_text())["loss_curve"]
+    assert [point["step"] for point in curve] == [1, 2, 3, 4]
+    assert curve[:3] == first_curve  # the earlier steps come from the checkpoint, not from a re-run
+
+
+@pytest.mark.slow
+def test_saved_adapter_loads_with_peft_and_changes_generations(trained):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tasks.embedded_model import embedded_model_dir
+
+    result, _ = trained
+    tokenizer = AutoTokenizer.from_pretrained(result.adapter_dir)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": PROMPT.format(a=12, b=30)}], add_generation_prompt=True, return_tensors="pt",
+        return_dict=True,
+    )
+
+    def greedy(model) -> str:
+        with torch.no_grad():
+            out = model.generate(**prompt, max_new_tokens=16, do_sample=False)
+        return tokenizer.decode(out[0, prompt["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    base = AutoModelForCausalLM.from_pretrained(embedded_model_dir(), dtype=torch.float32)
+    before = greedy(base)
+    tuned = PeftModel.from_pretrained(base, str(result.adapter_dir))
+    after = greedy(tuned)
+    assert after != before, after
+
+
+@pytest.mark.slow
+def test_cli_trains_merges_and_never_imports_bitsandbytes_on_cpu(tmp_path, sft_path):
+    """One CLI step in a fresh process: the only way to see what got imported from a clean start."""
+    output_dir = tmp_path / "cli"
+    script = (
+        "import runpy, sys\n"
+        f"sys.argv = ['training', '--recipe', 'embedded', '--data', {str(sft_path)!r}, '--output-dir', "
+        f"{str(output_dir)!r}, '--max-steps', '1', '--set', 'max_seq_length=96', '--merge']\n"
+        "try:\n    runpy.run_module('training', run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code\n"
+        "assert 'bitsandbytes' not in sys.modules or sys.modules['bitsandbytes'] is None, 'bitsandbytes imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "== train ==" in done.stdout and "steps          1" in done.stdout
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from tasks.embedded_model import embedded_model_dir
+
+    ids = torch.tensor([[1, 504, 3458, 314, 216, 34]])
+    merged = AutoModelForCausalLM.from_pretrained(output_dir / "merged", dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(embedded_model_dir(), dtype=torch.float32)
+    adapted = PeftModel.from_pretrained(base, str(output_dir / "adapter"))
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits, adapted(ids).logits, atol=1e-4)
