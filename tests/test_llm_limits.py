@@ -1,0 +1,67 @@
+"""In-process call limits: in-flight calls and requests/min, as the server sees them."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from mock_llm_server import MockLLMServer
+
+from tasks.llm import LLMSettings, complete
+from tasks.llm_limits import CallGate, call_limits, gate_for, limit_name
+
+
+def test_calls_inside_call_limits_never_exceed_max_concurrency_at_the_server(monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-fake-limits")
+    with MockLLMServer(latency_s=0.2) as server:
+        settings = LLMSettings(model="openai/scripted", api_base=server.url)
+        messages = [{"role": "user", "content": "What is 2 + 3?"}]
+        with call_limits(settings, max_concurrency=3), ThreadPoolExecutor(12) as pool:
+            # Prefect's task runner copies the context into its threads; a bare pool must do it by hand.
+            futures = [pool.submit(contextvars.copy_context().run, complete, messages, settings) for _ in range(12)]
+            [f.result() for f in futures]
+        stats = server.stats()
+    assert stats.requests == 12 and stats.peak_in_flight == 3
+
+
+def test_requests_per_minute_spaces_call_starts_evenly() -> None:
+    gate = CallGate(max_in_flight=8, requests_per_minute=600)  # one start every 0.1 s
+    starts: list[float] = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        with gate.slot():
+            with lock:
+                starts.append(time.monotonic())
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    gaps = [b - a for a, b in zip(sorted(starts), sorted(starts)[1:])]
+    assert min(gaps) >= 0.09  # never two starts closer than 60/rpm (minus clock slack)
+
+
+def test_gate_is_set_only_inside_the_block_and_only_for_its_model() -> None:
+    settings = LLMSettings(model="openai/a", api_base="http://127.0.0.1:9/v1")
+    other = LLMSettings(model="openai/b", api_base="http://127.0.0.1:9/v1")
+    assert gate_for(settings) is None
+    with call_limits(settings, max_concurrency=5, requests_per_minute=120) as gate:
+        assert gate_for(settings) is gate and gate_for(other) is None
+        assert (gate.max_in_flight, gate.requests_per_minute) == (5, 120)
+    assert gate_for(settings) is None
+
+
+def test_limit_name_is_per_model_and_a_valid_prefect_name() -> None:
+    assert limit_name(LLMSettings(model="hosted_vllm/Qwen/Qwen2.5-7B-Instruct")) == "llm-hosted_vllm-Qwen-Qwen2.5-7B-Instruct"
+    assert limit_name(LLMSettings(model="openai/gpt-4o-mini", concurrency_limit=None)) is None
+
+
+@pytest.mark.parametrize("kwargs", [{"max_in_flight": 0}, {"max_in_flight": 2, "requests_per_minute": 0}])
+def test_gate_rejects_limits_that_would_block_forever(kwargs) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        CallGate(**kwargs)
