@@ -125,7 +125,7 @@ def run_plain(model_dir: str, data: Path, steps: int, batch: int, max_length: in
     args = SFTConfig(output_dir=str(work / "plain"), max_steps=steps, per_device_train_batch_size=batch,
                      gradient_accumulation_steps=1, max_length=max_length, learning_rate=2e-4, logging_steps=1,
                      save_strategy="no", report_to=[], include_num_input_tokens_seen="non_padding",
-                     disable_tqdm=True)
+                     disable_tqdm=True, use_cpu=not cuda)  # TRL's bf16 default needs use_cpu on a CPU
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=lora)
     output = trainer.train()
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         args.batch, args.max_length, rows = args.batch or 8, args.max_length or 512, args.rows or 256
     else:
         args.steps = args.steps or (2 if args.quick else 4)
-        args.batch, args.max_length, rows = args.batch or 2, args.max_length or 256, args.rows or 16
+        args.batch, args.max_length, rows = args.batch or 2, args.max_length or 128, args.rows or 16
 
     with tempfile.TemporaryDirectory(prefix="training-bench-") as scratch:
         args.data = synthetic_sft(Path(scratch) / "sft.parquet", rows)

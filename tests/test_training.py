@@ -7,6 +7,7 @@ step is a real fwd+bwd of SmolLM2-135M on CPU, so the runs are kept to a handful
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -102,7 +103,8 @@ def test_sft_parquet_becomes_prompt_and_final_assistant_completion(sft_path):
 
 def test_sharegpt_jsonl_is_read_and_a_row_without_assistant_target_is_named(tmp_path):
     good = tmp_path / "chat.jsonl"
-    good.write_text(json.dumps({"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "ho"}]}) + "\n")
+    chat = {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "ho"}]}
+    good.write_text(json.dumps(chat) + "\n")
     assert load_chat_dataset(good)[0]["completion"] == [{"role": "assistant", "content": "ho"}]
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
@@ -110,6 +112,7 @@ def test_sharegpt_jsonl_is_read_and_a_row_without_assistant_target_is_named(tmp_
         load_chat_dataset(bad)
 
 
+@pytest.mark.slow  # importing training.sft (torch, transformers, trl) alone takes ~10 s here
 def test_a_dir_with_checkpoints_is_not_silently_overwritten(tmp_path, sft_path):
     from training.sft import train
 
@@ -227,3 +230,30 @@ def test_cli_trains_merges_and_never_imports_bitsandbytes_on_cpu(tmp_path, sft_p
     adapted = PeftModel.from_pretrained(base, str(output_dir / "adapter"))
     with torch.no_grad():
         assert torch.allclose(merged(ids).logits, adapted(ids).logits, atol=1e-4)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA GPU (4-bit QLoRA)")
+def test_auto_recipe_trains_4bit_nf4_qlora_on_cuda(tmp_path, sft_path):
+    import bitsandbytes as bnb
+    import torch
+
+    from training.sft import prepare_trainer, train
+
+    config = load_recipe("tiny-gpu-random", max_steps=4, save_steps=2)
+    trainer, runtime = prepare_trainer(config, sft_path, tmp_path / "probe", show_progress=False)
+    assert runtime.load_in_4bit and runtime.gradient_checkpointing and runtime.optim == "paged_adamw_32bit"
+    quantized = [m for m in trainer.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert quantized and quantized[0].weight.quant_type == "nf4"
+    del trainer
+    torch.cuda.empty_cache()
+
+    result = train(config, sft_path, tmp_path / "run", show_progress=False)
+    assert (result.device, result.load_in_4bit, result.steps) == ("cuda", True, 4)
+    assert math.isfinite(result.final_loss) and result.peak_memory_mb > 0 and result.train_tokens_per_s > 0

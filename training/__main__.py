@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         f"tokens/s       {result.train_tokens_per_s:.1f} on {result.device}"
         f"{' (4-bit QLoRA)' if result.load_in_4bit else ''}\n"
         f"peak memory    {result.peak_memory_mb:.0f} MB\n"
-        f"adapter        {result.adapter_dir}\nmetrics        {result.metrics_path}\nconfig         {result.config_path}"
+        f"adapter        {result.adapter_dir}\nmetrics        {result.metrics_path}\n"
+        f"config         {result.config_path}"
         + (f"\nmerged model   {result.merged_dir}" if result.merged_dir else "")
     )
     return 0

@@ -88,7 +88,9 @@ class TrainConfig(BaseModel):
         if self.max_steps == 0 or self.max_steps < -1:
             raise ValueError(f"max_steps={self.max_steps}: use a positive number of steps, or -1 to train by epochs")
         if self.model_config_overrides and not self.random_init:
-            raise ValueError("model_config_overrides only apply with random_init: true (pretrained weights fix the shapes)")
+            raise ValueError(
+                "model_config_overrides only apply with random_init: true (pretrained weights fix the shapes)"
+            )
         return self
 
 

@@ -73,7 +73,9 @@ def _read_table(path: Path) -> pa.Table:
         return pq.read_table(path)
     if path.suffix in (".jsonl", ".json"):
         return pa_json.read_json(path)
-    raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use .parquet, .jsonl/.json or a save_to_disk folder")
+    raise ValueError(
+        f"{path}: unsupported file type {path.suffix!r}; use .parquet, .jsonl/.json or a save_to_disk folder"
+    )
 
 
 def _plain_messages(messages: list[dict[str, Any]], path: Path, index: int) -> list[dict[str, str]]:

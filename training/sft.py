@@ -219,7 +219,9 @@ def train(
         raise ValueError("merge_adapter with random_init: there are no base weights to merge into; drop one of them")
 
     callbacks = [_ForwardLogs(on_log)] if on_log else None
-    trainer, runtime = prepare_trainer(config, dataset_path, output_dir, show_progress=show_progress, callbacks=callbacks)
+    trainer, runtime = prepare_trainer(
+        config, dataset_path, output_dir, show_progress=show_progress, callbacks=callbacks
+    )
     config_path = dump_config(config, output_dir / "train_config.yaml")
     if runtime.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -230,12 +232,11 @@ def train(
 
     adapter_dir = output_dir / "adapter"
     trainer.save_model(str(adapter_dir))  # adapter weights + adapter_config.json + tokenizer
-    merged_dir = merge_adapter(config, runtime, adapter_dir, output_dir / "merged") if config.merge_adapter else None
-
     resumed_state = _checkpoint_state(last_checkpoint) if resume and last_checkpoint else {}
-    metrics = _run_metrics(trainer, runtime, output.metrics, resumed_state)
+    metrics = _run_metrics(trainer, runtime, output.metrics, resumed_state)  # before merging loads another model
     metrics_path = output_dir / "metrics.json"
     metrics_path.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    merged_dir = merge_adapter(config, runtime, adapter_dir, output_dir / "merged") if config.merge_adapter else None
     return TrainResult(
         output_dir=output_dir,
         adapter_dir=adapter_dir,
