@@ -17,7 +17,7 @@ from eval.benchmarks import BENCHMARK_NAMES
 from eval.generation import ModelUnderTest
 from eval.harness import EvalConfig, EvalReport
 from tasks.parquet_io import read_records
-from tasks.prefect_tasks import evaluate_task, train_task
+from tasks.prefect_model_tasks import evaluate_task, train_task
 from tasks.records import SFTRecord
 from training.config import load_recipe
 

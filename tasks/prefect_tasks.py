@@ -11,21 +11,15 @@ these tasks retry only once, for faults outside the LLM call (a sandbox worker d
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 from prefect.logging import get_run_logger
 
-from eval.generation import ModelUnderTest
-from eval.harness import EvalConfig, EvalReport, evaluate_models
 from tasks.llm import LLMSettings
 from tasks.records import NLTraceRecord, ProblemRecord, ToolCallRecord, TraceRecord, TranslationRecord
 from tasks.rephrase import RephraseConfig, rephrase_trace
 from tasks.solve import SolveConfig, SolveOutcome, solve_problem
 from tasks.translate import TranslateConfig, translate_tool_call
-from training.config import TrainConfig
-from training.sft import TrainResult, train
 
 LLM_TASK_OPTIONS = dict(
     cache_policy=INPUTS + TASK_SOURCE,
@@ -60,26 +54,3 @@ def rephrase_task(trace: TraceRecord, calls: list[ToolCallRecord], translations:
     row = rephrase_trace(trace, calls, translations, settings, config)
     get_run_logger().info("%s: rephrased, %d chars, answer=%r", trace.problem_id, len(row.solution), row.final_answer)
     return row
-
-
-@task(name="train", task_run_name="train-{config.base_model}", cache_policy=INPUTS + TASK_SOURCE, persist_result=True)
-def train_task(config: TrainConfig, dataset_path: Path, dataset_sha256: str, output_dir: Path, resume: bool) -> TrainResult:
-    """Fine-tune; cached on the config and the dataset's content hash (the path alone could hide new data)."""
-    logger = get_run_logger()
-
-    def log_progress(entry: dict) -> None:
-        if "loss" in entry:
-            logger.info("step %s: loss %.4f", entry.get("step", "?"), entry["loss"])
-
-    result = train(config, dataset_path, output_dir, resume=resume, on_log=log_progress)
-    logger.info("trained %d steps, final loss %.4f, adapter at %s", result.steps, result.final_loss, result.adapter_dir)
-    return result
-
-
-@task(name="evaluate", task_run_name="evaluate-{output_dir.name}")
-def evaluate_task(models: list[ModelUnderTest], benchmarks: list[str], config: EvalConfig, output_dir: Path) -> EvalReport:
-    """Not cached: evaluation is the measurement, and it publishes the report artifacts each run."""
-    report = evaluate_models(models, benchmarks, config, output_dir)
-    for s in report.summaries:
-        get_run_logger().info("%s %s: %.1f%% (n=%d)", s.label, s.benchmark, 100 * s.accuracy, s.n_problems)
-    return report

@@ -1,0 +1,40 @@
+"""Prefect task wrappers for training and evaluation.
+
+Kept apart from `tasks/prefect_tasks.py` so the distill flow never imports torch, transformers and
+TRL (tens of seconds per flow-run process): only the train-eval flow pays for them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import INPUTS, TASK_SOURCE
+from prefect.logging import get_run_logger
+
+from eval.generation import ModelUnderTest
+from eval.harness import EvalConfig, EvalReport, evaluate_models
+from training.config import TrainConfig
+from training.sft import TrainResult, train
+
+@task(name="train", task_run_name="train-{config.base_model}", cache_policy=INPUTS + TASK_SOURCE, persist_result=True)
+def train_task(config: TrainConfig, dataset_path: Path, dataset_sha256: str, output_dir: Path, resume: bool) -> TrainResult:
+    """Fine-tune; cached on the config and the dataset's content hash (the path alone could hide new data)."""
+    logger = get_run_logger()
+
+    def log_progress(entry: dict) -> None:
+        if "loss" in entry:
+            logger.info("step %s: loss %.4f", entry.get("step", "?"), entry["loss"])
+
+    result = train(config, dataset_path, output_dir, resume=resume, on_log=log_progress)
+    logger.info("trained %d steps, final loss %.4f, adapter at %s", result.steps, result.final_loss, result.adapter_dir)
+    return result
+
+
+@task(name="evaluate", task_run_name="evaluate-{output_dir.name}")
+def evaluate_task(models: list[ModelUnderTest], benchmarks: list[str], config: EvalConfig, output_dir: Path) -> EvalReport:
+    """Not cached: evaluation is the measurement, and it publishes the report artifacts each run."""
+    report = evaluate_models(models, benchmarks, config, output_dir)
+    for s in report.summaries:
+        get_run_logger().info("%s %s: %.1f%% (n=%d)", s.label, s.benchmark, 100 * s.accuracy, s.n_problems)
+    return report
