@@ -35,7 +35,17 @@ from eval.grader import grade
 from eval.metrics import accuracy_interval, majority_correct, pass_at_k
 from tasks.parquet_io import read_records, write_records
 
-logger = logging.getLogger(__name__)
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter:
+    """The Prefect run logger inside a flow/task run (so progress shows in the UI), else the module's."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
 
 
 class EvalConfig(GenerationParams):
@@ -168,12 +178,14 @@ def summarize(records: list[EvalRecord], generation_s: float, path: Path) -> Ben
 def evaluate_model(spec: ModelUnderTest, benchmarks: list[str], config: EvalConfig,
                    output_dir: Path) -> list[BenchmarkSummary]:
     """Load one model once and run it over every benchmark; one Parquet file per benchmark."""
+    log = _logger()
     backend = open_backend(spec)
     summaries = []
     try:
         for name in benchmarks:
             items = load_benchmark(name, config.limit, source=config.source, seed=config.subset_seed)
             conversations = [_conversation(item, config) for item in items]
+            log.info("%s/%s: generating for %d problems with %s", spec.label, name, len(items), backend.description)
             with tqdm(total=len(items), desc=f"{spec.label}/{name}", unit="problem",
                       disable=not config.progress) as bar:
                 started = time.perf_counter()
@@ -185,7 +197,7 @@ def evaluate_model(spec: ModelUnderTest, benchmarks: list[str], config: EvalConf
                                               samples, config)]
             path = write_records(records, EvalRecord, output_dir / "per_problem" / spec.label / f"{name}.parquet")
             summary = summarize(records, generation_s, path)
-            logger.info("%s/%s: accuracy %.1f%% [%.1f, %.1f] on %d problems (%.0f s)", spec.label, name,
+            log.info("%s/%s: accuracy %.1f%% [%.1f, %.1f] on %d problems (%.0f s)", spec.label, name,
                         100 * summary.accuracy, 100 * summary.ci_low, 100 * summary.ci_high,
                         summary.n_problems, generation_s)
             summaries.append(summary)
