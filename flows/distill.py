@@ -4,7 +4,8 @@ Stages run one after another; inside a stage the per-row tasks are mapped and ru
 Input problems are deduplicated and decontaminated against every eval benchmark before any LLM
 call, and translation and rephrasing are spent only on traces whose answer the solver got right
 (the rest could never be kept). Every per-row task is cached, so re-running the same command after
-a crash, or with a larger `limit`, only pays for rows not done yet.
+a crash, or with a larger `limit`, only pays for rows not done yet; each finished stage is also
+cached as a whole (tasks/stage_cache.py), so re-running a finished run is a few cache lookups.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from prefect import flow, get_run_logger, unmapped
+from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
@@ -33,6 +34,7 @@ from tasks.records import FilterDecision, NLTraceRecord, ProblemRecord, SFTRecor
 from tasks.records import TranslationRecord
 from tasks.rephrase import RephraseConfig
 from tasks.solve import SolveConfig
+from tasks.stage_cache import map_stage
 from tasks.translate import TranslateConfig
 
 DECONTAMINATION_NGRAM = 8
@@ -62,6 +64,10 @@ class DistillParams(BaseModel):
     def dataset_name(self) -> str:
         return "bundled" if self.problems == "bundled" else Path(self.problems).stem
 
+    def run_slug(self) -> str:
+        """`<dataset>-<model>`, the tail of flow run names shown in the Prefect UI."""
+        return f"{self.dataset_name()}-{self.llm.model.replace('/', '_')}"
+
 
 class DistillSummary(BaseModel):
     output_dir: str
@@ -84,7 +90,7 @@ def _flow_run_name() -> str:
     from prefect.runtime import flow_run
 
     params = DistillParams.model_validate(flow_run.parameters.get("params") or {})
-    return f"distill-{params.dataset_name()}-{params.llm.model.replace('/', '_')}"
+    return f"distill-{params.run_slug()}"
 
 
 def _pin_prompt_versions(params: DistillParams) -> DistillParams:
@@ -140,8 +146,7 @@ def _distill_stages(params: DistillParams) -> DistillSummary:
     results = out / ".prefect-results"
     problems, counts, decontam, n_duplicates = _problems_stage(params, out)
 
-    solve = solve_task.with_options(result_storage=results)
-    outcomes = [f.result() for f in solve.map(problems, unmapped(params.llm), unmapped(params.solve))]
+    outcomes = map_stage("solve", solve_task, [(p,) for p in problems], params.llm, params.solve, result_storage=results)
     traces = [o.trace for o in outcomes]
     calls = [c for o in outcomes for c in o.tool_calls]
     write_records(traces, TraceRecord, stage_path(out, "traces"))
@@ -152,16 +157,15 @@ def _distill_stages(params: DistillParams) -> DistillSummary:
 
     keep_ids = {t.problem_id for t in worth_keeping}
     to_translate = [c for c in calls if c.problem_id in keep_ids and c.status == "ok"]
-    translate = translate_task.with_options(result_storage=results)
-    translations = [f.result() for f in translate.map(to_translate, unmapped(params.llm), unmapped(params.translate))]
+    translations = map_stage("translate", translate_task, [(c,) for c in to_translate], params.llm, params.translate,
+                             result_storage=results)
     write_records(translations, TranslationRecord, stage_path(out, "translations"))
     log.info("translate: %d/%d faithful", sum(t.faithful for t in translations), len(translations))
 
     calls_by_problem, translations_by_problem = _group(calls), _group(translations)
-    rephrase = rephrase_task.with_options(result_storage=results)
-    futures = [rephrase.submit(t, calls_by_problem[t.problem_id], translations_by_problem[t.problem_id],
-                               params.llm, params.rephrase) for t in worth_keeping]
-    nl_traces = [f.result() for f in futures]
+    nl_traces = map_stage("rephrase", rephrase_task,
+                          [(t, calls_by_problem[t.problem_id], translations_by_problem[t.problem_id]) for t in worth_keeping],
+                          params.llm, params.rephrase, result_storage=results)
     write_records(nl_traces, NLTraceRecord, stage_path(out, "nl_traces"))
     counts["rephrased"] = len(nl_traces)
 

@@ -62,7 +62,7 @@ def _flow_run_name() -> str:
     from prefect.runtime import flow_run
 
     params = PipelineParams.model_validate(flow_run.parameters.get("params") or {})
-    return f"pipeline-{params.distill.dataset_name()}-{params.distill.llm.model.replace('/', '_')}"
+    return f"pipeline-{params.distill.run_slug()}"
 
 
 def _submit_to_pool(deployment: str, train_params: TrainEvalParams, timeout_s: float | None) -> FlowRun:
