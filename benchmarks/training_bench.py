@@ -30,6 +30,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from tasks.parquet_io import write_records
@@ -78,6 +79,21 @@ def random_model_dir(target: Path) -> Path:
     return target
 
 
+class StepClock:
+    """Process CPU time at each logged step: on a shared machine CPU seconds per step are steadier than
+    wall time (other jobs stretch the wall clock, not the work). Step 1 (warm-up) is left out."""
+
+    def __init__(self) -> None:
+        self.ticks: list[float] = []
+
+    def hook(self, entry: dict) -> None:
+        if "loss" in entry:
+            self.ticks.append(time.process_time())
+
+    def cpu_s_per_step(self) -> float | None:
+        return (self.ticks[-1] - self.ticks[0]) / (len(self.ticks) - 1) if len(self.ticks) > 1 else None
+
+
 def peak_memory_mb(cuda: bool) -> float:
     import torch
 
@@ -96,10 +112,12 @@ def run_ours(model_dir: str, data: Path, steps: int, batch: int, max_length: int
     config = load_recipe("tiny-gpu-random" if cuda else "embedded", base_model=model_dir, random_init=False,
                          model_config_overrides={}, max_steps=steps, save_steps=10 * steps,
                          per_device_train_batch_size=batch, gradient_accumulation_steps=1, max_seq_length=max_length)
-    result = train(config, data, work / "ours", show_progress=False)
+    clock = StepClock()
+    result = train(config, data, work / "ours", show_progress=False, on_log=clock.hook)
     metrics = json.loads(result.metrics_path.read_text())
     return {"tokens_per_s": metrics["train_tokens_per_s"], "peak_memory_mb": peak_memory_mb(cuda),
-            "seconds_per_step": metrics["seconds_per_step"], "final_loss": metrics["final_loss"]}
+            "seconds_per_step": metrics["seconds_per_step"], "cpu_s_per_step": clock.cpu_s_per_step(),
+            "tokens_per_step": metrics["session_tokens"] / steps, "final_loss": metrics["final_loss"]}
 
 
 def run_plain(model_dir: str, data: Path, steps: int, batch: int, max_length: int, work: Path) -> dict:
@@ -108,8 +126,12 @@ def run_plain(model_dir: str, data: Path, steps: int, batch: int, max_length: in
     import torch
     from datasets import Dataset
     from peft import LoraConfig, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, TrainerCallback
     from trl import SFTConfig, SFTTrainer
+
+    class ClockCallback(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 (Trainer's signature)
+            clock.hook(logs or {})
 
     cuda = torch.cuda.is_available()
     if cuda:
@@ -127,12 +149,15 @@ def run_plain(model_dir: str, data: Path, steps: int, batch: int, max_length: in
                      save_strategy="no", report_to=[], include_num_input_tokens_seen="non_padding",
                      disable_tqdm=True, use_cpu=not cuda)  # TRL's bf16 default needs use_cpu on a CPU
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=lora)
+    clock = StepClock()
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=lora,
+                         callbacks=[ClockCallback()])
     output = trainer.train()
     runtime = output.metrics["train_runtime"]
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     return {"tokens_per_s": trainer.state.num_input_tokens_seen / runtime, "peak_memory_mb": peak_memory_mb(cuda),
-            "seconds_per_step": runtime / steps, "final_loss": losses[-1]}
+            "seconds_per_step": runtime / steps, "cpu_s_per_step": clock.cpu_s_per_step(),
+            "tokens_per_step": trainer.state.num_input_tokens_seen / steps, "final_loss": losses[-1]}
 
 
 def run_side(side: str, args: argparse.Namespace) -> dict:
@@ -146,6 +171,16 @@ def run_side(side: str, args: argparse.Namespace) -> dict:
         if done.returncode != 0:
             raise RuntimeError(f"{side} side failed (exit {done.returncode}):\n{done.stdout[-4000:]}")
         return json.loads(result_path.read_text())
+
+
+def cpu_time_figures(ours: dict, plain: dict) -> dict:
+    """CPU seconds per token of each side and their ratio (plain / ours: > 1 means ours does less work)."""
+    if ours["cpu_s_per_step"] is None or plain["cpu_s_per_step"] is None:
+        return {}
+    ours_ms = 1000 * ours["cpu_s_per_step"] / ours["tokens_per_step"]
+    plain_ms = 1000 * plain["cpu_s_per_step"] / plain["tokens_per_step"]
+    return {"ours_cpu_ms_per_token": round(ours_ms, 2), "plain_cpu_ms_per_token": round(plain_ms, 2),
+            "cpu_time_ratio_plain_over_ours": round(plain_ms / ours_ms, 3)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         "ours_peak_memory_mb": round(ours["peak_memory_mb"], 1),
         "plain_peak_memory_mb": round(plain["peak_memory_mb"], 1),
         "memory_ratio_vs_plain_trl": round(ours["peak_memory_mb"] / plain["peak_memory_mb"], 3),
+        **cpu_time_figures(ours, plain),
     }))
     return 0
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from safetensors import safe_open
 
 from tasks.parquet_io import write_records
 from tasks.records import ChatMessage, SFTRecord
@@ -83,6 +85,8 @@ def test_recipe_typos_and_unknown_names_are_refused_with_the_fix():
         load_recipe("embedded", max_step=3)
     with pytest.raises(FileNotFoundError, match="embedded"):
         load_recipe("no-such-recipe")
+    with pytest.raises(ValueError, match="list of module names"):
+        load_recipe("embedded", lora_target_modules="all-linear")  # peft cannot limit "all-linear" to layers
 
 
 def test_auto_runtime_is_qlora_on_cuda_and_fp32_lora_on_cpu():
@@ -152,7 +156,9 @@ def test_a_few_lora_steps_lower_the_loss_and_write_every_output(trained):
     assert losses[-1] < 0.8 * losses[0], losses
     assert metrics["train_tokens_per_s"] > 0 and metrics["peak_memory_mb"] > 100
     assert 0 < metrics["trainable_params"] < metrics["total_params"] / 50
-    assert (result.adapter_dir / "adapter_model.safetensors").exists()
+    with safe_open(result.adapter_dir / "adapter_model.safetensors", framework="pt") as adapter:
+        adapted_layers = {int(re.search(r"layers\.(\d+)\.", key).group(1)) for key in adapter.keys()}
+    assert adapted_layers == set(range(22, 30))  # the embedded recipe's lora_last_layers: 8 of 30
     assert (result.adapter_dir / "tokenizer.json").exists()
     assert load_recipe(result.config_path) == tiny_config()
     assert sorted(p.name for p in (result.output_dir / "checkpoints").glob("checkpoint-*")) == [

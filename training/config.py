@@ -51,6 +51,12 @@ class TrainConfig(BaseModel):
     lora_target_modules: str | list[str] = Field(
         "all-linear", description='"all-linear" or module names such as [q_proj, v_proj].'
     )
+    lora_last_layers: int | None = Field(
+        None,
+        gt=0,
+        description="Adapt only the last N transformer layers (None: all). On CPU this is the cheap knob: "
+        "backward stops below the lowest adapted layer.",
+    )
 
     # Schedule
     max_steps: int = Field(-1, description="Optimizer steps; -1 trains for num_train_epochs instead.")
@@ -87,6 +93,11 @@ class TrainConfig(BaseModel):
     def _check_consistency(self) -> TrainConfig:
         if self.max_steps == 0 or self.max_steps < -1:
             raise ValueError(f"max_steps={self.max_steps}: use a positive number of steps, or -1 to train by epochs")
+        if self.lora_last_layers is not None and isinstance(self.lora_target_modules, str):
+            raise ValueError(
+                "lora_last_layers needs lora_target_modules as a list of module names (peft cannot restrict "
+                f"{self.lora_target_modules!r} to layers), e.g. [q_proj, k_proj, v_proj, o_proj, up_proj, down_proj]"
+            )
         if self.model_config_overrides and not self.random_init:
             raise ValueError(
                 "model_config_overrides only apply with random_init: true (pretrained weights fix the shapes)"

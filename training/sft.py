@@ -146,12 +146,18 @@ def sft_arguments(config: TrainConfig, runtime: Runtime, checkpoints_dir: Path, 
     )
 
 
-def lora_config(config: TrainConfig) -> LoraConfig:
+def lora_config(config: TrainConfig, num_layers: int) -> LoraConfig:
+    layers = None
+    if config.lora_last_layers is not None:
+        if config.lora_last_layers > num_layers:
+            raise ValueError(f"lora_last_layers={config.lora_last_layers}: the model has only {num_layers} layers")
+        layers = list(range(num_layers - config.lora_last_layers, num_layers))
     return LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
         target_modules=config.lora_target_modules,
+        layers_to_transform=layers,
         bias="none",
         task_type="CAUSAL_LM",
     )
@@ -174,7 +180,7 @@ def prepare_trainer(
         args=sft_arguments(config, runtime, Path(output_dir) / "checkpoints", show_progress),
         train_dataset=dataset,
         processing_class=tokenizer,
-        peft_config=lora_config(config),
+        peft_config=lora_config(config, model.config.get_text_config().num_hidden_layers),
         callbacks=callbacks,
     )
     return trainer, runtime
