@@ -19,13 +19,18 @@ from typing import Any
 
 from prefect import Task, task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
+from prefect.transactions import CommitMode, transaction
 from prefect.utilities.annotations import quote
 
 
 @task(name="stage", task_run_name="{name}-stage", cache_policy=(INPUTS - "item_task") + TASK_SOURCE, persist_result=True)
 def _map_stage(name: str, item_task: Task, item_task_source: str, per_item: list[tuple], shared: tuple) -> list[Any]:
-    futures = [item_task.submit(*(quote(arg) for arg in (*args, *shared))) for args in per_item]
-    return [future.result() for future in futures]
+    # Item tasks run inside this task's transaction and would inherit its lazy commit: their results
+    # would be written only when the whole stage succeeds, and a kill mid-stage would lose them all.
+    # An eager transaction around them makes each item persist its result as soon as it finishes.
+    with transaction(commit_mode=CommitMode.EAGER):
+        futures = [item_task.submit(*(quote(arg) for arg in (*args, *shared))) for args in per_item]
+        return [future.result() for future in futures]
 
 
 def map_stage(name: str, item_task: Task, per_item: list[tuple], *shared: Any, result_storage: Path) -> list[Any]:
