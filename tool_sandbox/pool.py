@@ -155,7 +155,7 @@ class WorkerHandle:
         if code < 0:
             name = signal.Signals(-code).name
             if -code == signal.SIGXCPU:
-                return "it used up its CPU-time limit (SIGXCPU)"
+                return "it used up its CPU-time limit (SIGXCPU) and was killed"
             return f"it was ended by {name}" + (" (a crash)" if -code in _CRASH_SIGNALS else "")
         last_words = self._log_tail()
         return f"the process exited with status {code}" + (f" after printing: {last_words}" if last_words else "")

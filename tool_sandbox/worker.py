@@ -72,8 +72,9 @@ class CappedStream(io.TextIOBase):
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         kept = text[: max(self._room, 0)]
-        self._parts.append(kept)
-        self._room -= len(kept)
+        if kept:  # past the cap a looping writer would otherwise grow the list by one "" per write
+            self._parts.append(kept)
+            self._room -= len(kept)
         self._dropped += len(text) - len(kept)
         return len(text)
 
