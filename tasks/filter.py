@@ -7,6 +7,8 @@ A trace is kept when (in this order of drop reasons):
 - the rephrase produced a non-empty solution             -> else "empty_solution"
 - its boxed answer matches the reference (grader)        -> else "wrong_answer"
 - every successful tool call was translated faithfully  -> else "unfaithful_translation"
+- every written-out numeric equality in it is true       -> else "arithmetic_error"
+  (the rephraser writes the solution afresh and can break a checked number on the way)
 - no code fence or tool/code mention is left            -> else "tool_mentions_left"
 Kept traces become chat examples (user: problem, assistant: solution) for SFT.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 
 from eval.grader import answers_match
+from tasks.arithmetic_check import find_arithmetic_errors
 from tasks.quality import count_tool_mentions
 from tasks.records import ChatMessage, FilterDecision, NLTraceRecord, SFTRecord, ToolCallRecord, TraceRecord
 from tasks.records import TranslationRecord
@@ -39,10 +42,12 @@ def decide(trace: TraceRecord, nl: NLTraceRecord | None, calls: list[ToolCallRec
     final_answer = nl.final_answer if nl else None
     answer_correct = final_answer is not None and answers_match(final_answer, trace.reference_answer)
     mentions = count_tool_mentions(solution, problem=trace.problem)
+    false_equalities = len(find_arithmetic_errors(solution))
     checks = [
         (not solution.strip(), "empty_solution"),
         (not answer_correct, "wrong_answer"),
         (n_faithful < len(successful), "unfaithful_translation"),
+        (false_equalities > 0, "arithmetic_error"),
         (mentions > 0, "tool_mentions_left"),
     ]
     reason = solver_drop_reason(trace) or next((why for failed, why in checks if failed), None)
@@ -55,6 +60,7 @@ def decide(trace: TraceRecord, nl: NLTraceRecord | None, calls: list[ToolCallRec
         n_tool_calls=len(successful),
         n_faithful_calls=n_faithful,
         leftover_tool_mentions=mentions,
+        arithmetic_errors=false_equalities,
         solution_chars=len(solution),
     )
 

@@ -4,14 +4,19 @@ It lets the embedded default model sit behind exactly the same `litellm.completi
 hosted model, so no stage knows which backend it talks to. Generation is greedy unless a
 temperature is given, honours `max_tokens` and `stop`, and reports token usage.
 
-One model instance per process is shared by all threads; a lock serialises generation because
-two concurrent `generate` calls on 2 CPU cores only slow each other down.
+One model instance per process is shared by all threads. Concurrent requests are packed into one
+left-padded `generate` call by a `DynamicBatcher` (tasks/local_batching.py): on a CPU, decoding
+eight sequences per forward pass costs little more than decoding one. Greedy replies can differ
+from unbatched ones in rare near-ties (padding changes float rounding); both are valid replies, and
+the per-task caches keep whatever a run produced.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,67 +26,98 @@ from litellm.llms.custom_llm import CustomLLM, CustomLLMError
 from litellm.types.utils import ModelResponse
 
 from tasks.embedded_model import resolve_local_model
+from tasks.local_batching import BatchItem, DynamicBatcher
 
 PROVIDER = "local"
-_generate_lock = threading.Lock()
+MAX_BATCH_ENV = "TOOL_DISTILL_LOCAL_MAX_BATCH"
+DEFAULT_MAX_BATCH = 8
 _load_lock = threading.Lock()
 
 
-def load_local_model(model_dir: Path) -> tuple[Any, Any]:
-    """Load (model, tokenizer) once per process, even when many solver threads ask at the same moment."""
+@dataclass(frozen=True)
+class LocalRequest:
+    prompt_ids: list[int]
+    max_new_tokens: int
+
+
+@dataclass(frozen=True)
+class LocalReply:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+    batch_size: int
+
+
+class LocalModel:
+    """A loaded model + tokenizer and the batcher that feeds it."""
+
+    def __init__(self, model_dir: Path, max_batch: int) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None \
+            else self.tokenizer.eos_token_id
+        eos = self.model.generation_config.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else []) \
+            | {self.tokenizer.eos_token_id}
+        self.batcher: DynamicBatcher[LocalReply] = DynamicBatcher(self._generate_batch, max_batch)
+
+    def generate(self, messages: list[dict[str, str]], *, max_new_tokens: int, stop: list[str],
+                 temperature: float = 0.0) -> LocalReply:
+        """One reply; blocks while it waits for (or leads) a batch."""
+        prompt_ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                        return_dict=True)["input_ids"]
+        return self.batcher.submit((tuple(stop), temperature), LocalRequest(list(prompt_ids), max_new_tokens))
+
+    def _generate_batch(self, items: list[BatchItem[LocalReply]]) -> list[LocalReply]:
+        import torch
+
+        requests: list[LocalRequest] = [item.payload for item in items]  # type: ignore[misc]
+        stop, temperature = items[0].batch_key  # type: ignore[misc]
+        width = max(len(r.prompt_ids) for r in requests)
+        input_ids = torch.tensor([[self.pad_id] * (width - len(r.prompt_ids)) + r.prompt_ids for r in requests])
+        attention_mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in requests])
+        sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        with torch.inference_mode():
+            output = self.model.generate(
+                input_ids, attention_mask=attention_mask, max_new_tokens=max(r.max_new_tokens for r in requests),
+                stop_strings=list(stop) or None, tokenizer=self.tokenizer, pad_token_id=self.pad_id, **sampling)
+        return [self._reply(row[width:].tolist()[: r.max_new_tokens], r, list(stop), len(requests))
+                for row, r in zip(output, requests)]
+
+    def _reply(self, new_ids: list[int], request: LocalRequest, stop: list[str], batch_size: int) -> LocalReply:
+        # A row that finished early is padded to the batch's length: it ends at its first end-of-sequence
+        # token (kept in the count, as a server counts it) or, when a stop string ended it, its first pad.
+        length, hit_eos = len(new_ids), False
+        for index, token in enumerate(new_ids):
+            if token in self.eos_ids or token == self.pad_id:
+                hit_eos = token in self.eos_ids
+                length = index + 1 if hit_eos else index
+                break
+        text = self.tokenizer.decode(new_ids[:length], skip_special_tokens=True)
+        text, stopped = _truncate_at_stop(text, stop)
+        finish = "stop" if stopped or hit_eos else "length"
+        return LocalReply(text, len(request.prompt_ids), length, finish, batch_size)
+
+
+def load_local_model(model_dir: Path) -> LocalModel:
+    """Load a model once per process, even when many solver threads ask at the same moment."""
     with _load_lock:
-        return _load_local_model(model_dir)
+        return _load_local_model(model_dir, int(os.environ.get(MAX_BATCH_ENV, DEFAULT_MAX_BATCH)))
 
 
 @lru_cache(maxsize=2)
-def _load_local_model(model_dir: Path) -> tuple[Any, Any]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    model.eval()
-    return model, tokenizer
+def _load_local_model(model_dir: Path, max_batch: int) -> LocalModel:
+    return LocalModel(model_dir, max_batch)
 
 
 def _truncate_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
     """Cut `text` before the first stop sequence, as the OpenAI API does."""
     cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
-
-
-def generate_chat(
-    model_dir: Path,
-    messages: list[dict[str, str]],
-    *,
-    max_new_tokens: int,
-    stop: list[str],
-    temperature: float = 0.0,
-) -> tuple[str, int, int, str]:
-    """Generate one reply. Returns (text, prompt_tokens, completion_tokens, finish_reason)."""
-    import torch
-
-    model, tokenizer = load_local_model(model_dir)
-    prompt_ids = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-    )["input_ids"]
-    sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
-    with _generate_lock, torch.inference_mode():
-        output = model.generate(
-            prompt_ids,
-            attention_mask=torch.ones_like(prompt_ids),
-            max_new_tokens=max_new_tokens,
-            stop_strings=stop or None,
-            tokenizer=tokenizer,
-            pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
-            **sampling,
-        )
-    new_ids = output[0, prompt_ids.shape[1] :]
-    text = tokenizer.decode(new_ids, skip_special_tokens=True)
-    text, stopped = _truncate_at_stop(text, stop)
-    hit_eos = len(new_ids) < max_new_tokens
-    finish = "stop" if stopped or hit_eos else "length"
-    return text, int(prompt_ids.shape[1]), int(len(new_ids)), finish
 
 
 class LocalTransformersLLM(CustomLLM):
@@ -99,18 +135,18 @@ class LocalTransformersLLM(CustomLLM):
         stop = optional_params.get("stop") or []
         stop = [stop] if isinstance(stop, str) else list(stop)
         started = time.perf_counter()
-        text, n_prompt, n_completion, finish = generate_chat(
-            model_dir,
+        reply = load_local_model(model_dir).generate(
             [{"role": m["role"], "content": m["content"] or ""} for m in messages],
             max_new_tokens=int(optional_params.get("max_tokens") or 512),
             stop=stop,
             temperature=float(optional_params.get("temperature") or 0.0),
         )
-        model_response.choices[0].message.content = text  # type: ignore[union-attr]
-        model_response.choices[0].finish_reason = finish
+        model_response.choices[0].message.content = reply.text  # type: ignore[union-attr]
+        model_response.choices[0].finish_reason = reply.finish_reason
         model_response.model = f"{PROVIDER}/{name}"
         model_response.usage = litellm.Usage(  # type: ignore[attr-defined]
-            prompt_tokens=n_prompt, completion_tokens=n_completion, total_tokens=n_prompt + n_completion
+            prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+            total_tokens=reply.prompt_tokens + reply.completion_tokens,
         )
         model_response._response_ms = (time.perf_counter() - started) * 1000  # type: ignore[attr-defined]
         return model_response

@@ -117,6 +117,7 @@ class FilterDecision(BaseModel):
     n_tool_calls: int
     n_faithful_calls: int
     leftover_tool_mentions: int
+    arithmetic_errors: int = 0
     solution_chars: int
 
 

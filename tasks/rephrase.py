@@ -47,6 +47,22 @@ def build_draft(trace: TraceRecord, calls: list[ToolCallRecord], translations: l
     return "\n\n".join(parts)
 
 
+def end_at_final_answer(solution: str) -> str:
+    """Cut whatever follows the line of the last `\\boxed{}`: the solution must end with its answer.
+
+    Small teachers keep writing after the answer ("The answer is 1024." twenty times over, or remarks
+    about "the original solution"); that tail would be trained on as if it were part of a solution.
+    """
+    last_box = max(solution.rfind("\\boxed"), solution.rfind("\\fbox"))
+    if last_box < 0:
+        return solution
+    line_end = solution.find("\n", last_box)
+    if line_end < 0:
+        return solution
+    closer = re.match(r"\s*(\$\$|\\\])", solution[line_end:])  # the box sat in a display block: close it
+    return solution[: line_end + (closer.end() if closer else 0)].rstrip()
+
+
 def rephrase_trace(trace: TraceRecord, calls: list[ToolCallRecord], translations: list[TranslationRecord],
                    settings: LLMSettings, config: RephraseConfig) -> NLTraceRecord:
     """One LLM call per problem. A failed call yields an empty solution (the filter drops it, with the reason)."""
@@ -57,7 +73,8 @@ def rephrase_trace(trace: TraceRecord, calls: list[ToolCallRecord], translations
     solution, tokens_in, tokens_out, cost = "", 0, 0, 0.0
     try:
         reply = complete(messages, settings, max_tokens=config.max_tokens)
-        solution, tokens_in, tokens_out, cost = reply.content.strip(), reply.prompt_tokens, reply.completion_tokens, reply.cost_usd
+        solution = end_at_final_answer(reply.content.strip())
+        tokens_in, tokens_out, cost = reply.prompt_tokens, reply.completion_tokens, reply.cost_usd
     except LLMCallError:
         solution = ""
     return NLTraceRecord(

@@ -109,7 +109,7 @@ def translate_tool_call(call: ToolCallRecord, settings: LLMSettings, config: Tra
     """Back-translate one successful tool call. LLM failures give an unfaithful row with the reason."""
     prompt = load_prompt("translator", config.prompt_version)
     judge_prompt = load_prompt("judge", config.judge_prompt_version)
-    messages = [{"role": "system", "content": prompt.render("system")},
+    messages = [{"role": "system", "content": prompt.render("system")}, *prompt.parts.get("fewshot", []),
                 {"role": "user", "content": translation_request(call, prompt)}]
     tokens_in = tokens_out = 0
     cost = 0.0

@@ -9,7 +9,7 @@ import pytest
 from tasks.filter import decide, to_sft_record
 from tasks.llm import LLMSettings
 from tasks.records import ProblemRecord, ToolCallRecord
-from tasks.rephrase import RephraseConfig, build_draft, rephrase_trace
+from tasks.rephrase import RephraseConfig, build_draft, end_at_final_answer, rephrase_trace
 from tasks.solve import SolveConfig, extract_code, solve_problem
 from tasks.translate import TranslateConfig, check_derivation, translate_tool_call
 
@@ -120,7 +120,7 @@ def test_translator_accepts_a_correct_retry(replay_llm):
     replay_llm.replies = ["\\boxed{74}", "12 \\times 7 = 84, so \\boxed{84}"]
     row = translate_tool_call(_call("84"), REPLAY, TranslateConfig())
     assert (row.faithful, row.attempts, row.check_method) == (True, 2, "exact")
-    assert row.prompt_version == "translator/v1+judge/v1"
+    assert row.prompt_version == "translator/v2+judge/v1"
 
 
 def test_judge_is_asked_only_for_non_math_output_and_must_give_a_strict_verdict(replay_llm):
@@ -151,6 +151,9 @@ def test_filter_keeps_a_correct_faithful_tool_free_trace_and_names_drop_reasons(
     assert decide(outcome.trace, wrong, outcome.tool_calls, translations).drop_reason == "wrong_answer"
     leaky = nl.model_copy(update={"solution": nl.solution + " (computed with sympy)"})
     assert decide(outcome.trace, leaky, outcome.tool_calls, translations).drop_reason == "tool_mentions_left"
+    false_sum = nl.model_copy(update={"solution": "12 * 7 = 94, so 84 + 0 = 84. The answer is \\boxed{84}."})
+    miscounted = decide(outcome.trace, false_sum, outcome.tool_calls, translations)
+    assert miscounted.drop_reason == "arithmetic_error" and miscounted.arithmetic_errors == 1
     unfaithful = [t.model_copy(update={"faithful": False}) for t in translations]
     assert decide(outcome.trace, nl, outcome.tool_calls, unfaithful).drop_reason == "unfaithful_translation"
     unsolved = outcome.trace.model_copy(update={"final_answer": None, "answer_correct": False})
@@ -158,4 +161,17 @@ def test_filter_keeps_a_correct_faithful_tool_free_trace_and_names_drop_reasons(
 
     sft = to_sft_record(nl, outcome.trace, translations, "test")
     assert [m.role for m in sft.messages] == ["user", "assistant"] and sft.teacher_model == "scripted/arithmetic"
-    assert json.loads(sft.prompt_versions_json) == ["rephraser/v1", "solver/v1", "translator/v1+judge/v1"]
+    assert json.loads(sft.prompt_versions_json) == ["rephraser/v1", "solver/v1", "translator/v2+judge/v1"]
+
+
+@pytest.mark.parametrize(("reply", "kept"), [
+    ("12 * 7 = 84\n\nThe answer is \\boxed{84}.\n\nThe original solution was clear.", "12 * 7 = 84\n\nThe answer is \\boxed{84}."),
+    ("2^10 = 1024.\nThe answer is \\boxed{1024}.\nThe answer is 1024.\nThe answer is 1024.",
+     "2^10 = 1024.\nThe answer is \\boxed{1024}."),
+    ("So\n$$\n\\boxed{84}\n$$\nDone.", "So\n$$\n\\boxed{84}\n$$"),
+    ("A first guess \\boxed{3}.\nThen \\boxed{4} is the answer.", "A first guess \\boxed{3}.\nThen \\boxed{4} is the answer."),
+    ("No box at all.\nMore text.", "No box at all.\nMore text."),
+])
+def test_rephrased_solution_ends_with_its_last_boxed_line(reply: str, kept: str) -> None:
+    assert end_at_final_answer(reply) == kept
+

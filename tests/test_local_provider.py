@@ -1,0 +1,43 @@
+"""The in-process `local/` provider on the embedded model: concurrent calls are batched and lose nothing."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tasks.embedded_model import resolve_local_model
+from tasks.llm import LLMSettings, complete
+from tasks.local_provider import load_local_model
+
+EMBEDDED = LLMSettings(model="local/smollm2-135m")
+QUESTIONS = [f"What is {a} * {b}? Answer briefly." for a, b in [(12, 7), (3, 9), (15, 15), (101, 3), (8, 8), (6, 7)]]
+
+
+def ask(question: str, max_tokens: int = 40):
+    return complete([{"role": "user", "content": question}], EMBEDDED, max_tokens=max_tokens, stop=["\n\n"])
+
+
+@pytest.mark.slow
+def test_concurrent_calls_share_batches_and_reply_as_they_would_alone() -> None:
+    alone = [ask(q) for q in QUESTIONS]
+    batcher = load_local_model(resolve_local_model("smollm2-135m")).batcher
+    batches_before = len(batcher.batch_sizes)
+    with ThreadPoolExecutor(max_workers=len(QUESTIONS)) as pool:
+        together = list(pool.map(ask, QUESTIONS))
+    assert max(batcher.batch_sizes[batches_before:]) > 1
+    # Greedy and padded on the left: the same text and token counts as one at a time.
+    assert [(r.content, r.completion_tokens, r.finish_reason) for r in together] == \
+        [(r.content, r.completion_tokens, r.finish_reason) for r in alone]
+    assert all(r.content and r.prompt_tokens > 10 for r in together)
+
+
+@pytest.mark.slow
+def test_each_request_keeps_its_own_token_budget_inside_a_batch() -> None:
+    budgets = [3, 40, 3, 40]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        replies = list(pool.map(ask, QUESTIONS[:4], budgets))
+    for reply, budget in zip(replies, budgets):
+        assert reply.completion_tokens <= budget
+    assert [r.finish_reason for r in replies[::2]] == ["length", "length"]
+    assert all(len(r.content) > len(short.content) for r, short in zip(replies[1::2], replies[::2]))
