@@ -25,18 +25,27 @@ _MAX_EXPONENT = 512
 
 
 @dataclass(frozen=True)
-class FalseEquality:
-    """One false equality, as written (normalised), and the exact values of its sides."""
+class Equality:
+    """A numeric equality chain as written (normalised) and the exact values of its sides."""
 
     written: str
     values: tuple[str, ...]
 
 
-def find_arithmetic_errors(text: str) -> list[FalseEquality]:
+def find_arithmetic_errors(text: str) -> list[Equality]:
     """Every `a = b [= c ...]` chain of numeric expressions in `text` whose sides are not all equal."""
+    return [chain for chain, holds in _numeric_chains(text) if not holds]
+
+
+def find_equalities(text: str) -> list[Equality]:
+    """Every computed numeric chain in `text` that could be evaluated, true or false."""
+    return [chain for chain, _ in _numeric_chains(text)]
+
+
+def _numeric_chains(text: str) -> list[tuple[Equality, bool]]:
     for pattern, replacement in _LATEX:
         text = pattern.sub(replacement, text)
-    errors = []
+    chains = []
     for line in text.splitlines():
         for run in _RUN.findall(line):
             sides = [side.strip() for side in run.split("=")]
@@ -47,9 +56,9 @@ def find_arithmetic_errors(text: str) -> list[FalseEquality]:
             values = [_evaluate(side) for side in sides]
             if any(v is None for v in values):
                 continue
-            if not all(_same(values[0], v, sides[0], side) for v, side in zip(values[1:], sides[1:])):
-                errors.append(FalseEquality(" = ".join(sides), tuple(str(v) for v in values)))
-    return errors
+            holds = all(_same(values[0], v, sides[0], side) for v, side in zip(values[1:], sides[1:]))  # type: ignore[arg-type]
+            chains.append((Equality(" = ".join(sides), tuple(str(v) for v in values)), holds))
+    return chains
 
 
 def _same(a: Fraction, b: Fraction, written_a: str, written_b: str) -> bool:

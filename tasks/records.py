@@ -83,6 +83,10 @@ class ToolCallRecord(Lineage):
     turn_index: int = 0
 
 
+# How a back-translation was checked against the tool's real output (see tasks/translate.py).
+CheckMethod = Literal["exact", "math_verify", "sympy", "judge", "arithmetic", "not_checkable", "none"]
+
+
 class TranslationRecord(Lineage):
     """A natural-language re-derivation of one tool call, checked against the tool's real output."""
 
@@ -93,7 +97,7 @@ class TranslationRecord(Lineage):
     explanation: str
     derived_answer: str | None
     faithful: bool
-    check_method: Literal["math_verify", "sympy", "exact", "judge", "not_checkable", "none"]
+    check_method: CheckMethod
     attempts: int
     reason: str | None = None
 

@@ -12,30 +12,37 @@ tool's real output, so an explanation that reaches a different value never enter
    exactly \\boxed{True} or \\boxed{False} after reading the derivation.
 
 A mismatch is retried (up to `max_attempts`) with feedback that the previous result was wrong,
-sampling at a non-zero temperature so the retry can differ.
+sampling at a non-zero temperature so the retry can differ (in guided mode: a fresh sample).
+
+`show_tool_output=True` ("guided" mode) shows the model the real output and asks it to explain by
+hand how that result comes about. That is weaker evidence (the box can be copied), so a guided
+derivation must also pass `find_arithmetic_errors`: every numeric equality it writes is proved
+true, and it must write at least one. Small teachers need it: the embedded 135M model reached 0 of
+9 tool results blind (it writes "12 * 7 = 90"), so the demo runs guided; real teachers run blind.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import re
 
 import sympy
 from pydantic import BaseModel, Field
 
-from eval.grader import answers_match, extract_boxed
+from eval.grader import answers_match, clean_sentence_answer, extract_boxed
+from tasks.arithmetic_check import find_arithmetic_errors, find_equalities
 from tasks.llm import LLMCallError, LLMSettings, complete
 from tasks.prompt_store import PromptTemplate, load_prompt
-from tasks.records import ToolCallRecord, TranslationRecord
+from tasks.records import CheckMethod, ToolCallRecord, TranslationRecord
 from tool_sandbox.sympy_toolkit import tool_description
-
-CheckMethod = Literal["math_verify", "sympy", "exact", "judge", "not_checkable", "none"]
-
 
 class TranslateConfig(BaseModel):
     max_attempts: int = Field(default=3, ge=1)
     retry_temperature: float = 0.7
     use_judge: bool = Field(default=True, description="Ask an LLM judge only when the tool output is not math.")
     max_tokens: int = 512
+    show_tool_output: bool = Field(default=False, description=(
+        "Guided mode: show the model the tool's output and accept only derivations whose written arithmetic is "
+        "all true. For weak teachers (the embedded demo model); blind derivation is the stronger check."))
     prompt_version: str = "latest"
     judge_prompt_version: str = "latest"
 
@@ -44,6 +51,9 @@ class Check(BaseModel):
     faithful: bool
     method: CheckMethod
     reason: str | None = None
+
+
+_RESULT_IS = re.compile(r"\b(?:result|output|answer|prints)\s*(?:is|:|=)\s*:?\s*(.+?)(?:\n|$)", re.IGNORECASE)
 
 
 def _normalise(text: str) -> str:
@@ -65,6 +75,19 @@ def _as_latex(expression: str) -> str | None:
         return sympy.latex(sympy.sympify(expression, evaluate=False))
     except (sympy.SympifyError, SyntaxError, TypeError, ValueError, AttributeError, RecursionError):
         return None
+
+
+def derived_result(explanation: str) -> str | None:
+    """The result a derivation reached: its last `\\boxed{}`, else its last "the result is X" sentence.
+
+    The prompt asks for a box, but a derivation that ends "The printed result is 1024." has stated its
+    result just as plainly; small teachers often forget the box. The value is still checked like any other.
+    """
+    boxed = extract_boxed(explanation)
+    if boxed is not None:
+        return boxed
+    statements = _RESULT_IS.findall(explanation)
+    return clean_sentence_answer(statements[-1]) if statements else None
 
 
 def check_derivation(derived: str, tool_output: str) -> Check | None:
@@ -98,19 +121,32 @@ def judge_derivation(explanation: str, tool_output: str, settings: LLMSettings, 
     return check, reply.prompt_tokens, reply.completion_tokens, reply.cost_usd
 
 
-def translation_request(call: ToolCallRecord, prompt: PromptTemplate) -> str:
+def translation_request(call: ToolCallRecord, prompt: PromptTemplate, guided: bool = False) -> str:
+    suffix = "_guided" if guided else ""
     if call.tool_protocol == "code":
-        return prompt.render("user_code", code=call.code)
-    return prompt.render("user_function", tool_name=call.tool_name, description=tool_description(call.tool_name),
-                         arguments=call.arguments_json)
+        return prompt.render(f"user_code{suffix}", code=call.code, output=call.output.strip())
+    return prompt.render(f"user_function{suffix}", tool_name=call.tool_name, description=tool_description(call.tool_name),
+                         arguments=call.arguments_json, output=call.output.strip())
+
+
+def check_guided_derivation(explanation: str) -> Check | None:
+    """A guided derivation saw the output, so matching it proves little: its own arithmetic must hold."""
+    errors = find_arithmetic_errors(explanation)
+    if errors:
+        return Check(faithful=False, method="arithmetic", reason=f"false arithmetic: {errors[0].written}")
+    if not find_equalities(explanation):
+        return Check(faithful=False, method="arithmetic", reason="the derivation shows no calculation")
+    return None
 
 
 def translate_tool_call(call: ToolCallRecord, settings: LLMSettings, config: TranslateConfig) -> TranslationRecord:
     """Back-translate one successful tool call. LLM failures give an unfaithful row with the reason."""
     prompt = load_prompt("translator", config.prompt_version)
     judge_prompt = load_prompt("judge", config.judge_prompt_version)
-    messages = [{"role": "system", "content": prompt.render("system")}, *prompt.parts.get("fewshot", []),
-                {"role": "user", "content": translation_request(call, prompt)}]
+    guided = config.show_tool_output
+    messages = [{"role": "system", "content": prompt.render("system")},
+                *prompt.parts.get("fewshot_guided" if guided else "fewshot", []),
+                {"role": "user", "content": translation_request(call, prompt, guided)}]
     tokens_in = tokens_out = 0
     cost = 0.0
     explanation, derived = "", None
@@ -122,19 +158,20 @@ def translate_tool_call(call: ToolCallRecord, settings: LLMSettings, config: Tra
             reply = complete(messages, settings, max_tokens=config.max_tokens,
                              temperature=None if attempt == 0 else config.retry_temperature)
             tokens_in, tokens_out, cost = tokens_in + reply.prompt_tokens, tokens_out + reply.completion_tokens, cost + reply.cost_usd
-            explanation, derived = reply.content.strip(), extract_boxed(reply.content)
+            explanation, derived = reply.content.strip(), derived_result(reply.content)
             if derived is None:
-                check = Check(faithful=False, method="none", reason="the explanation has no \\boxed{} result")
+                check = Check(faithful=False, method="none", reason="the explanation states no result (no \\boxed{})")
             else:
-                checked = check_derivation(derived, call.output)
+                checked = (guided and check_guided_derivation(explanation)) or check_derivation(derived, call.output)
                 if checked is None and config.use_judge:
                     checked, p, c, usd = judge_derivation(explanation, call.output, settings, judge_prompt)
                     tokens_in, tokens_out, cost = tokens_in + p, tokens_out + c, cost + usd
                 check = checked or Check(faithful=False, method="not_checkable", reason="tool output is not math and the judge is off")
             if check.faithful:
                 break
-            messages += [{"role": "assistant", "content": reply.content},
-                         {"role": "user", "content": prompt.render("retry_feedback", previous=derived or "no boxed result")}]
+            if not guided:  # a guided retry is a fresh sample: weak models copy their own wrong lines back
+                messages += [{"role": "assistant", "content": reply.content},
+                             {"role": "user", "content": prompt.render("retry_feedback", previous=derived or "no boxed result")}]
     except LLMCallError as exc:
         check = Check(faithful=False, method=check.method, reason=f"LLM call failed: {exc}")
     return TranslationRecord(

@@ -11,7 +11,7 @@ from tasks.llm import LLMSettings
 from tasks.records import ProblemRecord, ToolCallRecord
 from tasks.rephrase import RephraseConfig, build_draft, end_at_final_answer, rephrase_trace
 from tasks.solve import SolveConfig, extract_code, solve_problem
-from tasks.translate import TranslateConfig, check_derivation, translate_tool_call
+from tasks.translate import TranslateConfig, check_derivation, derived_result, translate_tool_call
 
 SCRIPTED = LLMSettings(model="scripted/arithmetic", concurrency_limit=None)
 REPLAY = LLMSettings(model="replay/test", concurrency_limit=None, num_retries=0)
@@ -116,6 +116,21 @@ def test_translator_retries_with_feedback_and_gives_up_after_max_attempts(replay
     assert "84" not in replay_llm.requests[1][-1]["content"]  # feedback never leaks the tool's answer
 
 
+def test_guided_translator_sees_the_output_and_must_show_true_arithmetic(replay_llm):
+    replay_llm.replies = ["The printed result is \\boxed{84}.",  # copied the output, computed nothing
+                          "12 * 7 = 78\nThe printed result is \\boxed{84}.",  # box right, arithmetic false
+                          "12 * 7 = 84\nThe printed result is \\boxed{84}."]
+    row = translate_tool_call(_call("84"), REPLAY, TranslateConfig(show_tool_output=True, max_attempts=3))
+    assert (row.faithful, row.attempts, row.check_method) == (True, 3, "exact")
+    first, second = replay_llm.requests[0], replay_llm.requests[1]
+    assert "printed:\n84" in first[-1]["content"]  # guided: the real output is in the request
+    assert second == first  # a guided retry is a fresh sample, not a conversation with its own mistakes
+
+    replay_llm.replies = ["12 * 7 = 78\nThe printed result is \\boxed{84}."]
+    row = translate_tool_call(_call("84"), REPLAY, TranslateConfig(show_tool_output=True, max_attempts=1))
+    assert (row.faithful, row.check_method, row.reason) == (False, "arithmetic", "false arithmetic: 12 * 7 = 78")
+
+
 def test_translator_accepts_a_correct_retry(replay_llm):
     replay_llm.replies = ["\\boxed{74}", "12 \\times 7 = 84, so \\boxed{84}"]
     row = translate_tool_call(_call("84"), REPLAY, TranslateConfig())
@@ -175,3 +190,15 @@ def test_filter_keeps_a_correct_faithful_tool_free_trace_and_names_drop_reasons(
 def test_rephrased_solution_ends_with_its_last_boxed_line(reply: str, kept: str) -> None:
     assert end_at_final_answer(reply) == kept
 
+
+
+@pytest.mark.parametrize(("explanation", "result"), [
+    ("17 * 23 = 391. The printed result is \\boxed{391}.", "391"),
+    ("The output is: 1024.\nThe result is: 1024.\nSystem: No answer reached.", "1024"),
+    ("2.5 * 4 = 10, so it prints 10.0", None),
+    ("It prints: 10.0", "10.0"),
+    ("12 * 7 = 80.\nThe correct answer is 80 * 2 or 160.", "80 * 2 or 160"),
+    ("I am not sure what this does.", None),
+])
+def test_derived_result_takes_the_box_else_a_stated_result(explanation: str, result: str | None) -> None:
+    assert derived_result(explanation) == result
