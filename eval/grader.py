@@ -90,7 +90,7 @@ _ANSWER_IS = re.compile(
 _HASHES = re.compile(r"####\s*(.+?)\s*(?:\n|$)")
 
 
-def _clean_sentence_answer(answer: str) -> str | None:
+def clean_sentence_answer(answer: str) -> str | None:
     """"$x = 4$." -> "x = 4": the first math span if the sentence opens one, without the full stop."""
     answer = answer.strip().strip("*").strip()
     if answer.startswith("$"):
@@ -109,10 +109,10 @@ def extract_final_answer(text: str) -> str | None:
         return boxed
     matches = _ANSWER_IS.findall(text)
     if matches:
-        return _clean_sentence_answer(matches[-1])
+        return clean_sentence_answer(matches[-1])
     matches = _HASHES.findall(text)
     if matches:
-        return _clean_sentence_answer(matches[-1])
+        return clean_sentence_answer(matches[-1])
     return None
 
 

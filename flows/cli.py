@@ -131,10 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     _add_train_eval_args(p_demo)
     # A 135M model on 2 CPU cores: no planning turn (its plans are noise), short replies, a small eval slice.
     # Measured: every correct embedded-model solve answered by turn 2; none recovered in turns 3-4. Blind, it
-    # derived 0 of 9 tool results by hand; guided with 4 fresh samples, 2 of 9 (it writes "12 * 7 = 78").
-    # 8 calls in flight fill the local model's batches (tasks/local_batching.py).
-    p_demo.set_defaults(no_plan=True, max_turns=3, max_tokens=192, eval_limit=8, max_new_tokens=192,
-                        guided_translation=True, translate_attempts=4, translate_max_tokens=96, max_concurrency=8)
+    # derived 0 of 9 tool results by hand; guided, 2 of 9 within 4 fresh samples (it writes "12 * 7 = 78"),
+    # so it gets 6. 8 calls in flight fill the local model's batches (tasks/local_batching.py).
+    p_demo.set_defaults(no_plan=True, max_turns=3, max_tokens=128, eval_limit=6, max_new_tokens=160,
+                        guided_translation=True, translate_attempts=6, translate_max_tokens=96, max_concurrency=8)
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -145,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "demo":
         summary = distill(_distill_params(args, args.output_dir / "distill"))
         print_distill_summary(summary)
+        if summary.kept == 0:
+            print(f"\nNo trace survived the filter, so there is nothing to fine-tune on. The embedded teacher is a "
+                  f"135M model and its hand derivations are sampled; delete {args.output_dir} to sample again, or "
+                  "pass --model with a real teacher.", file=sys.stderr)
+            return 1
         print_train_eval_summary(train_eval(_train_eval_params(args, args.output_dir / "distill" / "sft.parquet",
                                                                args.output_dir / "train_eval")))
     print(f"\ndone in {time.perf_counter() - started:.0f} s")

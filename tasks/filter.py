@@ -5,11 +5,13 @@ A trace is kept when (in this order of drop reasons):
 - the solver's boxed answer matched the reference        -> else "solver_no_answer" / "solver_wrong_answer"
   (such traces are never translated or rephrased: no money is spent on them)
 - the rephrase produced a non-empty solution             -> else "empty_solution"
+- it ends its answer in \\boxed{}                        -> else "no_boxed_answer"
 - its boxed answer matches the reference (grader)        -> else "wrong_answer"
 - every successful tool call was translated faithfully  -> else "unfaithful_translation"
 - every written-out numeric equality in it is true       -> else "arithmetic_error"
   (the rephraser writes the solution afresh and can break a checked number on the way)
 - no code fence or tool/code mention is left            -> else "tool_mentions_left"
+- no line repeats 3+ times (a generation stuck in a loop) -> else "repetitive"
 Kept traces become chat examples (user: problem, assistant: solution) for SFT.
 """
 
@@ -17,9 +19,9 @@ from __future__ import annotations
 
 import json
 
-from eval.grader import answers_match
+from eval.grader import answers_match, extract_boxed
 from tasks.arithmetic_check import find_arithmetic_errors
-from tasks.quality import count_tool_mentions
+from tasks.quality import count_repeated_lines, count_tool_mentions
 from tasks.records import ChatMessage, FilterDecision, NLTraceRecord, SFTRecord, ToolCallRecord, TraceRecord
 from tasks.records import TranslationRecord
 
@@ -45,10 +47,12 @@ def decide(trace: TraceRecord, nl: NLTraceRecord | None, calls: list[ToolCallRec
     false_equalities = len(find_arithmetic_errors(solution))
     checks = [
         (not solution.strip(), "empty_solution"),
+        (extract_boxed(solution) is None, "no_boxed_answer"),
         (not answer_correct, "wrong_answer"),
         (n_faithful < len(successful), "unfaithful_translation"),
         (false_equalities > 0, "arithmetic_error"),
         (mentions > 0, "tool_mentions_left"),
+        (count_repeated_lines(solution) > 0, "repetitive"),
     ]
     reason = solver_drop_reason(trace) or next((why for failed, why in checks if failed), None)
     return FilterDecision(

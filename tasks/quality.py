@@ -55,6 +55,12 @@ def count_tool_mentions(text: str, *, problem: str = "") -> int:
                if m.group(0).lower() not in allowed)
 
 
+def count_repeated_lines(text: str, *, times: int = 3) -> int:
+    """Distinct non-empty lines that occur at least `times` times: the loop of a degenerate generation."""
+    counts = Counter(line.strip() for line in text.splitlines() if line.strip())
+    return sum(1 for n in counts.values() if n >= times)
+
+
 def count_tokens(text: str) -> int:
     """A cheap, tokenizer-free length: words, numbers and punctuation marks each count one."""
     return len(_TOKEN.findall(text))

@@ -169,6 +169,10 @@ def test_filter_keeps_a_correct_faithful_tool_free_trace_and_names_drop_reasons(
     false_sum = nl.model_copy(update={"solution": "12 * 7 = 94, so 84 + 0 = 84. The answer is \\boxed{84}."})
     miscounted = decide(outcome.trace, false_sum, outcome.tool_calls, translations)
     assert miscounted.drop_reason == "arithmetic_error" and miscounted.arithmetic_errors == 1
+    unboxed = nl.model_copy(update={"solution": "12 * 7 = 84. The answer is 84."})
+    assert decide(outcome.trace, unboxed, outcome.tool_calls, translations).drop_reason == "no_boxed_answer"
+    looping = nl.model_copy(update={"solution": "The answer is 84.\n" * 3 + nl.solution})
+    assert decide(outcome.trace, looping, outcome.tool_calls, translations).drop_reason == "repetitive"
     unfaithful = [t.model_copy(update={"faithful": False}) for t in translations]
     assert decide(outcome.trace, nl, outcome.tool_calls, unfaithful).drop_reason == "unfaithful_translation"
     unsolved = outcome.trace.model_copy(update={"final_answer": None, "answer_correct": False})

@@ -1,0 +1,186 @@
+"""LLM-layer throughput: the translate stage against a mock server with a fixed latency, vs ideal and vs distilabel.
+
+    python -m benchmarks.llm_throughput_bench [--quick] [--problems 500] [--calls-per-problem 3]
+                                              [--concurrency 16] [--latency 0.2] [--no-distilabel]
+
+Workload: N generated arithmetic problems x K tool calls each (`print(a * b + c)`), back-translated
+by the real `translate_task` (translator prompt, litellm Router, in-process gate, derivation check,
+per-item and per-stage Prefect caching) inside a Prefect flow, against `tests/mock_llm_server.py`
+running in its own process with a fixed latency per request. Every translation is faithful at the
+first attempt, so the stage makes exactly N*K calls and the ideal time is N*K*latency/concurrency.
+
+Phases, each counted by the server (requests, peak in flight, first request to last reply):
+1. ours, first run;
+2. ours, re-run of the finished stage (one stage-level cache hit);
+3. ours, re-run with only the per-item caches (what a stage cut short by a crash resumes from);
+4. distilabel 1.5.3, the very same requests (`benchmarks/distilabel_side.py`, its own venv, batches
+   of `concurrency` rows, which its async client sends at once), skipped if that venv is missing.
+
+"busy" is the server's first-request-to-last-reply window: the LLM phase without either side's
+start-up. Prints the figures last as one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+for _name, _value in {"PREFECT_HOME": str(ROOT / ".state" / "bench-prefect"), "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                      "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+                      "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120", "OPENAI_API_KEY": "sk-bench"}.items():
+    os.environ.setdefault(_name, _value)
+
+from prefect import flow, unmapped  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+
+from tasks.llm import LLMSettings  # noqa: E402
+from tasks.llm_limits import call_limits  # noqa: E402
+from tasks.prefect_tasks import translate_task  # noqa: E402
+from tasks.prompt_store import load_prompt  # noqa: E402
+from tasks.records import ToolCallRecord, TranslationRecord  # noqa: E402
+from tasks.stage_cache import map_stage  # noqa: E402
+from tasks.translate import TranslateConfig, translation_request  # noqa: E402
+
+DISTILABEL_PYTHON = ROOT / ".venv-distilabel" / "bin" / "python"
+
+
+class MockServerProcess:
+    """tests/mock_llm_server.py in a process of its own, so serving requests takes no CPU from the client."""
+
+    def __init__(self, latency_s: float) -> None:
+        self.process = subprocess.Popen([sys.executable, str(ROOT / "tests" / "mock_llm_server.py"), "--latency", str(latency_s),
+                                         "--idle-exit", "300"], stdout=subprocess.PIPE, text=True)
+        self.url = self.process.stdout.readline().split()[-1]  # "listening on http://127.0.0.1:PORT/v1"
+        self._base = self.url.removesuffix("/v1")
+
+    def stats(self) -> dict:
+        return json.loads(urllib.request.urlopen(f"{self._base}/stats").read())
+
+    def reset(self) -> None:
+        urllib.request.urlopen(urllib.request.Request(f"{self._base}/stats/reset", method="POST")).read()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
+def tool_calls(problems: int, calls_per_problem: int) -> list[ToolCallRecord]:
+    """K distinct arithmetic tool calls per problem, as the solver would have recorded them."""
+    calls = []
+    for p in range(problems):
+        for k in range(calls_per_problem):
+            a, b, c = 11 + p, 3 + k, 7 * k + p % 5
+            calls.append(ToolCallRecord(problem_id=f"p{p}", call_index=k, tool_protocol="code", tool_name="python",
+                                        arguments_json="{}", code=f"print({a} * {b} + {c})", output=f"{a * b + c}\n",
+                                        error=None, status="ok", duration_s=0.0, model="bench", prompt_version="solver/v1"))
+    return calls
+
+
+def run_ours(calls: list[ToolCallRecord], server: MockServerProcess, concurrency: int, results: Path) -> dict[str, dict]:
+    settings = LLMSettings(model="openai/scripted", api_base=server.url)
+    config = TranslateConfig()
+
+    @flow(name="llm-throughput-bench", task_runner=ThreadPoolTaskRunner(max_workers=concurrency))
+    def bench_flow() -> dict[str, dict]:
+        phases: dict[str, dict] = {}
+        with call_limits(settings, concurrency):  # once per run, as the distill flow does
+            for phase in ("first", "cached_stage", "cached_items"):
+                server.reset()
+                started, cpu = time.perf_counter(), time.process_time()
+                if phase == "cached_items":  # the per-item caches alone, as after a crash mid-stage
+                    item = translate_task.with_options(result_storage=results)
+                    rows = [f.result() for f in item.map(calls, unmapped(settings), unmapped(config))]
+                else:
+                    rows = map_stage("translate", translate_task, [(c,) for c in calls], settings, config,
+                                     result_storage=results)
+                wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+                assert len(rows) == len(calls) and all(isinstance(r, TranslationRecord) and r.faithful for r in rows)
+                phases[phase] = {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), **server.stats()}
+        return phases
+
+    return bench_flow()
+
+
+def run_distilabel(calls: list[ToolCallRecord], server: MockServerProcess, concurrency: int, workdir: Path) -> dict | None:
+    if not DISTILABEL_PYTHON.exists():
+        print(f"distilabel skipped: no {DISTILABEL_PYTHON} (see benchmarks/distilabel_side.py to create it)", flush=True)
+        return None
+    prompt, config = load_prompt("translator"), TranslateConfig()
+    requests = workdir / "requests.jsonl"
+    with requests.open("w") as handle:
+        for call in calls:
+            messages = [{"role": "system", "content": prompt.render("system")},
+                        {"role": "user", "content": translation_request(call, prompt)}]
+            handle.write(json.dumps({"messages": messages, "max_tokens": config.max_tokens}) + "\n")
+    server.reset()
+    started, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run([str(DISTILABEL_PYTHON), str(ROOT / "benchmarks" / "distilabel_side.py"), str(requests),
+                           server.url, str(concurrency)], capture_output=True, text=True, cwd=workdir)
+    if proc.returncode != 0:
+        raise RuntimeError(f"distilabel side failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    side = json.loads(proc.stdout.strip().splitlines()[-1])
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)  # the whole distilabel process, start-up included
+    cpu_s = used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime
+    return {"process_s": round(time.perf_counter() - started, 3), "cpu_s": round(cpu_s, 3), **side, **server.stats()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="40 problems, concurrency 8: under a minute")
+    parser.add_argument("--problems", type=int, default=500)
+    parser.add_argument("--calls-per-problem", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--latency", type=float, default=0.2, help="seconds the mock server waits per request")
+    parser.add_argument("--no-distilabel", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.problems, args.concurrency = 40, 8
+
+    calls = tool_calls(args.problems, args.calls_per_problem)
+    ideal_s = len(calls) * args.latency / args.concurrency
+    server = MockServerProcess(args.latency)
+    try:
+        with tempfile.TemporaryDirectory(prefix="llm-bench-") as tmp:
+            ours = run_ours(calls, server, args.concurrency, Path(tmp) / "results")
+            theirs = None if args.no_distilabel else run_distilabel(calls, server, args.concurrency, Path(tmp))
+    finally:
+        server.stop()
+
+    first = ours["first"]
+    figures = {
+        "bench": "llm_throughput", "calls": len(calls), "concurrency": args.concurrency, "latency_s": args.latency,
+        "ideal_s": round(ideal_s, 2), "load_avg_1m": round(os.getloadavg()[0], 1),
+        "ours_calls": first["requests"], "ours_peak_in_flight": first["peak_in_flight"],
+        "ours_busy_s": first["busy_s"], "ours_stage_s": first["wall_s"],
+        "ours_vs_ideal": round(ideal_s / first["wall_s"], 3),
+        "ours_cpu_ms_per_call": round(1000 * first["cpu_s"] / len(calls), 1),
+        "cached_stage_calls": ours["cached_stage"]["requests"], "cached_stage_s": ours["cached_stage"]["wall_s"],
+        "cached_stage_vs_first": round(ours["cached_stage"]["wall_s"] / first["wall_s"], 4),
+        "cached_items_calls": ours["cached_items"]["requests"], "cached_items_s": ours["cached_items"]["wall_s"],
+        "cached_items_vs_first": round(ours["cached_items"]["wall_s"] / first["wall_s"], 4),
+    }
+    if theirs is not None:
+        figures |= {
+            "distilabel_calls": theirs["requests"], "distilabel_peak_in_flight": theirs["peak_in_flight"],
+            "distilabel_busy_s": theirs["busy_s"], "distilabel_run_s": theirs["run_s"],
+            "distilabel_vs_ideal": round(ideal_s / theirs["run_s"], 3),
+            "distilabel_cpu_ms_per_call": round(1000 * theirs["cpu_s"] / len(calls), 1),
+            "throughput_ratio_vs_distilabel": round(theirs["run_s"] / first["wall_s"], 3),
+            "busy_throughput_ratio_vs_distilabel": round(theirs["busy_s"] / first["busy_s"], 3),
+        }
+    print(json.dumps(ours), flush=True)
+    print(json.dumps(figures), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
