@@ -25,6 +25,10 @@ from pydantic import BaseModel
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 DEFAULT_PROMPT = "{problem}\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+# Per-benchmark variants: the default plus what the answer must look like, so a correct solution is not
+# lost to "18 dollars" (GSM8K) or to a fraction where AIME only has integers.
+NUMBER_ONLY_PROMPT = DEFAULT_PROMPT + " The final answer is a number only, without units."
+AIME_PROMPT = DEFAULT_PROMPT + " The answer is an integer from 0 to 999."
 
 
 class BenchmarkItem(BaseModel):
@@ -96,11 +100,12 @@ REGISTRY: dict[str, BenchmarkSpec] = {
         BenchmarkSpec("math500", "math500/test.jsonl", "HuggingFaceH4/MATH-500", "test",
                       "problem", "answer", id_field="unique_id"),
         BenchmarkSpec("gsm8k", "gsm8k/test.jsonl", "openai/gsm8k", "test",
-                      "question", "answer", hub_config="main", answer_from=_gsm8k_answer),
+                      "question", "answer", hub_config="main", answer_from=_gsm8k_answer,
+                      prompt_template=NUMBER_ONLY_PROMPT),
         BenchmarkSpec("aime24", "aime24/test.jsonl", "HuggingFaceH4/aime_2024", "train",
-                      "problem", "answer", id_field="id"),
+                      "problem", "answer", id_field="id", prompt_template=AIME_PROMPT),
         BenchmarkSpec("aime25", "aime25/test.jsonl", "math-ai/aime25", "test",
-                      "problem", "answer"),
+                      "problem", "answer", prompt_template=AIME_PROMPT),
         BenchmarkSpec("amc23", "amc23/test.jsonl", "math-ai/amc23", "test",
                       "problem", "answer", id_field="id", hub_fields={"question": "problem"}),
         BenchmarkSpec("olympiadbench", "olympiadbench/test.jsonl", "Hothan/OlympiadBench", "train",

@@ -46,7 +46,11 @@ def test_unknown_benchmark_error_names_the_choices():
         load_benchmark("math5000")
 
 
-def test_default_prompt_asks_for_a_boxed_answer():
-    prompt = prompt_for(load_benchmark("gsm8k", 1)[0])
-    assert prompt.endswith("Please reason step by step, and put your final answer within \\boxed{}.")
-    assert prompt.startswith("Janet")
+def test_default_prompt_asks_for_a_boxed_answer_and_variants_add_the_answer_form():
+    boxed = "Please reason step by step, and put your final answer within \\boxed{}."
+    math = prompt_for(load_benchmark("math500", 1)[0])
+    assert math.endswith(boxed)
+    gsm8k = prompt_for(load_benchmark("gsm8k", 1)[0])
+    assert gsm8k.startswith("Janet") and gsm8k.endswith(boxed + " The final answer is a number only, without units.")
+    assert prompt_for(load_benchmark("aime25", 1)[0]).endswith("an integer from 0 to 999.")
+    assert prompt_for(load_benchmark("gsm8k", 1)[0], "Q: {problem}").startswith("Q: Janet")
