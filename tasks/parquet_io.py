@@ -49,11 +49,22 @@ def write_records(records: Iterable[BaseModel], record_type: type[BaseModel], pa
     return write_atomic(table, path)
 
 
+def read_table(path: Path) -> pa.Table:
+    """Read a Parquet file through one open handle.
+
+    `pq.read_table(path)` opens the path more than once (footer, then pages); if a writer renames a new
+    version into place in between, it mixes two files ("Page was smaller than expected"). One handle
+    pins one inode, so with `write_atomic` a reader always sees one whole version.
+    """
+    with open(path, "rb") as handle:
+        return pq.read_table(handle)
+
+
 def read_records(path: Path, record_type: type[RecordT]) -> list[RecordT]:
     """Read a stage file back into records, checking its schema first."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: stage file missing; run the stage that writes it first")
-    table = pq.read_table(path)
+    table = read_table(path)
     expected = arrow_schema(record_type)
     if not table.schema.remove_metadata().equals(expected.remove_metadata()):
         raise ValueError(

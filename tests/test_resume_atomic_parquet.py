@@ -27,7 +27,7 @@ def _table(version: int, rows: int = 2_000) -> pa.Table:
 
 
 def _versions(path: Path) -> set[int]:
-    return set(pq.read_table(path).column("version").to_pylist())
+    return set(parquet_io.read_table(path).column("version").to_pylist())
 
 
 def test_a_writer_failing_midway_leaves_the_old_file_and_no_temp_file(tmp_path: Path, monkeypatch) -> None:

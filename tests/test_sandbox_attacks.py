@@ -51,7 +51,7 @@ def sandbox() -> Iterator[Sandbox]:
 
 def test_corpus_is_large_and_covers_every_status() -> None:
     assert len(CORPUS) >= 30
-    assert {a.expect for a in CORPUS} == {"ok", "error", "timeout", "memory", "killed"}
+    assert {status for a in CORPUS for status in a.expect.split("|")} == {"ok", "error", "timeout", "memory", "killed"}
 
 
 @pytest.mark.parametrize("attack", CORPUS, ids=lambda a: a.name)
@@ -59,9 +59,11 @@ def test_attack_is_contained_and_the_session_still_works(sandbox: Sandbox, attac
     session = f"attack-{attack.name}"
     out = sandbox.run(attack.code, session)
     seen = out.text_for_model(max_chars=100_000)
-    assert out.status == attack.expect, seen
+    # "expect: timeout|ok" with "says: killed|threads running": either outcome, each with its own message
+    outcomes = attack.expect.split("|")
+    assert out.status in outcomes, seen
     if attack.says:
-        assert attack.says in seen
+        assert attack.says.split("|")[outcomes.index(out.status)] in seen
     if attack.never:
         assert attack.never not in seen
     assert CANARY not in seen
