@@ -26,7 +26,8 @@ def test_litellm_backend_grades_scripted_answers(replay_llm, tmp_path):
                              EvalConfig(limit=3, concurrency=1), tmp_path)
     rows = pq.read_table(tmp_path / "per_problem" / "api" / "gsm8k.parquet").to_pylist()
     assert [(r["extracted_answer"], r["correct"]) for r in rows] == [("18.00", True), ("4", False), (None, False)]
-    assert replay_llm.requests[0][-1]["content"].endswith("put your final answer within \\boxed{}.")
+    assert replay_llm.requests[0][-1]["content"].endswith(
+        "put your final answer within \\boxed{}. The final answer is a number only, without units.")  # GSM8K variant
     (summary,) = report.summaries
     assert summary.accuracy == pytest.approx(1 / 3) and summary.no_answer_rate == pytest.approx(1 / 3)
     saved = json.loads(report.summary_path.read_text())
