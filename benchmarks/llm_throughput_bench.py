@@ -4,15 +4,16 @@
                                               [--concurrency 16] [--latency 0.2] [--no-distilabel]
 
 Workload: N generated arithmetic problems x K tool calls each (`print(a * b + c)`), back-translated
-by the real `translate_task` (translator prompt, litellm Router, in-process gate, derivation check,
-per-item and per-stage Prefect caching) inside a Prefect flow, against `tests/mock_llm_server.py`
+by the distill flow's own stage code (`map_stage` + `translate_item`: chunked Prefect tasks,
+translator prompt, litellm Router, in-process gate, derivation check, per-item and per-stage
+caching) inside a Prefect flow, against `tests/mock_llm_server.py`
 running in its own process with a fixed latency per request. Every translation is faithful at the
 first attempt, so the stage makes exactly N*K calls and the ideal time is N*K*latency/concurrency.
 
 Phases, each counted by the server (requests, peak in flight, first request to last reply):
 1. ours, first run;
 2. ours, re-run of the finished stage (one stage-level cache hit);
-3. ours, re-run with only the per-item caches (what a stage cut short by a crash resumes from);
+3. ours, re-run with only the per-item store (what a stage cut short by a crash resumes from);
 4. distilabel 1.5.3, the very same requests (`benchmarks/distilabel_side.py`, its own venv, batches
    of `concurrency` rows, which its async client sends at once), skipped if that venv is missing.
 
@@ -39,15 +40,15 @@ for _name, _value in {"PREFECT_HOME": str(ROOT / ".state" / "bench-prefect"), "L
                       "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120", "OPENAI_API_KEY": "sk-bench"}.items():
     os.environ.setdefault(_name, _value)
 
-from prefect import flow, unmapped  # noqa: E402
+from prefect import flow  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from tasks.llm import LLMSettings  # noqa: E402
 from tasks.llm_limits import call_limits  # noqa: E402
-from tasks.prefect_tasks import translate_task  # noqa: E402
 from tasks.prompt_store import load_prompt  # noqa: E402
 from tasks.records import ToolCallRecord, TranslationRecord  # noqa: E402
-from tasks.stage_cache import map_stage  # noqa: E402
+from tasks.stage_items import translate_item  # noqa: E402
+from tasks.stage_map import map_stage  # noqa: E402
 from tasks.translate import TranslateConfig, translation_request  # noqa: E402
 
 DISTILABEL_PYTHON = ROOT / ".venv-distilabel" / "bin" / "python"
@@ -85,7 +86,8 @@ def tool_calls(problems: int, calls_per_problem: int) -> list[ToolCallRecord]:
     return calls
 
 
-def run_ours(calls: list[ToolCallRecord], server: MockServerProcess, concurrency: int, results: Path) -> dict[str, dict]:
+def run_ours(calls: list[ToolCallRecord], server: MockServerProcess, concurrency: int, rows_per_task: int,
+             results: Path) -> dict[str, dict]:
     settings = LLMSettings(model="openai/scripted", api_base=server.url)
     config = TranslateConfig()
 
@@ -96,12 +98,11 @@ def run_ours(calls: list[ToolCallRecord], server: MockServerProcess, concurrency
             for phase in ("first", "cached_stage", "cached_items"):
                 server.reset()
                 started, cpu = time.perf_counter(), time.process_time()
-                if phase == "cached_items":  # the per-item caches alone, as after a crash mid-stage
-                    item = translate_task.with_options(result_storage=results)
-                    rows = [f.result() for f in item.map(calls, unmapped(settings), unmapped(config))]
-                else:
-                    rows = map_stage("translate", translate_task, [(c,) for c in calls], settings, config,
-                                     result_storage=results)
+                if phase == "cached_items":  # the per-item store alone, as after a crash mid-stage
+                    for stage_result in (p for p in results.iterdir() if p.is_file()):
+                        stage_result.unlink()
+                rows = map_stage("translate", translate_item, [(c,) for c in calls], settings, config,
+                                 cache_dir=results, workers=concurrency, chunk_size=rows_per_task)
                 wall, cpu = time.perf_counter() - started, time.process_time() - cpu
                 assert len(rows) == len(calls) and all(isinstance(r, TranslationRecord) and r.faithful for r in rows)
                 phases[phase] = {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), **server.stats()}
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls-per-problem", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--latency", type=float, default=0.2, help="seconds the mock server waits per request")
+    parser.add_argument("--rows-per-task", type=int, default=64, help="rows per Prefect task run (the flow's rows_per_task)")
     parser.add_argument("--no-distilabel", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
@@ -150,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     server = MockServerProcess(args.latency)
     try:
         with tempfile.TemporaryDirectory(prefix="llm-bench-") as tmp:
-            ours = run_ours(calls, server, args.concurrency, Path(tmp) / "results")
+            ours = run_ours(calls, server, args.concurrency, args.rows_per_task, Path(tmp) / "results")
             theirs = None if args.no_distilabel else run_distilabel(calls, server, args.concurrency, Path(tmp))
     finally:
         server.stop()

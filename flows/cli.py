@@ -44,7 +44,9 @@ def _add_distill_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-problem-chars", type=int, default=20_000, help="longer problems are bad rows")
     parser.add_argument("--max-tokens", type=int, default=None,
                         help="cap every agent reply at N tokens (solver turns, translations, rephrasing)")
-    parser.add_argument("--max-concurrency", type=int, default=4)
+    parser.add_argument("--max-concurrency", type=int, default=4, help="LLM calls in flight at once")
+    parser.add_argument("--rows-per-task", type=int, default=DistillParams().rows_per_task,
+                        help="rows per Prefect task run (each row is still cached as soon as it is done)")
     parser.add_argument("--guided-translation", action="store_true",
                         help="show the translator the tool output and check its arithmetic instead (weak teachers)")
     parser.add_argument("--translate-attempts", type=int, default=3, help="tries per tool call before it is dropped")
@@ -60,6 +62,7 @@ def _distill_params(args: argparse.Namespace, output_dir: Path) -> DistillParams
         skip_bad_rows=args.skip_bad_rows,
         max_problem_chars=args.max_problem_chars,
         max_concurrency=args.max_concurrency,
+        rows_per_task=args.rows_per_task,
         llm=LLMSettings(model=args.model, api_base=args.api_base),
     )
     params.solve.tool_protocol = args.tool_protocol

@@ -1,11 +1,12 @@
 """Distill flow: problems → solve → translate → rephrase → filter, one Parquet file per stage.
 
-Stages run one after another; inside a stage the per-row tasks are mapped and run concurrently.
+Stages run one after another; inside a stage the rows run concurrently in chunked Prefect tasks.
 Input problems are deduplicated and decontaminated against every eval benchmark before any LLM
 call, and translation and rephrasing are spent only on traces whose answer the solver got right
-(the rest could never be kept). Every per-row task is cached, so re-running the same command after
-a crash, or with a larger `limit`, only pays for rows not done yet; each finished stage is also
-cached as a whole (tasks/stage_cache.py), so re-running a finished run is a few cache lookups.
+(the rest could never be kept). Every row's result is cached the moment it is done, so re-running
+the same command after a crash, or with a larger `limit`, only pays for rows not done yet; each
+finished stage is also cached as a whole, so re-running a finished run is a few cache lookups
+(tasks/stage_map.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from tasks.filter import decide, solver_drop_reason, to_sft_record
 from tasks.llm import LLMSettings
 from tasks.llm_limits import call_limits
 from tasks.parquet_io import stage_path, write_records
-from tasks.prefect_tasks import rephrase_task, solve_task, translate_task
 from tasks.problems import bundled_problems_path, load_problems
 from tasks.prompt_store import load_prompt
 from tasks.quality import summarize_quality, trace_quality
@@ -34,7 +34,8 @@ from tasks.records import FilterDecision, NLTraceRecord, ProblemRecord, SFTRecor
 from tasks.records import TranslationRecord
 from tasks.rephrase import RephraseConfig
 from tasks.solve import SolveConfig
-from tasks.stage_cache import map_stage
+from tasks.stage_items import rephrase_item, solve_item, translate_item
+from tasks.stage_map import ItemFunction, map_stage
 from tasks.translate import TranslateConfig
 
 DECONTAMINATION_NGRAM = 8
@@ -51,6 +52,8 @@ class DistillParams(BaseModel):
     decontaminate: bool = Field(default=True, description=f"Remove problems that overlap an eval benchmark ({DECONTAMINATION_NGRAM}-grams).")
     llm: LLMSettings = Field(default_factory=LLMSettings)
     max_concurrency: int = Field(default=4, ge=1, description="LLM calls in flight at once (capped by the Prefect limit `llm-<model>` if one exists).")
+    rows_per_task: int = Field(default=32, ge=1, description="Rows per Prefect task run: each runs its rows on "
+                                                           "`max_concurrency` threads and caches every row as it finishes.")
     requests_per_minute: float | None = Field(default=None, gt=0, description="Start at most this many LLM calls per minute (capped by `llm-<model>-rpm` if it exists).")
     solve: SolveConfig = Field(default_factory=SolveConfig)
     translate: TranslateConfig = Field(default_factory=TranslateConfig)
@@ -143,10 +146,15 @@ def _distill_stages(params: DistillParams) -> DistillSummary:
     log = get_run_logger()
     params = _pin_prompt_versions(params)
     out = Path(params.output_dir)
-    results = out / ".prefect-results"
+    cache = out / ".prefect-results"
+
+    def run_stage(name: str, item_fn: ItemFunction, per_item: list[tuple], *shared: object) -> list:
+        return map_stage(name, item_fn, per_item, *shared, cache_dir=cache, workers=params.max_concurrency,
+                         chunk_size=params.rows_per_task)
+
     problems, counts, decontam, n_duplicates = _problems_stage(params, out)
 
-    outcomes = map_stage("solve", solve_task, [(p,) for p in problems], params.llm, params.solve, result_storage=results)
+    outcomes = run_stage("solve", solve_item, [(p,) for p in problems], params.llm, params.solve)
     traces = [o.trace for o in outcomes]
     calls = [c for o in outcomes for c in o.tool_calls]
     write_records(traces, TraceRecord, stage_path(out, "traces"))
@@ -157,15 +165,14 @@ def _distill_stages(params: DistillParams) -> DistillSummary:
 
     keep_ids = {t.problem_id for t in worth_keeping}
     to_translate = [c for c in calls if c.problem_id in keep_ids and c.status == "ok"]
-    translations = map_stage("translate", translate_task, [(c,) for c in to_translate], params.llm, params.translate,
-                             result_storage=results)
+    translations = run_stage("translate", translate_item, [(c,) for c in to_translate], params.llm, params.translate)
     write_records(translations, TranslationRecord, stage_path(out, "translations"))
     log.info("translate: %d/%d faithful", sum(t.faithful for t in translations), len(translations))
 
     calls_by_problem, translations_by_problem = _group(calls), _group(translations)
-    nl_traces = map_stage("rephrase", rephrase_task,
+    nl_traces = run_stage("rephrase", rephrase_item,
                           [(t, calls_by_problem[t.problem_id], translations_by_problem[t.problem_id]) for t in worth_keeping],
-                          params.llm, params.rephrase, result_storage=results)
+                          params.llm, params.rephrase)
     write_records(nl_traces, NLTraceRecord, stage_path(out, "nl_traces"))
     counts["rephrased"] = len(nl_traces)
 

@@ -89,13 +89,17 @@ class LocalModel:
                 for row, r in zip(output, requests)]
 
     def _reply(self, new_ids: list[int], request: LocalRequest, stop: list[str], batch_size: int) -> LocalReply:
-        # A row that finished early is padded to the batch's length: it ends at its first end-of-sequence
-        # token (kept in the count, as a server counts it) or, when a stop string ended it, its first pad.
+        # A row that finished early is padded to the batch's length. It ends at its first end-of-sequence
+        # token (kept in the count, as a server counts it) or, when a stop string ended it, before its
+        # first pad. Where the pad token is the end-of-sequence token (SmolLM2), only the text tells the
+        # two apart: a row whose text already holds a stop string was ended by it.
         length, hit_eos = len(new_ids), False
         for index, token in enumerate(new_ids):
             if token in self.eos_ids or token == self.pad_id:
-                hit_eos = token in self.eos_ids
-                length = index + 1 if hit_eos else index
+                padding = token not in self.eos_ids or (
+                    token == self.pad_id and _truncate_at_stop(self.tokenizer.decode(new_ids[:index]), stop)[1])
+                hit_eos = not padding
+                length = index if padding else index + 1
                 break
         text = self.tokenizer.decode(new_ids[:length], skip_special_tokens=True)
         text, stopped = _truncate_at_stop(text, stop)

@@ -1,6 +1,6 @@
 """Prefect task wrappers for training and evaluation.
 
-Kept apart from `tasks/prefect_tasks.py` so the distill flow never imports torch, transformers and
+Kept apart from the distill stages (tasks/stage_map.py) so the distill flow never imports torch, transformers and
 TRL (tens of seconds per flow-run process): only the train-eval flow pays for them.
 """
 

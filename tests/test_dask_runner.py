@@ -27,7 +27,8 @@ def prefect_api():
 
 @pytest.mark.slow
 def test_distill_runs_its_mapped_tasks_on_a_two_worker_dask_cluster(prefect_api, tmp_path: Path) -> None:
-    params = DistillParams(limit=2, llm=LLMSettings(model="scripted/arithmetic"), output_dir=str(tmp_path))
+    params = DistillParams(limit=2, llm=LLMSettings(model="scripted/arithmetic"), output_dir=str(tmp_path),
+                           rows_per_task=1)
     with LocalCluster(n_workers=2, processes=False, threads_per_worker=2, dashboard_address=None) as cluster, \
             Client(cluster) as client, get_task_stream(client) as stream:
         runner = TaskRunnerSettings(kind="dask", address=cluster.scheduler_address)
@@ -36,7 +37,7 @@ def test_distill_runs_its_mapped_tasks_on_a_two_worker_dask_cluster(prefect_api,
 
     assert (summary.problems, summary.solved_correct, summary.kept) == (2, 2, 2)
     assert [r.id for r in read_records(stage_path(tmp_path, "sft"), SFTRecord)] == ["demo-01", "demo-02"]
-    # 2 solve + 2 translate + 2 rephrase task runs, each executed by a worker of this cluster
+    # 2 solve + 2 translate + 2 rephrase chunk task runs of one row each, each executed by a worker of this cluster
     executed_on = [t["worker"] for t in stream.data]
     assert len(executed_on) >= 6 and set(executed_on) <= workers and len(workers) == 2
 

@@ -8,7 +8,7 @@ import pytest
 
 from tasks.embedded_model import resolve_local_model
 from tasks.llm import LLMSettings, complete
-from tasks.local_provider import load_local_model
+from tasks.local_provider import LocalRequest, load_local_model
 
 EMBEDDED = LLMSettings(model="local/smollm2-135m")
 QUESTIONS = [f"What is {a} * {b}? Answer briefly." for a, b in [(12, 7), (3, 9), (15, 15), (101, 3), (8, 8), (6, 7)]]
@@ -41,3 +41,18 @@ def test_each_request_keeps_its_own_token_budget_inside_a_batch() -> None:
         assert reply.completion_tokens <= budget
     assert [r.finish_reason for r in replies[::2]] == ["length", "length"]
     assert all(len(r.content) > len(short.content) for r, short in zip(replies[1::2], replies[::2]))
+
+
+@pytest.mark.slow
+def test_a_row_padded_after_its_stop_string_counts_as_it_would_alone() -> None:
+    """SmolLM2 pads with its end-of-sequence token: padding after a stop string is not an EOS to count."""
+    model = load_local_model(resolve_local_model("smollm2-135m"))
+    assert model.pad_id in model.eos_ids  # the ambiguous case this guards
+    text_ids = model.tokenizer.encode("12 * 7 = 84\n\n", add_special_tokens=False)
+    request = LocalRequest(prompt_ids=[1, 2, 3], max_new_tokens=40)
+    padded = model._reply(text_ids + [model.pad_id] * 3, request, ["\n\n"], batch_size=2)
+    alone = model._reply(text_ids, request, ["\n\n"], batch_size=1)
+    assert (padded.text, padded.completion_tokens, padded.finish_reason) == ("12 * 7 = 84", len(text_ids), "stop")
+    assert (alone.text, alone.completion_tokens, alone.finish_reason) == ("12 * 7 = 84", len(text_ids), "stop")
+    ended = model._reply(text_ids[:-1] + [model.pad_id, model.pad_id], request, ["\n\n"], batch_size=2)
+    assert (ended.completion_tokens, ended.finish_reason) == (len(text_ids), "stop")  # a real EOS is counted

@@ -2,8 +2,8 @@
 
 The second run must finish the dataset with no row lost, none duplicated, and no LLM call repeated
 for an item whose result the first run had already persisted, counted on the server side. The
-first run's finished items are read from its persisted task results, so the test knows exactly
-which calls may not come back. Parquet stage files written before the kill must be whole.
+first run's finished items are read from its per-item store (tasks/item_store.py), so the test
+knows exactly which calls may not come back. Parquet stage files written before the kill must be whole.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 from mock_llm_server import MockLLMServer, ServerStats
-from prefect.results import ResultRecord
 from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
 
+from tasks.item_store import ItemStore
 from tasks.parquet_io import read_records, stage_path
 from tasks.records import STAGE_RECORDS, SFTRecord, TraceRecord, TranslationRecord
 
@@ -53,7 +53,7 @@ def _run(command: list[str], env: dict[str, str], tmp_path: Path, name: str) -> 
 
 
 def _persisted_results(out: Path) -> list[object]:
-    return [ResultRecord.deserialize(p.read_bytes()).result for p in (out / ".prefect-results").iterdir() if p.is_file()]
+    return [r for stage in ("solve", "translate") for r in ItemStore(out / ".prefect-results" / "items" / stage).results()]
 
 
 def _translated_expressions(stats: ServerStats) -> list[str]:

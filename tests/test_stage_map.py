@@ -1,0 +1,92 @@
+"""Chunked stages: results in input order, every item run once, a crash mid-stage or a retried chunk
+recomputes nothing finished, and the per-item store survives a torn write."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.testing.utilities import prefect_test_harness
+
+from tasks.item_store import ItemStore, item_key
+from tasks.stage_map import map_stage
+
+RUNS: Counter[str] = Counter()
+FAIL_ONCE: set[str] = set()
+_lock = threading.Lock()
+
+
+def square(name: str, offset: int) -> int:
+    """An item function that counts its runs and fails once for the names in FAIL_ONCE."""
+    with _lock:
+        RUNS[name] += 1
+        if name in FAIL_ONCE:
+            FAIL_ONCE.discard(name)
+            raise RuntimeError(f"{name}: transient fault outside the LLM call")
+    return int(name.removeprefix("n")) ** 2 + offset
+
+
+@pytest.fixture(scope="module")
+def prefect_api():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def fresh_counts():
+    RUNS.clear()
+    FAIL_ONCE.clear()
+
+
+@flow(task_runner=ThreadPoolTaskRunner(max_workers=3))
+def squares(names: list[str], offset: int, cache_dir: Path, chunk_size: int = 3) -> list[int]:
+    return map_stage("square", square, [(n,) for n in names], offset, cache_dir=cache_dir, workers=2,
+                     chunk_size=chunk_size)
+
+
+NAMES = [f"n{i}" for i in range(10)]
+
+
+def test_results_come_back_in_input_order_each_item_run_once(prefect_api, tmp_path: Path) -> None:
+    assert squares(NAMES, 1, tmp_path) == [i * i + 1 for i in range(10)]
+    assert RUNS == Counter(NAMES)
+    assert len(list(ItemStore(tmp_path / "items" / "square").results())) == 10
+
+
+def test_a_finished_stage_and_a_stage_cut_short_rerun_no_item(prefect_api, tmp_path: Path) -> None:
+    squares(NAMES, 2, tmp_path)
+    squares(NAMES, 2, tmp_path)  # the stage result
+    for stage_result in (p for p in tmp_path.iterdir() if p.is_file()):
+        stage_result.unlink()  # as if killed before the stage finished: only the item store is left
+    assert squares(NAMES + ["n10"], 2, tmp_path, chunk_size=4)[-1] == 102  # other chunks, same items
+    assert RUNS == Counter(NAMES + ["n10"])
+    squares(NAMES, 3, tmp_path)  # another shared argument is another item
+    assert RUNS["n0"] == 2
+
+
+def test_a_retried_chunk_reruns_only_the_item_that_failed(prefect_api, tmp_path: Path) -> None:
+    FAIL_ONCE.add("n4")  # in the second chunk (n3, n4, n5)
+    assert squares(NAMES, 0, tmp_path) == [i * i for i in range(10)]
+    assert RUNS["n4"] == 2
+    assert RUNS - Counter({"n4": 1}) == Counter(NAMES)
+
+
+def test_bad_sizes_are_refused(prefect_api, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
+        squares(NAMES, 0, tmp_path, chunk_size=0)
+
+
+def test_item_store_treats_a_torn_entry_as_missing_and_keys_are_stable(tmp_path: Path) -> None:
+    store = ItemStore(tmp_path)
+    key = item_key("source", {"b": 1, "a": [1, 2]}, 3)
+    assert key == item_key("source", {"a": [1, 2], "b": 1}, 3) != item_key("source", {"a": [1, 2], "b": 1}, 4)
+    assert store.get(key) == (False, None)
+    store.put(key, {"answer": 42})
+    assert store.get(key) == (True, {"answer": 42})
+    (tmp_path / f"{key}.pkl").write_bytes(b"\x80\x05\x95")  # cut off mid-write (power loss, no fsync)
+    assert store.get(key) == (False, None)
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
