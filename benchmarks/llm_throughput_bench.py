@@ -43,6 +43,7 @@ for _name, _value in {"PREFECT_HOME": str(ROOT / ".state" / "bench-prefect"), "L
 from prefect import flow  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
+from flows.distill import DistillParams  # noqa: E402
 from tasks.llm import LLMSettings  # noqa: E402
 from tasks.llm_limits import call_limits  # noqa: E402
 from tasks.prompt_store import load_prompt  # noqa: E402
@@ -141,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls-per-problem", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--latency", type=float, default=0.2, help="seconds the mock server waits per request")
-    parser.add_argument("--rows-per-task", type=int, default=64, help="rows per Prefect task run (the flow's rows_per_task)")
+    parser.add_argument("--rows-per-task", type=int, default=DistillParams().rows_per_task,
+                        help="rows per Prefect task run (default: the distill flow's)")
     parser.add_argument("--no-distilabel", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:

@@ -52,7 +52,7 @@ class DistillParams(BaseModel):
     decontaminate: bool = Field(default=True, description=f"Remove problems that overlap an eval benchmark ({DECONTAMINATION_NGRAM}-grams).")
     llm: LLMSettings = Field(default_factory=LLMSettings)
     max_concurrency: int = Field(default=4, ge=1, description="LLM calls in flight at once (capped by the Prefect limit `llm-<model>` if one exists).")
-    rows_per_task: int = Field(default=32, ge=1, description="Rows per Prefect task run: each runs its rows on "
+    rows_per_task: int = Field(default=128, ge=1, description="Rows per Prefect task run: each runs its rows on "
                                                            "`max_concurrency` threads and caches every row as it finishes.")
     requests_per_minute: float | None = Field(default=None, gt=0, description="Start at most this many LLM calls per minute (capped by `llm-<model>-rpm` if it exists).")
     solve: SolveConfig = Field(default_factory=SolveConfig)

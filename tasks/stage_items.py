@@ -1,7 +1,9 @@
-"""The per-item work of each distill stage: the pure stage function plus one progress line per item.
+"""The per-item work of each distill stage: the pure stage function plus one debug line per item.
 
 `tasks/stage_map.py` runs these in chunked Prefect tasks (retries, per-item and per-stage caching,
-concurrency); the log lines land in the chunk's task run in the Prefect UI. LLM errors are retried
+concurrency) and logs progress per chunk; these per-item lines (level DEBUG, as they cost ~1.3 ms
+each, more than a tenth of an LLM call's CPU) land in the chunk's task run with
+`PREFECT_LOGGING_LEVEL=DEBUG`. Every outcome is also a row of the stage's Parquet file. LLM errors are retried
 inside litellm (tasks/llm.py) and end as failed rows, so an item raises only for faults outside
 the LLM call (a sandbox worker dying mid-call), which the chunk's one Prefect retry covers.
 """
@@ -20,7 +22,7 @@ from tasks.translate import TranslateConfig, translate_tool_call
 def solve_item(problem: ProblemRecord, settings: LLMSettings, config: SolveConfig) -> SolveOutcome:
     outcome = solve_problem(problem, settings, config)
     trace = outcome.trace
-    get_run_logger().info(
+    get_run_logger().debug(
         "%s: %s, answer=%r (correct=%s), %d tool calls, %d turns",
         problem.id, trace.status, trace.final_answer, trace.answer_correct, trace.n_tool_calls, trace.n_turns,
     )
@@ -29,7 +31,7 @@ def solve_item(problem: ProblemRecord, settings: LLMSettings, config: SolveConfi
 
 def translate_item(call: ToolCallRecord, settings: LLMSettings, config: TranslateConfig) -> TranslationRecord:
     row = translate_tool_call(call, settings, config)
-    get_run_logger().info("%s call %d: faithful=%s via %s after %d attempt(s)%s", call.problem_id, call.call_index,
+    get_run_logger().debug("%s call %d: faithful=%s via %s after %d attempt(s)%s", call.problem_id, call.call_index,
                           row.faithful, row.check_method, row.attempts, f" ({row.reason})" if row.reason else "")
     return row
 
@@ -37,5 +39,5 @@ def translate_item(call: ToolCallRecord, settings: LLMSettings, config: Translat
 def rephrase_item(trace: TraceRecord, calls: list[ToolCallRecord], translations: list[TranslationRecord],
                   settings: LLMSettings, config: RephraseConfig) -> NLTraceRecord:
     row = rephrase_trace(trace, calls, translations, settings, config)
-    get_run_logger().info("%s: rephrased, %d chars, answer=%r", trace.problem_id, len(row.solution), row.final_answer)
+    get_run_logger().debug("%s: rephrased, %d chars, answer=%r", trace.problem_id, len(row.solution), row.final_answer)
     return row

@@ -4,7 +4,8 @@ Why chunks and not one Prefect task per item: a task run costs ~20 ms of CPU in 
 (state transitions, events, result records), more than the LLM call it wraps (~10 ms in litellm).
 With one task per call the translate stage reached a third of what the endpoint allowed
 (docs/benchmarks.md). A chunk task runs up to `chunk_size` items on `workers` threads of its own,
-so Prefect's cost is paid once per chunk, and chunks still spread over Dask or Ray workers.
+so Prefect's cost is paid once per chunk, and chunks still spread over Dask or Ray workers. The
+run's call gate (tasks/llm_limits.py) still bounds the LLM calls in flight across chunks.
 
 Nothing finished is ever recomputed, at three levels:
 1. the stage task is cached on all its inputs: a finished stage re-runs as one cache lookup;
@@ -20,8 +21,10 @@ from __future__ import annotations
 import hashlib
 import inspect
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager, nullcontext
 from contextvars import copy_context
 from pathlib import Path
 from typing import Any
@@ -38,10 +41,29 @@ from tasks.item_store import ItemStore, item_key
 ItemFunction = Callable[..., Any]
 
 
+# Thread pools of the stages running in this process, by id. Chunks that run here share their
+# stage's pool: `workers` threads in all, fed in chunk order, so one chunk's last rows overlap the
+# next chunk's first ones and no more threads than that compete for the GIL. (A pool per chunk
+# ran 1,500 calls in 25.0 s, one shared pool in ~22 s; two chunks of a pool each at a time, 29 s.)
+# A chunk in another process (Dask, Ray) finds no pool here and makes its own.
+_pools: dict[str, ThreadPoolExecutor] = {}
+
+
+@contextmanager
+def _stage_pool(workers: int) -> Iterator[str]:
+    pool_id = uuid.uuid4().hex
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stage-row") as pool:
+        _pools[pool_id] = pool
+        try:
+            yield pool_id
+        finally:
+            del _pools[pool_id]
+
+
 @task(name="chunk", task_run_name="{label}", cache_policy=NO_CACHE, persist_result=False, retries=1,
       retry_delay_seconds=2)
 def _run_chunk(label: str, item_fn: ItemFunction, per_item: Sequence[tuple], shared: tuple, keys: Sequence[str],
-               store_dir: str, workers: int) -> list[Any]:
+               store_dir: str, workers: int, pool_id: str) -> list[Any]:
     store = ItemStore(Path(store_dir))
 
     def run_item(args: tuple, key: str) -> Any:
@@ -51,11 +73,13 @@ def _run_chunk(label: str, item_fn: ItemFunction, per_item: Sequence[tuple], sha
             store.put(key, result)
         return result
 
-    # Each item runs in a copy of this task's context: its log lines belong to this task run, and
-    # its LLM calls see the run's call gate (tasks/llm_limits.py).
-    with ThreadPoolExecutor(max_workers=min(workers, len(per_item)), thread_name_prefix=label) as pool:
+    shared_pool = _pools.get(pool_id)
+    with nullcontext(shared_pool) if shared_pool else ThreadPoolExecutor(workers, thread_name_prefix=label) as pool:
+        # Each row runs in a copy of this task's context: its log lines belong to this task run, and
+        # its LLM calls see the run's call gate (tasks/llm_limits.py).
         futures = [pool.submit(copy_context().run, run_item, args, key) for args, key in zip(per_item, keys)]
-        return [future.result() for future in futures]  # the pool lets every item finish before a raise
+        wait(futures)  # every row finishes (and is stored) before a failure is raised
+        return [future.result() for future in futures]
 
 
 @task(name="stage", task_run_name="{name}-stage", persist_result=True,
@@ -78,19 +102,25 @@ def _run_stage(name: str, item_fn: ItemFunction, item_fn_source: str, per_item: 
     log.info("%s: %d items, %d done before, %d to run in %d chunk(s) of up to %d on %d thread(s) each",
              name, len(per_item), len(per_item) - len(todo), len(todo), len(chunks), chunk_size, workers)
     wrap = _argument_wrapper()
-    futures = {
-        _run_chunk.submit(f"{name}-{number}of{len(chunks)}", item_fn, wrap([per_item[i] for i in chunk]), wrap(shared),
-                          [keys[i] for i in chunk], store_dir, workers): chunk
-        for number, chunk in enumerate(chunks, start=1)
-    }
-    done, started = len(per_item) - len(todo), time.perf_counter()
-    for future in as_completed(list(futures)):
-        chunk = futures[future]
-        for index, result in zip(chunk, future.result()):
-            results[index] = result
-        done += len(chunk)
-        log.info("%s: %d/%d items done (%.1f s)", name, done, len(per_item), time.perf_counter() - started)
+    with _stage_pool(workers) as pool_id:
+        futures = {
+            _run_chunk.submit(f"{name}-{number}of{len(chunks)}", item_fn, wrap([per_item[i] for i in chunk]),
+                              wrap(shared), [keys[i] for i in chunk], store_dir, workers, pool_id): chunk
+            for number, chunk in enumerate(chunks, start=1)
+        }
+        done, started = len(per_item) - len(todo), time.perf_counter()
+        for future in as_completed(list(futures)):
+            chunk = futures[future]
+            for index, result in zip(chunk, future.result()):
+                results[index] = result
+            done += len(chunk)
+            log.info("%s: %d/%d items done (%.1f s)", name, done, len(per_item), time.perf_counter() - started)
     return results
+
+
+def _runs_in_process() -> bool:
+    context = FlowRunContext.get()
+    return context is not None and isinstance(context.task_runner, ThreadPoolTaskRunner)
 
 
 def _argument_wrapper() -> Callable[[Any], Any]:
@@ -99,10 +129,7 @@ def _argument_wrapper() -> Callable[[Any], Any]:
     A distributed runner (Dask) rebuilds the arguments on the way to its workers and turns a quote, which is a
     tuple subclass, into a plain 1-tuple, so there the arguments travel as they are.
     """
-    context = FlowRunContext.get()
-    if context is not None and isinstance(context.task_runner, ThreadPoolTaskRunner):
-        return quote
-    return lambda arg: arg
+    return quote if _runs_in_process() else (lambda arg: arg)
 
 
 def map_stage(name: str, item_fn: ItemFunction, per_item: list[tuple], *shared: Any, cache_dir: Path, workers: int,
