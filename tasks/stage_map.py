@@ -43,8 +43,9 @@ ItemFunction = Callable[..., Any]
 
 # Thread pools of the stages running in this process, by id. Chunks that run here share their
 # stage's pool: `workers` threads in all, fed in chunk order, so one chunk's last rows overlap the
-# next chunk's first ones and no more threads than that compete for the GIL. (A pool per chunk
-# ran 1,500 calls in 25.0 s, one shared pool in ~22 s; two chunks of a pool each at a time, 29 s.)
+# next chunk's first ones and no more threads than that compete for the GIL. (1,500 calls at 16 in
+# flight: a pool per chunk of 64 rows, 25.0 s; two such chunks at a time, 27.5 s; one shared pool,
+# 128 rows per chunk, 23.2-24.9 s.)
 # A chunk in another process (Dask, Ray) finds no pool here and makes its own.
 _pools: dict[str, ThreadPoolExecutor] = {}
 
@@ -118,25 +119,24 @@ def _run_stage(name: str, item_fn: ItemFunction, item_fn_source: str, per_item: 
     return results
 
 
-def _runs_in_process() -> bool:
-    context = FlowRunContext.get()
-    return context is not None and isinstance(context.task_runner, ThreadPoolTaskRunner)
-
-
 def _argument_wrapper() -> Callable[[Any], Any]:
     """`quote` for in-process task runners, where it spares Prefect a walk over every row of every argument.
 
     A distributed runner (Dask) rebuilds the arguments on the way to its workers and turns a quote, which is a
     tuple subclass, into a plain 1-tuple, so there the arguments travel as they are.
     """
-    return quote if _runs_in_process() else (lambda arg: arg)
+    context = FlowRunContext.get()
+    if context is not None and isinstance(context.task_runner, ThreadPoolTaskRunner):
+        return quote
+    return lambda arg: arg
 
 
 def map_stage(name: str, item_fn: ItemFunction, per_item: list[tuple], *shared: Any, cache_dir: Path, workers: int,
               chunk_size: int) -> list[Any]:
-    """`[item_fn(*args, *shared) for args in per_item]`, in chunks of `chunk_size` items, `workers` threads each.
+    """`[item_fn(*args, *shared) for args in per_item]`, in Prefect tasks of `chunk_size` items, on `workers` threads.
 
-    Must be called inside a flow run; chunks run on the flow's task runner. Results are cached under
+    Must be called inside a flow run; chunks run on the flow's task runner, their rows on one pool
+    of `workers` threads per stage (per chunk in another process). Results are cached under
     `cache_dir`: the stage's Prefect result there, each item's in `cache_dir/items/<name>`. Editing
     `item_fn` changes both keys.
     """
