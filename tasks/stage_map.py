@@ -61,6 +61,12 @@ def _stage_pool(workers: int) -> Iterator[str]:
             del _pools[pool_id]
 
 
+def _pool_in_this_process(pool_id: str) -> ThreadPoolExecutor | None:
+    # A function, not `_pools` read in the chunk: a task sent to another process is pickled by value
+    # with the globals it reads, and a live pool (its locks) cannot be pickled.
+    return _pools.get(pool_id)
+
+
 @task(name="chunk", task_run_name="{label}", cache_policy=NO_CACHE, persist_result=False, retries=1,
       retry_delay_seconds=2)
 def _run_chunk(label: str, item_fn: ItemFunction, per_item: Sequence[tuple], shared: tuple, keys: Sequence[str],
@@ -74,7 +80,7 @@ def _run_chunk(label: str, item_fn: ItemFunction, per_item: Sequence[tuple], sha
             store.put(key, result)
         return result
 
-    shared_pool = _pools.get(pool_id)
+    shared_pool = _pool_in_this_process(pool_id)
     with nullcontext(shared_pool) if shared_pool else ThreadPoolExecutor(workers, thread_name_prefix=label) as pool:
         # Each row runs in a copy of this task's context: its log lines belong to this task run, and
         # its LLM calls see the run's call gate (tasks/llm_limits.py).
