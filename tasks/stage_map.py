@@ -106,7 +106,7 @@ def _run_stage(name: str, item_fn: ItemFunction, item_fn_source: str, per_item: 
         else:
             todo.append(index)
     chunks = [todo[start:start + chunk_size] for start in range(0, len(todo), chunk_size)]
-    log.info("%s: %d items, %d done before, %d to run in %d chunk(s) of up to %d on %d thread(s) each",
+    log.info("%s: %d items, %d done before, %d to run in %d chunk(s) of up to %d, on %d threads",
              name, len(per_item), len(per_item) - len(todo), len(todo), len(chunks), chunk_size, workers)
     wrap = _argument_wrapper()
     with _stage_pool(workers) as pool_id:
