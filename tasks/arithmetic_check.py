@@ -26,23 +26,20 @@ _MAX_EXPONENT = 512
 
 @dataclass(frozen=True)
 class Equality:
-    """A numeric equality chain as written (normalised) and the exact values of its sides."""
+    """A numeric equality chain as written (normalised), the exact values of its sides, and whether they agree."""
 
     written: str
     values: tuple[str, ...]
+    holds: bool
 
 
 def find_arithmetic_errors(text: str) -> list[Equality]:
     """Every `a = b [= c ...]` chain of numeric expressions in `text` whose sides are not all equal."""
-    return [chain for chain, holds in _numeric_chains(text) if not holds]
+    return [chain for chain in find_equalities(text) if not chain.holds]
 
 
 def find_equalities(text: str) -> list[Equality]:
     """Every computed numeric chain in `text` that could be evaluated, true or false."""
-    return [chain for chain, _ in _numeric_chains(text)]
-
-
-def _numeric_chains(text: str) -> list[tuple[Equality, bool]]:
     for pattern, replacement in _LATEX:
         text = pattern.sub(replacement, text)
     chains = []
@@ -57,7 +54,7 @@ def _numeric_chains(text: str) -> list[tuple[Equality, bool]]:
             if any(v is None for v in values):
                 continue
             holds = all(_same(values[0], v, sides[0], side) for v, side in zip(values[1:], sides[1:]))  # type: ignore[arg-type]
-            chains.append((Equality(" = ".join(sides), tuple(str(v) for v in values)), holds))
+            chains.append(Equality(" = ".join(sides), tuple(str(v) for v in values), holds))
     return chains
 
 

@@ -16,7 +16,7 @@ sampling at a non-zero temperature so the retry can differ (in guided mode: a fr
 
 `show_tool_output=True` ("guided" mode) shows the model the real output and asks it to explain by
 hand how that result comes about. That is weaker evidence (the box can be copied), so a guided
-derivation must also pass `find_arithmetic_errors`: every numeric equality it writes is proved
+derivation must also pass `find_equalities`: every numeric equality it writes is proved
 true, and it must write at least one. Small teachers need it: the embedded 135M model reached 0 of
 9 tool results blind (it writes "12 * 7 = 90"), so the demo runs guided; real teachers run blind.
 """
@@ -29,7 +29,7 @@ import sympy
 from pydantic import BaseModel, Field
 
 from eval.grader import answers_match, clean_sentence_answer, extract_boxed
-from tasks.arithmetic_check import find_arithmetic_errors, find_equalities
+from tasks.arithmetic_check import find_equalities
 from tasks.llm import LLMCallError, LLMSettings, complete
 from tasks.prompt_store import PromptTemplate, load_prompt
 from tasks.records import CheckMethod, ToolCallRecord, TranslationRecord
@@ -131,10 +131,11 @@ def translation_request(call: ToolCallRecord, prompt: PromptTemplate, guided: bo
 
 def check_guided_derivation(explanation: str) -> Check | None:
     """A guided derivation saw the output, so matching it proves little: its own arithmetic must hold."""
-    errors = find_arithmetic_errors(explanation)
+    equalities = find_equalities(explanation)
+    errors = [e for e in equalities if not e.holds]
     if errors:
         return Check(faithful=False, method="arithmetic", reason=f"false arithmetic: {errors[0].written}")
-    if not find_equalities(explanation):
+    if not equalities:
         return Check(faithful=False, method="arithmetic", reason="the derivation shows no calculation")
     return None
 
