@@ -19,7 +19,7 @@ from eval.harness import EvalConfig, EvalReport
 from tasks.parquet_io import read_records
 from tasks.prefect_model_tasks import evaluate_task, train_task
 from tasks.records import SFTRecord
-from training.config import load_recipe
+from training.config import TrainConfig, load_recipe
 
 
 class TrainEvalParams(BaseModel):
@@ -29,7 +29,6 @@ class TrainEvalParams(BaseModel):
     output_dir: str = Field(default="out/train_eval")
     recipe: str = Field(default="embedded", description="training/recipes/<name>.yaml or a path to a recipe file.")
     max_steps: int | None = Field(default=None, description="Override the recipe's optimizer steps.")
-    resume: bool = Field(default=False, description="Continue from the last checkpoint in output_dir.")
     benchmarks: list[str] = Field(default_factory=lambda: ["math500", "gsm8k"])
     eval_limit: int | None = Field(default=10, ge=1, description="First N problems of each benchmark (None: all).")
     max_new_tokens: int = Field(default=256, gt=0)
@@ -48,6 +47,17 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def training_run_dir(output_dir: Path, config: TrainConfig, dataset_sha256: str) -> Path:
+    """One training dir per (recipe, dataset) pair under `output_dir/train/`.
+
+    A re-run with new SFT data gets a fresh dir instead of meeting the old run's checkpoints, and
+    a re-run with the same data and recipe continues its own checkpoints, so the flow always
+    resumes and never mixes two runs.
+    """
+    key = hashlib.sha256(f"{config.model_dump_json()}\n{dataset_sha256}".encode()).hexdigest()[:12]
+    return output_dir / "train" / key
+
+
 @flow(name="train-eval", flow_run_name="train-eval-{params.recipe}")
 def train_eval(params: TrainEvalParams = TrainEvalParams()) -> TrainEvalSummary:
     log = get_run_logger()
@@ -62,9 +72,11 @@ def train_eval(params: TrainEvalParams = TrainEvalParams()) -> TrainEvalSummary:
     out = Path(params.output_dir)
     overrides = {"max_steps": params.max_steps} if params.max_steps else {}
     config = load_recipe(params.recipe, **overrides)
-    log.info("training %s on %d examples from %s", config.base_model, n_examples, sft_path)
+    dataset_sha256 = _sha256(sft_path)
+    run_dir = training_run_dir(out, config, dataset_sha256)
+    log.info("training %s on %d examples from %s into %s", config.base_model, n_examples, sft_path, run_dir)
     result = train_task.with_options(result_storage=out / ".prefect-results")(
-        config, sft_path, _sha256(sft_path), out / "train", params.resume)
+        config, sft_path, dataset_sha256, run_dir, resume=True)
 
     models = [ModelUnderTest(model=config.base_model, label="base"),
               ModelUnderTest(model=config.base_model, adapter=result.adapter_dir, label="tuned")]
