@@ -1,7 +1,8 @@
 """LLM-layer throughput: the translate stage against a mock server with a fixed latency, vs ideal and vs distilabel.
 
     python -m benchmarks.llm_throughput_bench [--quick] [--problems 500] [--calls-per-problem 3]
-                                              [--concurrency 16] [--latency 0.2] [--no-distilabel]
+                                              [--concurrency 16] [--latency 0.2] [--provider openai]
+                                              [--no-distilabel]
 
 Workload: N generated arithmetic problems x K tool calls each (`print(a * b + c)`), back-translated
 by the distill flow's own stage code (`map_stage` + `translate_item`: chunked Prefect tasks,
@@ -10,15 +11,20 @@ caching) inside a Prefect flow, against `tests/mock_llm_server.py`
 running in its own process with a fixed latency per request. Every translation is faithful at the
 first attempt, so the stage makes exactly N*K calls and the ideal time is N*K*latency/concurrency.
 
-Phases, each counted by the server (requests, peak in flight, first request to last reply):
-1. ours, first run;
-2. ours, re-run of the finished stage (one stage-level cache hit);
-3. ours, re-run with only the per-item store (what a stage cut short by a crash resumes from);
-4. distilabel 1.5.3, the very same requests (`benchmarks/distilabel_side.py`, its own venv, batches
+Phases, each counted by the server (requests, peak and mean in flight, first request to last
+reply, its own CPU), after one warm-up call that loads litellm's lazy parts:
+1. bare client, the control: the same rows through `translate_tool_call` on `concurrency` plain
+   threads, no Prefect, no row store: what litellm and our translate logic reach on this machine;
+2. ours, first run;
+3. ours, re-run of the finished stage (one stage-level cache hit);
+4. ours, re-run with only the per-item store (what a stage cut short by a crash resumes from);
+5. distilabel 1.5.3, the very same requests (`benchmarks/distilabel_side.py`, its own venv, batches
    of `concurrency` rows, which its async client sends at once), skipped if that venv is missing.
 
-"busy" is the server's first-request-to-last-reply window: the LLM phase without either side's
-start-up. Prints the figures last as one JSON line.
+`--provider` picks litellm's provider for the mock endpoint: `openai` (the OpenAI SDK underneath)
+or `hosted_vllm` (litellm's own HTTP client, the provider for self-hosted OpenAI-compatible
+servers). "busy" is the server's first-request-to-last-reply window: the LLM phase without either
+side's start-up. Prints the figures last as one JSON line.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +58,7 @@ from tasks.prompt_store import load_prompt  # noqa: E402
 from tasks.records import ToolCallRecord, TranslationRecord  # noqa: E402
 from tasks.stage_items import translate_item  # noqa: E402
 from tasks.stage_map import map_stage  # noqa: E402
-from tasks.translate import TranslateConfig, translation_request  # noqa: E402
+from tasks.translate import TranslateConfig, translate_tool_call, translation_request  # noqa: E402
 
 DISTILABEL_PYTHON = ROOT / ".venv-distilabel" / "bin" / "python"
 
@@ -87,9 +95,24 @@ def tool_calls(problems: int, calls_per_problem: int) -> list[ToolCallRecord]:
     return calls
 
 
-def run_ours(calls: list[ToolCallRecord], server: MockServerProcess, concurrency: int, rows_per_task: int,
-             results: Path) -> dict[str, dict]:
-    settings = LLMSettings(model="openai/scripted", api_base=server.url)
+def run_bare_client(calls: list[ToolCallRecord], server: MockServerProcess, settings: LLMSettings,
+                    concurrency: int) -> dict:
+    """The control: the same translations on plain threads, outside Prefect and the row store."""
+    config = TranslateConfig()
+    with call_limits(settings, concurrency):
+        translate_tool_call(calls[0], settings, config)  # warm-up: litellm loads parts of itself on first use
+        server.reset()
+        started, cpu = time.perf_counter(), time.process_time()
+        with ThreadPoolExecutor(concurrency) as pool:  # each row in a copy of this context: it sees the gate
+            rows = list(pool.map(lambda call, context: context.run(translate_tool_call, call, settings, config),
+                                 calls, [copy_context() for _ in calls]))
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    assert all(r.faithful for r in rows)
+    return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), **server.stats()}
+
+
+def run_ours(calls: list[ToolCallRecord], server: MockServerProcess, settings: LLMSettings, concurrency: int,
+             rows_per_task: int, results: Path) -> dict[str, dict]:
     config = TranslateConfig()
 
     @flow(name="llm-throughput-bench", task_runner=ThreadPoolTaskRunner(max_workers=concurrency))
@@ -142,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls-per-problem", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--latency", type=float, default=0.2, help="seconds the mock server waits per request")
+    parser.add_argument("--provider", choices=("openai", "hosted_vllm"), default="openai",
+                        help="litellm provider for the mock endpoint")
     parser.add_argument("--rows-per-task", type=int, default=DistillParams().rows_per_task,
                         help="rows per Prefect task run (default: the distill flow's)")
     parser.add_argument("--no-distilabel", action="store_true")
@@ -152,20 +177,27 @@ def main(argv: list[str] | None = None) -> int:
     calls = tool_calls(args.problems, args.calls_per_problem)
     ideal_s = len(calls) * args.latency / args.concurrency
     server = MockServerProcess(args.latency)
+    settings = LLMSettings(model=f"{args.provider}/scripted", api_base=server.url)
     try:
         with tempfile.TemporaryDirectory(prefix="llm-bench-") as tmp:
-            ours = run_ours(calls, server, args.concurrency, args.rows_per_task, Path(tmp) / "results")
+            bare = run_bare_client(calls, server, settings, args.concurrency)
+            ours = run_ours(calls, server, settings, args.concurrency, args.rows_per_task, Path(tmp) / "results")
             theirs = None if args.no_distilabel else run_distilabel(calls, server, args.concurrency, Path(tmp))
     finally:
         server.stop()
 
     first = ours["first"]
     figures = {
-        "bench": "llm_throughput", "calls": len(calls), "concurrency": args.concurrency, "latency_s": args.latency,
-        "ideal_s": round(ideal_s, 2), "load_avg_1m": round(os.getloadavg()[0], 1),
+        "bench": "llm_throughput", "provider": args.provider, "calls": len(calls), "concurrency": args.concurrency,
+        "latency_s": args.latency, "ideal_s": round(ideal_s, 2), "load_avg_1m": round(os.getloadavg()[0], 1),
+        "server_cpu_ms_per_call": round(1000 * first["server_cpu_s"] / len(calls), 1),
+        "bare_client_s": bare["wall_s"], "bare_client_vs_ideal": round(ideal_s / bare["wall_s"], 3),
+        "bare_client_cpu_ms_per_call": round(1000 * bare["cpu_s"] / len(calls), 1),
+        "bare_client_mean_in_flight": bare["mean_in_flight"],
         "ours_calls": first["requests"], "ours_peak_in_flight": first["peak_in_flight"],
-        "ours_busy_s": first["busy_s"], "ours_stage_s": first["wall_s"],
+        "ours_mean_in_flight": first["mean_in_flight"], "ours_busy_s": first["busy_s"], "ours_stage_s": first["wall_s"],
         "ours_vs_ideal": round(ideal_s / first["wall_s"], 3),
+        "ours_vs_bare_client": round(bare["wall_s"] / first["wall_s"], 3),
         "ours_cpu_ms_per_call": round(1000 * first["cpu_s"] / len(calls), 1),
         "cached_stage_calls": ours["cached_stage"]["requests"], "cached_stage_s": ours["cached_stage"]["wall_s"],
         "cached_stage_vs_first": round(ours["cached_stage"]["wall_s"] / first["wall_s"], 4),
@@ -175,13 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     if theirs is not None:
         figures |= {
             "distilabel_calls": theirs["requests"], "distilabel_peak_in_flight": theirs["peak_in_flight"],
+            "distilabel_mean_in_flight": theirs["mean_in_flight"],
             "distilabel_busy_s": theirs["busy_s"], "distilabel_run_s": theirs["run_s"],
             "distilabel_vs_ideal": round(ideal_s / theirs["run_s"], 3),
             "distilabel_cpu_ms_per_call": round(1000 * theirs["cpu_s"] / len(calls), 1),
             "throughput_ratio_vs_distilabel": round(theirs["run_s"] / first["wall_s"], 3),
             "busy_throughput_ratio_vs_distilabel": round(theirs["busy_s"] / first["busy_s"], 3),
         }
-    print(json.dumps(ours), flush=True)
+    print(json.dumps({"bare_client": bare, **ours}), flush=True)
     print(json.dumps(figures), flush=True)
     return 0
 

@@ -36,7 +36,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
@@ -83,6 +83,8 @@ class ServerStats:
     transcript: list[tuple[str, str]] = field(default_factory=list)  # (agent, last message's text) per request
     in_flight: int = 0
     peak_in_flight: int = 0
+    request_seconds: float = 0.0  # summed over requests, admission to reply: / busy_s = mean in flight
+    cpu_at_reset: float = field(default_factory=time.process_time)
     first_request_at: float | None = None
     last_reply_at: float | None = None
 
@@ -101,7 +103,9 @@ class ServerStats:
     def as_json(self) -> dict[str, Any]:
         return {"requests": self.requests, "answered": self.answered, "by_agent": dict(self.by_agent),
                 "faults": dict(self.faults), "repeated_requests": self.repeated_requests,
-                "peak_in_flight": self.peak_in_flight, "busy_s": round(self.busy_s, 4)}
+                "peak_in_flight": self.peak_in_flight, "busy_s": round(self.busy_s, 4),
+                "mean_in_flight": round(self.request_seconds / self.busy_s, 2) if self.busy_s else 0.0,
+                "server_cpu_s": round(time.process_time() - self.cpu_at_reset, 3)}
 
 
 @lru_cache(maxsize=1)
@@ -210,8 +214,8 @@ class MockLLMServer:
         """A snapshot of the counters."""
         with self._lock:
             s = self._stats
-            return ServerStats(s.requests, s.answered, Counter(s.by_agent), Counter(s.faults), Counter(s.request_keys),
-                               set(s.api_keys_seen), list(s.transcript), s.in_flight, s.peak_in_flight, s.first_request_at, s.last_reply_at)
+            return replace(s, by_agent=Counter(s.by_agent), faults=Counter(s.faults), request_keys=Counter(s.request_keys),
+                           api_keys_seen=set(s.api_keys_seen), transcript=list(s.transcript))
 
     def reset_stats(self) -> None:
         with self._lock:
@@ -252,8 +256,9 @@ class MockLLMServer:
             self.on_request(agent, snapshot)
         return agent, fault, False
 
-    def _done(self, answered: bool) -> None:
+    def _done(self, answered: bool, admitted_at: float) -> None:
         with self._lock:
+            self._stats.request_seconds += time.perf_counter() - admitted_at
             self._stats.in_flight -= 1
             self._stats.answered += answered
             self._stats.last_reply_at = time.perf_counter()
@@ -320,6 +325,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, f"request body is not JSON: {exc}", "invalid_request_error")
             return
         auth = self.headers.get("Authorization") or ""
+        admitted_at = time.perf_counter()
         agent, fault, over_budget = mock._admit(body, auth.removeprefix("Bearer ").strip() or None)
         if over_budget:
             self._error(400, f"mock server: request budget of {mock.max_requests} spent", "invalid_request_error")
@@ -330,7 +336,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout) or was killed
             self.close_connection = True
         finally:
-            mock._done(answered)
+            mock._done(answered, admitted_at)
 
     def _answer(self, body: dict[str, Any], fault: FaultKind | None) -> bool:
         """Reply to one completion request (or misbehave as told). True when a normal answer went out."""
