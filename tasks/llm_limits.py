@@ -19,7 +19,9 @@ Two layers, because the one Prefect offers is too slow to sit on every call:
 
 `call_limits(...)` sets the gates for the calls made inside it (in this thread and in the task
 threads Prefect starts from it, which copy the context); `complete` picks them up with `gate_for`.
-Calls outside any `call_limits` (a script, a unit test) are not throttled.
+Calls outside any `call_limits` (a script, a unit test) are not throttled. Work sent to another
+process (a Dask or Ray worker) does not carry the gates: it gets a `share` of their `limits`
+and runs under `using_gates` (tasks/stage_map.py does this for its chunks).
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ import math
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -39,6 +42,20 @@ if TYPE_CHECKING:
 
 RPM_SUFFIX = "-rpm"
 _gates: ContextVar[dict[str, CallGate]] = ContextVar("llm_call_gates", default={})  # noqa: B039 (never mutated)
+
+
+@dataclass(frozen=True)
+class GateLimits:
+    """A gate's limits without its locks: what travels to another process."""
+
+    max_in_flight: int
+    requests_per_minute: float | None = None
+
+    def share(self, parts: int) -> GateLimits:
+        """One of `parts` equal shares (at least one call in flight each): `parts` of them stay within these limits
+        as long as `parts <= max_in_flight`."""
+        return GateLimits(max(1, self.max_in_flight // parts),
+                          self.requests_per_minute / parts if self.requests_per_minute else None)
 
 
 class CallGate:
@@ -55,6 +72,10 @@ class CallGate:
         self._interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
         self._next_start = 0.0
         self._clock = threading.Lock()
+
+    @property
+    def limits(self) -> GateLimits:
+        return GateLimits(self.max_in_flight, self.requests_per_minute)
 
     @contextlib.contextmanager
     def slot(self) -> Iterator[None]:
@@ -83,6 +104,21 @@ def limit_name(settings: LLMSettings) -> str | None:
 def gate_for(settings: LLMSettings) -> CallGate | None:
     """The gate set by the enclosing `call_limits` for this model, if any."""
     return _gates.get().get(_gate_key(settings))
+
+
+def active_gates() -> dict[str, CallGate]:
+    """The gates set by the enclosing `call_limits` blocks, by model and endpoint."""
+    return dict(_gates.get())
+
+
+@contextlib.contextmanager
+def using_gates(gates: Mapping[str, CallGate]) -> Iterator[None]:
+    """Throttle the calls made inside this block with `gates` (from `active_gates`, or new ones from shared limits)."""
+    token = _gates.set(dict(gates))
+    try:
+        yield
+    finally:
+        _gates.reset(token)
 
 
 def _gate_key(settings: LLMSettings) -> str:
@@ -148,8 +184,5 @@ def call_limits(settings: LLMSettings, max_concurrency: int, requests_per_minute
             max_concurrency = in_flight or max_concurrency
             requests_per_minute = min(rpm, requests_per_minute or rpm) if rpm else requests_per_minute
         gate = CallGate(max_concurrency, requests_per_minute)
-        token = _gates.set(_gates.get() | {_gate_key(settings): gate})
-        try:
+        with using_gates(active_gates() | {_gate_key(settings): gate}):
             yield gate
-        finally:
-            _gates.reset(token)

@@ -4,8 +4,13 @@ Why chunks and not one Prefect task per item: a task run costs ~20 ms of CPU in 
 (state transitions, events, result records), more than the LLM call it wraps (~10 ms in litellm).
 With one task per call the translate stage reached a third of what the endpoint allowed
 (docs/benchmarks.md). A chunk task runs up to `chunk_size` items on `workers` threads of its own,
-so Prefect's cost is paid once per chunk, and chunks still spread over Dask or Ray workers. The
-run's call gate (tasks/llm_limits.py) still bounds the LLM calls in flight across chunks.
+so Prefect's cost is paid once per chunk, and chunks still spread over Dask or Ray workers.
+
+The run's call gates (tasks/llm_limits.py) bound the LLM calls in flight across chunks. Chunks in
+the stage's process share its gates and one pool of `workers` threads. A chunk that a Dask or Ray
+worker runs in another process cannot share them: the stage keeps at most `parts` chunks in
+flight and gives each a 1/`parts` share of every gate (and that many threads), so the whole
+cluster stays within the run's limits. Its row store must then be on storage the workers share.
 
 Nothing finished is ever recomputed, at three levels:
 1. the stage task is cached on all its inputs: a finished stage re-runs as one cache lookup;
@@ -26,65 +31,79 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager, nullcontext
 from contextvars import copy_context
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 from prefect.context import FlowRunContext
-from prefect.futures import as_completed
+from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from tasks.item_store import ItemStore, item_key
+from tasks.llm_limits import CallGate, GateLimits, active_gates, using_gates
 
 ItemFunction = Callable[..., Any]
 
 
-# Thread pools of the stages running in this process, by id. Chunks that run here share their
-# stage's pool: `workers` threads in all, fed in chunk order, so one chunk's last rows overlap the
-# next chunk's first ones and no more threads than that compete for the GIL. (1,500 calls at 16 in
-# flight: a pool per chunk of 64 rows, 25.0 s; two such chunks at a time, 27.5 s; one shared pool,
-# 128 rows per chunk, 23.2-24.9 s.)
-# A chunk in another process (Dask, Ray) finds no pool here and makes its own.
-_pools: dict[str, ThreadPoolExecutor] = {}
+@dataclass
+class _StageRuntime:
+    """What the chunks of one stage share when they run in its process."""
+
+    pool: ThreadPoolExecutor
+    gates: dict[str, CallGate]
+
+
+# The stages running in this process, by id. Chunks that run here share their stage's pool:
+# `workers` threads in all, fed in chunk order, so one chunk's last rows overlap the next chunk's
+# first ones and no more threads than that compete for the GIL. (1,500 calls at 16 in flight: a
+# pool per chunk of 64 rows, 25.0 s; two such chunks at a time, 27.5 s; one shared pool, 128 rows
+# per chunk, 23.2-24.9 s.) A chunk in another process (Dask, Ray) finds nothing here.
+_stages: dict[str, _StageRuntime] = {}
 
 
 @contextmanager
-def _stage_pool(workers: int) -> Iterator[str]:
-    pool_id = uuid.uuid4().hex
+def _stage_runtime(workers: int) -> Iterator[str]:
+    stage_id = uuid.uuid4().hex
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stage-row") as pool:
-        _pools[pool_id] = pool
+        _stages[stage_id] = _StageRuntime(pool, active_gates())
         try:
-            yield pool_id
+            yield stage_id
         finally:
-            del _pools[pool_id]
+            del _stages[stage_id]
 
 
-def _pool_in_this_process(pool_id: str) -> ThreadPoolExecutor | None:
-    # A function, not `_pools` read in the chunk: a task sent to another process is pickled by value
-    # with the globals it reads, and a live pool (its locks) cannot be pickled.
-    return _pools.get(pool_id)
+def _stage_in_this_process(stage_id: str) -> _StageRuntime | None:
+    # The one reader of `_stages`: a task sent to another process is pickled by value with the globals
+    # it reads (the stage task too, as part of the chunk's Prefect context), and a live pool cannot be.
+    return _stages.get(stage_id)
 
 
 @task(name="chunk", task_run_name="{label}", cache_policy=NO_CACHE, persist_result=False, retries=1,
       retry_delay_seconds=2)
 def _run_chunk(label: str, item_fn: ItemFunction, per_item: Sequence[tuple], shared: tuple, keys: Sequence[str],
-               store_dir: str, workers: int, pool_id: str) -> list[Any]:
+               store_dir: str, stage_id: str, remote_share: dict[str, GateLimits], remote_threads: int) -> list[Any]:
     store = ItemStore(Path(store_dir))
+    stage = _stage_in_this_process(stage_id)
+    if stage is not None:
+        pool, gates = nullcontext(stage.pool), stage.gates
+    else:  # in another process: this chunk's share of the stage's limits
+        pool = ThreadPoolExecutor(remote_threads, thread_name_prefix=label)
+        gates = {key: CallGate(share.max_in_flight, share.requests_per_minute) for key, share in remote_share.items()}
 
     def run_item(args: tuple, key: str) -> Any:
         found, result = store.get(key)
         if not found:
-            result = item_fn(*args, *shared)
+            with using_gates(gates):
+                result = item_fn(*args, *shared)
             store.put(key, result)
         return result
 
-    shared_pool = _pool_in_this_process(pool_id)
-    with nullcontext(shared_pool) if shared_pool else ThreadPoolExecutor(workers, thread_name_prefix=label) as pool:
-        # Each row runs in a copy of this task's context: its log lines belong to this task run, and
-        # its LLM calls see the run's call gate (tasks/llm_limits.py).
-        futures = [pool.submit(copy_context().run, run_item, args, key) for args, key in zip(per_item, keys)]
+    with pool as rows:
+        # Each row runs in a copy of this task's context: its log lines belong to this task run.
+        futures = [rows.submit(copy_context().run, run_item, args, key) for args, key in zip(per_item, keys)]
         wait(futures)  # every row finishes (and is stored) before a failure is raised
         return [future.result() for future in futures]
 
@@ -109,20 +128,47 @@ def _run_stage(name: str, item_fn: ItemFunction, item_fn_source: str, per_item: 
     log.info("%s: %d items, %d done before, %d to run in %d chunk(s) of up to %d, on %d threads",
              name, len(per_item), len(per_item) - len(todo), len(todo), len(chunks), chunk_size, workers)
     wrap = _argument_wrapper()
-    with _stage_pool(workers) as pool_id:
-        futures = {
-            _run_chunk.submit(f"{name}-{number}of{len(chunks)}", item_fn, wrap([per_item[i] for i in chunk]),
-                              wrap(shared), [keys[i] for i in chunk], store_dir, workers, pool_id): chunk
-            for number, chunk in enumerate(chunks, start=1)
-        }
-        done, started = len(per_item) - len(todo), time.perf_counter()
-        for future in as_completed(list(futures)):
-            chunk = futures[future]
+    parts = _chunks_at_once(len(chunks), workers)
+    remote_share = {key: gate.limits.share(parts) for key, gate in active_gates().items()}
+    with _stage_runtime(workers) as stage_id:
+
+        def submit(number: int) -> tuple[PrefectFuture, list[int]]:
+            chunk = chunks[number]
+            future = _run_chunk.submit(f"{name}-{number + 1}of{len(chunks)}", item_fn, wrap([per_item[i] for i in chunk]),
+                                       wrap(shared), [keys[i] for i in chunk], store_dir, stage_id, remote_share,
+                                       max(1, workers // parts))
+            return future, chunk
+
+        in_flight = dict(submit(number) for number in range(min(parts, len(chunks))))
+        next_chunk, done, started = len(in_flight), len(per_item) - len(todo), time.perf_counter()
+        while in_flight:
+            future = next(as_completed(list(in_flight)))
+            chunk = in_flight.pop(future)
             for index, result in zip(chunk, future.result()):
                 results[index] = result
+            if next_chunk < len(chunks):
+                in_flight.update([submit(next_chunk)])
+                next_chunk += 1
             done += len(chunk)
             log.info("%s: %d/%d items done (%.1f s)", name, done, len(per_item), time.perf_counter() - started)
     return results
+
+
+def _chunks_at_once(n_chunks: int, workers: int) -> int:
+    """How many chunks the stage keeps in flight: all of them on local threads (they share its pool and
+    gates); on a cluster, no more than its worker threads and no more than `workers`, so each chunk's
+    share of the gates allows at least one call."""
+    context = FlowRunContext.get()
+    runner = context.task_runner if context is not None else None
+    if runner is None or isinstance(runner, ThreadPoolTaskRunner):
+        return max(1, n_chunks)
+    return max(1, min(n_chunks, workers, _cluster_threads(runner) or workers))
+
+
+def _cluster_threads(runner: Any) -> int | None:
+    """Worker threads of a Dask runner's cluster (None for runners that do not say)."""
+    client = getattr(runner, "client", None)
+    return sum(client.nthreads().values()) if client is not None else None
 
 
 def _argument_wrapper() -> Callable[[Any], Any]:
@@ -142,7 +188,7 @@ def map_stage(name: str, item_fn: ItemFunction, per_item: list[tuple], *shared: 
     """`[item_fn(*args, *shared) for args in per_item]`, in Prefect tasks of `chunk_size` items, on `workers` threads.
 
     Must be called inside a flow run; chunks run on the flow's task runner, their rows on one pool
-    of `workers` threads per stage (per chunk in another process). Results are cached under
+    of `workers` threads per stage (a share of them per chunk in another process). Results are cached under
     `cache_dir`: the stage's Prefect result there, each item's in `cache_dir/items/<name>`. Editing
     `item_fn` changes both keys.
     """

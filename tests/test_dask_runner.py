@@ -1,13 +1,17 @@
 """Task runner choice: the same distill flow maps its tasks onto a real two-worker Dask cluster by one
-setting, and the environment variables that pick the engine are read and checked."""
+setting (threads or worker processes), and the environment variables that pick the engine are read
+and checked. On worker processes the run's limit on LLM calls in flight still holds, counted by an
+OpenAI-compatible server."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
 from distributed import Client, LocalCluster, get_task_stream
+from mock_llm_server import MockLLMServer
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.testing.utilities import prefect_test_harness
 from prefect_dask import DaskTaskRunner
@@ -40,6 +44,30 @@ def test_distill_runs_its_mapped_tasks_on_a_two_worker_dask_cluster(prefect_api,
     # 2 solve + 2 translate + 2 rephrase chunk task runs of one row each, each executed by a worker of this cluster
     executed_on = [t["worker"] for t in stream.data]
     assert len(executed_on) >= 6 and set(executed_on) <= workers and len(workers) == 2
+
+
+@pytest.mark.slow
+def test_worker_processes_share_the_runs_limit_on_calls_in_flight(prefect_api, tmp_path: Path, monkeypatch) -> None:
+    """Chunks pickled to other processes cannot see the run's gate; each gets its share of it instead."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-dask-test")  # the worker processes start after this, with it
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps({"id": f"p{i}", "problem": f"What is {i} + {i}?", "answer": str(2 * i)}) + "\n"
+                                for i in range(1, 9)))
+    with MockLLMServer(latency_s=0.2) as server:
+        params = DistillParams(problems=str(problems), output_dir=str(tmp_path / "out"), decontaminate=False,
+                               llm=LLMSettings(model="openai/scripted", api_base=server.url), max_concurrency=3,
+                               rows_per_task=1)
+        params.solve.tool_protocol = "code"
+        with LocalCluster(n_workers=2, processes=True, threads_per_worker=4, dashboard_address=None) as cluster, \
+                Client(cluster) as client, get_task_stream(client) as stream:
+            summary = distill_on(TaskRunnerSettings(kind="dask", address=cluster.scheduler_address))(params)
+            worker_pids = set(client.run(lambda: __import__("os").getpid()).values())
+        stats = server.stats()
+
+    assert (summary.problems, summary.solved_correct, summary.kept) == (8, 8, 8)
+    assert len(worker_pids) == 2 and len({t["worker"] for t in stream.data}) == 2, "chunks ran on both processes"
+    # 8 threads across the two workers would allow 8 calls at once; the run allows 3
+    assert 2 <= stats.peak_in_flight <= 3, stats.peak_in_flight
 
 
 def test_environment_picks_the_runner_and_defaults_to_local_threads() -> None:

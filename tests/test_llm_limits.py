@@ -11,7 +11,7 @@ import pytest
 from mock_llm_server import MockLLMServer
 
 from tasks.llm import LLMSettings, complete
-from tasks.llm_limits import CallGate, call_limits, gate_for, limit_name
+from tasks.llm_limits import CallGate, GateLimits, call_limits, gate_for, limit_name
 
 
 def test_calls_inside_call_limits_never_exceed_max_concurrency_at_the_server(monkeypatch) -> None:
@@ -65,3 +65,13 @@ def test_limit_name_is_per_model_and_a_valid_prefect_name() -> None:
 def test_gate_rejects_limits_that_would_block_forever(kwargs) -> None:
     with pytest.raises(ValueError, match="must be"):
         CallGate(**kwargs)
+
+
+def test_shares_of_a_gate_stay_within_its_limits_and_allow_a_call_each() -> None:
+    limits = CallGate(16, requests_per_minute=600).limits
+    assert limits == GateLimits(16, 600)
+    for parts in (1, 2, 3, 5, 16):
+        share = limits.share(parts)
+        assert share.max_in_flight >= 1 and parts * share.max_in_flight <= 16
+        assert parts * share.requests_per_minute == pytest.approx(600)
+    assert GateLimits(4).share(3) == GateLimits(1, None)
