@@ -128,8 +128,10 @@ def _run_stage(name: str, item_fn: ItemFunction, item_fn_source: str, per_item: 
     log.info("%s: %d items, %d done before, %d to run in %d chunk(s) of up to %d, on %d threads",
              name, len(per_item), len(per_item) - len(todo), len(todo), len(chunks), chunk_size, workers)
     wrap = _argument_wrapper()
-    parts = _chunks_at_once(len(chunks), workers)
-    remote_share = {key: gate.limits.share(parts) for key, gate in active_gates().items()}
+    gates = active_gates()
+    # no more chunks than the tightest gate has slots (a Prefect limit may have cut the run's share)
+    parts = min([_chunks_at_once(len(chunks), workers), *(gate.max_in_flight for gate in gates.values())])
+    remote_share = {key: gate.limits.share(parts) for key, gate in gates.items()}
     with _stage_runtime(workers) as stage_id:
 
         def submit(number: int) -> tuple[PrefectFuture, list[int]]:
