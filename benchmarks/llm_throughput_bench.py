@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from pathlib import Path
@@ -95,42 +96,47 @@ def tool_calls(problems: int, calls_per_problem: int) -> list[ToolCallRecord]:
     return calls
 
 
+def measure(server: MockServerProcess, run: Callable[[], list[TranslationRecord]], n_calls: int) -> dict:
+    """Wall and CPU time of `run()`, with the server's counters for it; `run` must translate every call faithfully."""
+    server.reset()
+    started, cpu = time.perf_counter(), time.process_time()
+    rows = run()
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    assert len(rows) == n_calls and all(isinstance(r, TranslationRecord) and r.faithful for r in rows)
+    return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), **server.stats()}
+
+
 def run_bare_client(calls: list[ToolCallRecord], server: MockServerProcess, settings: LLMSettings,
                     concurrency: int) -> dict:
     """The control: the same translations on plain threads, outside Prefect and the row store."""
     config = TranslateConfig()
+
+    def translate_all() -> list[TranslationRecord]:
+        with ThreadPoolExecutor(concurrency) as pool:  # each row in a copy of this context: it sees the gate
+            return list(pool.map(lambda call, context: context.run(translate_tool_call, call, settings, config),
+                                 calls, [copy_context() for _ in calls]))
+
     with call_limits(settings, concurrency):
         translate_tool_call(calls[0], settings, config)  # warm-up: litellm loads parts of itself on first use
-        server.reset()
-        started, cpu = time.perf_counter(), time.process_time()
-        with ThreadPoolExecutor(concurrency) as pool:  # each row in a copy of this context: it sees the gate
-            rows = list(pool.map(lambda call, context: context.run(translate_tool_call, call, settings, config),
-                                 calls, [copy_context() for _ in calls]))
-        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    assert all(r.faithful for r in rows)
-    return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), **server.stats()}
+        return measure(server, translate_all, len(calls))
 
 
 def run_ours(calls: list[ToolCallRecord], server: MockServerProcess, settings: LLMSettings, concurrency: int,
              rows_per_task: int, results: Path) -> dict[str, dict]:
     config = TranslateConfig()
 
+    def translate_stage(phase: str) -> list[TranslationRecord]:
+        if phase == "cached_items":  # the per-item store alone, as after a crash mid-stage
+            for stage_result in (p for p in results.iterdir() if p.is_file()):
+                stage_result.unlink()
+        return map_stage("translate", translate_item, [(c,) for c in calls], settings, config,
+                         cache_dir=results, workers=concurrency, chunk_size=rows_per_task)
+
     @flow(name="llm-throughput-bench", task_runner=ThreadPoolTaskRunner(max_workers=concurrency))
     def bench_flow() -> dict[str, dict]:
-        phases: dict[str, dict] = {}
         with call_limits(settings, concurrency):  # once per run, as the distill flow does
-            for phase in ("first", "cached_stage", "cached_items"):
-                server.reset()
-                started, cpu = time.perf_counter(), time.process_time()
-                if phase == "cached_items":  # the per-item store alone, as after a crash mid-stage
-                    for stage_result in (p for p in results.iterdir() if p.is_file()):
-                        stage_result.unlink()
-                rows = map_stage("translate", translate_item, [(c,) for c in calls], settings, config,
-                                 cache_dir=results, workers=concurrency, chunk_size=rows_per_task)
-                wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-                assert len(rows) == len(calls) and all(isinstance(r, TranslationRecord) and r.faithful for r in rows)
-                phases[phase] = {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), **server.stats()}
-        return phases
+            return {phase: measure(server, lambda: translate_stage(phase), len(calls))  # noqa: B023 (called at once)
+                    for phase in ("first", "cached_stage", "cached_items")}
 
     return bench_flow()
 

@@ -65,10 +65,10 @@ _stages: dict[str, _StageRuntime] = {}
 
 
 @contextmanager
-def _stage_runtime(workers: int) -> Iterator[str]:
+def _stage_runtime(workers: int, gates: dict[str, CallGate]) -> Iterator[str]:
     stage_id = uuid.uuid4().hex
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stage-row") as pool:
-        _stages[stage_id] = _StageRuntime(pool, active_gates())
+        _stages[stage_id] = _StageRuntime(pool, gates)
         try:
             yield stage_id
         finally:
@@ -132,7 +132,7 @@ def _run_stage(name: str, item_fn: ItemFunction, item_fn_source: str, per_item: 
     # no more chunks than the tightest gate has slots (a Prefect limit may have cut the run's share)
     parts = min([_chunks_at_once(len(chunks), workers), *(gate.max_in_flight for gate in gates.values())])
     remote_share = {key: gate.limits.share(parts) for key, gate in gates.items()}
-    with _stage_runtime(workers) as stage_id:
+    with _stage_runtime(workers, gates) as stage_id:
 
         def submit(number: int) -> tuple[PrefectFuture, list[int]]:
             chunk = chunks[number]
@@ -149,7 +149,8 @@ def _run_stage(name: str, item_fn: ItemFunction, item_fn_source: str, per_item: 
             for index, result in zip(chunk, future.result()):
                 results[index] = result
             if next_chunk < len(chunks):
-                in_flight.update([submit(next_chunk)])
+                new_future, new_chunk = submit(next_chunk)
+                in_flight[new_future] = new_chunk
                 next_chunk += 1
             done += len(chunk)
             log.info("%s: %d/%d items done (%.1f s)", name, done, len(per_item), time.perf_counter() - started)
