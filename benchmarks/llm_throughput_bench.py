@@ -43,11 +43,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from pathlib import Path
 
+from flows.offline_env import apply_offline_defaults
+
 ROOT = Path(__file__).resolve().parent.parent
-for _name, _value in {"PREFECT_HOME": str(ROOT / ".state" / "bench-prefect"), "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                      "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-                      "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120", "OPENAI_API_KEY": "sk-bench"}.items():
-    os.environ.setdefault(_name, _value)
+apply_offline_defaults(ROOT / ".state" / "bench-prefect", OPENAI_API_KEY="sk-bench")
 
 from prefect import flow  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402

@@ -9,22 +9,15 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-# Offline-friendly defaults; users can still override each from the environment. PREFECT_HOME is
-# project-local so the ephemeral API's database (and its concurrency slots) is not shared machine-wide.
-for _name, _value in {
-    "PREFECT_HOME": str(Path(".state/prefect").resolve()),
-    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-    "TOKENIZERS_PARALLELISM": "false",
-}.items():
-    os.environ.setdefault(_name, _value)
+from flows.offline_env import apply_offline_defaults
+
+# PREFECT_HOME is project-local so the ephemeral API's database (and its concurrency slots) is not shared
+# machine-wide. Set before Prefect is imported.
+apply_offline_defaults(Path(".state/prefect"))
 
 from flows.distill import DistillParams, DistillSummary, distill  # noqa: E402
 from flows.train_eval import TrainEvalParams, TrainEvalSummary, train_eval  # noqa: E402
