@@ -5,7 +5,10 @@ and answers with `tasks.scripted_provider.scripted_reply`, the same deterministi
 "model" the in-process `scripted/` provider uses, so a flow pointed at it produces the same rows.
 On top of that it can:
 
-- wait a fixed latency per request (a slow remote model, without using CPU);
+- wait a latency per request (a slow remote model, without using CPU): fixed, or spread evenly over
+  `latency_s * (1 ± latency_jitter)` by a hash of the request's messages, so the same request waits the
+  same time whichever client sends it and the mean stays `latency_s` (real endpoints vary with the
+  length of what they write; a client that waits for a whole batch pays for its slowest request);
 - inject faults, each a `FaultRule` consumed by the first matching requests:
   `rate_limit` (429 + Retry-After), `server_error` (500), `unavailable` (503), `reset` (TCP RST,
   no reply), `slow` (answers after `slow_s`, past a client's timeout), `malformed` (200 with a
@@ -163,10 +166,12 @@ def completion_body(model: str, content: str | None, tool_calls: list[dict[str, 
 class MockLLMServer:
     """The server; `with MockLLMServer(latency_s=0.2) as server: ... server.url ...`."""
 
-    def __init__(self, *, latency_s: float = 0.0, faults: list[FaultRule] | None = None, retry_after_s: int = 1,
-                 slow_s: float = 5.0, max_requests: int = 10_000, idle_exit_s: float = 300.0, port: int = 0,
+    def __init__(self, *, latency_s: float = 0.0, latency_jitter: float = 0.0, faults: list[FaultRule] | None = None,
+                 retry_after_s: int = 1, slow_s: float = 5.0, max_requests: int = 10_000, idle_exit_s: float = 300.0, port: int = 0,
                  on_request: Callable[[str, ServerStats], None] | None = None) -> None:
-        self.latency_s, self.retry_after_s, self.slow_s = latency_s, retry_after_s, slow_s
+        if not 0.0 <= latency_jitter <= 1.0:
+            raise ValueError(f"latency_jitter must be within [0, 1] (a fraction of latency_s), got {latency_jitter}")
+        self.latency_s, self.latency_jitter, self.retry_after_s, self.slow_s = latency_s, latency_jitter, retry_after_s, slow_s
         self.max_requests, self.idle_exit_s = max_requests, idle_exit_s
         self.on_request = on_request
         self._faults = list(faults or [])
@@ -208,6 +213,14 @@ class MockLLMServer:
         while not self._stopped.wait(0.5):
             if time.monotonic() - self._last_activity > self.idle_exit_s:
                 self.stop()
+
+    def latency_for(self, messages: Any) -> float:
+        """Seconds to wait before answering these messages: `latency_s`, spread by `latency_jitter`."""
+        if not self.latency_jitter:
+            return self.latency_s
+        digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).digest()
+        spread = int.from_bytes(digest[:8], "big") / 2**64 * 2 - 1  # even over [-1, 1)
+        return self.latency_s * (1 + self.latency_jitter * spread)
 
     # -- state -------------------------------------------------------------------------------------
     def stats(self) -> ServerStats:
@@ -341,7 +354,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, body: dict[str, Any], fault: FaultKind | None) -> bool:
         """Reply to one completion request (or misbehave as told). True when a normal answer went out."""
         mock = self.server.mock
-        time.sleep(mock.slow_s if fault == "slow" else mock.latency_s)
+        time.sleep(mock.slow_s if fault == "slow" else mock.latency_for(body.get("messages")))
         if fault == "rate_limit":
             self._error(429, "Rate limit reached for requests", "requests", "rate_limit_exceeded",
                         {"Retry-After": str(mock.retry_after_s)})  # HTTP allows whole seconds only
@@ -380,13 +393,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on start)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds to wait before each reply")
+    parser.add_argument("--latency-jitter", type=float, default=0.0,
+                        help="spread each wait evenly over latency * (1 ± this), by a hash of the messages")
     parser.add_argument("--fault", action="append", default=[], metavar="KIND[:TIMES[:AGENT[:MATCH]]]",
                         help=f"inject a fault; kinds: {', '.join(FAULT_KINDS)}")
     parser.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds sent with 429s")
     parser.add_argument("--max-requests", type=int, default=100_000)
     parser.add_argument("--idle-exit", type=float, default=120.0, help="exit after this many seconds without requests")
     args = parser.parse_args(argv)
-    server = MockLLMServer(latency_s=args.latency, faults=[FaultRule.parse(f) for f in args.fault],
+    server = MockLLMServer(latency_s=args.latency, latency_jitter=args.latency_jitter, faults=[FaultRule.parse(f) for f in args.fault],
                            retry_after_s=args.retry_after, max_requests=args.max_requests,
                            idle_exit_s=args.idle_exit, port=args.port).start()
     print(f"listening on {server.url}", flush=True)

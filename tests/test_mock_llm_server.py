@@ -1,0 +1,42 @@
+"""The mock server's own behaviour that benchmarks rely on: its latency is what it claims."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import pytest
+from mock_llm_server import MockLLMServer
+
+
+def _messages(i: int) -> list[dict[str, str]]:
+    return [{"role": "user", "content": f"What is {i} + {i}?"}]
+
+
+def test_jittered_latency_is_spread_evenly_around_its_mean_and_fixed_per_request() -> None:
+    server = MockLLMServer(latency_s=0.2, latency_jitter=0.5)
+    waits = [server.latency_for(_messages(i)) for i in range(4000)]
+    assert all(0.1 <= w < 0.3 for w in waits)
+    assert sum(waits) / len(waits) == pytest.approx(0.2, rel=0.02)
+    assert sum(w < 0.15 for w in waits) / len(waits) == pytest.approx(0.25, abs=0.03)  # even, not bunched at the mean
+    assert server.latency_for(_messages(7)) == server.latency_for(_messages(7))  # any client: same request, same wait
+    assert MockLLMServer(latency_s=0.2).latency_for(_messages(7)) == 0.2
+
+
+def test_jitter_outside_zero_to_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="latency_jitter"):
+        MockLLMServer(latency_s=0.2, latency_jitter=1.5)
+
+
+def test_a_request_waits_its_jittered_latency() -> None:
+    with MockLLMServer(latency_s=0.3, latency_jitter=0.9) as server:
+        for i in (1, 2, 3):
+            body = json.dumps({"model": "scripted", "messages": _messages(i)}).encode()
+            request = urllib.request.Request(f"{server.url}/chat/completions", data=body,
+                                             headers={"Content-Type": "application/json"})
+            started = time.perf_counter()
+            reply = json.loads(urllib.request.urlopen(request, timeout=5).read())
+            took = time.perf_counter() - started
+            assert reply["choices"][0]["message"]["content"]
+            assert server.latency_for(_messages(i)) <= took < server.latency_for(_messages(i)) + 0.15
