@@ -28,7 +28,15 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
-bench: install
+# distilabel, for the LLM throughput benchmark's side-by-side run only, in a venv of its own (it pins openai<2).
+DISTILABEL_STAMP := .venv-distilabel/.installed
+
+$(DISTILABEL_STAMP): benchmarks/requirements-distilabel.txt
+	$(PY) -m venv .venv-distilabel
+	.venv-distilabel/bin/pip install -q -r benchmarks/requirements-distilabel.txt
+	touch $(DISTILABEL_STAMP)
+
+bench: install $(DISTILABEL_STAMP)
 	$(BIN)/python -m benchmarks.run_all $(if $(QUICK),--quick,)
 
 clean:
