@@ -1,10 +1,9 @@
 """The throughput benchmark's workload through distilabel 1.5.3; run by `llm_throughput_bench.py`.
 
 It runs in a virtualenv of its own (distilabel pins `openai<2` and more, which the project's
-environment does not take), so it imports only distilabel and the standard library:
+environment does not take), so it imports only distilabel and the standard library. `make bench`
+creates that venv (`.venv-distilabel`, from benchmarks/requirements-distilabel.txt); alone:
 
-    python3 -m venv .venv-distilabel
-    .venv-distilabel/bin/pip install -r benchmarks/requirements-distilabel.txt
     .venv-distilabel/bin/python benchmarks/distilabel_side.py REQUESTS.jsonl BASE_URL CONCURRENCY
 
 REQUESTS.jsonl holds one {"messages": [...], "max_tokens": N} per line: the very requests our

@@ -146,7 +146,7 @@ def run_ours(calls: list[ToolCallRecord], server: MockServerProcess, settings: L
 
 def run_distilabel(calls: list[ToolCallRecord], server: MockServerProcess, concurrency: int, workdir: Path) -> dict | None:
     if not DISTILABEL_PYTHON.exists():
-        print(f"distilabel skipped: no {DISTILABEL_PYTHON} (see benchmarks/distilabel_side.py to create it)", flush=True)
+        print(f"distilabel skipped: no {DISTILABEL_PYTHON} (`make bench` creates it)", flush=True)
         return None
     prompt, config = load_prompt("translator"), TranslateConfig()
     requests = workdir / "requests.jsonl"
