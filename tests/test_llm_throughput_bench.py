@@ -1,0 +1,29 @@
+"""The LLM throughput benchmark runs as `make bench` runs it, on a tiny workload: counts, not timings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_throughput_bench_makes_each_call_once_within_the_concurrency_and_reruns_make_none() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}  # its own ephemeral API, as alone
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.llm_throughput_bench", "--problems", "6",
+                           "--calls-per-problem", "2", "--concurrency", "4", "--latency", "0.05",
+                           "--latency-jitter", "0.5", "--rows-per-task", "5", "--no-distilabel"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert figures["bench"] == "llm_throughput" and figures["calls"] == 12 and figures["latency_jitter"] == 0.5
+    assert figures["ours_calls"] == 12 and 1 <= figures["ours_peak_in_flight"] <= 4
+    assert figures["cached_stage_calls"] == 0 and figures["cached_items_calls"] == 0
+    assert figures["ideal_s"] == pytest.approx(12 * 0.05 / 4, abs=0.01)
+    assert figures["ours_vs_ideal"] > 0 and figures["bare_client_vs_ideal"] > 0
