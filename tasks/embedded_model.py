@@ -7,6 +7,7 @@ Hugging Face directory under the state dir; every later load takes a fraction of
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import shutil
@@ -39,14 +40,28 @@ def _gguf_path() -> Path:
 
 
 def embedded_model_dir() -> Path:
-    """Path of the plain HF copy of the embedded model, converting it from GGUF on first use."""
+    """Path of the plain HF copy of the embedded model, converting it from GGUF on first use.
+
+    The first use is often many at once (a stage's threads, or several processes): they queue on a
+    file lock and only the first converts. Without it, a fresh clone's demo converted the model 15
+    times in parallel, each peaking at ~1.2 GB of memory.
+    """
     target = state_dir() / "models" / EMBEDDED_MODEL_NAME
     if (target / "config.json").exists():
         return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # flock excludes other open files of the same path, so threads of this process queue as well
+    with open(target.parent / f".{EMBEDDED_MODEL_NAME}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / "config.json").exists():
+            _convert_gguf(_gguf_path(), target)
+    return target
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = _gguf_path()
     print(f"[tool-distill] converting embedded model {gguf.name} to {target} (once, ~30 s)", flush=True)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
@@ -56,16 +71,14 @@ def embedded_model_dir() -> Path:
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(quantized.state_dict())
     plain.generation_config = quantized.generation_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Build in a sibling temp dir and rename: concurrent first uses never see a half-written model.
+    # Built in a sibling temp dir and renamed: a reader that does not take the lock never sees half a model.
     staging = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_MODEL_NAME}.", dir=target.parent))
-    plain.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
     try:
+        plain.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
         staging.rename(target)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)  # another process won the race; its copy is complete
-    return target
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone after the rename; left over only on failure
 
 
 def resolve_local_model(name: str) -> Path:
