@@ -91,7 +91,12 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.data.exists():
         sys.exit(f"{args.data}: MATH train folder not found; pass --data DIR or set TOOL_DISTILL_MATH_TRAIN")
 
-    problems = load_problems(args.data).problems
+    # Two MATH train solutions box no answer (number_theory lines 390 and 585): the pipeline cannot use them, so
+    # they are left out here too, with a line saying so.
+    loaded = load_problems(args.data, skip_bad_rows=True)
+    problems = loaded.problems
+    if loaded.skipped:
+        print(f"skipped {len(loaded.skipped)} unusable rows: {loaded.skipped_by_reason()}")
     bench_items = [item for name in BENCHMARK_NAMES for item in load_benchmark(name)]
     bench = [(item.benchmark, item.problem) for item in bench_items]
     print(f"{len(problems)} training problems, {len(bench)} benchmark problems ({', '.join(BENCHMARK_NAMES)})")

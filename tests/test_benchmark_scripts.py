@@ -1,0 +1,42 @@
+"""Benchmark scripts run as `make bench` runs them, on small workloads: counts and verdicts, not timings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MATH_TRAIN = Path(os.environ.get("TOOL_DISTILL_MATH_TRAIN", "/work/shared/data/math_train"))
+
+
+def _run_bench(name: str, *args: str) -> dict:
+    """Run `benchmarks/<name>.py` alone, in its own process, and return the JSON line it prints last."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}  # its own ephemeral API, as alone
+    proc = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_throughput_bench_makes_each_call_once_within_the_concurrency_and_reruns_make_none() -> None:
+    figures = _run_bench("llm_throughput_bench", "--problems", "6", "--calls-per-problem", "2", "--concurrency", "4",
+                         "--latency", "0.05", "--latency-jitter", "0.5", "--rows-per-task", "5", "--no-distilabel")
+    assert figures["bench"] == "llm_throughput" and figures["calls"] == 12 and figures["latency_jitter"] == 0.5
+    assert figures["ours_calls"] == 12 and 1 <= figures["ours_peak_in_flight"] <= 4
+    assert figures["cached_stage_calls"] == 0 and figures["cached_items_calls"] == 0
+    assert figures["ideal_s"] == pytest.approx(12 * 0.05 / 4, abs=0.01)
+    assert figures["ours_vs_ideal"] > 0 and figures["bare_client_vs_ideal"] > 0
+
+
+@pytest.mark.skipif(not MATH_TRAIN.is_dir(), reason=f"no MATH train folder at {MATH_TRAIN} (set TOOL_DISTILL_MATH_TRAIN)")
+def test_decontam_bench_reads_all_of_math_train_and_both_methods_agree() -> None:
+    figures = _run_bench("decontam_bench", "--quick")
+    assert figures["bench"] == "decontam" and figures["benchmark_problems"] > 2000
+    assert figures["problems"] >= 7490  # all of MATH train but the rows with no usable answer
+    assert figures["contaminated"] > 0  # and the run exits non-zero when the two methods disagree
