@@ -22,6 +22,7 @@ apply_offline_defaults(Path(".state/prefect"))
 from flows.distill import DistillParams, DistillSummary, distill  # noqa: E402
 from flows.train_eval import TrainEvalParams, TrainEvalSummary, train_eval  # noqa: E402
 from tasks.llm import LLMSettings  # noqa: E402
+from tasks.problems import ProblemInputError  # noqa: E402
 
 DEMO_DIR = Path("out/demo")
 
@@ -111,6 +112,25 @@ def print_train_eval_summary(summary: TrainEvalSummary) -> None:
     print(f"  report: {summary.report_path}")
 
 
+def _run_command(args: argparse.Namespace) -> bool:
+    """Run the chosen command and print its summary; False when the demo has nothing to train on."""
+    if args.command == "distill":
+        print_distill_summary(distill(_distill_params(args, args.output_dir)))
+    elif args.command == "train-eval":
+        print_train_eval_summary(train_eval(_train_eval_params(args, args.sft, args.output_dir)))
+    elif args.command == "demo":
+        summary = distill(_distill_params(args, args.output_dir / "distill"))
+        print_distill_summary(summary)
+        if summary.kept == 0:
+            print(f"\nNo trace survived the filter, so there is nothing to fine-tune on. The embedded teacher is a "
+                  f"135M model and its hand derivations are sampled; delete {args.output_dir} to sample again, or "
+                  "pass --model with a real teacher.", file=sys.stderr)
+            return False
+        print_train_eval_summary(train_eval(_train_eval_params(args, args.output_dir / "distill" / "sft.parquet",
+                                                               args.output_dir / "train_eval")))
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tool-distill", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -134,20 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    if args.command == "distill":
-        print_distill_summary(distill(_distill_params(args, args.output_dir)))
-    elif args.command == "train-eval":
-        print_train_eval_summary(train_eval(_train_eval_params(args, args.sft, args.output_dir)))
-    elif args.command == "demo":
-        summary = distill(_distill_params(args, args.output_dir / "distill"))
-        print_distill_summary(summary)
-        if summary.kept == 0:
-            print(f"\nNo trace survived the filter, so there is nothing to fine-tune on. The embedded teacher is a "
-                  f"135M model and its hand derivations are sampled; delete {args.output_dir} to sample again, or "
-                  "pass --model with a real teacher.", file=sys.stderr)
+    try:
+        if not _run_command(args):
             return 1
-        print_train_eval_summary(train_eval(_train_eval_params(args, args.output_dir / "distill" / "sft.parquet",
-                                                               args.output_dir / "train_eval")))
+    except (ProblemInputError, FileNotFoundError) as exc:  # bad input: the message says what to fix, no traceback
+        print(f"tool-distill {args.command}: {exc}", file=sys.stderr)
+        return 2
     print(f"\ndone in {time.perf_counter() - started:.0f} s")
     return 0
 
