@@ -9,8 +9,9 @@ by the distill flow's own stage code (`map_stage` + `translate_item`: chunked Pr
 translator prompt, litellm Router, in-process gate, derivation check, per-item and per-stage
 caching) inside a Prefect flow, against `tests/mock_llm_server.py`
 running in its own process with a fixed latency per request (`--latency-jitter J`: spread evenly
-over latency * (1 ± J) by a hash of the request, the same for both clients, the mean unchanged). Every translation is faithful at the
-first attempt, so the stage makes exactly N*K calls and the ideal time is N*K*latency/concurrency.
+over latency * (1 ± J) by a hash of the request's messages, the same for both clients, the mean
+unchanged). Every translation is faithful at the first attempt, so the stage makes exactly N*K
+calls and the ideal time is N*K*latency/concurrency.
 
 Phases, each counted by the server (requests, peak and mean in flight, first request to last
 reply, its own CPU), after one warm-up call that loads litellm's lazy parts:
