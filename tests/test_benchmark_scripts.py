@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from command_lines import env_without_prefect
 
 ROOT = Path(__file__).resolve().parent.parent
 MATH_TRAIN = Path(os.environ.get("TOOL_DISTILL_MATH_TRAIN", "/work/shared/data/math_train"))
@@ -16,8 +17,7 @@ MATH_TRAIN = Path(os.environ.get("TOOL_DISTILL_MATH_TRAIN", "/work/shared/data/m
 
 def _run_bench(name: str, *args: str) -> dict:
     """Run `benchmarks/<name>.py` alone, in its own process, and return the JSON line it prints last."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}  # its own ephemeral API, as alone
-    proc = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *args], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *args], cwd=ROOT, env=env_without_prefect(),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])

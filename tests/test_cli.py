@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from command_lines import TOOL_DISTILL, env_without_prefect
 
 
 def _tool_distill(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}  # the CLI's own ephemeral API
-    cli = Path(sys.executable).with_name("tool-distill")
-    entry = [str(cli)] if cli.exists() else [sys.executable, "-m", "flows.cli"]
-    return subprocess.run([*entry, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([*TOOL_DISTILL, *args], cwd=cwd, env=env_without_prefect(), capture_output=True, text=True,
+                          timeout=300)
 
 
 @pytest.mark.slow

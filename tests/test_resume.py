@@ -12,10 +12,10 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from command_lines import TOOL_DISTILL
 from mock_llm_server import MockLLMServer, ServerStats
 from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
@@ -40,9 +40,7 @@ def prefect_api():
 
 
 def _command(problems: Path, out: Path, api_base: str) -> list[str]:
-    cli = Path(sys.executable).with_name("tool-distill")
-    entry = [str(cli)] if cli.exists() else [sys.executable, "-m", "flows.cli"]
-    return [*entry, "distill", "--model", "openai/scripted", "--api-base", api_base, "--problems", str(problems),
+    return [*TOOL_DISTILL, "distill", "--model", "openai/scripted", "--api-base", api_base, "--problems", str(problems),
             "--output-dir", str(out), "--tool-protocol", "code", "--max-concurrency", "2"]
 
 
