@@ -101,6 +101,19 @@ def _custom_provider(settings: LLMSettings) -> bool:
     return settings.in_process or any(entry.get("provider") == provider for entry in litellm.custom_provider_map)
 
 
+def _accepts_seed(settings: LLMSettings) -> bool:
+    return _custom_provider(settings) or _provider_accepts_seed(settings.model)
+
+
+@lru_cache(maxsize=64)
+def _provider_accepts_seed(model: str) -> bool:
+    try:
+        name, provider, *_ = litellm.get_llm_provider(model)
+        return "seed" in (litellm.get_supported_openai_params(model=name, custom_llm_provider=provider) or [])
+    except Exception:  # a model string litellm cannot place: sending it an unknown parameter could fail the call
+        return False
+
+
 @lru_cache(maxsize=16)
 def _router(model: str, api_base: str | None, timeout_s: float, num_retries: int) -> litellm.Router:
     """One single-deployment Router per endpoint: litellm's retry policy without its load balancing.
@@ -165,8 +178,13 @@ def complete(
     stop: list[str] | None = None,
     max_tokens: int | None = None,
     temperature: float | None = None,
+    seed: int | None = None,
 ) -> LLMReply:
-    """One chat completion. Raises `LLMCallError` when the model cannot answer after retries."""
+    """One chat completion. Raises `LLMCallError` when the model cannot answer after retries.
+
+    `seed` asks for a reproducible sample where the provider takes one (OpenAI, vLLM, the local
+    model); it is left out for providers that would reject it (Anthropic, Gemini).
+    """
     if settings.in_process:
         _IN_PROCESS_PROVIDERS[settings.model.split("/", 1)[0]]()
     kwargs: dict[str, Any] = {
@@ -178,6 +196,8 @@ def complete(
         kwargs["tools"] = tools
     if stop:
         kwargs["stop"] = stop
+    if seed is not None and _accepts_seed(settings):
+        kwargs["seed"] = seed
     gate = gate_for(settings)
     started = time.perf_counter()
     try:

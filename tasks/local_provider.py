@@ -4,6 +4,11 @@ It lets the embedded default model sit behind exactly the same `litellm.completi
 hosted model, so no stage knows which backend it talks to. Generation is greedy unless a
 temperature is given, honours `max_tokens` and `stop`, and reports token usage.
 
+Sampling is a function of the request alone: each row draws its own Gumbel noise from a generator
+seeded by its prompt and its `seed` (`RowSeededSampling`), so a sampled reply does not depend on
+which other requests happened to share its batch. Before, the batch's rows drew from torch's one
+global generator, and the same run could keep three traces or none by the timing of its batches.
+
 One model instance per process is shared by all threads. Concurrent requests are packed into one
 left-padded `generate` call by a `DynamicBatcher` (tasks/local_batching.py): on a CPU, decoding
 eight sequences per forward pass costs little more than decoding one. Greedy replies can differ
@@ -13,6 +18,7 @@ the per-task caches keep whatever a run produced.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -38,6 +44,36 @@ _load_lock = threading.Lock()
 class LocalRequest:
     prompt_ids: list[int]
     max_new_tokens: int
+    seed: int = 0  # only read when sampling
+
+
+def row_seed(prompt_ids: list[int], seed: int) -> int:
+    """The generator seed of one sampled row: the same request always draws the same noise."""
+    digest = hashlib.sha256(f"{seed}:{','.join(map(str, prompt_ids))}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+class RowSeededSampling:
+    """A logits processor that turns greedy decoding into sampling at `temperature`, row by row.
+
+    Gumbel-max: the argmax of `logits / T + Gumbel noise` is a draw from `softmax(logits / T)`.
+    Each row's noise comes from its own generator, so a row samples the same tokens alone or in
+    any batch (up to the float rounding that batching changes, as for greedy replies).
+    """
+
+    def __init__(self, temperature: float, seeds: list[int]) -> None:
+        import torch
+
+        self.temperature = temperature
+        self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        uniform = torch.stack([torch.rand(scores.shape[-1], generator=g, dtype=torch.float64)
+                               for g in self.generators]).clamp_(min=1e-300)
+        gumbel = -torch.log(-torch.log(uniform)).to(scores.dtype)
+        return scores / self.temperature + gumbel
 
 
 @dataclass(frozen=True)
@@ -66,25 +102,29 @@ class LocalModel:
         self.batcher: DynamicBatcher[LocalReply] = DynamicBatcher(self._generate_batch, max_batch)
 
     def generate(self, messages: list[dict[str, str]], *, max_new_tokens: int, stop: list[str],
-                 temperature: float = 0.0) -> LocalReply:
-        """One reply; blocks while it waits for (or leads) a batch."""
+                 temperature: float = 0.0, seed: int = 0) -> LocalReply:
+        """One reply; blocks while it waits for (or leads) a batch. `seed` picks the sample when `temperature` > 0."""
         prompt_ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                                         return_dict=True)["input_ids"]
-        return self.batcher.submit((tuple(stop), temperature), LocalRequest(list(prompt_ids), max_new_tokens))
+        return self.batcher.submit((tuple(stop), temperature), LocalRequest(list(prompt_ids), max_new_tokens, seed))
 
     def _generate_batch(self, items: list[BatchItem[LocalReply]]) -> list[LocalReply]:
         import torch
+        from transformers import LogitsProcessorList
 
         requests: list[LocalRequest] = [item.payload for item in items]  # type: ignore[misc]
         stop, temperature = items[0].batch_key  # type: ignore[misc]
         width = max(len(r.prompt_ids) for r in requests)
         input_ids = torch.tensor([[self.pad_id] * (width - len(r.prompt_ids)) + r.prompt_ids for r in requests])
         attention_mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in requests])
-        sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        # Greedy decoding throughout; when sampling, the processor adds each row's own noise first.
+        sampling = [RowSeededSampling(temperature, [row_seed(r.prompt_ids, r.seed) for r in requests])] \
+            if temperature > 0 else []
         with torch.inference_mode():
             output = self.model.generate(
                 input_ids, attention_mask=attention_mask, max_new_tokens=max(r.max_new_tokens for r in requests),
-                stop_strings=list(stop) or None, tokenizer=self.tokenizer, pad_token_id=self.pad_id, **sampling)
+                stop_strings=list(stop) or None, tokenizer=self.tokenizer, pad_token_id=self.pad_id,
+                do_sample=False, logits_processor=LogitsProcessorList(sampling))
         return [self._reply(row[width:].tolist()[: r.max_new_tokens], r, list(stop), len(requests))
                 for row, r in zip(output, requests)]
 
@@ -144,6 +184,7 @@ class LocalTransformersLLM(CustomLLM):
             max_new_tokens=int(optional_params.get("max_tokens") or 512),
             stop=stop,
             temperature=float(optional_params.get("temperature") or 0.0),
+            seed=int(optional_params.get("seed") or 0),
         )
         model_response.choices[0].message.content = reply.text  # type: ignore[union-attr]
         model_response.choices[0].finish_reason = reply.finish_reason

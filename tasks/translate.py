@@ -12,7 +12,8 @@ tool's real output, so an explanation that reaches a different value never enter
    exactly \\boxed{True} or \\boxed{False} after reading the derivation.
 
 A mismatch is retried (up to `max_attempts`) with feedback that the previous result was wrong,
-sampling at a non-zero temperature so the retry can differ (in guided mode: a fresh sample).
+sampling at a non-zero temperature so the retry can differ (in guided mode: a fresh sample). Attempt
+N asks for seed N, so a re-run draws the same samples where the provider honours seeds.
 
 `show_tool_output=True` ("guided" mode) shows the model the real output and asks it to explain by
 hand how that result comes about. That is weaker evidence (the box can be copied), so a guided
@@ -24,6 +25,7 @@ true, and it must write at least one. Small teachers need it: the embedded 135M 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import sympy
 from pydantic import BaseModel, Field
@@ -129,6 +131,13 @@ def translation_request(call: ToolCallRecord, prompt: PromptTemplate, guided: bo
                          arguments=call.arguments_json, output=call.output.strip())
 
 
+def translation_messages(call: ToolCallRecord, prompt: PromptTemplate, guided: bool = False) -> list[dict[str, Any]]:
+    """The first attempt's conversation: system prompt, few-shot examples, the call to derive."""
+    return [{"role": "system", "content": prompt.render("system")},
+            *prompt.parts.get("fewshot_guided" if guided else "fewshot", []),
+            {"role": "user", "content": translation_request(call, prompt, guided)}]
+
+
 def check_guided_derivation(explanation: str) -> Check | None:
     """A guided derivation saw the output, so matching it proves little: its own arithmetic must hold."""
     equalities = find_equalities(explanation)
@@ -145,9 +154,7 @@ def translate_tool_call(call: ToolCallRecord, settings: LLMSettings, config: Tra
     prompt = load_prompt("translator", config.prompt_version)
     judge_prompt = load_prompt("judge", config.judge_prompt_version)
     guided = config.show_tool_output
-    messages = [{"role": "system", "content": prompt.render("system")},
-                *prompt.parts.get("fewshot_guided" if guided else "fewshot", []),
-                {"role": "user", "content": translation_request(call, prompt, guided)}]
+    messages = translation_messages(call, prompt, guided)
     tokens_in = tokens_out = 0
     cost = 0.0
     explanation, derived = "", None
@@ -157,7 +164,7 @@ def translate_tool_call(call: ToolCallRecord, settings: LLMSettings, config: Tra
         for attempt in range(config.max_attempts):
             attempts = attempt + 1
             reply = complete(messages, settings, max_tokens=config.max_tokens,
-                             temperature=None if attempt == 0 else config.retry_temperature)
+                             temperature=None if attempt == 0 else config.retry_temperature, seed=attempt)
             tokens_in, tokens_out, cost = tokens_in + reply.prompt_tokens, tokens_out + reply.completion_tokens, cost + reply.cost_usd
             explanation, derived = reply.content.strip(), derived_result(reply.content)
             if derived is None:

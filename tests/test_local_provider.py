@@ -56,3 +56,17 @@ def test_a_row_padded_after_its_stop_string_counts_as_it_would_alone() -> None:
     assert (alone.text, alone.completion_tokens, alone.finish_reason) == ("12 * 7 = 84", len(text_ids), "stop")
     ended = model._reply(text_ids[:-1] + [model.pad_id, model.pad_id], request, ["\n\n"], batch_size=2)
     assert (ended.completion_tokens, ended.finish_reason) == (len(text_ids), "stop")  # a real EOS is counted
+
+
+@pytest.mark.slow
+def test_a_sampled_reply_depends_on_its_request_and_seed_not_on_its_batch() -> None:
+    """The demo's retries sample: which rows share a batch must not change what they draw."""
+    def sample(question: str, seed: int = 1) -> str:
+        return complete([{"role": "user", "content": question}], EMBEDDED, max_tokens=24, temperature=0.9,
+                        seed=seed).content
+
+    alone = [sample(q) for q in QUESTIONS[:4]]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(sample, QUESTIONS[:4]))
+    assert together == alone
+    assert [sample(q, seed=2) for q in QUESTIONS[:4]] != alone
