@@ -1,27 +1,32 @@
-"""LLM-layer throughput: the translate stage against a mock server with a fixed latency, vs ideal and vs distilabel.
+"""LLM-layer throughput against a mock server with a fixed latency, vs ideal and vs distilabel.
 
-    python -m benchmarks.llm_throughput_bench [--quick] [--problems 500] [--calls-per-problem 3]
-                                              [--concurrency 16] [--latency 0.2] [--latency-jitter 0]
-                                              [--provider openai] [--no-distilabel]
+    python -m benchmarks.llm_throughput_bench [--quick] [--workload translate|solve] [--problems 500]
+                                              [--calls-per-problem K] [--concurrency 16] [--latency 0.2]
+                                              [--latency-jitter 0] [--provider openai] [--no-distilabel]
 
-Workload: N generated arithmetic problems x K tool calls each (`print(a * b + c)`), back-translated
-by the distill flow's own stage code (`map_stage` + `translate_item`: chunked Prefect tasks,
-translator prompt, litellm Router, in-process gate, derivation check, per-item and per-stage
-caching) inside a Prefect flow, against `tests/mock_llm_server.py`
-running in its own process with a fixed latency per request (`--latency-jitter J`: spread evenly
-over latency * (1 ± J) by a hash of the request's messages, the same for both clients, the mean
-unchanged). Every translation is faithful at the first attempt, so the stage makes exactly N*K
-calls and the ideal time is N*K*latency/concurrency.
+Two workloads, each run by the distill flow's own stage code (`map_stage` and the stage's item
+function: chunked Prefect tasks, prompts, litellm Router, in-process gate, per-item and per-stage
+caching) inside a Prefect flow, against `tests/mock_llm_server.py` in its own process:
+- `translate` (this script's default): N generated arithmetic problems x K tool calls each
+  (`print(a * b + c)`), back-translated; every translation is faithful at the first attempt, so
+  the stage makes exactly N*K independent calls;
+- `solve` (`benchmarks/solve_throughput_bench.py`): N solver episodes that need 1 + p % K tool
+  calls each ("Compute one term per step"): plan, one turn per tool call, each waiting on the
+  sandbox's output of the one before, and the answer.
+The ideal time is calls * latency / concurrency. `--latency-jitter J` spreads each request's wait
+evenly over latency * (1 ± J) by a hash of its messages: the same for both clients, the mean
+unchanged.
 
-Phases, each counted by the server (requests, peak and mean in flight, first request to last
-reply, its own CPU), after one warm-up call that loads litellm's lazy parts:
-1. bare client, the control: the same rows through `translate_tool_call` on `concurrency` plain
-   threads, no Prefect, no row store: what litellm and our translate logic reach on this machine;
+Phases, each counted by the server (requests, a digest of them, peak and mean in flight, first
+request to last reply, its own CPU), after one warm-up row that loads litellm's lazy parts:
+1. bare client, the control: the same rows through the stage's pure function on `concurrency`
+   plain threads, no Prefect, no row store: what litellm and our stage logic reach on this machine;
 2. ours, first run;
 3. ours, re-run of the finished stage (one stage-level cache hit);
 4. ours, re-run with only the per-item store (what a stage cut short by a crash resumes from);
 5. distilabel 1.5.3, the very same requests (`benchmarks/distilabel_side.py`, its own venv, batches
-   of `concurrency` rows, which its async client sends at once), skipped if that venv is missing.
+   of `concurrency` rows, which its async client sends at once; the run fails unless the server's
+   digest of its requests equals ours), skipped if that venv is missing.
 
 `--provider` picks litellm's provider for the mock endpoint: `openai` (the OpenAI SDK underneath)
 or `hosted_vllm` (litellm's own HTTP client, the provider for self-hosted OpenAI-compatible
@@ -45,7 +50,9 @@ import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flows.offline_env import apply_offline_defaults
 
@@ -54,17 +61,21 @@ apply_offline_defaults(ROOT / ".state" / "bench-prefect", OPENAI_API_KEY="sk-ben
 
 from prefect import flow  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
 
 from flows.distill import DistillParams  # noqa: E402
 from tasks.llm import LLMSettings  # noqa: E402
 from tasks.llm_limits import call_limits  # noqa: E402
 from tasks.prompt_store import load_prompt  # noqa: E402
-from tasks.records import ToolCallRecord, TranslationRecord  # noqa: E402
-from tasks.stage_items import translate_item  # noqa: E402
-from tasks.stage_map import map_stage  # noqa: E402
-from tasks.translate import TranslateConfig, translate_tool_call, translation_request  # noqa: E402
+from tasks.records import ProblemRecord, ToolCallRecord, TranslationRecord  # noqa: E402
+from tasks.scripted_provider import STEPWISE_MARKER  # noqa: E402
+from tasks.solve import CODE_PROTOCOL_STOPS, SolveConfig, SolveOutcome, solve_problem  # noqa: E402
+from tasks.stage_items import solve_item, translate_item  # noqa: E402
+from tasks.stage_map import ItemFunction, map_stage  # noqa: E402
+from tasks.translate import TranslateConfig, translate_tool_call, translation_messages  # noqa: E402
 
 DISTILABEL_PYTHON = ROOT / ".venv-distilabel" / "bin" / "python"
+PLAN_SLOT, OUTPUT_SLOT = "\x00PLAN\x00", "\x00OUTPUT\x00"  # placeholders distilabel_side.py fills per turn
 
 
 class MockServerProcess:
@@ -100,65 +111,105 @@ def tool_calls(problems: int, calls_per_problem: int) -> list[ToolCallRecord]:
     return calls
 
 
-def measure(server: MockServerProcess, run: Callable[[], list[TranslationRecord]], n_calls: int) -> dict:
-    """Wall and CPU time of `run()`, with the server's counters for it; `run` must translate every call faithfully."""
+def stepwise_problems(problems: int, max_calls: int) -> list[ProblemRecord]:
+    """Problem p needs 1 + p % max_calls tool calls, one per term: a mix of short and long episodes."""
+    rows = []
+    for p in range(problems):
+        terms = [(11 + p, 3 + j) for j in range(1 + p % max_calls)]
+        text = " + ".join(f"{a} * {b}" for a, b in terms)
+        rows.append(ProblemRecord(id=f"p{p}", problem=f"What is {text}? Compute {STEPWISE_MARKER}.",
+                                  answer=str(sum(a * b for a, b in terms)), source="bench"))
+    return rows
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One stage's rows, run three ways (bare threads, our flow, distilabel) against the same server."""
+
+    stage: str
+    item_fn: ItemFunction               # what map_stage runs per row (the distill flow's own)
+    direct_fn: Callable[..., Any]       # the same work without Prefect: (row, settings, config)
+    rows: list[Any]
+    config: BaseModel
+    calls: int                          # LLM calls it takes: the scripted model's replies fix the count
+    done_right: Callable[[Any], bool]   # a row finished as the scripted model guarantees
+    distilabel_job: dict[str, Any]      # what benchmarks/distilabel_side.py needs to send the very same requests
+
+
+def translate_workload(problems: int, calls_per_problem: int) -> Workload:
+    """N x K back-translations: one independent request per row, all faithful at the first attempt."""
+    calls, prompt, config = tool_calls(problems, calls_per_problem), load_prompt("translator"), TranslateConfig()
+    requests = [translation_messages(call, prompt) for call in calls]
+    return Workload("translate", translate_item, translate_tool_call, calls, config, len(calls),
+                    lambda row: isinstance(row, TranslationRecord) and row.faithful,
+                    {"kind": "chat", "conversations": requests, "max_tokens": config.max_tokens})
+
+
+def solve_workload(problems: int, max_calls: int) -> Workload:
+    """N solver episodes (plan, one tool call per term, answer): each turn waits for the last one's tool output."""
+    rows, prompt, config = stepwise_problems(problems, max_calls), load_prompt("solver"), SolveConfig(tool_protocol="code")
+    prefix = [{"role": "system", "content": prompt.render("system_code")}, *prompt.parts["fewshot_code"]]
+    job = {"kind": "solve", "prefix": prefix, "stop": CODE_PROTOCOL_STOPS, "max_turns": config.max_turns,
+           "plan_max_tokens": config.plan_max_tokens, "turn_max_tokens": config.turn_max_tokens,
+           "plan": [prompt.render("plan", problem=r.problem) for r in rows],
+           # the execute turn quotes the plan the model wrote: distilabel_side fills it in
+           "execute": [prompt.render("execute", plan=PLAN_SLOT, problem=r.problem) for r in rows], "plan_slot": PLAN_SLOT,
+           "tool_output": prompt.render("tool_output_code", output=OUTPUT_SLOT), "output_slot": OUTPUT_SLOT,
+           "followup": prompt.render("followup")}
+    calls = sum(2 + n for n in (1 + p % max_calls for p in range(problems)))  # plan + one per term + answer
+    return Workload("solve", solve_item, solve_problem, rows, config, calls,
+                    lambda outcome: isinstance(outcome, SolveOutcome) and outcome.trace.answer_correct, job)
+
+
+def measure(server: MockServerProcess, run: Callable[[], list[Any]], workload: Workload) -> dict:
+    """Wall and CPU time of `run()`, with the server's counters for it; every row must come out right."""
     server.reset()
     started, cpu = time.perf_counter(), time.process_time()
     rows = run()
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    assert len(rows) == n_calls and all(isinstance(r, TranslationRecord) and r.faithful for r in rows)
+    assert len(rows) == len(workload.rows) and all(map(workload.done_right, rows)), f"{workload.stage}: a row came out wrong"
     return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), **server.stats()}
 
 
-def run_bare_client(calls: list[ToolCallRecord], server: MockServerProcess, settings: LLMSettings,
-                    concurrency: int) -> dict:
-    """The control: the same translations on plain threads, outside Prefect and the row store."""
-    config = TranslateConfig()
-
-    def translate_all() -> list[TranslationRecord]:
+def run_bare_client(workload: Workload, server: MockServerProcess, settings: LLMSettings, concurrency: int) -> dict:
+    """The control: the same rows on plain threads, outside Prefect and the row store."""
+    def run_all() -> list[Any]:
         with ThreadPoolExecutor(concurrency) as pool:  # each row in a copy of this context: it sees the gate
-            return list(pool.map(lambda call, context: context.run(translate_tool_call, call, settings, config),
-                                 calls, [copy_context() for _ in calls]))
+            return list(pool.map(lambda row, context: context.run(workload.direct_fn, row, settings, workload.config),
+                                 workload.rows, [copy_context() for _ in workload.rows]))
 
     with call_limits(settings, concurrency):
-        translate_tool_call(calls[0], settings, config)  # warm-up: litellm loads parts of itself on first use
-        return measure(server, translate_all, len(calls))
+        workload.direct_fn(workload.rows[0], settings, workload.config)  # warm-up: litellm's lazy parts, the sandbox
+        return measure(server, run_all, workload)
 
 
-def run_ours(calls: list[ToolCallRecord], server: MockServerProcess, settings: LLMSettings, concurrency: int,
+def run_ours(workload: Workload, server: MockServerProcess, settings: LLMSettings, concurrency: int,
              rows_per_task: int, results: Path) -> dict[str, dict]:
-    config = TranslateConfig()
-
-    def translate_stage(phase: str) -> list[TranslationRecord]:
+    def run_stage(phase: str) -> list[Any]:
         if phase == "cached_items":  # the per-item store alone, as after a crash mid-stage
             for stage_result in (p for p in results.iterdir() if p.is_file()):
                 stage_result.unlink()
-        return map_stage("translate", translate_item, [(c,) for c in calls], settings, config,
+        return map_stage(workload.stage, workload.item_fn, [(row,) for row in workload.rows], settings, workload.config,
                          cache_dir=results, workers=concurrency, chunk_size=rows_per_task)
 
     @flow(name="llm-throughput-bench", task_runner=ThreadPoolTaskRunner(max_workers=concurrency))
     def bench_flow() -> dict[str, dict]:
         with call_limits(settings, concurrency):  # once per run, as the distill flow does
-            return {phase: measure(server, lambda: translate_stage(phase), len(calls))  # noqa: B023 (called at once)
+            return {phase: measure(server, lambda: run_stage(phase), workload)  # noqa: B023 (called at once)
                     for phase in ("first", "cached_stage", "cached_items")}
 
     return bench_flow()
 
 
-def run_distilabel(calls: list[ToolCallRecord], server: MockServerProcess, concurrency: int, workdir: Path) -> dict | None:
+def run_distilabel(workload: Workload, server: MockServerProcess, concurrency: int, workdir: Path) -> dict | None:
     if not DISTILABEL_PYTHON.exists():
         print(f"distilabel skipped: no {DISTILABEL_PYTHON} (`make bench` creates it)", flush=True)
         return None
-    prompt, config = load_prompt("translator"), TranslateConfig()
-    requests = workdir / "requests.jsonl"
-    with requests.open("w") as handle:
-        for call in calls:
-            messages = [{"role": "system", "content": prompt.render("system")},
-                        {"role": "user", "content": translation_request(call, prompt)}]
-            handle.write(json.dumps({"messages": messages, "max_tokens": config.max_tokens}) + "\n")
+    job = workdir / "distilabel_job.json"
+    job.write_text(json.dumps(workload.distilabel_job))
     server.reset()
     started, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run([str(DISTILABEL_PYTHON), str(ROOT / "benchmarks" / "distilabel_side.py"), str(requests),
+    proc = subprocess.run([str(DISTILABEL_PYTHON), str(ROOT / "benchmarks" / "distilabel_side.py"), str(job),
                            server.url, str(concurrency)], capture_output=True, text=True, cwd=workdir)
     if proc.returncode != 0:
         raise RuntimeError(f"distilabel side failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -170,9 +221,13 @@ def run_distilabel(calls: list[ToolCallRecord], server: MockServerProcess, concu
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workload", choices=("translate", "solve"), default="translate",
+                        help="translate: N x K independent back-translations; solve: N multi-turn solver episodes "
+                             "of 1 to K tool calls each (benchmarks/solve_throughput_bench.py)")
     parser.add_argument("--quick", action="store_true", help="40 problems, concurrency 8: under a minute")
     parser.add_argument("--problems", type=int, default=500)
-    parser.add_argument("--calls-per-problem", type=int, default=3)
+    parser.add_argument("--calls-per-problem", type=int, default=None,
+                        help="tool calls per problem (translate, default 3) or at most (solve: 1 + p %% K, default 5)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--latency", type=float, default=0.2, help="seconds the mock server waits per request")
     parser.add_argument("--latency-jitter", type=float, default=0.0,
@@ -187,43 +242,50 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.problems, args.concurrency = 40, 8
 
-    calls = tool_calls(args.problems, args.calls_per_problem)
-    ideal_s = len(calls) * args.latency / args.concurrency
+    if args.workload == "translate":
+        workload = translate_workload(args.problems, args.calls_per_problem or 3)
+    else:
+        workload = solve_workload(args.problems, args.calls_per_problem or 5)
+    n_calls = workload.calls
+    ideal_s = n_calls * args.latency / args.concurrency
     server = MockServerProcess(args.latency, args.latency_jitter)
     settings = LLMSettings(model=f"{args.provider}/scripted", api_base=server.url)
     try:
         with tempfile.TemporaryDirectory(prefix="llm-bench-") as tmp:
-            bare = run_bare_client(calls, server, settings, args.concurrency)
-            ours = run_ours(calls, server, settings, args.concurrency, args.rows_per_task, Path(tmp) / "results")
-            theirs = None if args.no_distilabel else run_distilabel(calls, server, args.concurrency, Path(tmp))
+            bare = run_bare_client(workload, server, settings, args.concurrency)
+            ours = run_ours(workload, server, settings, args.concurrency, args.rows_per_task, Path(tmp) / "results")
+            theirs = None if args.no_distilabel else run_distilabel(workload, server, args.concurrency, Path(tmp))
     finally:
         server.stop()
 
     first = ours["first"]
+    assert first["requests"] == n_calls and bare["requests"] == n_calls, "the workload's call count is off"
     figures = {
-        "bench": "llm_throughput", "provider": args.provider, "calls": len(calls), "concurrency": args.concurrency,
+        "bench": "llm_throughput" if args.workload == "translate" else "solve_throughput", "workload": args.workload,
+        "provider": args.provider, "rows": len(workload.rows), "calls": n_calls, "concurrency": args.concurrency,
         "latency_s": args.latency, "latency_jitter": args.latency_jitter, "ideal_s": round(ideal_s, 2), "load_avg_1m": round(os.getloadavg()[0], 1),
-        "server_cpu_ms_per_call": round(1000 * first["server_cpu_s"] / len(calls), 1),
+        "server_cpu_ms_per_call": round(1000 * first["server_cpu_s"] / n_calls, 1),
         "bare_client_s": bare["wall_s"], "bare_client_vs_ideal": round(ideal_s / bare["wall_s"], 3),
-        "bare_client_cpu_ms_per_call": round(1000 * bare["cpu_s"] / len(calls), 1),
+        "bare_client_cpu_ms_per_call": round(1000 * bare["cpu_s"] / n_calls, 1),
         "bare_client_mean_in_flight": bare["mean_in_flight"],
         "ours_calls": first["requests"], "ours_peak_in_flight": first["peak_in_flight"],
         "ours_mean_in_flight": first["mean_in_flight"], "ours_busy_s": first["busy_s"], "ours_stage_s": first["wall_s"],
         "ours_vs_ideal": round(ideal_s / first["wall_s"], 3),
         "ours_vs_bare_client": round(bare["wall_s"] / first["wall_s"], 3),
-        "ours_cpu_ms_per_call": round(1000 * first["cpu_s"] / len(calls), 1),
+        "ours_cpu_ms_per_call": round(1000 * first["cpu_s"] / n_calls, 1),
         "cached_stage_calls": ours["cached_stage"]["requests"], "cached_stage_s": ours["cached_stage"]["wall_s"],
         "cached_stage_vs_first": round(ours["cached_stage"]["wall_s"] / first["wall_s"], 4),
         "cached_items_calls": ours["cached_items"]["requests"], "cached_items_s": ours["cached_items"]["wall_s"],
         "cached_items_vs_first": round(ours["cached_items"]["wall_s"] / first["wall_s"], 4),
     }
     if theirs is not None:
+        assert theirs["requests_digest"] == first["requests_digest"], "distilabel did not send the very same requests"
         figures |= {
-            "distilabel_calls": theirs["requests"], "distilabel_peak_in_flight": theirs["peak_in_flight"],
-            "distilabel_mean_in_flight": theirs["mean_in_flight"],
+            "distilabel_calls": theirs["requests"], "distilabel_same_requests": True,
+            "distilabel_peak_in_flight": theirs["peak_in_flight"], "distilabel_mean_in_flight": theirs["mean_in_flight"],
             "distilabel_busy_s": theirs["busy_s"], "distilabel_run_s": theirs["run_s"],
             "distilabel_vs_ideal": round(ideal_s / theirs["run_s"], 3),
-            "distilabel_cpu_ms_per_call": round(1000 * theirs["cpu_s"] / len(calls), 1),
+            "distilabel_cpu_ms_per_call": round(1000 * theirs["cpu_s"] / n_calls, 1),
             "throughput_ratio_vs_distilabel": round(theirs["run_s"] / first["wall_s"], 3),
             # what a client that reached the ideal would score: no client within the concurrency can beat it
             "throughput_ratio_ceiling": round(theirs["run_s"] / ideal_s, 3),

@@ -8,6 +8,9 @@ reproducibly, in any process (a Prefect worker included), without loading a neur
 - solver, act turn:    a ```python block printing the problem's expression (code protocol), or a
                        call of the toolkit's `evaluate_expression` tool (functions protocol, when tools are offered);
 - solver, after output: "The answer is \\boxed{<output>}";
+- solver, multi-step:  for a problem that says "one term per step" ("What is 11 * 3 + 7 * 2? Compute
+                       one term per step."), one tool call per `+`-separated term, then the boxed
+                       total: a problem with a known number of tool calls, for load tests;
 - translator:          "<expr> = <value>. \\boxed{<value>}" computed with SymPy;
 - rephraser:           a tool-free sentence ending in the draft's last boxed value;
 - judge:               "\\boxed{True}".
@@ -31,6 +34,7 @@ PROVIDER = "scripted"
 _EXPRESSION = re.compile(r"[-+*/^()\d. ]*\d[-+*/^()\d. ]*")
 _OUTPUT = re.compile(r"```output\s*\n(.*?)\n?```", re.DOTALL)
 _CODE_PRINT = re.compile(r"print\((.*)\)")
+STEPWISE_MARKER = "one term per step"
 
 
 def _problem_expression(text: str) -> str:
@@ -70,6 +74,8 @@ def scripted_reply(messages: list[dict[str, Any]], tools: list[dict[str, Any]] |
     # solver
     if "high-level plan" in last_text:
         return "1. Evaluate the expression exactly.", []
+    if STEPWISE_MARKER in _problem_message(messages).lower():
+        return _stepwise_solver_turn(messages, tools)
     if last["role"] == "tool":
         return f"The answer is \\boxed{{{last_text.strip()}}}.", []
     output = _OUTPUT.search(last_text)
@@ -81,6 +87,26 @@ def scripted_reply(messages: list[dict[str, Any]], tools: list[dict[str, Any]] |
         call = {"id": "call_0", "name": "evaluate_expression", "arguments": json.dumps({"expression": expression})}
         return "I evaluate the expression exactly.", [call]
     return f"I evaluate the expression.\n```python\nprint({expression})\n```\n", []
+
+
+def _problem_message(messages: list[dict[str, Any]]) -> str:
+    return next((m.get("content") or "" for m in reversed(messages) if m["role"] == "user" and "Problem:" in (m.get("content") or "")), "")
+
+
+def _stepwise_solver_turn(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> tuple[str, list[dict[str, Any]]]:
+    """The next step of a "one term per step" problem: a tool call for the first term not computed yet, or the total."""
+    problem_at = max(i for i, m in enumerate(messages) if m["role"] == "user" and "Problem:" in (m.get("content") or ""))
+    later = messages[problem_at + 1:]
+    done = sum(m["role"] == "tool" or (m["role"] == "user" and bool(_OUTPUT.search(m.get("content") or ""))) for m in later)
+    expression = _problem_expression(messages[problem_at]["content"].split("Problem:")[-1])
+    terms = [t.strip() for t in expression.split("+")]
+    if done >= len(terms):
+        return f"Adding the {len(terms)} terms, the answer is \\boxed{{{_value(expression)}}}.", []
+    term = terms[done]
+    if tools:
+        call = {"id": f"call_{done}", "name": "evaluate_expression", "arguments": json.dumps({"expression": term})}
+        return f"Term {done + 1} of {len(terms)}.", [call]
+    return f"Term {done + 1} of {len(terms)}.\n```python\nprint({term})\n```\n", []
 
 
 class ScriptedLLM(CustomLLM):

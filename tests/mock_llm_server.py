@@ -103,9 +103,15 @@ class ServerStats:
             return 0.0
         return self.last_reply_at - self.first_request_at
 
+    @property
+    def requests_digest(self) -> str:
+        """One hash of every request seen, with repeats, in any order: equal digests mean the very same workload."""
+        return hashlib.sha256(" ".join(sorted(self.request_keys.elements())).encode()).hexdigest()[:16]
+
     def as_json(self) -> dict[str, Any]:
         return {"requests": self.requests, "answered": self.answered, "by_agent": dict(self.by_agent),
                 "faults": dict(self.faults), "repeated_requests": self.repeated_requests,
+                "requests_digest": self.requests_digest,
                 "peak_in_flight": self.peak_in_flight, "busy_s": round(self.busy_s, 4),
                 "mean_in_flight": round(self.request_seconds / self.busy_s, 2) if self.busy_s else 0.0,
                 "server_cpu_s": round(time.process_time() - self.cpu_at_reset, 3)}

@@ -90,6 +90,17 @@ def test_functions_protocol_runs_toolkit_calls_through_the_sandbox():
     assert call.output.strip() == "84" and outcome.trace.answer_correct
 
 
+@pytest.mark.parametrize("protocol", ["code", "functions"])
+def test_scripted_solver_makes_one_tool_call_per_term_when_asked_to(protocol: str) -> None:
+    """The load-test workload: a known number of sequential tool calls per problem, each fed by the last."""
+    problem = ProblemRecord(id="p3", problem="What is 11 * 3 + 7 * 2 + 5? Compute one term per step.", answer="52",
+                            source="test")
+    outcome = solve_problem(problem, SCRIPTED, SolveConfig(tool_protocol=protocol))
+    assert [c.output.strip() for c in outcome.tool_calls] == ["33", "14", "5"]
+    assert [c.turn_index for c in outcome.tool_calls] == [1, 2, 3]  # turn 0 is the plan
+    assert (outcome.trace.final_answer, outcome.trace.answer_correct, outcome.trace.n_turns) == ("52", True, 5)
+
+
 @pytest.mark.parametrize(("derived", "output", "method"), [
     ("84", "84\n", "exact"),
     ("\\frac{1}{2}", "1/2", "math_verify"),

@@ -13,6 +13,7 @@ from command_lines import env_without_prefect
 
 ROOT = Path(__file__).resolve().parent.parent
 MATH_TRAIN = Path(os.environ.get("TOOL_DISTILL_MATH_TRAIN", "/work/shared/data/math_train"))
+DISTILABEL_PYTHON = ROOT / ".venv-distilabel" / "bin" / "python"
 
 
 def _run_bench(name: str, *args: str) -> dict:
@@ -32,6 +33,27 @@ def test_throughput_bench_makes_each_call_once_within_the_concurrency_and_reruns
     assert figures["cached_stage_calls"] == 0 and figures["cached_items_calls"] == 0
     assert figures["ideal_s"] == pytest.approx(12 * 0.05 / 4, abs=0.01)
     assert figures["ours_vs_ideal"] > 0 and figures["bare_client_vs_ideal"] > 0
+
+
+@pytest.mark.slow
+def test_solve_bench_runs_every_episode_to_its_answer_within_the_concurrency() -> None:
+    figures = _run_bench("solve_throughput_bench", "--problems", "6", "--calls-per-problem", "3", "--concurrency", "4",
+                         "--latency", "0.05", "--rows-per-task", "5", "--no-distilabel")
+    # problem p needs 1 + p % 3 tool calls (1, 2, 3, 1, 2, 3), and each episode adds a plan and an answer turn
+    assert figures["bench"] == "solve_throughput" and figures["rows"] == 6 and figures["calls"] == 12 + 2 * 6
+    assert figures["ours_calls"] == 24 and 1 <= figures["ours_peak_in_flight"] <= 4
+    assert figures["cached_stage_calls"] == 0 and figures["cached_items_calls"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DISTILABEL_PYTHON.exists(), reason="no .venv-distilabel (`make bench` creates it)")
+@pytest.mark.parametrize("bench", ["llm_throughput_bench", "solve_throughput_bench"])
+def test_distilabel_side_sends_the_very_same_requests(bench: str) -> None:
+    """The bench itself fails unless the server's digest of distilabel's requests equals ours."""
+    figures = _run_bench(bench, "--problems", "5", "--calls-per-problem", "2", "--concurrency", "4",
+                         "--latency", "0.02", "--rows-per-task", "5")
+    assert figures["distilabel_same_requests"] is True
+    assert figures["distilabel_calls"] == figures["ours_calls"] and figures["distilabel_peak_in_flight"] <= 4
 
 
 @pytest.mark.skipif(not MATH_TRAIN.is_dir(), reason=f"no MATH train folder at {MATH_TRAIN} (set TOOL_DISTILL_MATH_TRAIN)")

@@ -40,3 +40,22 @@ def test_a_request_waits_its_jittered_latency() -> None:
             took = time.perf_counter() - started
             assert reply["choices"][0]["message"]["content"]
             assert server.latency_for(_messages(i)) <= took < server.latency_for(_messages(i)) + 0.15
+
+
+def _post(server: MockLLMServer, messages: list[dict[str, str]]) -> None:
+    body = json.dumps({"model": "scripted", "messages": messages}).encode()
+    urllib.request.urlopen(urllib.request.Request(f"{server.url}/chat/completions", data=body,
+                                                  headers={"Content-Type": "application/json"}), timeout=5).read()
+
+
+def test_the_requests_digest_is_the_multiset_of_requests_in_any_order() -> None:
+    """Benchmarks compare it across clients to prove both sent the very same workload."""
+    with MockLLMServer() as server:
+        digests = []
+        for order in ([1, 2, 2], [2, 1, 2], [1, 2], [1, 2, 3]):
+            server.reset_stats()
+            for i in order:
+                _post(server, _messages(i))
+            digests.append(server.stats().requests_digest)
+    assert digests[0] == digests[1]  # order does not matter
+    assert len(set(digests[1:])) == 3  # a missing repeat or another request does
