@@ -2,8 +2,9 @@
 
 Stages run one after another; inside a stage the rows run concurrently in chunked Prefect tasks.
 Input problems are deduplicated and decontaminated against every eval benchmark before any LLM
-call, and translation and rephrasing are spent only on traces whose answer the solver got right
-(the rest could never be kept). Every row's result is cached the moment it is done, so re-running
+call, translation and rephrasing are spent only on traces whose answer the solver got right, and
+rephrasing only on those whose every tool call was derived faithfully (the rest could never be
+kept). Every row's result is cached the moment it is done, so re-running
 the same command after a crash, or with a larger `limit`, only pays for rows not done yet; each
 finished stage is also cached as a whole, so re-running a finished run is a few cache lookups
 (tasks/stage_map.py).
@@ -23,7 +24,7 @@ from flows.artifacts import publish_table
 from tasks.dataset_card import DatasetCardInfo, DecontaminationReport, push_to_hub, write_dataset_card
 from tasks.decontam import decontaminate
 from tasks.dedup import dedup_problems, dedup_traces
-from tasks.filter import decide, solver_drop_reason, to_sft_record
+from tasks.filter import decide, solver_drop_reason, to_sft_record, translation_drop_reason
 from tasks.llm import LLMSettings
 from tasks.llm_limits import call_limits
 from tasks.parquet_io import stage_path, write_records
@@ -170,8 +171,10 @@ def _distill_stages(params: DistillParams) -> DistillSummary:
     log.info("translate: %d/%d faithful", sum(t.faithful for t in translations), len(translations))
 
     calls_by_problem, translations_by_problem = _group(calls), _group(translations)
+    to_rephrase = [t for t in worth_keeping
+                   if translation_drop_reason(calls_by_problem[t.problem_id], translations_by_problem[t.problem_id]) is None]
     nl_traces = run_stage("rephrase", rephrase_item,
-                          [(t, calls_by_problem[t.problem_id], translations_by_problem[t.problem_id]) for t in worth_keeping],
+                          [(t, calls_by_problem[t.problem_id], translations_by_problem[t.problem_id]) for t in to_rephrase],
                           params.llm, params.rephrase)
     write_records(nl_traces, NLTraceRecord, stage_path(out, "nl_traces"))
     counts["rephrased"] = len(nl_traces)

@@ -4,15 +4,17 @@ A trace is kept when (in this order of drop reasons):
 - the solver finished without an LLM error               -> else "solver_error"
 - the solver's boxed answer matched the reference        -> else "solver_no_answer" / "solver_wrong_answer"
   (such traces are never translated or rephrased: no money is spent on them)
+- every successful tool call was translated faithfully  -> else "unfaithful_translation"
+  (such traces are never rephrased either)
 - the rephrase produced a non-empty solution             -> else "empty_solution"
 - it ends its answer in \\boxed{}                        -> else "no_boxed_answer"
 - its boxed answer matches the reference (grader)        -> else "wrong_answer"
-- every successful tool call was translated faithfully  -> else "unfaithful_translation"
 - every written-out numeric equality in it is true       -> else "arithmetic_error"
   (the rephraser writes the solution afresh and can break a checked number on the way)
 - no code fence or tool/code mention is left            -> else "tool_mentions_left"
 - no line repeats 3+ times (a generation stuck in a loop) -> else "repetitive"
-Kept traces become chat examples (user: problem, assistant: solution) for SFT.
+Kept traces become chat examples (user: problem, assistant: solution) for SFT. The checks on the
+solution itself (`solution_drop_reason`) also tell the rephraser when to try again.
 """
 
 from __future__ import annotations
@@ -35,6 +37,25 @@ def solver_drop_reason(trace: TraceRecord) -> str | None:
     return None if trace.answer_correct else "solver_wrong_answer"
 
 
+def translation_drop_reason(calls: list[ToolCallRecord], translations: list[TranslationRecord]) -> str | None:
+    """Why a solved trace is not worth rephrasing: a successful tool call without a faithful derivation."""
+    faithful_ids = {t.call_index for t in translations if t.faithful}
+    return None if all(c.call_index in faithful_ids for c in calls if c.status == "ok") else "unfaithful_translation"
+
+
+def solution_drop_reason(solution: str, final_answer: str | None, reference_answer: str, problem: str) -> str | None:
+    """Why a rephrased solution cannot be trained on (None: it can)."""
+    checks = (
+        (lambda: not solution.strip(), "empty_solution"),
+        (lambda: extract_boxed(solution) is None, "no_boxed_answer"),
+        (lambda: final_answer is None or not answers_match(final_answer, reference_answer), "wrong_answer"),
+        (lambda: len(find_arithmetic_errors(solution)) > 0, "arithmetic_error"),
+        (lambda: count_tool_mentions(solution, problem=problem) > 0, "tool_mentions_left"),
+        (lambda: count_repeated_lines(solution) > 0, "repetitive"),
+    )
+    return next((why for failed, why in checks if failed()), None)
+
+
 def decide(trace: TraceRecord, nl: NLTraceRecord | None, calls: list[ToolCallRecord],
            translations: list[TranslationRecord]) -> FilterDecision:
     successful = [c for c in calls if c.status == "ok"]
@@ -42,29 +63,18 @@ def decide(trace: TraceRecord, nl: NLTraceRecord | None, calls: list[ToolCallRec
     n_faithful = sum(1 for c in successful if c.call_index in faithful_ids)
     solution = nl.solution if nl else ""
     final_answer = nl.final_answer if nl else None
-    answer_correct = final_answer is not None and answers_match(final_answer, trace.reference_answer)
-    mentions = count_tool_mentions(solution, problem=trace.problem)
-    false_equalities = len(find_arithmetic_errors(solution))
-    checks = [
-        (not solution.strip(), "empty_solution"),
-        (extract_boxed(solution) is None, "no_boxed_answer"),
-        (not answer_correct, "wrong_answer"),
-        (n_faithful < len(successful), "unfaithful_translation"),
-        (false_equalities > 0, "arithmetic_error"),
-        (mentions > 0, "tool_mentions_left"),
-        (count_repeated_lines(solution) > 0, "repetitive"),
-    ]
-    reason = solver_drop_reason(trace) or next((why for failed, why in checks if failed), None)
+    reason = (solver_drop_reason(trace) or translation_drop_reason(calls, translations)
+              or solution_drop_reason(solution, final_answer, trace.reference_answer, trace.problem))
     return FilterDecision(
         problem_id=trace.problem_id,
         kept=reason is None,
         drop_reason=reason,
-        answer_correct=answer_correct,
+        answer_correct=final_answer is not None and answers_match(final_answer, trace.reference_answer),
         all_calls_faithful=n_faithful == len(successful),
         n_tool_calls=len(successful),
         n_faithful_calls=n_faithful,
-        leftover_tool_mentions=mentions,
-        arithmetic_errors=false_equalities,
+        leftover_tool_mentions=count_tool_mentions(solution, problem=trace.problem),
+        arithmetic_errors=len(find_arithmetic_errors(solution)),
         solution_chars=len(solution),
     )
 

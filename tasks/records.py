@@ -110,6 +110,7 @@ class NLTraceRecord(Lineage):
     reference_answer: str
     solution: str
     final_answer: str | None
+    attempts: int = 1
 
 
 class FilterDecision(BaseModel):

@@ -4,6 +4,12 @@ The draft handed to the model is built from structured rows, not by text surgery
 trace: each assistant turn keeps its prose with code fences removed, and each successful tool call
 of that turn is replaced by its checked hand derivation. Failed calls (and the reflection they
 caused) carry no explanation, so the final solution tells the straight path.
+
+A solution the filter would drop for its own faults (no boxed answer, the wrong one, false
+arithmetic, tool talk left, a loop: `filter.solution_drop_reason`) is asked for again, sampled
+(attempt N asks for seed N), up to `max_attempts` times: the draft was paid for already, and a
+second sample usually fixes what the first got wrong. Transport failures are not retried here:
+litellm's Router has retried them (tasks/llm.py).
 """
 
 from __future__ import annotations
@@ -11,9 +17,10 @@ from __future__ import annotations
 import json
 import re
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from eval.grader import extract_final_answer
+from tasks.filter import solution_drop_reason
 from tasks.llm import LLMCallError, LLMSettings, complete
 from tasks.prompt_store import load_prompt
 from tasks.records import NLTraceRecord, ToolCallRecord, TraceRecord, TranslationRecord
@@ -23,6 +30,8 @@ _FENCE = re.compile(r"```.*?(?:```|$)", re.DOTALL)
 
 class RephraseConfig(BaseModel):
     max_tokens: int = 1024
+    max_attempts: int = Field(default=2, ge=1, description="Samples to try while the solution fails the filter's checks.")
+    retry_temperature: float = 0.7
     prompt_version: str = "latest"
 
 
@@ -65,24 +74,32 @@ def end_at_final_answer(solution: str) -> str:
 
 def rephrase_trace(trace: TraceRecord, calls: list[ToolCallRecord], translations: list[TranslationRecord],
                    settings: LLMSettings, config: RephraseConfig) -> NLTraceRecord:
-    """One LLM call per problem. A failed call yields an empty solution (the filter drops it, with the reason)."""
+    """Rephrase one trace, again while the solution fails the filter. A failed call yields an empty solution."""
     prompt = load_prompt("rephraser", config.prompt_version)
     messages = [{"role": "system", "content": prompt.render("system")},
                 {"role": "user", "content": prompt.render("user", problem=trace.problem,
                                                           draft=build_draft(trace, calls, translations))}]
-    solution, tokens_in, tokens_out, cost = "", 0, 0, 0.0
+    solution, final_answer, tokens_in, tokens_out, cost, attempts = "", None, 0, 0, 0.0, 0
     try:
-        reply = complete(messages, settings, max_tokens=config.max_tokens)
-        solution = end_at_final_answer(reply.content.strip())
-        tokens_in, tokens_out, cost = reply.prompt_tokens, reply.completion_tokens, reply.cost_usd
+        for attempt in range(config.max_attempts):
+            attempts = attempt + 1
+            reply = complete(messages, settings, max_tokens=config.max_tokens, seed=attempt,
+                             temperature=None if attempt == 0 else config.retry_temperature)
+            tokens_in, tokens_out, cost = tokens_in + reply.prompt_tokens, tokens_out + reply.completion_tokens, cost + reply.cost_usd
+            solution = end_at_final_answer(reply.content.strip())
+            final_answer = extract_final_answer(solution) if solution else None
+            if solution_drop_reason(solution, final_answer, trace.reference_answer, trace.problem) is None:
+                break
     except LLMCallError:
-        solution = ""
+        if attempts == 1:  # a retry that failed leaves the last solution, and the reason it was dropped
+            solution, final_answer = "", None
     return NLTraceRecord(
         problem_id=trace.problem_id,
         problem=trace.problem,
         reference_answer=trace.reference_answer,
         solution=solution,
-        final_answer=extract_final_answer(solution) if solution else None,
+        final_answer=final_answer,
+        attempts=attempts,
         model=settings.model,
         prompt_version=prompt.id,
         prompt_tokens=tokens_in,

@@ -19,16 +19,18 @@ from litellm.types.utils import ModelResponse  # noqa: E402
 
 
 class ReplayLLM(CustomLLM):
-    """Answers `replay/...` calls with the queued replies, in order, and records every request."""
+    """Answers `replay/...` calls with the queued replies, in order, and records every request and its parameters."""
 
     def __init__(self) -> None:
         super().__init__()
         self.replies: list[str] = []
         self.requests: list[list[dict[str, Any]]] = []
+        self.params: list[dict[str, Any]] = []  # temperature, max_tokens, seed, ... of each request
 
     def completion(self, model: str, messages: list, optional_params: dict, model_response: ModelResponse,
                    *args: Any, **kwargs: Any) -> ModelResponse:
         self.requests.append([dict(m) for m in messages])
+        self.params.append(dict(optional_params))
         if not self.replies:
             raise AssertionError(f"replay LLM: no reply queued for request {len(self.requests)}: {messages[-1]}")
         model_response.choices[0].message.content = self.replies.pop(0)  # type: ignore[union-attr]

@@ -194,6 +194,32 @@ def test_filter_keeps_a_correct_faithful_tool_free_trace_and_names_drop_reasons(
     assert json.loads(sft.prompt_versions_json) == ["rephraser/v1", "solver/v1", "translator/v2+judge/v1"]
 
 
+def _solved_and_translated():
+    outcome = solve_problem(PROBLEM, SCRIPTED, SolveConfig(tool_protocol="code"))
+    return outcome, [translate_tool_call(c, SCRIPTED, TranslateConfig()) for c in outcome.tool_calls]
+
+
+def test_rephraser_samples_again_while_the_solution_fails_the_filter(replay_llm):
+    outcome, translations = _solved_and_translated()
+    replay_llm.replies = ["12 times 7 is 84, so the answer is 84.", "12 * 7 = 84, so the answer is \\boxed{84}."]
+    nl = rephrase_trace(outcome.trace, outcome.tool_calls, translations, REPLAY, RephraseConfig())
+    assert (nl.attempts, nl.final_answer) == (2, "84") and nl.prompt_tokens == 20
+    assert decide(outcome.trace, nl, outcome.tool_calls, translations).kept
+    assert [p.get("temperature") for p in replay_llm.params] == [0.0, 0.7]  # a retry is a fresh sample...
+    assert [p.get("seed") for p in replay_llm.params] == [0, 1]  # ...that a re-run draws again
+    assert replay_llm.requests[0] == replay_llm.requests[1]
+
+
+def test_rephraser_stops_at_a_good_solution_and_gives_up_after_max_attempts(replay_llm):
+    outcome, translations = _solved_and_translated()
+    replay_llm.replies = ["12 * 7 = 84. The answer is \\boxed{84}."]
+    assert rephrase_trace(outcome.trace, outcome.tool_calls, translations, REPLAY, RephraseConfig()).attempts == 1
+    replay_llm.replies = ["12 * 7 = 94. \\boxed{94}", "12 * 7 = 94. \\boxed{94}", "\\boxed{85}"]
+    nl = rephrase_trace(outcome.trace, outcome.tool_calls, translations, REPLAY, RephraseConfig(max_attempts=3))
+    assert (nl.attempts, nl.final_answer) == (3, "85") and not replay_llm.replies
+    assert decide(outcome.trace, nl, outcome.tool_calls, translations).drop_reason == "wrong_answer"
+
+
 @pytest.mark.parametrize(("reply", "kept"), [
     ("12 * 7 = 84\n\nThe answer is \\boxed{84}.\n\nThe original solution was clear.", "12 * 7 = 84\n\nThe answer is \\boxed{84}."),
     ("2^10 = 1024.\nThe answer is \\boxed{1024}.\nThe answer is 1024.\nThe answer is 1024.",

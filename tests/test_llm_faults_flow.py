@@ -78,9 +78,12 @@ def test_faults_become_failed_rows_with_reasons_and_the_key_is_nowhere(prefect_a
     [refused] = [r for r in pq.read_table(out / "translations.parquet").to_pylist() if r["problem_id"] == "b"]
     assert not refused["faithful"] and "content filter" in refused["reason"]
 
-    # a: 1 call (the plan, rejected); b, c: all 5; d: all 5 plus one retry for each of its 3 transient faults.
+    # a: 1 call (the plan, rejected); b: 4 (an unfaithful translation is never rephrased); c: all 5 (an empty reply
+    # is a failed call, which the rephraser does not sample again); d: all 5 plus one retry for each of its 3
+    # transient faults.
     assert stats.faults == {kind: 1 for kind in ("bad_key", "content_filter", "empty", "rate_limit", "reset", "unavailable")}
-    assert stats.requests == 1 + 3 * CALLS_PER_PROBLEM + 3
+    assert stats.requests == 1 + (CALLS_PER_PROBLEM - 1) + 2 * CALLS_PER_PROBLEM + 3
+    assert stats.by_agent["rephraser"] == 1 + 2  # c once, d once plus its retried 503: none for b
     assert stats.peak_in_flight <= 2
 
     rows = [r for stage in ("traces", "translations", "nl_traces") for r in pq.read_table(out / f"{stage}.parquet").to_pylist()]
