@@ -15,7 +15,8 @@
   (the flow sets it per run and model; see tasks/llm_limits.py for why not a Prefect limit per call).
 - Accounting: every reply carries its token counts and cost (litellm's cost map; 0 for local models).
 - HTTP providers are called through the Router's async API on one event loop per process
-  (tasks/event_loop.py): the calling thread blocks as before, the loop shares connections.
+  (tasks/event_loop.py): the calling thread blocks as before, the loop shares connections; for
+  `openai/` and `hosted_vllm/` litellm's request building runs on the loop thread too.
 """
 
 from __future__ import annotations
@@ -114,6 +115,20 @@ def _provider_accepts_seed(model: str) -> bool:
         return False
 
 
+# Providers whose `acompletion` only builds the request in litellm's executor job and sends it with an async
+# client: that job can run on the event loop thread (tasks/event_loop.py). Others may make the whole call in
+# it (no async client) or fetch credentials with blocking I/O (Azure AD, Vertex, Bedrock), so they keep the pool.
+_NON_BLOCKING_REQUEST_BUILDERS = frozenset({"openai", "hosted_vllm"})
+
+
+@lru_cache(maxsize=64)
+def _builds_requests_without_io(model: str) -> bool:
+    try:
+        return litellm.get_llm_provider(model)[1] in _NON_BLOCKING_REQUEST_BUILDERS
+    except Exception:  # a model string litellm cannot place: the pool is always safe
+        return False
+
+
 @lru_cache(maxsize=16)
 def _router(model: str, api_base: str | None, timeout_s: float, num_retries: int) -> litellm.Router:
     """One single-deployment Router per endpoint: litellm's retry policy without its load balancing.
@@ -207,7 +222,8 @@ def complete(
                                               timeout=settings.timeout_s, **kwargs)
             else:
                 router = _router(settings.model, settings.api_base, settings.timeout_s, settings.num_retries)
-                response = run_blocking(router.acompletion(model=settings.model, **kwargs))
+                response = run_blocking(router.acompletion(model=settings.model, **kwargs),
+                                        inline_executor_jobs=_builds_requests_without_io(settings.model))
     except Exception as exc:  # the Router has retried what was transient; what is left is final
         detail = " ".join(str(exc).split())[:500]  # one line: it lands in a Parquet cell and a log line
         raise LLMCallError(redact_secrets(f"{settings.model}: {type(exc).__name__}: {detail}")) from exc

@@ -1,0 +1,62 @@
+"""The shared event loop: results and errors come back to the calling thread, and executor jobs run
+inline on the loop thread only for coroutines that asked for it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from tasks.event_loop import run_blocking
+from tasks.llm import _builds_requests_without_io
+
+
+async def _executor_job_thread() -> str:
+    return await asyncio.get_running_loop().run_in_executor(None, lambda: threading.current_thread().name)
+
+
+async def _loop_thread() -> str:
+    return threading.current_thread().name
+
+
+def test_jobs_run_in_the_pool_unless_asked_to_run_inline() -> None:
+    loop_thread = run_blocking(_loop_thread())
+    assert loop_thread == "tool-distill-event-loop"
+    assert run_blocking(_executor_job_thread()).startswith("tool-distill-loop-executor")
+    assert run_blocking(_executor_job_thread(), inline_executor_jobs=True) == loop_thread
+
+
+def test_inline_request_is_scoped_to_its_own_coroutine() -> None:
+    """A coroutine running its jobs inline must not pull a concurrent one's jobs onto the loop thread."""
+
+    async def both() -> tuple[str, str]:
+        async def inline() -> str:
+            from tasks.event_loop import _run_jobs_inline
+            _run_jobs_inline.set(True)
+            return await _executor_job_thread()
+        return tuple(await asyncio.gather(inline(), _executor_job_thread()))
+
+    inline_thread, pooled_thread = run_blocking(both())
+    assert inline_thread == "tool-distill-event-loop"
+    assert pooled_thread.startswith("tool-distill-loop-executor")
+
+
+def test_inline_job_errors_reach_the_caller() -> None:
+    async def failing_job() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, lambda: 1 / 0)
+
+    with pytest.raises(ZeroDivisionError):
+        run_blocking(failing_job(), inline_executor_jobs=True)
+
+
+@pytest.mark.parametrize(("model", "inline"), [
+    ("hosted_vllm/Qwen/Qwen2.5-7B-Instruct", True),
+    ("openai/gpt-4o-mini", True),
+    ("gpt-4o-mini", True),
+    ("bedrock/anthropic.claude-3-haiku-20240307-v1:0", False),  # may fetch credentials with blocking I/O
+    ("azure/my-deployment", False),
+    ("no-such-provider/model", False),
+])
+def test_only_providers_with_io_free_request_building_run_inline(model: str, inline: bool) -> None:
+    assert _builds_requests_without_io(model) is inline
