@@ -71,7 +71,7 @@ from tasks.records import ProblemRecord, ToolCallRecord, TranslationRecord  # no
 from tasks.scripted_provider import STEPWISE_MARKER  # noqa: E402
 from tasks.solve import CODE_PROTOCOL_STOPS, SolveConfig, SolveOutcome, solve_problem  # noqa: E402
 from tasks.stage_items import solve_item, translate_item  # noqa: E402
-from tasks.stage_map import ItemFunction, map_stage  # noqa: E402
+from tasks.stage_map import ItemFunction, map_stage, row_threads  # noqa: E402
 from tasks.translate import TranslateConfig, translate_tool_call, translation_messages  # noqa: E402
 
 DISTILABEL_PYTHON = ROOT / ".venv-distilabel" / "bin" / "python"
@@ -174,7 +174,7 @@ def measure(server: MockServerProcess, run: Callable[[], list[Any]], workload: W
 def run_bare_client(workload: Workload, server: MockServerProcess, settings: LLMSettings, concurrency: int) -> dict:
     """The control: the same rows on plain threads, outside Prefect and the row store."""
     def run_all() -> list[Any]:
-        with ThreadPoolExecutor(concurrency) as pool:  # each row in a copy of this context: it sees the gate
+        with ThreadPoolExecutor(row_threads(concurrency)) as pool:  # each row in a copy of this context: it sees the gate
             return list(pool.map(lambda row, context: context.run(workload.direct_fn, row, settings, workload.config),
                                  workload.rows, [copy_context() for _ in workload.rows]))
 
@@ -190,7 +190,7 @@ def run_ours(workload: Workload, server: MockServerProcess, settings: LLMSetting
             for stage_result in (p for p in results.iterdir() if p.is_file()):
                 stage_result.unlink()
         return map_stage(workload.stage, workload.item_fn, [(row,) for row in workload.rows], settings, workload.config,
-                         cache_dir=results, workers=concurrency, chunk_size=rows_per_task)
+                         cache_dir=results, workers=row_threads(concurrency), chunk_size=rows_per_task)
 
     @flow(name="llm-throughput-bench", task_runner=ThreadPoolTaskRunner(max_workers=concurrency))
     def bench_flow() -> dict[str, dict]:

@@ -36,7 +36,7 @@ from tasks.records import TranslationRecord
 from tasks.rephrase import RephraseConfig
 from tasks.solve import SolveConfig
 from tasks.stage_items import rephrase_item, solve_item, translate_item
-from tasks.stage_map import ItemFunction, map_stage
+from tasks.stage_map import ItemFunction, map_stage, row_threads
 from tasks.translate import TranslateConfig
 
 DECONTAMINATION_NGRAM = 8
@@ -53,8 +53,8 @@ class DistillParams(BaseModel):
     decontaminate: bool = Field(default=True, description=f"Remove problems that overlap an eval benchmark ({DECONTAMINATION_NGRAM}-grams).")
     llm: LLMSettings = Field(default_factory=LLMSettings)
     max_concurrency: int = Field(default=4, ge=1, description="LLM calls in flight at once (capped by the Prefect limit `llm-<model>` if one exists).")
-    rows_per_task: int = Field(default=128, ge=1, description="Rows per Prefect task run: each runs its rows on "
-                                                           "`max_concurrency` threads and caches every row as it finishes.")
+    rows_per_task: int = Field(default=128, ge=1, description="Rows per Prefect task run: the stage runs its rows on "
+                                                           "2 x `max_concurrency` threads and caches every row as it finishes.")
     requests_per_minute: float | None = Field(default=None, gt=0, description="Start at most this many LLM calls per minute (capped by `llm-<model>-rpm` if it exists).")
     solve: SolveConfig = Field(default_factory=SolveConfig)
     translate: TranslateConfig = Field(default_factory=TranslateConfig)
@@ -150,7 +150,7 @@ def _distill_stages(params: DistillParams) -> DistillSummary:
     cache = out / ".prefect-results"
 
     def run_stage(name: str, item_fn: ItemFunction, per_item: list[tuple], *shared: object) -> list:
-        return map_stage(name, item_fn, per_item, *shared, cache_dir=cache, workers=params.max_concurrency,
+        return map_stage(name, item_fn, per_item, *shared, cache_dir=cache, workers=row_threads(params.max_concurrency),
                          chunk_size=params.rows_per_task)
 
     problems, counts, decontam, n_duplicates = _problems_stage(params, out)

@@ -26,21 +26,23 @@ import json
 import os
 import re
 import time
+from collections.abc import Coroutine
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import litellm
 from pydantic import BaseModel, Field
 
 from tasks.embedded_model import EMBEDDED_LITELLM_MODEL
 from tasks.event_loop import run_blocking
-from tasks.llm_limits import gate_for
+from tasks.llm_limits import CallGate, gate_for
 from tasks.local_provider import PROVIDER as LOCAL_PROVIDER
 from tasks.local_provider import register_local_provider
 from tasks.scripted_provider import PROVIDER as SCRIPTED_PROVIDER
 from tasks.scripted_provider import register_scripted_provider
 
 litellm.suppress_debug_info = True
+T = TypeVar("T")
 
 # Providers served inside this process (no HTTP, no cost): registered with litellm on first use.
 _IN_PROCESS_PROVIDERS = {LOCAL_PROVIDER: register_local_provider, SCRIPTED_PROVIDER: register_scripted_provider}
@@ -185,6 +187,14 @@ def _cost(response: Any, settings: LLMSettings) -> float:
         return 0.0
 
 
+async def _gated(gate: CallGate | None, call: Coroutine[Any, Any, T]) -> T:
+    """`call` holding a slot of `gate` on the event loop: a finished call's slot goes to the next waiting one at once."""
+    if gate is None:
+        return await call
+    async with gate.async_slot():
+        return await call
+
+
 def complete(
     messages: list[dict[str, Any]],
     settings: LLMSettings,
@@ -216,14 +226,14 @@ def complete(
     gate = gate_for(settings)
     started = time.perf_counter()
     try:
-        with gate.slot() if gate else contextlib.nullcontext():
-            if _custom_provider(settings):
+        if _custom_provider(settings):
+            with gate.slot() if gate else contextlib.nullcontext():
                 response = litellm.completion(model=settings.model, api_base=settings.api_base,
                                               timeout=settings.timeout_s, **kwargs)
-            else:
-                router = _router(settings.model, settings.api_base, settings.timeout_s, settings.num_retries)
-                response = run_blocking(router.acompletion(model=settings.model, **kwargs),
-                                        inline_executor_jobs=_builds_requests_without_io(settings.model))
+        else:
+            router = _router(settings.model, settings.api_base, settings.timeout_s, settings.num_retries)
+            response = run_blocking(_gated(gate, router.acompletion(model=settings.model, **kwargs)),
+                                    inline_executor_jobs=_builds_requests_without_io(settings.model))
     except Exception as exc:  # the Router has retried what was transient; what is left is final
         detail = " ".join(str(exc).split())[:500]  # one line: it lands in a Parquet cell and a log line
         raise LLMCallError(redact_secrets(f"{settings.model}: {type(exc).__name__}: {detail}")) from exc

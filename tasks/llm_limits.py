@@ -26,13 +26,14 @@ and runs under `using_gates` (tasks/stage_map.py does this for its chunks).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -59,7 +60,15 @@ class GateLimits:
 
 
 class CallGate:
-    """At most `max_in_flight` calls at once, and call starts spaced by 60/`requests_per_minute` s."""
+    """At most `max_in_flight` calls at once, and call starts spaced by 60/`requests_per_minute` s.
+
+    Two doors to the same limit: `slot()` for a call made in the calling thread (in-process and
+    custom providers) and `async_slot()` for one made on the shared event loop (HTTP providers,
+    tasks/event_loop.py). On the loop, a call that ends hands its slot to a waiting call in the
+    same loop turn, with no thread to wake: the row threads (more of them than slots) prepare their
+    next requests and handle replies while others are in flight. One model is always called
+    through the same door; a gate refuses the other one, since the two would count apart.
+    """
 
     def __init__(self, max_in_flight: int, requests_per_minute: float | None = None) -> None:
         if max_in_flight < 1:
@@ -69,6 +78,8 @@ class CallGate:
         self.max_in_flight = max_in_flight
         self.requests_per_minute = requests_per_minute
         self._slots = threading.BoundedSemaphore(max_in_flight)
+        self._async_slots: asyncio.Semaphore | None = None  # made by the first `async_slot`, on the loop it serves
+        self._door: str | None = None
         self._interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
         self._next_start = 0.0
         self._clock = threading.Lock()
@@ -84,14 +95,37 @@ class CallGate:
         Even spacing (not a bucket with bursts) keeps every 60 s window under the rate, which is
         what providers count. Retries inside the call (litellm's) reuse the slot and its turn.
         """
+        self._enter_by("slot")
         with self._slots:
             if self._interval:
-                with self._clock:
-                    now = time.monotonic()
-                    start = max(now, self._next_start)
-                    self._next_start = start + self._interval
-                time.sleep(start - now)
+                time.sleep(self._wait_for_turn())
             yield
+
+    @contextlib.asynccontextmanager
+    async def async_slot(self) -> AsyncIterator[None]:
+        """`slot()` for a coroutine: waits without blocking the event loop it runs on."""
+        self._enter_by("async_slot")
+        if self._async_slots is None:  # no await since the check: no other coroutine can get here first
+            self._async_slots = asyncio.Semaphore(self.max_in_flight)
+        async with self._async_slots:
+            if self._interval:
+                await asyncio.sleep(self._wait_for_turn())
+            yield
+
+    def _enter_by(self, door: str) -> None:
+        if self._door is None:
+            self._door = door
+        elif self._door != door:
+            raise RuntimeError(f"this call gate is used through {self._door}() already; {door}() would not count "
+                               "the same calls: give each model its own gate (`call_limits` does)")
+
+    def _wait_for_turn(self) -> float:
+        """Seconds until this call may start, booking its turn."""
+        with self._clock:
+            now = time.monotonic()
+            start = max(now, self._next_start)
+            self._next_start = start + self._interval
+        return start - now
 
 
 def limit_name(settings: LLMSettings) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import threading
 import time
@@ -44,6 +45,54 @@ def test_requests_per_minute_spaces_call_starts_evenly() -> None:
         thread.join()
     gaps = [b - a for a, b in zip(sorted(starts), sorted(starts)[1:])]
     assert min(gaps) >= 0.09  # never two starts closer than 60/rpm (minus clock slack)
+
+
+def test_async_slots_cap_coroutines_in_flight_and_space_their_starts() -> None:
+    gate = CallGate(max_in_flight=2, requests_per_minute=1200)  # one start every 0.05 s
+    in_flight, peak, starts = 0, 0, []
+
+    async def call() -> None:
+        nonlocal in_flight, peak
+        async with gate.async_slot():
+            starts.append(time.monotonic())
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.12)  # longer than the spacing: a third call would overlap without the cap
+            in_flight -= 1
+
+    async def main() -> None:
+        await asyncio.gather(*(call() for _ in range(8)))
+
+    asyncio.run(main())
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert peak == 2 and len(starts) == 8 and min(gaps) >= 0.045
+
+
+def test_requests_per_minute_holds_for_http_calls_made_on_the_event_loop(monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-fake-limits")
+    with MockLLMServer(latency_s=0.0) as server:
+        settings = LLMSettings(model="hosted_vllm/scripted", api_base=server.url)
+        messages = [{"role": "user", "content": "What is 2 + 3?"}]
+        started = time.monotonic()
+        with call_limits(settings, max_concurrency=8, requests_per_minute=600), ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(contextvars.copy_context().run, complete, messages, settings) for _ in range(6)]
+            [f.result() for f in futures]
+        assert server.stats().requests == 6
+    assert time.monotonic() - started >= 0.45  # 6 starts 0.1 s apart: the last one 0.5 s after the first
+
+
+def test_a_gate_serves_one_door_only() -> None:
+    """Threads and coroutines would each count against a semaphore of their own: mixing them would double the cap."""
+    gate = CallGate(max_in_flight=1)
+    with gate.slot():
+        pass
+
+    async def enter() -> None:
+        async with gate.async_slot():
+            pass
+
+    with pytest.raises(RuntimeError, match="slot"):
+        asyncio.run(enter())
 
 
 def test_gate_is_set_only_inside_the_block_and_only_for_its_model() -> None:
