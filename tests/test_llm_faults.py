@@ -105,6 +105,20 @@ def test_usage_and_cost_come_from_the_reply_and_litellms_price_table() -> None:
     assert reply.cost_usd == pytest.approx(expected)
 
 
+def test_a_model_litellm_cannot_price_costs_zero_with_a_warning_and_keeps_known_prices(caplog) -> None:
+    import litellm
+
+    model = "hosted_vllm/unpriced-test-model"
+    with pytest.raises(Exception):  # noqa: B017 (litellm raises a bare Exception for a model it has no entry for)
+        litellm.get_model_info(model)
+    with MockLLMServer() as server, caplog.at_level("WARNING", logger="tasks.llm"):
+        reply = complete(MESSAGES, _settings(server, model=model))
+        assert complete(MESSAGES, _settings(server, model="openai/gpt-4o-mini")).cost_usd > 0
+    assert reply.completion_tokens > 0 and reply.cost_usd == 0.0
+    assert litellm.get_model_info(model)["input_cost_per_token"] == 0.0  # priced now: litellm stops failing to look it up
+    assert any("no price for hosted_vllm/unpriced-test-model" in r.getMessage() for r in caplog.records)
+
+
 def test_translation_refused_by_the_content_filter_is_an_unfaithful_row_with_the_reason() -> None:
     call = ToolCallRecord(problem_id="p1", call_index=0, tool_protocol="code", tool_name="python", arguments_json="{}",
                           code="print(12 * 7)", output="84\n", error=None, status="ok", duration_s=0.01,
