@@ -54,7 +54,7 @@ class DistillParams(BaseModel):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     max_concurrency: int = Field(default=4, ge=1, description="LLM calls in flight at once (capped by the Prefect limit `llm-<model>` if one exists).")
     rows_per_task: int = Field(default=128, ge=1, description="Rows per Prefect task run: the stage runs its rows on "
-                                                           "2 x `max_concurrency` threads and caches every row as it finishes.")
+                                                           "2 x `max_concurrency` threads (1 x for an in-process model) and caches every row as it finishes.")
     requests_per_minute: float | None = Field(default=None, gt=0, description="Start at most this many LLM calls per minute (capped by `llm-<model>-rpm` if it exists).")
     solve: SolveConfig = Field(default_factory=SolveConfig)
     translate: TranslateConfig = Field(default_factory=TranslateConfig)
@@ -149,9 +149,10 @@ def _distill_stages(params: DistillParams) -> DistillSummary:
     out = Path(params.output_dir)
     cache = out / ".prefect-results"
 
+    threads = row_threads(params.max_concurrency, in_process_model=params.llm.in_process)
+
     def run_stage(name: str, item_fn: ItemFunction, per_item: list[tuple], *shared: object) -> list:
-        return map_stage(name, item_fn, per_item, *shared, cache_dir=cache, workers=row_threads(params.max_concurrency),
-                         chunk_size=params.rows_per_task)
+        return map_stage(name, item_fn, per_item, *shared, cache_dir=cache, workers=threads, chunk_size=params.rows_per_task)
 
     problems, counts, decontam, n_duplicates = _problems_stage(params, out)
 

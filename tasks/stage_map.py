@@ -186,16 +186,19 @@ def _argument_wrapper() -> Callable[[Any], Any]:
     return lambda arg: arg
 
 
-def row_threads(max_in_flight: int) -> int:
-    """Row threads for a stage whose calls are capped at `max_in_flight`: twice as many.
+def row_threads(max_in_flight: int, *, in_process_model: bool = False) -> int:
+    """Row threads for a stage whose calls are capped at `max_in_flight`: twice as many for an HTTP model.
 
-    The gate, not the pool, caps the calls in flight. With spare threads a slot that frees goes
-    at once to a row whose request is ready, while other rows read replies, run tools and check
-    results. 1,500 translate calls at 16 in flight against the 200 ms mock server on 2 cores: 16
-    threads reached 0.865-0.893 of the ideal, 24 threads 0.900-0.908, 32 threads 0.909 (twice),
-    48 threads 0.92 (docs/benchmarks.md). Spare threads only wait, so a few more cost nothing.
+    The gate, not the pool, caps the calls in flight. An HTTP call takes its slot on the event
+    loop (`CallGate.async_slot`), so with spare threads a slot that frees goes at once to a row
+    whose request is ready, while other rows read replies, run tools and check results. 1,500
+    translate calls at 16 in flight against the 200 ms mock server on 2 cores: 16 threads reached
+    0.865-0.893 of the ideal, 24 threads 0.900-0.908, 32 threads 0.909 (twice), 48 threads 0.92
+    (docs/benchmarks.md). An in-process model takes its slot in the row thread and batches
+    whatever holds one, so spare threads would only add GIL contention (`make demo`'s solve stage:
+    224 s on 8 threads, 243 s on 16, one run each).
     """
-    return 2 * max_in_flight
+    return max_in_flight if in_process_model else 2 * max_in_flight
 
 
 def map_stage(name: str, item_fn: ItemFunction, per_item: list[tuple], *shared: Any, cache_dir: Path, workers: int,
