@@ -111,11 +111,24 @@ def _accepts_seed(settings: LLMSettings) -> bool:
 
 
 @lru_cache(maxsize=64)
-def _provider_accepts_seed(model: str) -> bool:
+def _placement(model: str) -> tuple[str, str] | None:
+    """(model name, provider) as litellm routes `model`, or None for a model string it cannot place."""
     try:
         name, provider, *_ = litellm.get_llm_provider(model)
+    except Exception:  # litellm raises several kinds for a string it cannot place
+        return None
+    return name, provider
+
+
+@lru_cache(maxsize=64)
+def _provider_accepts_seed(model: str) -> bool:
+    placement = _placement(model)
+    if placement is None:  # sending an unknown parameter could fail the call
+        return False
+    name, provider = placement
+    try:
         return "seed" in (litellm.get_supported_openai_params(model=name, custom_llm_provider=provider) or [])
-    except Exception:  # a model string litellm cannot place: sending it an unknown parameter could fail the call
+    except Exception:  # no parameter list for this provider: the same caution
         return False
 
 
@@ -125,12 +138,9 @@ def _provider_accepts_seed(model: str) -> bool:
 _NON_BLOCKING_REQUEST_BUILDERS = frozenset({"openai", "hosted_vllm"})
 
 
-@lru_cache(maxsize=64)
 def _builds_requests_without_io(model: str) -> bool:
-    try:
-        return litellm.get_llm_provider(model)[1] in _NON_BLOCKING_REQUEST_BUILDERS
-    except Exception:  # a model string litellm cannot place: the pool is always safe
-        return False
+    placement = _placement(model)  # a model string litellm cannot place keeps the pool: always safe
+    return placement is not None and placement[1] in _NON_BLOCKING_REQUEST_BUILDERS
 
 
 @lru_cache(maxsize=16)
@@ -161,12 +171,11 @@ def _price_at_zero_if_unknown(model: str) -> None:
         return
     except Exception:  # litellm raises a bare Exception for a model it has no entry for
         pass
-    try:
-        provider = litellm.get_llm_provider(model)[1]
-    except Exception:  # a model string litellm cannot place: the call will fail with a clearer error
+    placement = _placement(model)
+    if placement is None:  # the call will fail with a clearer error
         return
     litellm.register_model({model: {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0,
-                                    "litellm_provider": provider, "mode": "chat"}})
+                                    "litellm_provider": placement[1], "mode": "chat"}})
     log.warning("litellm has no price for %s: its calls are recorded at cost 0 (register one with "
                 "litellm.register_model to have it counted)", model)
 
