@@ -5,7 +5,9 @@ and answers with `tasks.scripted_provider.scripted_reply`, the same deterministi
 "model" the in-process `scripted/` provider uses, so a flow pointed at it produces the same rows.
 On top of that it can:
 
-- wait a latency per request (a slow remote model, without using CPU): fixed, or spread evenly over
+- answer each request its latency after it arrived (a slow remote model, without using CPU): the
+  server's own work (parsing, counting, writing the answer) happens inside that wait, not on top of
+  it, so a client sees the latency it was told plus the network. Fixed, or spread evenly over
   `latency_s * (1 ± latency_jitter)` by a hash of the request's messages, so the same request waits the
   same time whichever client sends it and the mean stays `latency_s` (real endpoints vary with the
   length of what they write; a client that waits for a whole batch pays for its slowest request);
@@ -86,7 +88,7 @@ class ServerStats:
     transcript: list[tuple[str, str]] = field(default_factory=list)  # (agent, last message's text) per request
     in_flight: int = 0
     peak_in_flight: int = 0
-    request_seconds: float = 0.0  # summed over requests, admission to reply: / busy_s = mean in flight
+    request_seconds: float = 0.0  # summed over requests, arrival to reply: / busy_s = mean in flight
     cpu_at_reset: float = field(default_factory=time.process_time)
     first_request_at: float | None = None
     last_reply_at: float | None = None
@@ -149,6 +151,11 @@ def _text_of(content: Any) -> str:
     if isinstance(content, list):
         return "".join(part.get("text", "") for part in content if isinstance(part, dict))
     return content or ""
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    """A word count of the request's messages: the mock's stand-in for a tokenizer."""
+    return sum(len(_text_of(m.get("content")).split()) for m in body.get("messages") or [])
 
 
 def completion_body(model: str, content: str | None, tool_calls: list[dict[str, Any]], finish_reason: str,
@@ -275,9 +282,9 @@ class MockLLMServer:
             self.on_request(agent, snapshot)
         return agent, fault, False
 
-    def _done(self, answered: bool, admitted_at: float) -> None:
+    def _done(self, answered: bool, arrived_at: float) -> None:
         with self._lock:
-            self._stats.request_seconds += time.perf_counter() - admitted_at
+            self._stats.request_seconds += time.perf_counter() - arrived_at
             self._stats.in_flight -= 1
             self._stats.answered += answered
             self._stats.last_reply_at = time.perf_counter()
@@ -344,7 +351,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, f"request body is not JSON: {exc}", "invalid_request_error")
             return
         auth = self.headers.get("Authorization") or ""
-        admitted_at = time.perf_counter()
         agent, fault, over_budget = mock._admit(body, auth.removeprefix("Bearer ").strip() or None)
         if over_budget:
             self._error(400, f"mock server: request budget of {mock.max_requests} spent", "invalid_request_error")
@@ -355,12 +361,21 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout) or was killed
             self.close_connection = True
         finally:
-            mock._done(answered, admitted_at)
+            mock._done(answered, self.arrived_at)
+
+    def parse_request(self) -> bool:
+        self.arrived_at = time.perf_counter()  # the request line has just been read: the request is here
+        return super().parse_request()
 
     def _answer(self, body: dict[str, Any], fault: FaultKind | None) -> bool:
         """Reply to one completion request (or misbehave as told). True when a normal answer went out."""
         mock = self.server.mock
-        time.sleep(mock.slow_s if fault == "slow" else mock.latency_for(body.get("messages")))
+        wait = mock.slow_s if fault == "slow" else mock.latency_for(body.get("messages"))
+        answer = self._scripted_answer(body) if fault in (None, "slow") else None  # built inside the wait
+        time.sleep(max(0.0, self.arrived_at + wait - time.perf_counter()))
+        if answer is not None:
+            self._send_raw(200, answer)
+            return True
         if fault == "rate_limit":
             self._error(429, "Rate limit reached for requests", "requests", "rate_limit_exceeded",
                         {"Retry-After": str(mock.retry_after_s)})  # HTTP allows whole seconds only
@@ -380,19 +395,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif fault == "malformed":
             self._send_raw(200, b'{"id": "chatcmpl-mock", "object": "chat.completion", "choices": [{"index": 0, "mess')
-        else:
-            messages = [dict(m, content=_text_of(m.get("content"))) for m in body.get("messages") or []]
-            prompt_tokens = sum(len(m["content"].split()) for m in messages)
-            model = body.get("model", "scripted")
-            if fault == "empty":
-                self._send_json(200, completion_body(model, "", [], "stop", prompt_tokens))
-            elif fault == "content_filter":
-                self._send_json(200, completion_body(model, None, [], "content_filter", prompt_tokens))
-            else:
-                content, calls = scripted_reply(messages, body.get("tools"))
-                self._send_json(200, completion_body(model, content, calls, "tool_calls" if calls else "stop", prompt_tokens))
-                return True
+        elif fault == "empty":
+            self._send_json(200, completion_body(body.get("model", "scripted"), "", [], "stop", _prompt_tokens(body)))
+        elif fault == "content_filter":
+            self._send_json(200, completion_body(body.get("model", "scripted"), None, [], "content_filter",
+                                                 _prompt_tokens(body)))
         return False
+
+    @staticmethod
+    def _scripted_answer(body: dict[str, Any]) -> bytes:
+        """The scripted model's reply to `body`, encoded."""
+        messages = [dict(m, content=_text_of(m.get("content"))) for m in body.get("messages") or []]
+        content, calls = scripted_reply(messages, body.get("tools"))
+        return json.dumps(completion_body(body.get("model", "scripted"), content, calls, "tool_calls" if calls else "stop",
+                                          _prompt_tokens(body))).encode()
 
 
 def main(argv: list[str] | None = None) -> int:

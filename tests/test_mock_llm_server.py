@@ -59,3 +59,23 @@ def test_the_requests_digest_is_the_multiset_of_requests_in_any_order() -> None:
             digests.append(server.stats().requests_digest)
     assert digests[0] == digests[1]  # order does not matter
     assert len(set(digests[1:])) == 3  # a missing repeat or another request does
+
+
+def test_the_servers_own_work_happens_inside_the_latency_not_on_top_of_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 0.3 s endpoint answers 0.3 s after the request arrived, however long building the answer took."""
+    import mock_llm_server
+
+    build = mock_llm_server._Handler._scripted_answer
+
+    def slow_build(body: dict) -> bytes:
+        time.sleep(0.2)  # far more than the real build costs (~1 ms), so the test cannot pass by chance
+        return build(body)
+
+    monkeypatch.setattr(mock_llm_server._Handler, "_scripted_answer", staticmethod(slow_build))
+    with MockLLMServer(latency_s=0.3) as server:
+        took = []
+        for i in (1, 2, 3):
+            started = time.perf_counter()
+            _post(server, _messages(i))
+            took.append(time.perf_counter() - started)
+    assert 0.3 <= min(took) and sorted(took)[1] < 0.45  # 0.5 s if the build came on top of the wait
