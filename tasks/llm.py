@@ -12,7 +12,8 @@
   so against the mock server every `hosted_vllm/` fault ended at once as "tenacity import failed". Prefect task retries never see LLM errors either: a call that still
   fails raises `LLMCallError`, which every stage turns into a failed row with the reason.
 - Concurrency and requests/min: each call holds a slot of the gate set by `llm_limits.call_limits`
-  (the flow sets it per run and model; see tasks/llm_limits.py for why not a Prefect limit per call).
+  (the flow sets it per run and model; see tasks/llm_limits.py for why not a Prefect limit per call);
+  for `openai/` and `hosted_vllm/` each HTTP request holds it while the endpoint has it (tasks/llm_http.py).
 - Accounting: every reply carries its token counts and cost (litellm's cost map; 0 for local models).
 - HTTP providers are called through the Router's async API on one event loop per process
   (tasks/event_loop.py): the calling thread blocks as before, the loop shares connections; for
@@ -22,28 +23,27 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
 import re
 import time
-from collections.abc import Coroutine
-from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 
 import litellm
 from pydantic import BaseModel, Field
 
 from tasks.embedded_model import EMBEDDED_LITELLM_MODEL
 from tasks.event_loop import run_blocking
-from tasks.llm_limits import CallGate, gate_for
+from tasks.llm_http import gated_requests
+from tasks.llm_limits import gate_for
 from tasks.local_provider import PROVIDER as LOCAL_PROVIDER
 from tasks.local_provider import register_local_provider
 from tasks.scripted_provider import PROVIDER as SCRIPTED_PROVIDER
 from tasks.scripted_provider import register_scripted_provider
 
 litellm.suppress_debug_info = True
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 # Providers served inside this process (no HTTP, no cost): registered with litellm on first use.
@@ -110,7 +110,7 @@ def _accepts_seed(settings: LLMSettings) -> bool:
     return _custom_provider(settings) or _provider_accepts_seed(settings.model)
 
 
-@lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=64)
 def _placement(model: str) -> tuple[str, str] | None:
     """(model name, provider) as litellm routes `model`, or None for a model string it cannot place."""
     try:
@@ -120,7 +120,7 @@ def _placement(model: str) -> tuple[str, str] | None:
     return name, provider
 
 
-@lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=64)
 def _provider_accepts_seed(model: str) -> bool:
     placement = _placement(model)
     if placement is None:  # sending an unknown parameter could fail the call
@@ -143,7 +143,7 @@ def _builds_requests_without_io(model: str) -> bool:
     return placement is not None and placement[1] in _NON_BLOCKING_REQUEST_BUILDERS
 
 
-@lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=16)
 def _router(model: str, api_base: str | None, timeout_s: float, num_retries: int) -> litellm.Router:
     """One single-deployment Router per endpoint: litellm's retry policy without its load balancing.
 
@@ -222,14 +222,6 @@ def _cost(response: Any, settings: LLMSettings) -> float:
         return 0.0
 
 
-async def _gated(gate: CallGate | None, call: Coroutine[Any, Any, T]) -> T:
-    """`call` holding a slot of `gate` on the event loop: a finished call's slot goes to the next waiting one at once."""
-    if gate is None:
-        return await call
-    async with gate.async_slot():
-        return await call
-
-
 def complete(
     messages: list[dict[str, Any]],
     settings: LLMSettings,
@@ -267,7 +259,9 @@ def complete(
                                               timeout=settings.timeout_s, **kwargs)
         else:
             router = _router(settings.model, settings.api_base, settings.timeout_s, settings.num_retries)
-            response = run_blocking(_gated(gate, router.acompletion(model=settings.model, **kwargs)),
+            placement = _placement(settings.model)
+            call = functools.partial(router.acompletion, model=settings.model, **kwargs)
+            response = run_blocking(gated_requests(gate, placement and placement[1], call),
                                     inline_executor_jobs=_builds_requests_without_io(settings.model))
     except Exception as exc:  # the Router has retried what was transient; what is left is final
         detail = " ".join(str(exc).split())[:500]  # one line: it lands in a Parquet cell and a log line
