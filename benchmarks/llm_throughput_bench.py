@@ -19,6 +19,9 @@ unchanged.
 
 Phases, each counted by the server (requests, a digest of them, peak and mean in flight, first
 request to last reply, its own CPU), after one warm-up row that loads litellm's lazy parts:
+0. raw HTTP client, the floor (translate only): the same request bodies, prebuilt, sent from one
+   asyncio loop over aiohttp with a semaphore of `concurrency`, no LLM library and no stage logic:
+   the most any client gets from this server on this machine;
 1. bare client, the control: the same rows through the stage's pure function on `concurrency`
    plain threads, no Prefect, no row store: what litellm and our stage logic reach on this machine;
 2. ours, first run;
@@ -31,14 +34,20 @@ request to last reply, its own CPU), after one warm-up row that loads litellm's 
 `--provider` picks litellm's provider for the mock endpoint: `openai` (the OpenAI SDK underneath)
 or `hosted_vllm` (litellm's own HTTP client, the provider for self-hosted OpenAI-compatible
 servers). "busy" is the server's first-request-to-last-reply window: the LLM phase without either
-side's start-up. `throughput_ratio_ceiling` is distilabel's time over the ideal: the ratio a client
-that reached the ideal would score, so no client within the concurrency can beat it. Prints the
-figures last as one JSON line.
+side's start-up. Two ratios to distilabel: `throughput_ratio_vs_distilabel` sets our stage's time
+against distilabel's whole `Pipeline.run` (its step processes' start-up and its dataset's write
+included, our flow's start-up not), `busy_throughput_ratio_vs_distilabel` sets busy window against
+busy window, the like-for-like one. Each has a ceiling, the ratio a client that reached the
+ideal would score (`throughput_ratio_ceiling`, `busy_throughput_ratio_ceiling`), and on the
+translate workload a floor-based one, what the raw HTTP client scores
+(`raw_client_ratio_vs_distilabel`, `busy_raw_client_ratio_vs_distilabel`). Prints the figures
+last as one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import resource
@@ -171,6 +180,42 @@ def measure(server: MockServerProcess, run: Callable[[], list[Any]], workload: W
     return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), **server.stats()}
 
 
+def run_raw_http_client(workload: Workload, server: MockServerProcess, concurrency: int) -> dict | None:
+    """The floor: the translate workload's request bodies from one asyncio loop over aiohttp, nothing else.
+
+    The bodies are built before the clock starts and each reply is only decoded, so what is left is
+    the server, the sockets and one loop's HTTP work: the most any client gets here, litellm or not.
+    None for the solve workload, whose turns depend on the replies and on the sandbox.
+    """
+    import aiohttp  # litellm's own transport; imported here since only this control uses it directly
+
+    job = workload.distilabel_job
+    if job["kind"] != "chat":
+        return None
+    settings = LLMSettings()  # the sampling settings `complete` sends on the first attempt
+    bodies = [json.dumps({"model": "scripted", "messages": messages, "temperature": settings.temperature,
+                          "max_tokens": job["max_tokens"], "seed": 0}).encode() for messages in job["conversations"]]
+
+    async def send_all() -> tuple[list[str], float]:
+        gate = asyncio.Semaphore(concurrency)
+        headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
+        async with aiohttp.ClientSession(headers=headers) as session:
+            async def send(body: bytes) -> str:
+                async with gate, session.post(f"{server.url}/chat/completions", data=body) as response:
+                    response.raise_for_status()
+                    return (await response.json())["choices"][0]["message"]["content"]
+
+            await send(bodies[0])  # warm-up: one connection open
+            server.reset()
+            started = time.perf_counter()
+            replies = await asyncio.gather(*map(send, bodies))
+            return replies, time.perf_counter() - started
+
+    replies, wall = asyncio.run(send_all())
+    assert len(replies) == len(bodies) and all(replies), "raw client: a reply came back empty"
+    return {"wall_s": round(wall, 3), **server.stats()}
+
+
 def run_bare_client(workload: Workload, server: MockServerProcess, settings: LLMSettings, concurrency: int) -> dict:
     """The control: the same rows on plain threads, outside Prefect and the row store."""
     def run_all() -> list[Any]:
@@ -252,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = LLMSettings(model=f"{args.provider}/scripted", api_base=server.url)
     try:
         with tempfile.TemporaryDirectory(prefix="llm-bench-") as tmp:
+            raw = run_raw_http_client(workload, server, args.concurrency)
             bare = run_bare_client(workload, server, settings, args.concurrency)
             ours = run_ours(workload, server, settings, args.concurrency, args.rows_per_task, Path(tmp) / "results")
             theirs = None if args.no_distilabel else run_distilabel(workload, server, args.concurrency, Path(tmp))
@@ -265,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
         "provider": args.provider, "rows": len(workload.rows), "calls": n_calls, "concurrency": args.concurrency,
         "latency_s": args.latency, "latency_jitter": args.latency_jitter, "ideal_s": round(ideal_s, 2), "load_avg_1m": round(os.getloadavg()[0], 1),
         "server_cpu_ms_per_call": round(1000 * first["server_cpu_s"] / n_calls, 1),
+        **({} if raw is None else {
+            "raw_client_s": raw["wall_s"], "raw_client_vs_ideal": round(ideal_s / raw["wall_s"], 3),
+            "raw_client_mean_in_flight": raw["mean_in_flight"],
+            "raw_client_same_requests": raw["requests_digest"] == first["requests_digest"]}),
         "bare_client_s": bare["wall_s"], "bare_client_vs_ideal": round(ideal_s / bare["wall_s"], 3),
         "bare_client_cpu_ms_per_call": round(1000 * bare["cpu_s"] / n_calls, 1),
         "bare_client_mean_in_flight": bare["mean_in_flight"],
@@ -290,8 +340,12 @@ def main(argv: list[str] | None = None) -> int:
             # what a client that reached the ideal would score: no client within the concurrency can beat it
             "throughput_ratio_ceiling": round(theirs["run_s"] / ideal_s, 3),
             "busy_throughput_ratio_vs_distilabel": round(theirs["busy_s"] / first["busy_s"], 3),
+            "busy_throughput_ratio_ceiling": round(theirs["busy_s"] / ideal_s, 3),
         }
-    print(json.dumps({"bare_client": bare, **ours}), flush=True)
+        if raw is not None:
+            figures |= {"raw_client_ratio_vs_distilabel": round(theirs["run_s"] / raw["wall_s"], 3),
+                        "busy_raw_client_ratio_vs_distilabel": round(theirs["busy_s"] / raw["busy_s"], 3)}
+    print(json.dumps({"raw_client": raw, "bare_client": bare, **ours}), flush=True)
     print(json.dumps(figures), flush=True)
     return 0
 

@@ -33,6 +33,8 @@ def test_throughput_bench_makes_each_call_once_within_the_concurrency_and_reruns
     assert figures["cached_stage_calls"] == 0 and figures["cached_items_calls"] == 0
     assert figures["ideal_s"] == pytest.approx(12 * 0.05 / 4, abs=0.01)
     assert figures["ours_vs_ideal"] > 0 and figures["bare_client_vs_ideal"] > 0
+    # the floor control sends what our stage sends, byte for byte as the server keys requests
+    assert figures["raw_client_same_requests"] is True and figures["raw_client_vs_ideal"] > 0
 
 
 @pytest.mark.slow
