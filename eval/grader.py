@@ -3,47 +3,96 @@
 The Solver's answer check, the Translator's faithfulness check, the SFT filter and the benchmark
 harness all call `grade` / `answers_match`, so a fix here changes every stage at once.
 
-How a prediction is judged against a reference, cheapest check first:
+    grade(completion, reference, problem=None)  -> GradeResult(extracted, span, correct, method, confidence)
+    answers_match(prediction, reference, problem=None) -> bool   (an already extracted answer)
 
-1. `exact`     : equal after a conservative normalisation (spacing, `$`, `\\dfrac`, `\\left`,
-                 degrees, percent, `\\text{}` wrappers and units after a number, thousands commas,
-                 trailing `.0`). This is the GSM8K-style numeric normalisation.
-2. `numeric`   : both sides are plain numbers equal to 1e-6 relative (or one side carries `%` and
-                 the other is that value / 100, as the Qwen2.5-Math harness accepts).
-3. `words`     : both sides are plain words of 3+ letters ("Evelyn", "odd"): compared case-insensitively and
-                 *decided* here, because math-verify reads a bare word as a product of symbols
-                 and accepts any anagram ("Evelny" == "Evelyn").
-4. `math_verify`: `verify(parse(gold), parse(pred))` (the order matters: gold first) on the
-                 normalised strings; it handles fractions, radicals, intervals, sets, tuples,
-                 matrices, equations.
-5. `sympy`     : when math-verify could not parse a side (plain-text answers such as
-                 `2*sqrt(2)`), sympy's parser and `simplify(a - b) == 0`.
+Extraction (`extract_final_answer`), in this order:
+1. the Minerva sentence "Final Answer: The final answer is $X$. I hope it is correct." (the last one);
+2. the last non-empty `\\boxed{}` / `\\fbox{}`; when the reference has k > 1 elements and the last k
+   boxes hold one element each, `grade` also tries them as one list ("\\boxed{2} and \\boxed{3}");
+3. the last "the (final) answer is X" / "Answer: X" sentence, then "#### X";
+4. the last conclusion "so/thus/therefore ... X equals/is/= Y" (confidence `heuristic`).
+Measured against math-verify's own extraction (`parse` on the whole completion): it takes *all*
+boxes as a set when one answer has several (`\\boxed{2} ... \\boxed{3}` -> {2, 3}), and without an
+anchor it takes the last number anywhere, so extraction is ours; the span, once isolated, is parsed
+by math-verify's `LatexExtractionConfig` / `ExprExtractionConfig`.
 
-math-verify's own timeouts use `signal.alarm`, which only works in the main thread; Prefect runs
-tasks in worker threads, so there the timeout is off and `_too_costly` refuses inputs that could
-make sympy run away (huge powers, factorials, very long strings) instead.
+Comparison, cheapest and strictest first (`method`, then `confidence`):
+- `exact`   (exact):    equal after a conservative normalisation: layout, `$`, `\\text{}`, `\\dfrac`,
+                        degrees, percent, units after a value (`5\\text{ cm}^2`), thousands separators
+                        (`1,000`, `1\\,000`, `1{,}000`, `1,\\!000`, thin spaces), trailing `.0`,
+                        a leading `x =` when the other side is a bare value.
+- `choice`  (exact):    multiple-choice letters: `(B)`, `\\textbf{(B)}`, `B) 12` are the letter B.
+- `words`   (exact):    plain words, case-insensitive. math-verify reads a word as a product of
+                        symbols and accepts any anagram ("Evelny" == "Evelyn"), so words never reach it.
+- `numeric` (numeric):  plain numbers (integers, decimals, `a/b`, `\\frac{a}{b}`, mixed numbers,
+                        `1e6`, `3\\times10^{5}`, a decimal comma `3,5` when the reference is one number),
+                        equal to 1e-6 relative, or at the precision the problem or the reference
+                        states ("to the nearest tenth", "2 decimal places", "3 significant figures",
+                        `\\approx 3.14`); percent and its value / 100 both accepted. Lists, sets and
+                        tuples of such numbers element by element (order kept for tuples and intervals).
+                        math-verify rejects `3,5` vs 3.5, `1\\,000` vs 1000, `1e6`, `12.5\\%` vs 12.5.
+- `math_verify` (symbolic): `verify(parse(gold), parse(pred))` for everything else (radicals, `\\pi`,
+                        intervals, relations such as `a \\le 5` vs `(-\\infty, 5]`, matrices, expressions).
+- `sympy`   (symbolic): plain-text expressions math-verify cannot parse (`2*sqrt(2)`).
+- `timeout`:            the symbolic step ran past its time limit; counted as wrong, never hidden.
+
+Time limits: math-verify's own timeouts use `signal.alarm`, which only works in the main thread,
+and Prefect runs tasks in worker threads. So the symbolic step runs in a separate worker process
+(one per concurrently grading thread, started on first use, reused) under a real deadline; a worker
+that overruns is killed and replaced, and the grade returns `method="timeout"` within its limit.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
+import math
+import os
 import re
+import select
+import subprocess
+import sys
 import threading
+import time
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from fractions import Fraction
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
 
-GradeMethod = Literal["exact", "numeric", "words", "math_verify", "sympy", "mismatch", "no_answer"]
+GradeMethod = Literal[
+    "exact", "choice", "words", "numeric", "math_verify", "sympy", "mismatch", "no_answer", "timeout"
+]
+Confidence = Literal["exact", "numeric", "symbolic", "heuristic"]
 
+DEFAULT_TIME_LIMIT_S = 5.0  # per grade, all symbolic comparisons together
+_MAX_ANSWER_CHARS = 1000
+_MAX_UNANCHORED_CHARS = 4000  # math-verify searches only the end of a long unanchored completion  # longer "answers" are runaway text, not answers; judged by string only
+_CONFIDENCE: dict[str, Confidence] = {
+    "exact": "exact", "choice": "exact", "words": "exact", "numeric": "numeric",
+    "math_verify": "symbolic", "sympy": "symbolic",
+}
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
-_MAX_SYMBOLIC_CHARS = 400
 
 
 class GradeResult(BaseModel):
-    """The verdict on one completion: what was extracted, whether it is right, and which check decided."""
+    """The verdict on one completion: what was extracted (and where), whether it is right, which check
+    decided, and how strong that check is.
+
+    `confidence` says how an accepted answer was accepted, for callers that keep only verdicts of a
+    given strength: `exact` (equal strings, letters or words), `numeric`, `symbolic` (math-verify /
+    sympy), `heuristic` (the answer had no anchor: no box, no "answer is", so math-verify's own
+    extraction picked it from the text). None when the answer is not accepted.
+    """
 
     extracted: str | None
     correct: bool
     method: GradeMethod
+    confidence: Confidence | None = None
+    span: tuple[int, int] | None = None  # [start, end) of `extracted` in the completion
 
 
 # ---------------------------------------------------------------- extraction
@@ -53,13 +102,33 @@ def _braced(text: str, open_index: int) -> str | None:
     """The content of the brace group opening at `text[open_index] == '{'`, nested braces allowed."""
     depth = 0
     for i in range(open_index, len(text)):
-        if text[i] == "{":
+        if text[i] == "{" and (i == 0 or text[i - 1] != "\\"):
             depth += 1
-        elif text[i] == "}":
+        elif text[i] == "}" and (i == 0 or text[i - 1] != "\\"):
             depth -= 1
             if depth == 0:
                 return text[open_index + 1 : i]
     return None  # unbalanced: the completion was cut off inside the box
+
+
+def _boxes(text: str) -> list[tuple[str, int, int]]:
+    """Every complete, non-empty `\\boxed{...}` / `\\fbox{...}` / `\\boxed 5`: (content, start, end)."""
+    found = []
+    for match in re.finditer(r"\\(?:boxed|fbox)(?![A-Za-z])", text):
+        rest = match.end()
+        while rest < len(text) and text[rest] == " ":
+            rest += 1
+        if rest < len(text) and text[rest] == "{":
+            content = _braced(text, rest)
+            if content is not None and content.strip():
+                start = rest + 1 + (len(content) - len(content.lstrip()))
+                found.append((content.strip(), start, start + len(content.strip())))
+        elif rest > match.end():  # "\boxed 5": the token up to the next space or `$`
+            token = re.match(r"[^\s$]+", text[rest:])
+            if token and token.group(0).rstrip(".").strip():
+                value = token.group(0).rstrip(".").strip()
+                found.append((value, rest, rest + len(value)))
+    return found
 
 
 def extract_boxed(text: str) -> str | None:
@@ -67,145 +136,437 @@ def extract_boxed(text: str) -> str | None:
 
     Empty boxes are skipped: weak models echo the instruction ("put your answer within \\boxed{}").
     """
-    starts = [m.start() for m in re.finditer(r"\\(?:boxed|fbox)(?![A-Za-z])", text)]
-    for start in reversed(starts):
-        command = next(c for c in _BOX_COMMANDS if text.startswith(c, start))
-        rest = start + len(command)
-        while rest < len(text) and text[rest] == " ":
-            rest += 1
-        if rest < len(text) and text[rest] == "{":
-            content = _braced(text, rest)
-            if content is not None and content.strip():
-                return content.strip()
-        elif rest > start + len(command):  # "\boxed 5": the token up to the next space or `$`
-            match = re.match(r"[^\s$]+", text[rest:])
-            if match:
-                return match.group(0).rstrip(".").strip()
-    return None
+    boxes = _boxes(text)
+    return boxes[-1][0] if boxes else None
 
 
-_ANSWER_IS = re.compile(
-    r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*:?\s*(.+?)(?:\n|$)", re.IGNORECASE
+_MATH_SPAN = re.compile(
+    r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$((?:\\\$|[^$])+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL
 )
-_HASHES = re.compile(r"####\s*(.+?)\s*(?:\n|$)")
+_MINERVA = re.compile(r"final answer is:?\s*(.+?)\s*\.?\s*I hope it is correct", re.IGNORECASE | re.DOTALL)
+_ANSWER_IS = re.compile(
+    r"(?:final answer|the answer|answer)(?:\s+(?:to (?:the|this) (?:problem|question)|is therefore))?"
+    r"\s*(?:is|:|=|was)\s*:?\s*", re.IGNORECASE
+)
+_HASHES = re.compile(r"####\s*")
+# A completion that is only an answer: one math span (and a unit or percent word), or a short value.
+_BARE_MATH = re.compile(
+    r"^\s*(?:\$\$?|\\\(|\\\[)(?P<math>.+?)(?:\$\$?|\\\)|\\\])\s*(?P<tail>%|[A-Za-z]{1,12})?\s*[.,;]?\s*$", re.DOTALL
+)
+_BARE_VALUE = re.compile(r"^\s*(?P<value>[-\d.\\(\[{][^\n$]{0,40}?)\s*[.]?\s*$")
+
+
+def _sentence_end(text: str, start: int) -> int:
+    """End of the answer that starts at `text[start]`: the line, or an earlier full stop that ends a
+    sentence (". " before a capital letter, or at the end), never one inside math or a number."""
+    line_end = text.find("\n", start)
+    line_end = len(text) if line_end < 0 else line_end
+    in_math, i = False, start
+    while i < line_end:
+        if text.startswith("$", i) or text.startswith("\\(", i) or text.startswith("\\)", i):
+            in_math = not in_math if text[i] == "$" else text[i + 1] == "("
+            i += 2 if text[i] == "\\" else 1
+            continue
+        if not in_math and text[i] in ".!?" and (i + 1 == line_end or text[i + 1] == " "):
+            if i + 1 == line_end or re.match(r"\s+[A-Z(*]", text[i + 1 :]):
+                return i
+        i += 1
+    return line_end
 
 
 def clean_sentence_answer(answer: str) -> str | None:
     """"$x = 4$." -> "x = 4": the first math span if the sentence opens one, without the full stop."""
     answer = answer.strip().strip("*").strip()
-    if answer.startswith("$"):
-        span = re.match(r"\$+([^$]*)\$+", answer)
-        answer = span.group(1) if span else answer.lstrip("$")
-    answer = re.sub(r"[.。]+$", "", answer.strip()).strip()
+    answer = re.split(r"\s*\.?\s*I hope it is correct", answer, flags=re.IGNORECASE)[0]
+    span = _MATH_SPAN.match(answer)
+    if span:
+        answer = next(group for group in span.groups() if group is not None)
+    elif answer.startswith("$"):  # "$18." : a price, not an opening math delimiter
+        answer = answer.lstrip("$")
+    answer = re.sub(r"[.。]+$", "", answer.strip()).strip().strip("*").strip()
     if "\\boxed" in answer or "\\fbox" in answer:  # the instruction echoed back, not an answer
         return None
     return answer or None
 
 
+@dataclass(frozen=True)
+class _Extraction:
+    answer: str
+    start: int
+    end: int
+    anchored: bool  # False: taken from a conclusion sentence, not a box or an "answer" anchor
+
+
+def _sentence_after(text: str, start: int, anchored: bool = True) -> _Extraction | None:
+    end = _sentence_end(text, start)
+    raw = text[start:end]
+    answer = clean_sentence_answer(raw)
+    if answer is None:
+        return None
+    offset = raw.find(answer)
+    begin = start + max(offset, 0)
+    return _Extraction(answer, begin, begin + len(answer), anchored)
+
+
+def _extract(text: str) -> _Extraction | None:
+    minerva = list(_MINERVA.finditer(text))
+    if minerva:
+        found = _sentence_after(text, minerva[-1].start(1))
+        if found is not None:
+            return found
+    boxes = _boxes(text)
+    if boxes:
+        content, start, end = boxes[-1]
+        return _Extraction(content, start, end, True)
+    if re.search(r"\\(?:boxed|fbox)\s*\{", text):  # cut off inside its box: no answer was given
+        return None
+    for pattern in (_ANSWER_IS, _HASHES):
+        for match in reversed(list(pattern.finditer(text))):
+            found = _sentence_after(text, match.end())
+            if found is not None:
+                return found
+    if (m := _BARE_MATH.match(text)) and "$" not in m.group("math"):
+        tail = f" {m.group('tail')}" if m.group("tail") else ""
+        return _Extraction(m.group("math").strip() + tail, m.start("math"), m.end("tail") if tail else m.end("math"), True)
+    if m := _BARE_VALUE.match(text):
+        return _Extraction(m.group("value").strip(), m.start("value"), m.end("value"), True)
+    return None  # no anchor: math-verify's own extraction is tried on the whole text (see `grade`)
+
+
 def extract_final_answer(text: str) -> str | None:
-    """The model's final answer: the last box, else the last "The answer is ...", else "#### x"."""
-    boxed = extract_boxed(text)
-    if boxed is not None:
-        return boxed
-    matches = _ANSWER_IS.findall(text)
-    if matches:
-        return clean_sentence_answer(matches[-1])
-    matches = _HASHES.findall(text)
-    if matches:
-        return clean_sentence_answer(matches[-1])
-    return None
+    """The model's final answer: a Minerva "final answer is $X$. I hope it is correct.", else the last
+    box, else the last "The answer is ..." sentence, else "#### x", else the whole text if it is only
+    an answer ("$x = 3$", "28 percent"). None when no anchor marks an answer."""
+    found = _extract(text)
+    return found.answer if found else None
 
 
 # ---------------------------------------------------------------- normalisation
 
 _NUMBER = re.compile(r"^-?(?:\d+(?:\.\d*)?|\.\d+)$")
-_THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
-# A bare number followed by words of two or more letters ("18 dollars", "5 cm^2"), never by
-# LaTeX commands or single letters, so "5\\pi" and "5 x" keep their meaning.
-_UNIT_WORDS = re.compile(r"^(-?[\d.,]+)(?:\s+[a-zA-Z]{2,}\.?(?:\^\{?\d\}?)?)+$")
-_NOT_UNITS = {"pi", "sqrt", "ln", "log", "sin", "cos", "tan", "cot", "sec", "csc", "exp"}
+_THOUSANDS = re.compile(r"^-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$")
+_SPACED_THOUSANDS = re.compile(r"^-?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?$")
+# Units after a value: any word of 4+ letters ("dollars", "inches"), or a known short unit. Short
+# words that are not units ("ab", "xy") stay, so "2 ab" is never read as 2.
+_SHORT_UNITS = {
+    "m", "cm", "mm", "km", "nm", "ft", "in", "yd", "mi", "g", "kg", "mg", "lb", "lbs", "oz", "s", "sec", "min",
+    "h", "hr", "hrs", "yr", "yrs", "day", "ml", "mL", "L", "l", "cc", "sq", "cu", "mph", "kph", "kmh", "rad", "deg",
+    "N", "J", "W", "V", "Hz", "kW", "kWh", "Pa", "kPa", "cal", "K", "mol", "USD", "EUR", "gal", "qt", "pt", "ha",
+}
+_NOT_UNITS = {"and", "or", "if", "for", "with", "where", "when", "then", "sqrt", "frac", "infty", "times",
+              "cdot", "mod", "pmod", "else", "only", "none", "both", "each", "from", "over", "under", "than"}
+_UNIT = r"(?:[A-Za-z]{4,}|[A-Za-z]{1,3})\.?(?:\s*\^\s*\{?-?\d\}?)?"
+_TRAILING_UNITS = re.compile(
+    r"^(?P<value>.*?[\d})])(?P<gap>\s*)(?P<units>" + _UNIT + r"(?:\s*(?:/|\bper\b)\s*" + _UNIT + r")?(?:\s+" + _UNIT + r")*)$"
+)
+_TEXT_UNITS = re.compile(
+    r"^(?P<value>.*?[\d})])\s*\\(?:text|mbox|mathrm|textrm|operatorname)\s*\{\s*(?P<units>[A-Za-z][A-Za-z .\-/]*?)\s*\}"
+    r"(?:\s*\^\s*\{?-?\d\}?)?(?:\s*/\s*(?:\\(?:text|mathrm)\s*)?\{?[A-Za-z]+\}?)?$"
+)
 _WORDS = re.compile(r"^[A-Za-z][A-Za-z '\-]*$")
+_CHOICE = re.compile(r"^\(?([A-Ea-e])\)?(?:[.:)]?\s+.*)?$")
+_UNICODE_SPACES = {"\u2009": " ", "\u202f": " ", "\u00a0": " ", "\u2212": "-", "\u00d7": "\\times "}
 
 
 def _unwrap_text(s: str) -> str:
     """`\\text{x}` / `\\textbf{x}` / `\\mbox{x}` / `\\mathrm{x}` -> `x` (innermost first)."""
-    pattern = re.compile(r"\\(?:text|textbf|textit|mbox|mathrm|mathbf|operatorname)\s*\{([^{}]*)\}")
+    pattern = re.compile(
+        r"\\(?:text|textbf|textit|textrm|textnormal|mbox|mathrm|mathbf|mathit|operatorname|boldsymbol)\s*\{([^{}]*)\}"
+    )
     previous = None
     while previous != s:
         previous, s = s, pattern.sub(r"\1", s)
     return s
 
 
+def _strip_units(s: str) -> str:
+    """Unit words after a value, with exponents and "per" parts: "5 cm^2" -> "5", "3\\text{ m/s}" -> "3".
+
+    The exponent belongs to the unit: "5\\text{ cm}^2" is 5, never 25.
+    """
+    if (m := _TEXT_UNITS.match(s)) and not set(m.group("units").lower().split()) & _NOT_UNITS:
+        return m.group("value").strip()
+    m = _TRAILING_UNITS.match(s)
+    if not m:
+        return s
+    words = re.findall(r"[A-Za-z]+", m.group("units"))
+    short_ok = {w for w in words if w in _SHORT_UNITS and (len(w) > 1 or m.group("gap"))}
+    if any(w.lower() in _NOT_UNITS or (len(w) < 4 and w not in short_ok) for w in words if w != "per"):
+        return s
+    value = m.group("value").strip()
+    return value if value and value != "-" else s
+
+
 def normalize_answer(answer: str) -> tuple[str, bool]:
     """A conservative canonical form of an answer string, and whether it carried a percent sign.
 
     Only rewrites that cannot turn a wrong answer into a right one: layout, wrappers, units after
-    a bare number, thousands separators, trailing zeros.
+    a value, thousands separators, trailing zeros.
     """
     s = answer.strip()
+    for char, replacement in _UNICODE_SPACES.items():
+        s = s.replace(char, replacement)
     s = s.replace("\\$", "").replace("$", "")
-    s = re.sub(r"^\\\(|\\\)$", "", s).strip()
-    s = re.sub(r"(?<!\\)\\[,;:! ]|~", " ", s)  # LaTeX spacing, but not the row break `\\ `
+    s = re.sub(r"^\\\(|\\\)$|^\\\[|\\\]$", "", s).strip()
+    s = re.sub(r"\\displaystyle|\\!|\\limits", "", s)
+    s = re.sub(r"(\d)\s*\{,\}\s*(?=\d)", r"\1,", s)  # 1{,}000 and the decimal comma 3{,}5
+    s = re.sub(r"(?<!\\)\\[,;: ]|~|\\quad|\\qquad", " ", s)  # LaTeX spacing, not the row break `\\ `
     s = s.replace("\\left", "").replace("\\right", "")
     s = re.sub(r"\\[dt]frac", r"\\frac", s)
     s = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree", "", s)
     s = re.sub(r"\s*\b(?:degrees?|deg)\b\.?\s*$", "", s)
     percent = bool(re.search(r"\\?%|\\percent\b|\bpercent\b", s))
     s = re.sub(r"\\?%|\\percent\b|\s*\bpercent\b", "", s)
+    s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
+    s = _strip_units(s)  # `5\\text{ cm}^2` while the unit is still marked as text
     s = _unwrap_text(s)
     s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
-    if _THOUSANDS.match(s):
-        s = s.replace(",", "")
-    unit = _UNIT_WORDS.match(s)  # "18 dollars", "5 cm^2", "1,200 \\text{ km}" -> the number
-    if unit and not (set(re.findall(r"[a-zA-Z]+", s)) & _NOT_UNITS):
-        number = unit.group(1).replace(",", "") if _THOUSANDS.match(unit.group(1)) else unit.group(1)
-        if _NUMBER.match(number):
-            s = number
+    if _THOUSANDS.match(s) or _SPACED_THOUSANDS.match(s):
+        s = s.replace(",", "").replace(" ", "")
+    s = _strip_units(s)
+    if _THOUSANDS.match(s) or _SPACED_THOUSANDS.match(s):
+        s = s.replace(",", "").replace(" ", "")
     if _NUMBER.match(s):
         if "." in s:
             s = s.rstrip("0").rstrip(".") or "0"
         s = re.sub(r"^(-?)0+(?=\d)", r"\1", s)  # AIME keys such as "025"
-        if s in ("-0", ""):
+        if s in ("-0", "", "-"):
             s = "0"
     return s, percent
 
 
-# ---------------------------------------------------------------- equivalence
+# ---------------------------------------------------------------- numbers and precision
+
+_SCIENTIFIC = re.compile(r"^(-?\d+(?:\.\d+)?)\s*(?:[eE]\s*([+-]?\d+)|(?:\\times|\\cdot|\*|x)\s*10\s*\^\s*\{?\s*([+-]?\d+)\s*\}?)$")
+_FRACTION = re.compile(r"^(-?)\s*\\frac\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}$|^(-?)\s*\\frac(\d)(\d)$")
+_SLASH = re.compile(r"^(-?\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)$")
+_MIXED = re.compile(r"^(-?)(\d+)\s*\\frac\s*\{(\d+)\}\s*\{(\d+)\}$")
+_POWER_OF_TEN = re.compile(r"^10\s*\^\s*\{?\s*([+-]?\d+)\s*\}?$")
 
 
-def _numbers_equal(a: float, b: float) -> bool:
-    return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
-
-
-def _too_costly(s: str) -> bool:
-    """Inputs that can send sympy into an hours-long evaluation: skipped, judged by string only."""
-    if len(s) > _MAX_SYMBOLIC_CHARS:
-        return True
-    if re.search(r"\^\s*\{?\s*-?\d{4,}", s):  # 2^{10000}
-        return True
-    if re.search(r"\^\s*\{[^{}]*\^", s) or re.search(r"\^\s*\d+\s*\^", s):  # towers 10^{10^{10}}
-        return True
-    return bool(re.search(r"\d{4,}\s*!", s))  # 10000!
-
-
-def _math_verify(reference: str, prediction: str) -> bool | None:
-    """math-verify's verdict, or None if it could not parse one side."""
-    from math_verify import parse, verify
-
-    in_main = threading.current_thread() is threading.main_thread()
-    timeout = 5 if in_main else None
+def _as_number(s: str) -> Fraction | None:
+    """The exact value of a normalised plain number, or None if `s` is anything else."""
+    s = s.strip()
     try:
-        gold = parse(f"${reference}$", parsing_timeout=timeout)
-        pred = parse(f"${prediction}$", parsing_timeout=timeout)
-        if not gold or not pred:
-            return None
-        return bool(verify(gold, pred, timeout_seconds=timeout))
-    except Exception:  # math-verify raises on timeouts and on sympy internals; treat as "unknown"
+        if _NUMBER.match(s):
+            return Fraction(s)
+        if m := _SCIENTIFIC.match(s):
+            exponent = int(m.group(2) if m.group(2) is not None else m.group(3))
+            return Fraction(m.group(1)) * Fraction(10) ** exponent if abs(exponent) < 400 else None
+        if m := _POWER_OF_TEN.match(s):
+            return Fraction(10) ** int(m.group(1)) if abs(int(m.group(1))) < 400 else None
+        if m := _FRACTION.match(s):
+            sign, num, den = (m.group(1), m.group(2), m.group(3)) if m.group(2) else (m.group(4), m.group(5), m.group(6))
+            value = Fraction(num) / Fraction(den)
+            return -value if sign else value
+        if m := _SLASH.match(s):
+            return Fraction(m.group(1)) / Fraction(m.group(2))
+        if m := _MIXED.match(s):
+            value = int(m.group(2)) + Fraction(int(m.group(3)), int(m.group(4)))
+            return -value if m.group(1) else value
+    except (ZeroDivisionError, ValueError):
         return None
+    return None
 
 
-def _sympy_equal(reference: str, prediction: str) -> bool:
-    """Plain-text expressions (`2*sqrt(2)`, `x^2+1`) compared with sympy."""
+@dataclass(frozen=True)
+class Precision:
+    """A precision the problem or the reference states: decimal places, or significant figures."""
+
+    decimals: int | None = None
+    significant: int | None = None
+
+    def places_for(self, value: Fraction) -> int:
+        if self.decimals is not None:
+            return self.decimals
+        magnitude = math.floor(math.log10(abs(value))) if value else 0
+        return (self.significant or 1) - 1 - magnitude
+
+
+_PLACE_NAMES = {"tenth": 1, "hundredth": 2, "thousandth": 3, "ten-thousandth": 4, "ten thousandth": 4,
+                "hundred-thousandth": 5, "millionth": 6, "whole number": 0, "integer": 0, "unit": 0, "one": 0,
+                "whole": 0, "cent": 2, "dollar": 0, "percent": 0, "degree": 0, "ten": -1, "hundred": -2,
+                "thousand": -3}
+_NEAREST = re.compile(r"nearest\s+(ten[- ]thousandth|hundred[- ]thousandth|\w+(?: number)?)", re.IGNORECASE)
+_DECIMAL_PLACES = re.compile(
+    r"(\d+|one|two|three|four|five|six)\s+(?:decimal\s+(?:places?|digits?)|d\.\s?p\.|places? after the decimal)",
+    re.IGNORECASE)
+_SIGNIFICANT = re.compile(r"(\d+|one|two|three|four|five|six)\s+significant\s+(?:figures?|digits?)|(\d+)\s+s\.f\.",
+                          re.IGNORECASE)
+_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+
+
+def stated_precision(problem: str | None, reference: str) -> Precision | None:
+    """The precision an answer is to be compared at, if the problem or the reference states one.
+
+    "to the nearest tenth" -> 1 decimal; "rounded to 2 decimal places" -> 2; "3 significant figures";
+    a reference written `\\approx 3.14` -> its own decimals.
+    """
+    for text in (problem or "", reference):
+        if m := _DECIMAL_PLACES.search(text):
+            return Precision(decimals=_NUMBER_WORDS.get(m.group(1).lower()) or int(m.group(1)))
+        if m := _SIGNIFICANT.search(text):
+            word = m.group(1) or m.group(2)
+            return Precision(significant=_NUMBER_WORDS.get(word.lower()) or int(word))
+        for m in _NEAREST.finditer(text):
+            name = m.group(1).lower().rstrip("s")
+            name = re.sub(r"s number$", " number", name)
+            if name in _PLACE_NAMES:
+                return Precision(decimals=_PLACE_NAMES[name])
+            first = name.split()[0].rstrip("s")
+            if first in _PLACE_NAMES:
+                return Precision(decimals=_PLACE_NAMES[first])
+    approx = re.match(r"^\s*(?:\\approx|≈|~)\s*(-?\d+(?:\.(\d+))?)\s*$", reference)
+    if approx:
+        return Precision(decimals=len(approx.group(2) or ""))
+    return None
+
+
+def _rounded(value: Fraction, places: int) -> Decimal:
+    with localcontext() as context:
+        context.prec = 60
+        exact = Decimal(value.numerator) / Decimal(value.denominator)
+        return exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def _numbers_equal(pred: Fraction, ref: Fraction, precision: Precision | None, inexact: bool) -> bool:
+    """Exact values (integers, fractions) must be equal; a side written as a decimal may differ by
+    1e-6 relative (0.333333 for 1/3), or by the rounding a stated precision allows."""
+    if pred == ref:
+        return True
+    if precision is not None:
+        places = precision.places_for(ref)
+        return _rounded(pred, places) == _rounded(ref, places)
+    return inexact and abs(pred - ref) <= Fraction(1, 10**6) * max(1, abs(pred), abs(ref))
+
+
+# ---------------------------------------------------------------- structure: lists, relations, choices
+
+
+def _split_top_level(s: str) -> list[str]:
+    """Split at commas (and `;`) outside any brackets: "1, (2,3)" -> ["1", "(2,3)"]."""
+    parts, depth, current = [], 0, []
+    i = 0
+    while i < len(s):
+        char = s[i]
+        if s.startswith("\\{", i) or s.startswith("\\}", i):
+            depth += 1 if s[i + 1] == "{" else -1
+            current.append(s[i : i + 2])
+            i += 2
+            continue
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        if char in ",;" and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+        i += 1
+    parts.append("".join(current).strip())
+    return parts
+
+
+_ENCLOSURES = (("\\{", "\\}", "set"), ("(", ")", "tuple"), ("[", "]", "tuple"), ("[", ")", "interval"),
+               ("(", "]", "interval"))
+
+
+def _as_collection(s: str) -> tuple[str, list[str]] | None:
+    """("set" | "tuple" | "interval" | "list", elements) when `s` is a comma list, else None."""
+    for opening, closing, kind in _ENCLOSURES:
+        if s.startswith(opening) and s.endswith(closing) and len(s) > len(opening) + len(closing):
+            inner = s[len(opening) : len(s) - len(closing)]
+            if _balanced(inner):
+                parts = _split_top_level(inner)
+                if len(parts) > 1 and all(parts):
+                    return (kind if (opening, closing) != ("[", "]") or kind != "tuple" else "tuple"), parts
+    parts = _split_top_level(s)
+    if len(parts) > 1 and all(parts):
+        return "list", parts
+    return None
+
+
+def _balanced(s: str) -> bool:
+    depth = 0
+    for char in s.replace("\\{", "{").replace("\\}", "}"):
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+_ASSIGNMENT = re.compile(r"^\s*([A-Za-z](?:_\{?\w+\}?)?|\\[a-zA-Z]+)\s*(?:=|\\coloneqq)\s*(?P<value>[^=<>]+)$")
+
+
+def _without_assignment(s: str) -> str:
+    """"x = 3" -> "3": a leading variable assignment, when the value side has no other relation."""
+    m = _ASSIGNMENT.match(s)
+    return m.group("value").strip() if m else s
+
+
+def _choice_letter(s: str) -> str | None:
+    s = _unwrap_text(s).strip().strip("*").strip()
+    s = re.sub(r"^\\text(?:bf)?\s*", "", s)
+    m = _CHOICE.match(s)
+    return m.group(1).upper() if m else None
+
+
+# ---------------------------------------------------------------- the symbolic step, in a worker process
+
+
+def _worker_loop() -> None:  # pragma: no cover - runs in the worker process
+    """Answer JSON requests on stdin: {"gold", "pred", "places"} -> {"verdict": true | false | null}."""
+    import logging
+
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    sys.stdout = sys.stderr  # nothing but replies on the pipe
+    logging.disable(logging.WARNING)
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+    configs = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
+    parse("$1$", extraction_config=configs, parsing_timeout=None)
+    out.write("ready\n")
+    out.flush()
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            if request.get("op") == "extract":
+                found = parse(request["text"], extraction_config=configs, parsing_timeout=None)
+                reply = {"extracted": next((f for f in found if isinstance(f, str)), None)}
+            else:
+                reply = {"verdict": _symbolic_verdict(request["gold"], request["pred"], request.get("places"),
+                                                      configs, parse, verify)}
+        except Exception:  # sympy internals: "could not decide" rather than a crash
+            reply = {"verdict": None, "extracted": None}
+        out.write(json.dumps(reply) + "\n")
+        out.flush()
+
+
+def _symbolic_verdict(gold_text, pred_text, places, configs, parse, verify) -> bool | None:  # pragma: no cover
+    import sympy
+
+    gold = parse(f"${gold_text}$", extraction_config=configs, parsing_timeout=None)
+    pred = parse(f"${pred_text}$", extraction_config=configs, parsing_timeout=None)
+    gold_values = [g for g in gold if not isinstance(g, str)]
+    pred_values = [p for p in pred if not isinstance(p, str)]
+    if gold_values and pred_values:
+        if verify(gold_values, pred_values, timeout_seconds=None, allow_set_relation_comp=True):
+            return True
+        if places is not None:  # a stated precision: compare the two values rounded to it
+            g, p = gold_values[0], pred_values[0]
+            if getattr(g, "is_number", False) and getattr(p, "is_number", False):
+                quantum = sympy.Rational(1, 10**places) if places >= 0 else sympy.Integer(10 ** -places)
+                g_r = sympy.Integer(sympy.floor(sympy.N(g, 30) / quantum + sympy.Rational(1, 2)))
+                p_r = sympy.Integer(sympy.floor(sympy.N(p, 30) / quantum + sympy.Rational(1, 2)))
+                return bool(g_r == p_r)
+        return False
+    return _sympy_equal(gold_text, pred_text)
+
+
+def _sympy_equal(reference: str, prediction: str) -> bool | None:  # pragma: no cover - worker process
+    """Plain-text expressions (`2*sqrt(2)`, `x^2+1`) compared with sympy; None if either is unparsable."""
     import sympy
     from sympy.parsing.sympy_parser import (
         convert_xor,
@@ -218,46 +579,296 @@ def _sympy_equal(reference: str, prediction: str) -> bool:
     try:
         a = parse_expr(reference, transformations=transformations, evaluate=True)
         b = parse_expr(prediction, transformations=transformations, evaluate=True)
-        return bool(sympy.simplify(a - b) == 0)
-    except Exception:  # unparsable text is simply not equal
-        return False
+    except Exception:
+        return None
+    return bool(sympy.simplify(a - b) == 0)
 
 
-def _match_method(prediction: str, reference: str) -> GradeMethod:
+class _Worker:
+    """One worker process running `_worker_loop`, spoken to over pipes with a deadline on every reply."""
+
+    def __init__(self) -> None:
+        root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from eval.grader import _worker_loop; _worker_loop()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, bufsize=0,
+        )
+        self.ready = False
+        self.buffer = b""
+
+    def _read_line(self, deadline: float) -> bytes | None:
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            readable, _, _ = select.select([self.process.stdout], [], [], remaining)
+            if not readable:
+                return None
+            chunk = os.read(self.process.stdout.fileno(), 65536)
+            if not chunk:
+                raise BrokenPipeError("grader worker exited")
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line
+
+    def wait_ready(self, deadline: float) -> bool:
+        if not self.ready:
+            line = self._read_line(deadline)
+            self.ready = line == b"ready"
+        return self.ready
+
+    def ask(self, request: dict, deadline: float) -> dict | Literal["timeout"]:
+        self.process.stdin.write((json.dumps(request) + "\n").encode())
+        line = self._read_line(deadline)
+        if line is None:
+            self.kill()
+            return "timeout"
+        return json.loads(line)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+_idle_workers: list[_Worker] = []
+_workers_lock = threading.Lock()
+
+
+def _checkout_worker() -> _Worker:
+    with _workers_lock:
+        while _idle_workers:
+            worker = _idle_workers.pop()
+            if worker.alive:
+                return worker
+    return _Worker()
+
+
+def _return_worker(worker: _Worker) -> None:
+    if worker.alive:
+        with _workers_lock:
+            _idle_workers.append(worker)
+
+
+def warm_up() -> None:
+    """Start a worker process now, so that the first symbolic comparison does not wait for its imports."""
+    with _workers_lock:
+        if not _idle_workers:
+            _idle_workers.append(_Worker())
+
+
+@atexit.register
+def _stop_workers() -> None:
+    with _workers_lock:
+        for worker in _idle_workers:
+            worker.kill()
+        _idle_workers.clear()
+
+
+def _ask_worker(request: dict, deadline: float) -> dict | Literal["timeout"] | None:
+    """One request to a worker process under the deadline; None if the worker broke."""
+    worker = _checkout_worker()
+    try:
+        if not worker.wait_ready(deadline):
+            return "timeout"  # still importing sympy: the worker stays for the next grade
+        return worker.ask(request, deadline)
+    except (BrokenPipeError, OSError, ValueError):
+        worker.kill()
+        return None
+    finally:
+        _return_worker(worker)
+
+
+def _symbolic(reference: str, prediction: str, precision: Precision | None,
+              deadline: float) -> Literal["math_verify", "mismatch", "timeout"]:
+    places = precision.decimals if precision is not None else None
+    reply = _ask_worker({"op": "verify", "gold": reference, "pred": prediction, "places": places}, deadline)
+    if reply == "timeout":
+        return "timeout"
+    return "math_verify" if reply and reply.get("verdict") else "mismatch"
+
+
+def _math_verify_extraction(completion: str, deadline: float) -> str | Literal["timeout"] | None:
+    """The answer math-verify's own extraction (LaTeX, then plain expressions) finds in unanchored text."""
+    reply = _ask_worker({"op": "extract", "text": completion[-_MAX_UNANCHORED_CHARS:]}, deadline)
+    if reply == "timeout":
+        return "timeout"
+    return reply.get("extracted") if reply else None
+
+
+# ---------------------------------------------------------------- equivalence
+
+
+def _values_match(pred: str, ref: str, pred_percent: bool, ref_percent: bool,
+                  precision: Precision | None) -> GradeMethod | None:
+    """The cheap checks on normalised strings: a method if they decide, None if symbolic is needed."""
+    if pred == ref:
+        return "exact"
+    p, r = _as_number(pred), _as_number(ref)
+    if p is not None and r is not None:
+        inexact = "." in pred or "." in ref
+        if _numbers_equal(p, r, precision, inexact):
+            return "numeric"
+        if pred_percent != ref_percent and (
+            _numbers_equal(p / 100, r, precision, True) if pred_percent else _numbers_equal(p, r / 100, precision, True)
+        ):
+            return "numeric"
+        return "mismatch"
+    return None
+
+
+def _decimal_comma_value(prediction: str) -> Fraction | None:
+    """"3,5" / "3{,}5" / "0,125" read as a decimal: only asked when the reference is one number."""
+    s = re.sub(r"\\[!,]|\{,\}", ",", prediction.replace("$", "")).strip().rstrip(".")
+    s = re.sub(r",+", ",", s)
+    m = re.fullmatch(r"(-?\d+),(\d+)", s)
+    return Fraction(f"{m.group(1)}.{m.group(2)}") if m else None
+
+
+def _collections_match(pred: str, ref: str, precision: Precision | None) -> GradeMethod | None:
+    """Lists, sets and tuples whose elements are all decided by the cheap checks."""
+    ref_collection, pred_collection = _as_collection(ref), _as_collection(pred)
+    if ref_collection is None or pred_collection is None:
+        return None
+    (ref_kind, ref_items), (pred_kind, pred_items) = ref_collection, pred_collection
+    unordered = {"set", "list"}
+    if ref_kind in unordered and pred_kind not in unordered or ref_kind not in unordered and pred_kind != ref_kind:
+        return None  # a point vs a set of solutions, an interval vs a tuple: math-verify decides
+    if ref_kind == "interval" and (ref[0], ref[-1]) != (pred[0], pred[-1]):
+        return "mismatch"
+    if len(ref_items) != len(pred_items):
+        return "mismatch"
+    pred_items = [_without_assignment(item) for item in pred_items]
+    ref_items = [_without_assignment(item) for item in ref_items]
+    verdicts: list[list[GradeMethod | None]] = [
+        [_values_match(p, r, False, False, precision) for r in ref_items] for p in pred_items
+    ]
+    if any(v is None for row in verdicts for v in row):
+        return None
+    if ref_kind in unordered:
+        remaining = list(range(len(ref_items)))
+        for row in verdicts:
+            hit = next((j for j in remaining if row[j] != "mismatch"), None)
+            if hit is None:
+                return "mismatch"
+            remaining.remove(hit)
+        return "numeric"
+    return "numeric" if all(verdicts[i][i] != "mismatch" for i in range(len(ref_items))) else "mismatch"
+
+
+def _match_method(prediction: str, reference: str, problem: str | None = None,
+                  deadline: float | None = None) -> GradeMethod:
+    if deadline is None:
+        deadline = time.monotonic() + DEFAULT_TIME_LIMIT_S
     pred, pred_percent = normalize_answer(prediction)
     ref, ref_percent = normalize_answer(reference)
     if not pred:
         return "no_answer"
-    if pred == ref:
-        return "exact"
-    if _NUMBER.match(pred) and _NUMBER.match(ref):
-        p, r = float(pred), float(ref)
-        if _numbers_equal(p, r):
-            return "numeric"
-        if (pred_percent != ref_percent) and (
-            _numbers_equal(p / 100, r) if pred_percent else _numbers_equal(p, r / 100)
-        ):
-            return "numeric"
-        return "mismatch"
+    precision = stated_precision(problem, reference)
+    if precision is not None:
+        ref = re.sub(r"^(?:\\approx|≈|~)\s*", "", ref)
+        pred = re.sub(r"^(?:\\approx|≈|~)\s*", "", pred)
+    if re.search(r"\d_\{?\d+\}?", ref + " " + pred):  # numbers in a base (2516_8): digits are not values
+        return "exact" if pred.replace(" ", "") == ref.replace(" ", "") else "mismatch"
+    comma_value, ref_value = _decimal_comma_value(prediction), _as_number(ref)
+    if comma_value is not None and ref_value is not None and _numbers_equal(comma_value, ref_value, precision, True):
+        return "numeric"  # either reading of "15,975" may be meant; for one number the decimal one is tried too
+    ref_comma, pred_value = _decimal_comma_value(reference), _as_number(pred)
+    if ref_comma is not None and pred_value is not None and _numbers_equal(pred_value, ref_comma, precision, True):
+        return "numeric"  # a reference written with a decimal comma ("1,22")
+    if (method := _values_match(pred, ref, pred_percent, ref_percent, precision)) is not None:
+        return method
+    ref_letter, pred_letter = _choice_letter(reference), _choice_letter(prediction)
+    if ref_letter is not None and len(_unwrap_text(reference).strip("() *")) == 1:
+        return "choice" if pred_letter == ref_letter else "mismatch"
     if _WORDS.match(pred) and _WORDS.match(ref) and max(len(pred), len(ref)) > 2:  # "ab" may be algebra
-        return "words" if pred.lower() == ref.lower() else "mismatch"
-    if _too_costly(pred) or _too_costly(ref):
+        return "words" if pred.casefold() == ref.casefold() else "mismatch"
+    if "=" not in ref and "\\in" not in ref:  # "x = 3" for the value 3: compare the value
+        bare = _without_assignment(pred)
+        if bare != pred and (method := _values_match(bare, ref, pred_percent, ref_percent, precision)) is not None:
+            return method
+        pred = bare
+    if "=" in ref and "=" not in pred:
+        bare_ref = _without_assignment(ref)
+        if (method := _values_match(pred, bare_ref, pred_percent, ref_percent, precision)) is not None:
+            return method
+    if (method := _collections_match(pred, ref, precision)) is not None:
+        return method
+    raw = prediction.replace("$", "").strip()
+    if re.fullmatch(r"-?\d+(?:,-?\d+)+", raw) and (ref_collection := _as_collection(ref)) and ref_collection[0] == "list":
+        if (method := _collections_match(raw.replace(",", ", "), ref, precision)) is not None:
+            return method  # "113,108" for the two solutions 108 and 113: the list reading of the commas
+    if len(pred) > _MAX_ANSWER_CHARS or len(ref) > _MAX_ANSWER_CHARS:
         return "mismatch"
-    verdict = _math_verify(ref, pred)
-    if verdict is not None:
-        return "math_verify" if verdict else "mismatch"
-    return "sympy" if _sympy_equal(ref, pred) else "mismatch"
+    if pred_percent != ref_percent:  # math-verify reads 12.5\% as 0.125: keep the sign on both or neither
+        pred, ref = (pred + "\\%" if pred_percent else pred), (ref + "\\%" if ref_percent else ref)
+    return _symbolic(ref, pred, precision, deadline)
 
 
-def answers_match(prediction: str, reference: str) -> bool:
-    """Whether an extracted answer equals the reference answer (see the module docstring)."""
-    return _match_method(prediction, reference) not in ("mismatch", "no_answer")
+def answers_match(prediction: str, reference: str, *, problem: str | None = None,
+                  time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> bool:
+    """Whether an extracted answer equals the reference answer (see the module docstring).
+
+    `problem`, when given, lets a stated precision ("to the nearest tenth") decide numeric matches.
+    """
+    deadline = time.monotonic() + time_limit_s
+    return _match_method(prediction, reference, problem, deadline) not in ("mismatch", "no_answer", "timeout")
 
 
-def grade(completion: str, reference: str) -> GradeResult:
-    """Extract the final answer from a whole completion and judge it against the reference."""
-    extracted = extract_final_answer(completion)
-    if extracted is None:
+def _reference_size(reference: str) -> int:
+    collection = _as_collection(normalize_answer(reference)[0])
+    return len(collection[1]) if collection and collection[0] == "list" else 1
+
+
+def _reference_answer(reference: str) -> str:
+    """The answer a reference states: its last box or Minerva answer if it is a whole solution."""
+    if "\\boxed" in reference or "\\fbox" in reference or re.search(r"final answer is", reference, re.IGNORECASE):
+        found = _extract(reference)
+        if found is not None:
+            return found.answer
+    return reference
+
+
+def grade(completion: str, reference: str, *, problem: str | None = None,
+          time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> GradeResult:
+    """Extract the final answer from a whole completion and judge it against the reference.
+
+    `problem`, when given, lets a stated precision decide numeric matches. The whole grade, symbolic
+    step included, returns within `time_limit_s` (then `method="timeout"`, `correct=False`).
+    """
+    deadline = time.monotonic() + time_limit_s
+    reference = _reference_answer(reference)
+    found = _extract(completion)
+    if found is None and not re.search(r"\\(?:boxed|fbox)\s*\{", completion):
+        extracted = _math_verify_extraction(completion, deadline)
+        if extracted == "timeout":
+            return GradeResult(extracted=None, correct=False, method="timeout")
+        if extracted:
+            start = completion.rfind(extracted)
+            found = _Extraction(extracted, max(start, 0), max(start, 0) + len(extracted), False)
+    if found is None:
         return GradeResult(extracted=None, correct=False, method="no_answer")
-    method = _match_method(extracted, reference)
-    return GradeResult(extracted=extracted, correct=method not in ("mismatch", "no_answer"), method=method)
+    candidates = [found]
+    size = _reference_size(reference)
+    boxes = _boxes(completion)
+    if size > 1 and len(boxes) >= size and found.start == boxes[-1][1]:  # "\boxed{2} and \boxed{3}"
+        last = boxes[-size:]
+        if all(_as_collection(content) is None for content, _, _ in last):
+            combined = ", ".join(content for content, _, _ in last)
+            candidates.append(_Extraction(combined, last[0][1], last[-1][2], True))
+    method: GradeMethod = "mismatch"
+    for candidate in candidates:
+        method = _match_method(candidate.answer, reference, problem, deadline)
+        if method not in ("mismatch", "no_answer", "timeout"):
+            found = candidate
+            break
+    correct = method not in ("mismatch", "no_answer", "timeout")
+    confidence: Confidence | None = None
+    if correct:
+        confidence = _CONFIDENCE[method] if found.anchored else "heuristic"
+    return GradeResult(extracted=found.answer, correct=correct, method=method, confidence=confidence,
+                       span=(found.start, found.end))
