@@ -1,7 +1,8 @@
-"""Length-prefixed JSON frames over a pipe, between the parent and a worker.
+"""Length-prefixed JSON frames over a pipe, between the parent and a session process.
 
-JSON and not pickle on purpose: the worker runs untrusted code, and unpickling what it sends would
-hand that code the parent process.
+JSON and not pickle on purpose: the session runs untrusted code, and unpickling what it sends would
+hand that code the parent process. The parent reads with a small `max_bytes` (replies are capped)
+and validates what it gets against a schema (sandbox.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ class FrameTimeout(FrameError):
     """No complete frame arrived before the deadline."""
 
 
+class FrameTooLarge(FrameError):
+    """The header announced more bytes than the reader accepts; the stream cannot be trusted after it."""
+
+
 def write_frame(fd: int, message: dict[str, Any]) -> None:
     body = json.dumps(message, ensure_ascii=False).encode("utf-8", "surrogatepass")
     data = memoryview(HEADER.pack(len(body)) + body)
@@ -32,11 +37,11 @@ def write_frame(fd: int, message: dict[str, Any]) -> None:
         data = data[os.write(fd, data):]
 
 
-def read_frame(fd: int, deadline: float | None = None) -> dict[str, Any]:
+def read_frame(fd: int, deadline: float | None = None, max_bytes: int = MAX_FRAME_BYTES) -> dict[str, Any]:
     """Read one frame; `deadline` is a `time.monotonic()` value (None waits forever)."""
     (size,) = HEADER.unpack(_read_exactly(fd, HEADER.size, deadline))
-    if size > MAX_FRAME_BYTES:
-        raise FrameError(f"frame of {size} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
+    if size > max_bytes:
+        raise FrameTooLarge(f"a reply of {size} bytes exceeds the {max_bytes}-byte limit")
     try:
         message = json.loads(_read_exactly(fd, size, deadline).decode("utf-8", "surrogatepass"))
     except ValueError as exc:

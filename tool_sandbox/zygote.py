@@ -1,0 +1,275 @@
+"""The zygote: a warm process with SymPy imported that forks one confined process per session.
+
+Started by `sandbox.Zygote` as `python -I -B -c <bootstrap> CONTROL_FD PARENT_PID CONFIG_JSON`. It never
+runs user code. It keeps a few sessions ready (forked, confined, waiting for their first call), and for
+each "spawn" request on its control socket (a SOCK_SEQPACKET socketpair with the parent) hands one to
+the parent, over SCM_RIGHTS: the session's request pipe, reply pipe and a pidfd of its leader; then it
+forks a replacement while the parent is busy. A session is:
+
+    parent ── zygote ── session leader (namespaces entered, unprivileged uid)
+                           └── session process: PID 1 of the session's PID namespace, locked down,
+                               runs the calls (session.py); whatever it forks lives and dies in there
+
+The leader reports the session process's layers on the reply pipe ("started"), waits for it to end
+and reports how it ended ("exited"). Killing the leader (the parent holds its pidfd) kills the
+session process (PR_SET_PDEATHSIG), and the end of a PID namespace's init kills everything in it.
+The zygote, every leader and every session process die with their parent, even on SIGKILL.
+"""
+
+from __future__ import annotations
+
+import builtins
+import collections
+import gc
+import importlib
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+import traceback
+from typing import Any
+
+from tool_sandbox import isolation
+from tool_sandbox.protocol import write_frame
+from tool_sandbox.session import SessionProcess, serve
+
+PRELOADED_MODULES = ("sympy", "math", "fractions", "itertools", "numpy", "tool_sandbox.sympy_toolkit")
+SCRATCH_PREFIX = "tool_sandbox-"
+CONTROL_MESSAGE_BYTES = 1 << 16
+STALE_UNNAMED_SCRATCH_S = 3600.0
+# Run once in the zygote so that SymPy's lazily imported modules (solvers, polys, integrals, printers,
+# matrices) are loaded before any fork: otherwise every session would pay ~50 ms on its first call.
+WARM_UP = """
+x, y, k = symbols('x y k')
+solve(x**2 - 4, x); solve([x + y - 10, x - y - 2], [x, y]); solveset(x**2 - 5*x + 6 < 0, x, S.Reals)
+factor(x**3 - 6*x**2 + 11*x - 6); expand((x + 2)**3); simplify((x**2 - 1)/(x - 1)); nsimplify('0.5')
+Rational(3, 4) + Rational(1, 4) * binomial(10, 3); diff(x**3, x, 2); integrate(x*exp(-x), (x, 0, oo))
+limit(sin(x)/x, x, 0); series(exp(x), x, 0, 4); summation(k, (k, 1, 100)); Matrix([[1, 2], [3, 4]]).inv()
+Matrix([[2, 0], [0, 3]]).eigenvals(); factorint(360); isprime(97); mod_inverse(3, 11); gcd(84, 126)
+str(sqrt(8)); repr(pi.evalf(30)); latex(x**2); sympify('x**2 + 1'); parse_expr('2*x')
+"""
+
+
+def base_namespace() -> dict[str, Any]:
+    """What every session starts with: SymPy's public names (as in `isympy`) and the usual modules."""
+    namespace: dict[str, Any] = {}
+    exec("from sympy import *\nimport sympy, sympy as sp, math, fractions, itertools", namespace)
+    if "numpy" in sys.modules:
+        namespace["np"] = namespace["numpy"] = sys.modules["numpy"]
+    namespace["__builtins__"] = builtins
+    namespace["__name__"] = "__main__"
+    return namespace
+
+
+def clean_stale_scratch(directory: str | None = None) -> list[str]:
+    """Remove `tool_sandbox-<pid>-*` dirs whose zygote is dead (a run killed with -9 leaves them).
+
+    Dirs of the older `tool_sandbox-<random>` form carry no pid: they go once untouched for an hour.
+    """
+    directory = directory or tempfile.gettempdir()
+    removed = []
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(SCRATCH_PREFIX)]
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(directory, name)
+        owner = name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        try:
+            if owner.isdigit():
+                os.kill(int(owner), 0)
+                continue  # its zygote still runs
+            if time.time() - os.stat(path).st_mtime < STALE_UNNAMED_SCRATCH_S:
+                continue
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def close_all_fds_except(keep: set[int]) -> None:
+    low = 0
+    for fd in sorted(keep) + [os.sysconf("SC_OPEN_MAX")]:
+        if fd > low:
+            os.closerange(low, fd)
+        low = max(low, fd + 1)
+
+
+class Zygote:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.spares: collections.deque[list[int]] = collections.deque()
+        for name in PRELOADED_MODULES:  # numpy is optional
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                continue
+        self.namespace = base_namespace()
+        exec(WARM_UP, dict(self.namespace))
+        import sympy
+
+        sympy.core.cache.clear_cache()  # only the imports are wanted; sessions start with an empty cache
+        time.localtime()  # glibc reads /etc/localtime once; sessions have no /etc
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        clean_stale_scratch()
+        # Only a mount point, used inside each session's private mount namespace; empty on the host.
+        self.staging = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-root-")
+        os.chmod(self.staging, 0o755)
+        namespaces, namespaces_why = isolation.probe_namespaces(self.staging)
+        seccomp, seccomp_why = isolation.seccomp_available()
+        self.seccomp_program = isolation.build_seccomp_filter() if seccomp else None
+        self.probe = isolation.Probe(namespaces, namespaces_why, seccomp, seccomp_why)
+        gc.collect()
+        gc.freeze()  # the collector then never touches the inherited objects, so forks share their pages
+
+    def describe(self) -> dict[str, Any]:
+        return {"isolation": self.probe.level, "namespaces": self.probe.namespaces,
+                "namespaces_why": self.probe.namespaces_why, "seccomp": self.probe.seccomp,
+                "seccomp_why": self.probe.seccomp_why, "uid": os.geteuid()}
+
+    def serve(self, control: socket.socket) -> None:
+        poller = select.poll()
+        poller.register(control, select.POLLIN)
+        want = int(self.config["spare_sessions"])
+        try:
+            while True:
+                self._reap()
+                if not poller.poll(0 if len(self.spares) < want else 1000):
+                    if len(self.spares) < want:
+                        self.spares.append(self.spawn())
+                    continue
+                message, fds, _, _ = socket.recv_fds(control, CONTROL_MESSAGE_BYTES, 0)
+                for fd in fds:
+                    os.close(fd)
+                if not message:
+                    return  # the parent closed the sandbox (or died)
+                handed = self.spares.popleft() if self.spares else self.spawn()
+                try:
+                    socket.send_fds(control, [b'{"spawned": true}'], handed)
+                finally:
+                    for fd in handed:
+                        os.close(fd)
+        finally:
+            os.rmdir(self.staging)
+
+    @staticmethod
+    def _reap() -> None:
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+
+    def spawn(self) -> list[int]:
+        """Fork a session leader; returns the parent's ends: request pipe, reply pipe, pidfd of the leader."""
+        request = self.config
+        req_read, req_write = os.pipe()
+        resp_read, resp_write = os.pipe()
+        zygote_pid = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                self._lead_session(zygote_pid, req_read, resp_write, request)
+            finally:
+                os._exit(1)
+        os.close(req_read)
+        os.close(resp_write)
+        pidfd = os.pidfd_open(pid)  # safe: the leader is our unreaped child, so the pid cannot be reused yet
+        return [req_write, resp_read, pidfd]
+
+    # --- in the session leader --------------------------------------------------------------------------
+    def _lead_session(self, zygote_pid: int, req_read: int, resp_write: int, request: dict[str, Any]) -> None:
+        host_scratch = None
+        try:
+            devnull = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):  # nothing a session writes to fd 1/2 reaches a log or terminal
+                os.dup2(devnull, fd)
+            close_all_fds_except({0, 1, 2, req_read, resp_write})
+            if self.probe.namespaces:
+                isolation.enter_namespaces(self.staging, int(request["scratch_bytes"]))
+                workdir = isolation.SCRATCH_DIR
+            else:
+                workdir = host_scratch = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{zygote_pid}-")
+                if os.geteuid() == 0:
+                    os.chown(host_scratch, isolation.OUTSIDE_UID, isolation.OUTSIDE_GID)
+                    os.setgroups([])
+                    os.setresgid(isolation.OUTSIDE_GID, isolation.OUTSIDE_GID, isolation.OUTSIDE_GID)
+                    os.setresuid(isolation.OUTSIDE_UID, isolation.OUTSIDE_UID, isolation.OUTSIDE_UID)
+            isolation.set_parent_death_signal()  # after the uid change, which clears it
+            if os.getppid() != zygote_pid:
+                return  # the zygote died in between: so do we
+            sync_read, sync_write = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(sync_read)
+                self._run_session(req_read, resp_write, sync_write, workdir, request)
+            os.close(req_read)
+            os.close(sync_write)
+            with os.fdopen(sync_read, "rb") as sync:
+                report = sync.read()
+            started: dict[str, Any] = json.loads(report) if report else {"error": "the session process died at start"}
+            write_frame(resp_write, {"started": "error" not in started, "pid": pid, "leader_pid": os.getpid(),
+                                     "scratch": host_scratch, **started})
+            _, status = os.waitpid(pid, 0)
+            write_frame(resp_write, {"exited": status})
+        except BrokenPipeError:
+            pass  # the parent closed the session first
+        except BaseException as exc:  # noqa: BLE001 - the parent must learn why the session did not start
+            try:
+                write_frame(resp_write, {"started": False, "error": f"{type(exc).__name__}: {exc}"})
+            except OSError:
+                pass
+        finally:
+            if host_scratch:
+                shutil.rmtree(host_scratch, ignore_errors=True)
+
+    # --- in the session process -------------------------------------------------------------------------
+    def _run_session(self, req_read: int, resp_write: int, sync_write: int, workdir: str,
+                     request: dict[str, Any]) -> None:
+        try:
+            isolation.set_parent_death_signal()
+            os.setsid()  # its own process group: PRIO_PGRP and kill(0) reach no other session
+            close_all_fds_except({0, 1, 2, req_read, resp_write, sync_write})
+            os.environ.clear()
+            os.chdir(workdir)
+            tempfile.tempdir = workdir
+            session = SessionProcess(dict(self.namespace), int(request["max_output_chars"]),
+                                     int(request["memory_bytes"]))
+            limits = isolation.ProcessLimits(int(request["memory_bytes"]), int(request["max_file_bytes"]),
+                                             int(request["max_open_files"]), int(request["max_processes"]))
+            layers = isolation.lock_down(limits, self.seccomp_program)
+            layers["namespaces"] = self.probe.namespaces
+            report = {"isolation": isolation.level(self.probe.namespaces, layers["seccomp"]), "layers": layers}
+        except BaseException as exc:  # noqa: BLE001
+            os.write(sync_write, json.dumps({"error": f"{type(exc).__name__}: {exc}"})[:4000].encode())
+            os._exit(1)
+        os.write(sync_write, json.dumps(report).encode())
+        os.close(sync_write)
+        serve(session, req_read, resp_write, int(request["max_reply_chars"]))
+        os._exit(0)
+
+
+def main() -> None:
+    control_fd, parent_pid, config = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
+    del sys.argv[1:]
+    control = socket.socket(fileno=control_fd)
+    try:
+        isolation.set_parent_death_signal()
+        if os.getppid() != parent_pid:
+            return
+        zygote = Zygote(config)
+    except BaseException as exc:  # noqa: BLE001 - the parent must learn why start-up failed
+        control.send(json.dumps({"ready": False, "error": "".join(traceback.format_exception(exc))}).encode())
+        return
+    control.send(json.dumps({"ready": True, "pid": os.getpid(), **zygote.describe()}).encode())
+    zygote.serve(control)
