@@ -218,7 +218,7 @@ def _extract(text: str) -> _Extraction | None:
     if boxes:
         content, start, end = boxes[-1]
         return _Extraction(content, start, end, True)
-    if re.search(r"\\(?:boxed|fbox)\s*\{", text):  # cut off inside its box: no answer was given
+    if _cut_off_in_box(text):  # no answer was given
         return None
     for pattern in (_ANSWER_IS, _HASHES):
         for match in reversed(list(pattern.finditer(text))):
@@ -231,6 +231,39 @@ def _extract(text: str) -> _Extraction | None:
     if m := _BARE_VALUE.match(text):
         return _Extraction(m.group("value").strip(), m.start("value"), m.end("value"), True)
     return None  # no anchor: math-verify's own extraction is tried on the whole text (see `grade`)
+
+
+def _cut_off_in_box(text: str) -> bool:
+    """A `\\boxed{` whose brace never closes: the completion stopped while writing its answer."""
+    return any(_braced(text, m.end() - 1) is None for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text))
+
+
+_CONCLUSION = re.compile(
+    r"\b(?:therefore|thus|hence|so|in conclusion|in total|altogether|finally|we (?:get|find|obtain|have)|"
+    r"which gives|this gives|the (?:result|solution|value|answer|sum|product|total|matrix|vector) is)\b",
+    re.IGNORECASE,
+)
+
+
+def _unanchored_region(text: str) -> str | None:
+    """Where math-verify may look for an answer that no anchor marks, or None.
+
+    A short one-line reply is searched whole ("The identity matrix is $I$."). In a longer one only
+    its conclusion is: from the last "therefore / thus / so / we get ..." of its last line, and
+    only if the text ends a sentence. A completion cut off mid-sentence (generation ran out of
+    tokens) has stated no answer, and the last number of its rambling is not one: measured on the
+    committed eval completions, math-verify's last-number fallback accepts 3 of 200 such texts.
+    """
+    text = re.sub(r"<\|[^|]*\|>.*$", "", text, flags=re.DOTALL).strip()  # chat-template tokens and after
+    if not text:
+        return None
+    if len(text) <= 200 and "\n" not in text:
+        return text
+    if not re.search(r"[.!?$)\]}]\s*$", text) or re.search(r"(?:^|\n)\s*\d+\.\s*$", text):
+        return None
+    last_line = text.rsplit("\n", 1)[-1][-600:]
+    markers = list(_CONCLUSION.finditer(last_line))
+    return last_line[markers[-1].start():] if markers else None
 
 
 def extract_final_answer(text: str) -> str | None:
@@ -843,8 +876,9 @@ def grade(completion: str, reference: str, *, problem: str | None = None,
     deadline = time.monotonic() + time_limit_s
     reference = _reference_answer(reference)
     found = _extract(completion)
-    if found is None and not re.search(r"\\(?:boxed|fbox)\s*\{", completion):
-        extracted = _math_verify_extraction(completion, deadline)
+    region = _unanchored_region(completion) if found is None and not _cut_off_in_box(completion) else None
+    if region is not None:
+        extracted = _math_verify_extraction(region, deadline)
         if extracted == "timeout":
             return GradeResult(extracted=None, correct=False, method="timeout")
         if extracted:

@@ -109,6 +109,8 @@ def perturbed(answer: str, rng: random.Random) -> str | None:
         return str(int(answer) + rng.choice([1, -1, 2, 10]))
     if value is not None and DEC.match(answer):
         return bump_last_integer(answer, rng)
+    if m := re.match(r"^(-?)(\d+)(?=\s*\\(?:mbox|text))", answer):  # "15\mbox{ cm}^2": the value, not the unit's power
+        return f"{m.group(1)}{int(m.group(2)) + rng.choice([1, 2, 3])}{answer[m.end():]}"
     return bump_last_integer(answer, rng)
 
 
@@ -527,7 +529,44 @@ def build() -> list[dict]:
         corpus.add("no_answer", item, f"{corpus.preamble()}Perhaps {item.answer}? I will put the final answer within "
                    "\\boxed{}.", item.answer, False, "only the instruction's empty box: no answer was given")
 
+    # unanchored: a short reply with no box and no "answer is"; or a long one cut off mid-sentence
+    for item in sample(simple, 150):
+        reply = rng.choice(["We find that ${a}$.", "Here it is: ${a}$", "${a}$", "The value we want is ${a}$.",
+                            "Thus ${a}$ is the result.", "\\[{a}\\]"])
+        corpus.add("unanchored", item, reply.format(a=item.answer), item.answer, True,
+                   "a one-line reply whose only value is the reference")
+        wrong = perturbed(item.answer, rng)
+        if wrong:
+            corpus.add("unanchored", item, reply.format(a=wrong), item.answer, False, "a one-line reply with a moved literal")
+        corpus.add("unanchored", item, f"{corpus.preamble()}\nWe try ${item.answer}$ first and then compute the "
+                   f"remaining terms one by one, which gives 3 + 4 + {item.answer} +", item.answer, False,
+                   "cut off mid-sentence (ran out of tokens) after merely mentioning the reference: no answer stated")
+
+    add_real_completions(corpus)
     return corpus.rows
+
+
+# Real completions committed under docs/results/ (SmolLM2-135M, base and demo-tuned, on the first 50
+# GSM8K and MATH-500 problems). Each was read by a person: these two state the reference as their
+# final answer (repeated until the token limit); the other 198 state another value or, cut off,
+# none at all.
+REAL_RIGHT = {("embedded_tuned_demo", "gsm8k", 28), ("embedded_tuned_demo", "gsm8k", 31)}
+
+
+def add_real_completions(corpus: Corpus) -> None:
+    import pandas as pd
+
+    results = Path(__file__).resolve().parents[2] / "docs" / "results"
+    for run in ("embedded_base", "embedded_tuned_demo"):
+        for path in sorted((results / run / "per_problem").glob("*/*.parquet")):
+            frame = pd.read_parquet(path, columns=["benchmark", "problem_id", "completion", "reference_answer"])
+            for index, row in enumerate(frame.itertuples()):
+                right = (run, path.stem, index) in REAL_RIGHT
+                item = type("Item", (), {"benchmark": row.benchmark, "id": row.problem_id})
+                corpus.add("real", item, row.completion, row.reference_answer, right,
+                           f"hand-read {run}/{path.stem} row {index}: " + (
+                               "its final answer is the reference" if right else
+                               "its final answer is another value, or it stops before stating one"))
 
 
 def main() -> None:
