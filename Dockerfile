@@ -66,7 +66,7 @@ WORKDIR /opt/tool-distill
 USER 10001:10001
 # Convert the embedded model once at build time, so no flow run pays for it.
 RUN mkdir -p out .state \
- && python -c "from tasks.embedded_model import embedded_model_dir; print(embedded_model_dir())"
+ && python -c "from tasks.llm import embedded_model_dir; print(embedded_model_dir())"
 VOLUME ["/opt/tool-distill/out"]
 # Default: a worker for the CPU pool. Override for the GPU pool (`prefect worker start --pool gpu-pool`),
 # a one-off run (`tool-distill distill ...`), or a Docker work pool (the worker then runs flow runs in it).

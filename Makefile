@@ -25,7 +25,9 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/tool-distill demo
 
+# The layers in pyproject.toml first: an upward import fails in seconds, before the suite starts.
 test: install
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 # distilabel, for the LLM throughput benchmark's side-by-side run only, in a venv of its own (it pins openai<2).

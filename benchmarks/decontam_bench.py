@@ -3,7 +3,7 @@
     python -m benchmarks.decontam_bench [--quick] [--naive-sample N | --naive-full] [--data DIR]
 
 Measured in one run on the same machine:
-- indexed: `tasks.decontam` (benchmark n-grams indexed once, one lookup per training n-gram),
+- indexed: `tasks.stages.decontam` (benchmark n-grams indexed once, one lookup per training n-gram),
   index build included;
 - naive: the same decision rule by pairwise comparison of every training problem with every
   benchmark problem (precomputed n-gram sets, one set intersection per pair). Naive runs on a sample
@@ -29,9 +29,9 @@ from collections import Counter
 from pathlib import Path
 
 from eval.benchmarks import BENCHMARK_NAMES, load_benchmark
-from tasks.decontam import DEFAULT_MIN_COVERAGE, DEFAULT_NGRAM_SIZE, BenchmarkIndex, decontaminate, math_tokens
-from tasks.decontam import ngrams, tokenize
-from tasks.problems import load_problems
+from tasks.stages.decontam import DEFAULT_MIN_COVERAGE, DEFAULT_NGRAM_SIZE, BenchmarkIndex, decontaminate, math_tokens
+from tasks.stages.decontam import ngrams, tokenize
+from tasks.stages.problems import load_problems
 from tasks.records import ProblemRecord
 
 DEFAULT_DATA = Path(os.environ.get("TOOL_DISTILL_MATH_TRAIN", "/work/shared/data/math_train"))

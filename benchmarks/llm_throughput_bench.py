@@ -75,14 +75,13 @@ from pydantic import BaseModel  # noqa: E402
 
 from flows.distill import DistillParams  # noqa: E402
 from tasks.llm import LLMSettings  # noqa: E402
-from tasks.llm_limits import call_limits  # noqa: E402
+from tasks.llm.limits import call_limits  # noqa: E402
 from tasks.prompt_store import load_prompt  # noqa: E402
 from tasks.records import ProblemRecord, ToolCallRecord, TranslationRecord  # noqa: E402
-from tasks.scripted_provider import STEPWISE_MARKER  # noqa: E402
-from tasks.solve import CODE_PROTOCOL_STOPS, SolveConfig, SolveOutcome, solve_problem  # noqa: E402
-from tasks.stage_items import solve_item, translate_item  # noqa: E402
-from tasks.stage_map import ItemFunction, map_stage, row_threads  # noqa: E402
-from tasks.translate import TranslateConfig, translate_tool_call, translation_messages  # noqa: E402
+from tasks.llm.scripted_provider import STEPWISE_MARKER  # noqa: E402
+from tasks.stages.solve import CODE_PROTOCOL_STOPS, SolveConfig, SolveOutcome, solve_problem  # noqa: E402
+from tasks.runtime import StageFunction, map_stage, row_threads  # noqa: E402
+from tasks.stages.translate import TranslateConfig, translate_tool_call, translation_messages  # noqa: E402
 
 DISTILABEL_PYTHON = ROOT / ".venv-distilabel" / "bin" / "python"
 PLAN_SLOT, OUTPUT_SLOT = "\x00PLAN\x00", "\x00OUTPUT\x00"  # placeholders distilabel_side.py fills per turn
@@ -137,8 +136,7 @@ class Workload:
     """One stage's rows, run three ways (bare threads, our flow, distilabel) against the same server."""
 
     stage: str
-    item_fn: ItemFunction               # what map_stage runs per row (the distill flow's own)
-    direct_fn: Callable[..., Any]       # the same work without Prefect: (row, settings, config)
+    stage_fn: StageFunction             # the stage's pure function: (row, settings, config), as the flow maps it
     rows: list[Any]
     config: BaseModel
     calls: int                          # LLM calls it takes: the scripted model's replies fix the count
@@ -150,7 +148,7 @@ def translate_workload(problems: int, calls_per_problem: int) -> Workload:
     """N x K back-translations: one independent request per row, all faithful at the first attempt."""
     calls, prompt, config = tool_calls(problems, calls_per_problem), load_prompt("translator"), TranslateConfig()
     requests = [translation_messages(call, prompt) for call in calls]
-    return Workload("translate", translate_item, translate_tool_call, calls, config, len(calls),
+    return Workload("translate", translate_tool_call, calls, config, len(calls),
                     lambda row: isinstance(row, TranslationRecord) and row.faithful,
                     {"kind": "chat", "conversations": requests, "max_tokens": config.max_tokens})
 
@@ -167,7 +165,7 @@ def solve_workload(problems: int, max_calls: int) -> Workload:
            "tool_output": prompt.render("tool_output_code", output=OUTPUT_SLOT), "output_slot": OUTPUT_SLOT,
            "followup": prompt.render("followup")}
     calls = sum(2 + n for n in (1 + p % max_calls for p in range(problems)))  # plan + one per term + answer
-    return Workload("solve", solve_item, solve_problem, rows, config, calls,
+    return Workload("solve", solve_problem, rows, config, calls,
                     lambda outcome: isinstance(outcome, SolveOutcome) and outcome.trace.answer_correct, job)
 
 
@@ -221,11 +219,11 @@ def run_bare_client(workload: Workload, server: MockServerProcess, settings: LLM
     """The control: the same rows on plain threads, outside Prefect and the row store."""
     def run_all() -> list[Any]:
         with ThreadPoolExecutor(row_threads(concurrency)) as pool:  # each row in a copy of this context: it sees the gate
-            return list(pool.map(lambda row, context: context.run(workload.direct_fn, row, settings, workload.config),
+            return list(pool.map(lambda row, context: context.run(workload.stage_fn, row, settings, workload.config),
                                  workload.rows, [copy_context() for _ in workload.rows]))
 
     with call_limits(settings, concurrency):
-        workload.direct_fn(workload.rows[0], settings, workload.config)  # warm-up: litellm's lazy parts, the sandbox
+        workload.stage_fn(workload.rows[0], settings, workload.config)  # warm-up: litellm's lazy parts, the sandbox
         return measure(server, run_all, workload)
 
 
@@ -235,7 +233,7 @@ def run_ours(workload: Workload, server: MockServerProcess, settings: LLMSetting
         if phase == "cached_items":  # the per-item store alone, as after a crash mid-stage
             for stage_result in (p for p in results.iterdir() if p.is_file()):
                 stage_result.unlink()
-        return map_stage(workload.stage, workload.item_fn, [(row,) for row in workload.rows], settings, workload.config,
+        return map_stage(workload.stage, workload.stage_fn, [(row,) for row in workload.rows], settings, workload.config,
                          cache_dir=results, workers=row_threads(concurrency), chunk_size=rows_per_task)
 
     @flow(name="llm-throughput-bench", task_runner=ThreadPoolTaskRunner(max_workers=concurrency))

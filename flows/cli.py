@@ -22,7 +22,7 @@ apply_offline_defaults(Path(".state/prefect"))
 from flows.distill import DistillParams, DistillSummary, distill  # noqa: E402
 from flows.train_eval import TrainEvalParams, TrainEvalSummary, train_eval  # noqa: E402
 from tasks.llm import LLMSettings  # noqa: E402
-from tasks.problems import ProblemInputError  # noqa: E402
+from tasks.stages.problems import ProblemInputError  # noqa: E402
 
 DEMO_DIR = Path("out/demo")
 
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     # A 135M model on 2 CPU cores: no planning turn (its plans are noise), short replies, a small eval slice.
     # Measured: every correct embedded-model solve answered by turn 2; none recovered in turns 3-4. Blind, it
     # derived 0 of 9 tool results by hand; guided, 2 of 9 within 4 fresh samples (it writes "12 * 7 = 78"),
-    # so it gets 6. 8 calls in flight fill the local model's batches (tasks/local_batching.py).
+    # so it gets 6. 8 calls in flight fill the local model's batches (tasks/llm/local_batching.py).
     p_demo.set_defaults(no_plan=True, max_turns=3, max_tokens=128, eval_limit=6, max_new_tokens=160,
                         guided_translation=True, translate_attempts=6, translate_max_tokens=96, max_concurrency=8)
     args = parser.parse_args(argv)

@@ -21,10 +21,12 @@ from prefect.states import State
 from pydantic import BaseModel, Field
 
 from flows.artifacts import publish_markdown
-from flows.distill import DistillParams, DistillSummary
+from flows.distill import DistillParams
+from flows.run_names import named_after_params
 from flows.runners import TaskRunnerSettings, distill_on
 from flows.train_eval import TrainEvalParams, train_eval
 from tasks.parquet_io import stage_path
+from tasks.stages.summary import DistillSummary
 
 # The hand-off waits hours for training; a status read every few seconds costs nothing and keeps
 # the pipeline's own end close to the child's.
@@ -49,6 +51,9 @@ class PipelineParams(BaseModel):
         default=None, description="Engine for distill's mapped tasks; null: the worker's TOOL_DISTILL_TASK_RUNNER (threads)."
     )
 
+    def run_slug(self) -> str:
+        return self.distill.run_slug()
+
 
 class PipelineSummary(BaseModel):
     distill: DistillSummary
@@ -56,13 +61,6 @@ class PipelineSummary(BaseModel):
     train_eval_flow_run_id: str
     train_eval_flow_run_name: str
     train_eval_ran_on: str
-
-
-def _flow_run_name() -> str:
-    from prefect.runtime import flow_run
-
-    params = PipelineParams.model_validate(flow_run.parameters.get("params") or {})
-    return f"pipeline-{params.distill.run_slug()}"
 
 
 def _submit_to_pool(deployment: str, train_params: TrainEvalParams, timeout_s: float | None) -> FlowRun:
@@ -97,7 +95,7 @@ def _report(summary: PipelineSummary) -> str:
     ])
 
 
-@flow(name="pipeline", flow_run_name=_flow_run_name)
+@flow(name="pipeline", flow_run_name=named_after_params("pipeline", PipelineParams))
 def pipeline(params: PipelineParams = PipelineParams()) -> PipelineSummary:
     log = get_run_logger()
     distilled = distill_on(params.task_runner)(params.distill)

@@ -83,7 +83,7 @@ class ToolCallRecord(Lineage):
     turn_index: int = 0
 
 
-# How a back-translation was checked against the tool's real output (see tasks/translate.py).
+# How a back-translation was checked against the tool's real output (see tasks/stages/translate.py).
 CheckMethod = Literal["exact", "math_verify", "sympy", "judge", "arithmetic", "not_checkable", "none"]
 
 

@@ -1,7 +1,7 @@
 """A real OpenAI-compatible chat-completions server on 127.0.0.1, for fault tests and benchmarks.
 
 It speaks `POST /v1/chat/completions` (what litellm's `openai/` and `hosted_vllm/` providers call)
-and answers with `tasks.scripted_provider.scripted_reply`, the same deterministic arithmetic
+and answers with `tasks.llm.scripted_provider.scripted_reply`, the same deterministic arithmetic
 "model" the in-process `scripted/` provider uses, so a flow pointed at it produces the same rows.
 On top of that it can:
 
@@ -47,7 +47,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
 from tasks.prompt_store import PROMPT_DIR, available_versions, load_prompt
-from tasks.scripted_provider import scripted_reply
+from tasks.llm.scripted_provider import scripted_reply
 
 FaultKind = Literal["rate_limit", "server_error", "unavailable", "reset", "slow", "malformed", "empty",
                     "content_filter", "policy_violation", "bad_key"]

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from tasks.filter import decide, to_sft_record
+from tasks.stages.filter import decide, to_sft_record
 from tasks.llm import LLMSettings
 from tasks.records import ProblemRecord, ToolCallRecord
-from tasks.rephrase import RephraseConfig, build_draft, end_at_final_answer, rephrase_trace
-from tasks.solve import SolveConfig, extract_code, solve_problem
-from tasks.translate import TranslateConfig, check_derivation, derived_result, translate_tool_call
+from tasks.stages.rephrase import RephraseConfig, build_draft, end_at_final_answer, rephrase_trace
+from tasks.stages.solve import SolveConfig, extract_code, solve_problem
+from tasks.stages.translate import TranslateConfig, check_derivation, derived_result, translate_tool_call
 
 SCRIPTED = LLMSettings(model="scripted/arithmetic", concurrency_limit=None)
 REPLAY = LLMSettings(model="replay/test", concurrency_limit=None, num_retries=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.arithmetic_check import find_arithmetic_errors
+from tasks.stages.arithmetic_check import find_arithmetic_errors
 
 
 @pytest.mark.parametrize("text", [

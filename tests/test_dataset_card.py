@@ -7,10 +7,10 @@ import json
 import pytest
 import yaml
 
-from tasks.dataset_card import DatasetCardInfo, DecontaminationReport, push_to_hub, write_dataset_card
-from tasks.decontam import ContaminationHit
+from tasks.stages.dataset_card import DatasetCardInfo, DecontaminationReport, push_to_hub, write_dataset_card
+from tasks.stages.decontam import ContaminationHit
 from tasks.parquet_io import stage_path, write_records
-from tasks.quality import summarize_quality
+from tasks.stages.quality import summarize_quality
 from tasks.records import ChatMessage, FilterDecision, ProblemRecord, SFTRecord
 
 

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from eval.benchmarks import BENCHMARK_NAMES, load_benchmark
-from tasks.decontam import BenchmarkIndex, decontaminate, hits_by_benchmark, normalize
-from tasks.problems import bundled_problems_path, load_problems
+from tasks.stages.decontam import BenchmarkIndex, decontaminate, hits_by_benchmark, normalize
+from tasks.stages.problems import bundled_problems_path, load_problems
 from tasks.records import ProblemRecord
 
 

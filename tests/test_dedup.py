@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from tasks.dedup import dedup_problems, dedup_traces, text_key
+from tasks.stages.dedup import dedup_problems, dedup_traces, text_key
 from tasks.records import NLTraceRecord, ProblemRecord
 
 

@@ -12,7 +12,7 @@ from prefect.testing.utilities import prefect_test_harness
 from flows.distill import DistillParams, distill
 from tasks.llm import LLMSettings
 from tasks.records import STAGE_RECORDS, arrow_schema
-from tasks.scripted_provider import ScriptedLLM
+from tasks.llm.scripted_provider import ScriptedLLM
 
 LLM_STAGES = ("traces", "tool_calls", "translations", "nl_traces")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks import embedded_model
+from tasks.llm import embedded_model
 
 
 def test_concurrent_first_uses_convert_the_model_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from tasks.event_loop import run_blocking
-from tasks.llm import _builds_requests_without_io
+from tasks.llm.event_loop import run_blocking
+from tasks.llm.client import _builds_requests_without_io
 
 
 async def _executor_job_thread() -> str:
@@ -32,7 +32,7 @@ def test_inline_request_is_scoped_to_its_own_coroutine() -> None:
 
     async def both() -> tuple[str, str]:
         async def inline() -> str:
-            from tasks.event_loop import _run_jobs_inline
+            from tasks.llm.event_loop import _run_jobs_inline
             _run_jobs_inline.set(True)
             return await _executor_job_thread()
         return tuple(await asyncio.gather(inline(), _executor_job_thread()))

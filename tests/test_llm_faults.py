@@ -15,8 +15,8 @@ from mock_llm_server import FaultRule, MockLLMServer
 from tasks.llm import LLMCallError, LLMSettings, complete
 from tasks.prompt_store import load_prompt
 from tasks.records import ProblemRecord, ToolCallRecord
-from tasks.solve import SolveConfig, solve_problem
-from tasks.translate import TranslateConfig, translate_tool_call
+from tasks.stages.solve import SolveConfig, solve_problem
+from tasks.stages.translate import TranslateConfig, translate_tool_call
 
 FAKE_KEY = "sk-fake-faults-7f3a9c1e5b"
 TRANSLATOR = load_prompt("translator")

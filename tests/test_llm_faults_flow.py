@@ -20,7 +20,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from flows.distill import DistillParams, distill
 from tasks.llm import LLMSettings
-from tasks.llm_limits import call_limits, gate_for, limit_name
+from tasks.llm.limits import call_limits, gate_for, limit_name
 
 FAKE_KEY = "sk-fake-flow-4d2e8b6a0c9f"
 MODEL = "openai/gpt-4o-mini"  # in litellm's price table, so cost is not 0

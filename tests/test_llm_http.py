@@ -1,4 +1,4 @@
-"""A call gate taken per HTTP request (tasks/llm_http.py), as the mock server sees it.
+"""A call gate taken per HTTP request (tasks/llm/http.py), as the mock server sees it.
 
 For `openai/` and `hosted_vllm/` a slot is held from sending a request until its reply has been
 read: the server never has more in flight than the gate allows, a retry's backoff holds no slot,
@@ -19,7 +19,7 @@ import pytest
 from mock_llm_server import FaultRule, MockLLMServer
 
 from tasks.llm import LLMCallError, LLMSettings, complete
-from tasks.llm_limits import call_limits
+from tasks.llm.limits import call_limits
 
 PROVIDERS = ["openai", "hosted_vllm"]
 

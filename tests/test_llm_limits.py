@@ -12,7 +12,7 @@ import pytest
 from mock_llm_server import MockLLMServer
 
 from tasks.llm import LLMSettings, complete
-from tasks.llm_limits import CallGate, GateLimits, call_limits, gate_for, limit_name
+from tasks.llm.limits import CallGate, GateLimits, call_limits, gate_for, limit_name
 
 
 def test_calls_inside_call_limits_never_exceed_max_concurrency_at_the_server(monkeypatch) -> None:

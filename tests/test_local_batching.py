@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tasks.local_batching import BatchItem, DynamicBatcher
+from tasks.llm.local_batching import BatchItem, DynamicBatcher
 
 
 def slow_echo(items: list[BatchItem[str]]) -> list[str]:

@@ -6,9 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tasks.embedded_model import resolve_local_model
+from tasks.llm.embedded_model import resolve_local_model
 from tasks.llm import LLMSettings, complete
-from tasks.local_provider import LocalRequest, load_local_model
+from tasks.llm.local_provider import LocalRequest, load_local_model
 
 EMBEDDED = LLMSettings(model="local/smollm2-135m")
 QUESTIONS = [f"What is {a} * {b}? Answer briefly." for a, b in [(12, 7), (3, 9), (15, 15), (101, 3), (8, 8), (6, 7)]]

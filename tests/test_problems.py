@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.problems import ProblemInputError, bundled_problems_path, load_problems
+from tasks.stages.problems import ProblemInputError, bundled_problems_path, load_problems
 
 
 def write_jsonl(path: Path, rows: list[object]) -> Path:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.quality import count_tokens, count_tool_mentions, drop_reason_tally, is_english, summarize_quality
-from tasks.quality import trace_quality
+from tasks.stages.quality import count_tokens, count_tool_mentions, drop_reason_tally, is_english, summarize_quality
+from tasks.stages.quality import trace_quality
 from tasks.records import FilterDecision, NLTraceRecord, TraceRecord, TranslationRecord
 
 CLEAN = ("We multiply: $12 \\times 7 = 84$. Since $\\gcd(48, 18) = 6$, $f(x) = \\log_b(x)$ and $a_n = x_{max}$, "

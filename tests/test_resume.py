@@ -2,7 +2,7 @@
 
 The second run must finish the dataset with no row lost, none duplicated, and no LLM call repeated
 for an item whose result the first run had already persisted, counted on the server side. The
-first run's finished items are read from its per-item store (tasks/item_store.py), so the test
+first run's finished items are read from its per-item store (tasks/runtime/item_store.py), so the test
 knows exactly which calls may not come back. Parquet stage files written before the kill must be whole.
 """
 
@@ -20,7 +20,7 @@ from mock_llm_server import MockLLMServer, ServerStats
 from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
 
-from tasks.item_store import ItemStore
+from tasks.runtime.item_store import ItemStore
 from tasks.parquet_io import read_records, stage_path
 from tasks.records import STAGE_RECORDS, SFTRecord, TraceRecord, TranslationRecord
 

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from tasks.llm import _provider_accepts_seed
-from tasks.local_provider import RowSeededSampling, row_seed
+from tasks.llm.client import _provider_accepts_seed
+from tasks.llm.local_provider import RowSeededSampling, row_seed
 
 LOGITS = torch.tensor([2.0, 1.0, 0.0, -1.0])
 

@@ -12,8 +12,8 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.testing.utilities import prefect_test_harness
 
-from tasks.item_store import ItemStore, item_key
-from tasks.stage_map import map_stage
+from tasks.runtime.item_store import ItemStore, item_key
+from tasks.runtime.stage_map import map_stage
 
 RUNS: Counter[str] = Counter()
 FAIL_ONCE: set[str] = set()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from eval.benchmarks import BENCHMARK_NAMES, load_benchmark
 from tasks.records import ProblemRecord
@@ -194,6 +194,23 @@ def decontaminate(
         else:
             hits.append(hit.model_copy(update={"problem_id": problem.id}))
     return clean, hits
+
+
+class DecontaminationReport(BaseModel):
+    """What decontamination removed, and by which rule (for the dataset card)."""
+
+    benchmarks: list[str]
+    ngram_size: int
+    min_coverage: float
+    hits: list[ContaminationHit] = Field(default_factory=list)
+
+
+def decontaminate_with_report(problems: Sequence[ProblemRecord],
+                              benchmarks: Sequence[str] = BENCHMARK_NAMES) -> tuple[list[ProblemRecord], DecontaminationReport]:
+    """`decontaminate` with the default rule, and the report the dataset card shows."""
+    clean, hits = decontaminate(problems, benchmarks=benchmarks)
+    return clean, DecontaminationReport(benchmarks=list(benchmarks), ngram_size=DEFAULT_NGRAM_SIZE,
+                                        min_coverage=DEFAULT_MIN_COVERAGE, hits=hits)
 
 
 def hits_by_benchmark(hits: Iterable[ContaminationHit]) -> dict[str, int]:

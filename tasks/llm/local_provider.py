@@ -10,7 +10,7 @@ which other requests happened to share its batch. Before, the batch's rows drew 
 global generator, and the same run could keep three traces or none by the timing of its batches.
 
 One model instance per process is shared by all threads. Concurrent requests are packed into one
-left-padded `generate` call by a `DynamicBatcher` (tasks/local_batching.py): on a CPU, decoding
+left-padded `generate` call by a `DynamicBatcher` (tasks/llm/local_batching.py): on a CPU, decoding
 eight sequences per forward pass costs little more than decoding one. Greedy replies can differ
 from unbatched ones in rare near-ties (padding changes float rounding); both are valid replies, and
 the per-task caches keep whatever a run produced.
@@ -31,8 +31,8 @@ import litellm
 from litellm.llms.custom_llm import CustomLLM, CustomLLMError
 from litellm.types.utils import ModelResponse
 
-from tasks.embedded_model import resolve_local_model
-from tasks.local_batching import BatchItem, DynamicBatcher
+from tasks.llm.embedded_model import resolve_local_model
+from tasks.llm.local_batching import BatchItem, DynamicBatcher
 
 PROVIDER = "local"
 MAX_BATCH_ENV = "TOOL_DISTILL_LOCAL_MAX_BATCH"

@@ -21,7 +21,7 @@ Two layers, because the one Prefect offers is too slow to sit on every call:
 threads Prefect starts from it, which copy the context); `complete` picks them up with `gate_for`.
 Calls outside any `call_limits` (a script, a unit test) are not throttled. Work sent to another
 process (a Dask or Ray worker) does not carry the gates: it gets a `share` of their `limits`
-and runs under `using_gates` (tasks/stage_map.py does this for its chunks).
+and runs under `using_gates` (tasks/runtime/stage_map.py does this for its chunks).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tasks.llm import LLMSettings
+    from tasks.llm.records import LLMSettings
 
 RPM_SUFFIX = "-rpm"
 _gates: ContextVar[dict[str, CallGate]] = ContextVar("llm_call_gates", default={})  # noqa: B039 (never mutated)
@@ -64,7 +64,7 @@ class CallGate:
 
     Two doors to the same limit: `slot()` for a call made in the calling thread (in-process and
     custom providers) and `async_slot()` for one made on the shared event loop (HTTP providers,
-    tasks/event_loop.py). On the loop, a call that ends hands its slot to a waiting call in the
+    tasks/llm/event_loop.py). On the loop, a call that ends hands its slot to a waiting call in the
     same loop turn, with no thread to wake: the row threads (more of them than slots) prepare their
     next requests and handle replies while others are in flight. One model is always called
     through the same door; a gate refuses the other one, since the two would count apart.

@@ -1,6 +1,6 @@
 """Per-item results of a mapped stage, one small file per item, so a killed run loses no finished item.
 
-A stage runs its items in chunked Prefect tasks (tasks/stage_map.py); Prefect caches a task's
+A stage runs its items in chunked Prefect tasks (tasks/runtime/stage_map.py); Prefect caches a task's
 result only when the whole task finishes, so each item's result is also written here the moment
 it is done. An item's key is a hash of what determines its result: the item function's source and
 every argument (rows, model settings, stage config with its prompt version). Re-running the same

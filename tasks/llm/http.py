@@ -1,6 +1,6 @@
 """The HTTP clients litellm sends our calls through: a call holds its gate's slot only while the endpoint has it.
 
-A gate (tasks/llm_limits.py) caps the calls an endpoint has in flight. Held around the whole
+A gate (tasks/llm/limits.py) caps the calls an endpoint has in flight. Held around the whole
 litellm call, a slot also covers litellm's work before the request goes out (building it, its
 logging set-up) and after the reply is back (parsing, cost, logging), 8-12 ms of the ~215 ms a
 200 ms call held it on 2 cores, and every backoff sleep between retries. Taken in the HTTP
@@ -34,7 +34,7 @@ import litellm
 from litellm.llms.custom_httpx.aiohttp_transport import LiteLLMAiohttpTransport
 from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler, get_default_headers
 
-from tasks.llm_limits import CallGate
+from tasks.llm.limits import CallGate
 
 T = TypeVar("T")
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from eval.grader import answers_match, extract_boxed
-from tasks.llm import LLMCallError, LLMReply, LLMSettings, assistant_message, complete, parse_arguments
+from tasks.llm import LLMCallError, LLMReply, LLMSettings, Usage, assistant_message, complete, parse_arguments
 from tasks.llm import supports_function_calling
 from tasks.prompt_store import PromptTemplate, load_prompt
 from tasks.records import ProblemRecord, ToolCallRecord, TraceRecord
@@ -80,8 +80,7 @@ class _Episode:
             self.prefix += prompt.parts["fewshot_code"]
         self.conversation: list[dict[str, Any]] = []
         self.calls: list[ToolCallRecord] = []
-        self.prompt_tokens = self.completion_tokens = 0
-        self.cost_usd = 0.0
+        self.usage = Usage()
         self.assistant_turns = 0
 
     def ask(self, user_text: str | None, *, max_tokens: int, tools: bool) -> LLMReply:
@@ -96,9 +95,7 @@ class _Episode:
         )
         if self.protocol == "code" and reply.content.count("```") % 2 == 1:
             reply = reply.model_copy(update={"content": reply.content.rstrip() + "\n```"})  # re-close the cut fence
-        self.prompt_tokens += reply.prompt_tokens
-        self.completion_tokens += reply.completion_tokens
-        self.cost_usd += reply.cost_usd
+        self.usage.add(reply)
         self.conversation.append(assistant_message(reply))
         self.assistant_turns += 1
         return reply
@@ -202,8 +199,6 @@ def solve_problem(problem: ProblemRecord, settings: LLMSettings, config: SolveCo
         tool_protocol=protocol,
         model=settings.model,
         prompt_version=prompt.id,
-        prompt_tokens=episode.prompt_tokens,
-        completion_tokens=episode.completion_tokens,
-        cost_usd=episode.cost_usd,
+        **episode.usage.model_dump(),
     )
     return SolveOutcome(trace=trace, tool_calls=episode.calls)

@@ -12,11 +12,11 @@
   so against the mock server every `hosted_vllm/` fault ended at once as "tenacity import failed". Prefect task retries never see LLM errors either: a call that still
   fails raises `LLMCallError`, which every stage turns into a failed row with the reason.
 - Concurrency and requests/min: each call holds a slot of the gate set by `llm_limits.call_limits`
-  (the flow sets it per run and model; see tasks/llm_limits.py for why not a Prefect limit per call);
-  for `openai/` and `hosted_vllm/` each HTTP request holds it while the endpoint has it (tasks/llm_http.py).
+  (the flow sets it per run and model; see tasks/llm/limits.py for why not a Prefect limit per call);
+  for `openai/` and `hosted_vllm/` each HTTP request holds it while the endpoint has it (tasks/llm/http.py).
 - Accounting: every reply carries its token counts and cost (litellm's cost map; 0 for local models).
 - HTTP providers are called through the Router's async API on one event loop per process
-  (tasks/event_loop.py): the calling thread blocks as before, the loop shares connections; for
+  (tasks/llm/event_loop.py): the calling thread blocks as before, the loop shares connections; for
   `openai/` and `hosted_vllm/` litellm's request building runs on the loop thread too.
 """
 
@@ -32,63 +32,19 @@ import time
 from typing import Any
 
 import litellm
-from pydantic import BaseModel, Field
 
-from tasks.embedded_model import EMBEDDED_LITELLM_MODEL
-from tasks.event_loop import run_blocking
-from tasks.llm_http import gated_requests
-from tasks.llm_limits import gate_for
-from tasks.local_provider import PROVIDER as LOCAL_PROVIDER
-from tasks.local_provider import register_local_provider
-from tasks.scripted_provider import PROVIDER as SCRIPTED_PROVIDER
-from tasks.scripted_provider import register_scripted_provider
+from tasks.llm.event_loop import run_blocking
+from tasks.llm.http import gated_requests
+from tasks.llm.limits import gate_for
+from tasks.llm.records import IN_PROCESS_PROVIDERS, FunctionCall, LLMCallError, LLMReply, LLMSettings
+from tasks.llm.local_provider import register_local_provider
+from tasks.llm.scripted_provider import register_scripted_provider
 
 litellm.suppress_debug_info = True
 log = logging.getLogger(__name__)
 
 # Providers served inside this process (no HTTP, no cost): registered with litellm on first use.
-_IN_PROCESS_PROVIDERS = {LOCAL_PROVIDER: register_local_provider, SCRIPTED_PROVIDER: register_scripted_provider}
-
-
-class LLMSettings(BaseModel):
-    """How to reach one model. Part of every LLM task's cache key, so it must hold no secret."""
-
-    model: str = Field(default=EMBEDDED_LITELLM_MODEL, description="Any litellm model string.")
-    api_base: str | None = Field(default=None, description="Endpoint for self-hosted servers (vLLM, a proxy).")
-    temperature: float = 0.0
-    max_tokens: int = 512
-    timeout_s: float = 120.0
-    num_retries: int = 3
-    concurrency_limit: str | None = Field(
-        default="llm", description="Prefix of the Prefect limits that cap this model across runs, if an operator "
-                                   "created them: `<prefix>-<model>` (in flight) and `<prefix>-<model>-rpm`.",
-    )
-
-    @property
-    def in_process(self) -> bool:
-        """True for `local/...` (embedded transformers model) and `scripted/...` (test double)."""
-        return self.model.split("/", 1)[0] in _IN_PROCESS_PROVIDERS
-
-
-class FunctionCall(BaseModel):
-    id: str
-    name: str
-    arguments_json: str
-
-
-class LLMReply(BaseModel):
-    content: str
-    tool_calls: list[FunctionCall] = []
-    finish_reason: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    latency_s: float = 0.0
-    model: str
-
-
-class LLMCallError(RuntimeError):
-    """A call that failed for good (after litellm's retries): the row records it, the flow goes on."""
+_REGISTER_PROVIDER = dict(zip(IN_PROCESS_PROVIDERS, (register_local_provider, register_scripted_provider), strict=True))
 
 
 def supports_function_calling(settings: LLMSettings) -> bool:
@@ -133,7 +89,7 @@ def _provider_accepts_seed(model: str) -> bool:
 
 
 # Providers whose `acompletion` only builds the request in litellm's executor job and sends it with an async
-# client: that job can run on the event loop thread (tasks/event_loop.py). Others may make the whole call in
+# client: that job can run on the event loop thread (tasks/llm/event_loop.py). Others may make the whole call in
 # it (no async client) or fetch credentials with blocking I/O (Azure AD, Vertex, Bedrock), so they keep the pool.
 _NON_BLOCKING_REQUEST_BUILDERS = frozenset({"openai", "hosted_vllm"})
 
@@ -238,7 +194,7 @@ def complete(
     model); it is left out for providers that would reject it (Anthropic, Gemini).
     """
     if settings.in_process:
-        _IN_PROCESS_PROVIDERS[settings.model.split("/", 1)[0]]()
+        _REGISTER_PROVIDER[settings.model.split("/", 1)[0]]()
     kwargs: dict[str, Any] = {
         "messages": messages,
         "temperature": settings.temperature if temperature is None else temperature,

@@ -20,10 +20,15 @@ solution itself (`solution_drop_reason`) also tell the rephraser when to try aga
 from __future__ import annotations
 
 import json
+from collections import defaultdict
+from collections.abc import Sequence
+
+from pydantic import BaseModel
 
 from eval.grader import answers_match, extract_boxed
-from tasks.arithmetic_check import find_arithmetic_errors
-from tasks.quality import count_repeated_lines, count_tool_mentions
+from tasks.stages.arithmetic_check import find_arithmetic_errors
+from tasks.stages.dedup import dedup_traces
+from tasks.stages.quality import TraceQuality, count_repeated_lines, count_tool_mentions, trace_quality
 from tasks.records import ChatMessage, FilterDecision, NLTraceRecord, SFTRecord, ToolCallRecord, TraceRecord
 from tasks.records import TranslationRecord
 
@@ -89,3 +94,55 @@ def to_sft_record(nl: NLTraceRecord, trace: TraceRecord, translations: list[Tran
         prompt_versions_json=json.dumps(prompt_versions),
         reference_answer=nl.reference_answer,
     )
+
+
+def by_problem(rows: Sequence[ToolCallRecord] | Sequence[TranslationRecord]) -> dict[str, list]:
+    grouped: dict[str, list] = defaultdict(list)
+    for row in rows:
+        grouped[row.problem_id].append(row)
+    return grouped
+
+
+def solved_traces(traces: Sequence[TraceRecord]) -> list[TraceRecord]:
+    """The traces worth translating: the solver finished and its answer matched the reference."""
+    return [t for t in traces if solver_drop_reason(t) is None]
+
+
+def calls_to_translate(solved: Sequence[TraceRecord], calls: Sequence[ToolCallRecord]) -> list[ToolCallRecord]:
+    """The successful tool calls of solved traces (a failed call has no result to derive)."""
+    keep_ids = {t.problem_id for t in solved}
+    return [c for c in calls if c.problem_id in keep_ids and c.status == "ok"]
+
+
+def rephrase_inputs(solved: Sequence[TraceRecord], calls: Sequence[ToolCallRecord],
+                    translations: Sequence[TranslationRecord]) -> list[tuple[TraceRecord, list, list]]:
+    """(trace, its calls, its translations) for each solved trace whose every call was derived faithfully."""
+    calls_of, translations_of = by_problem(calls), by_problem(translations)
+    return [(t, calls_of[t.problem_id], translations_of[t.problem_id]) for t in solved
+            if translation_drop_reason(calls_of[t.problem_id], translations_of[t.problem_id]) is None]
+
+
+class FilterOutcome(BaseModel):
+    decisions: list[FilterDecision]
+    sft: list[SFTRecord]
+    quality: list[TraceQuality]
+    duplicate_traces: int
+
+
+def filter_traces(traces: Sequence[TraceRecord], nl_traces: Sequence[NLTraceRecord], calls: Sequence[ToolCallRecord],
+                  translations: Sequence[TranslationRecord], source_of: dict[str, str]) -> FilterOutcome:
+    """One decision per solver trace; the kept ones become SFT rows (near-identical solutions kept once)."""
+    nl_of = {n.problem_id: n for n in nl_traces}
+    calls_of, translations_of = by_problem(calls), by_problem(translations)
+    duplicates = {d.id for d in dedup_traces(list(nl_traces))[1]}
+    decisions, sft, quality = [], [], []
+    for trace in traces:
+        pid = trace.problem_id
+        decision = decide(trace, nl_of.get(pid), calls_of[pid], translations_of[pid])
+        if decision.kept and pid in duplicates:
+            decision = decision.model_copy(update={"kept": False, "drop_reason": "duplicate_trace"})
+        decisions.append(decision)
+        quality.append(trace_quality(decision, trace, nl_of.get(pid), translations_of[pid]))
+        if decision.kept:
+            sft.append(to_sft_record(nl_of[pid], trace, translations_of[pid], source_of[pid]))
+    return FilterOutcome(decisions=decisions, sft=sft, quality=quality, duplicate_traces=len(duplicates))

@@ -31,8 +31,8 @@ import sympy
 from pydantic import BaseModel, Field
 
 from eval.grader import answers_match, clean_sentence_answer, extract_boxed
-from tasks.arithmetic_check import find_equalities
-from tasks.llm import LLMCallError, LLMSettings, complete
+from tasks.stages.arithmetic_check import find_equalities
+from tasks.llm import LLMCallError, LLMReply, LLMSettings, Usage, complete
 from tasks.prompt_store import PromptTemplate, load_prompt
 from tasks.records import CheckMethod, ToolCallRecord, TranslationRecord
 from tool_sandbox.sympy_toolkit import tool_description
@@ -107,7 +107,7 @@ def check_derivation(derived: str, tool_output: str) -> Check | None:
     return None
 
 
-def judge_derivation(explanation: str, tool_output: str, settings: LLMSettings, prompt: PromptTemplate) -> tuple[Check, int, int, float]:
+def judge_derivation(explanation: str, tool_output: str, settings: LLMSettings, prompt: PromptTemplate) -> tuple[Check, LLMReply]:
     reply = complete(
         [{"role": "system", "content": prompt.render("system")},
          {"role": "user", "content": prompt.render("user", tool_output=tool_output, explanation=explanation)}],
@@ -120,7 +120,7 @@ def judge_derivation(explanation: str, tool_output: str, settings: LLMSettings, 
         check = Check(faithful=False, method="judge", reason=f"judge gave no \\boxed{{True/False}} verdict: {reply.content[:120]!r}")
     else:
         check = Check(faithful=verdict == "true", method="judge", reason=None if verdict == "true" else "judge: results differ")
-    return check, reply.prompt_tokens, reply.completion_tokens, reply.cost_usd
+    return check, reply
 
 
 def translation_request(call: ToolCallRecord, prompt: PromptTemplate, guided: bool = False) -> str:
@@ -155,8 +155,7 @@ def translate_tool_call(call: ToolCallRecord, settings: LLMSettings, config: Tra
     judge_prompt = load_prompt("judge", config.judge_prompt_version)
     guided = config.show_tool_output
     messages = translation_messages(call, prompt, guided)
-    tokens_in = tokens_out = 0
-    cost = 0.0
+    usage = Usage()
     explanation, derived = "", None
     check = Check(faithful=False, method="none", reason="not attempted")
     attempts = 0
@@ -165,15 +164,15 @@ def translate_tool_call(call: ToolCallRecord, settings: LLMSettings, config: Tra
             attempts = attempt + 1
             reply = complete(messages, settings, max_tokens=config.max_tokens,
                              temperature=None if attempt == 0 else config.retry_temperature, seed=attempt)
-            tokens_in, tokens_out, cost = tokens_in + reply.prompt_tokens, tokens_out + reply.completion_tokens, cost + reply.cost_usd
+            usage.add(reply)
             explanation, derived = reply.content.strip(), derived_result(reply.content)
             if derived is None:
                 check = Check(faithful=False, method="none", reason="the explanation states no result (no \\boxed{})")
             else:
                 checked = (guided and check_guided_derivation(explanation)) or check_derivation(derived, call.output)
                 if checked is None and config.use_judge:
-                    checked, p, c, usd = judge_derivation(explanation, call.output, settings, judge_prompt)
-                    tokens_in, tokens_out, cost = tokens_in + p, tokens_out + c, cost + usd
+                    checked, judge_reply = judge_derivation(explanation, call.output, settings, judge_prompt)
+                    usage.add(judge_reply)
                 check = checked or Check(faithful=False, method="not_checkable", reason="tool output is not math and the judge is off")
             if check.faithful:
                 break
@@ -195,7 +194,5 @@ def translate_tool_call(call: ToolCallRecord, settings: LLMSettings, config: Tra
         reason=check.reason,
         model=settings.model,
         prompt_version=f"{prompt.id}+{judge_prompt.id}",
-        prompt_tokens=tokens_in,
-        completion_tokens=tokens_out,
-        cost_usd=cost,
+        **usage.model_dump(),
     )

@@ -19,20 +19,13 @@ import pyarrow.parquet as pq
 import yaml
 from pydantic import BaseModel, Field
 
-from tasks.decontam import ContaminationHit, hits_by_benchmark
-from tasks.quality import QualitySummary
+from tasks.stages.decontam import DecontaminationReport, hits_by_benchmark
+from tasks.stages.quality import QualitySummary
 from tasks.records import STAGE_RECORDS
 
 CARD_NAME = "README.md"
 TRAIN_STAGE = "sft"
 MAX_LISTED_HITS = 50  # the card lists this many contaminated problems; the count covers all of them
-
-
-class DecontaminationReport(BaseModel):
-    benchmarks: list[str]
-    ngram_size: int
-    min_coverage: float
-    hits: list[ContaminationHit] = Field(default_factory=list)
 
 
 class DatasetCardInfo(BaseModel):

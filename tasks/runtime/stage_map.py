@@ -6,7 +6,7 @@ With one task per call the translate stage reached a third of what the endpoint 
 (docs/benchmarks.md). A chunk task runs up to `chunk_size` items on `workers` threads of its own,
 so Prefect's cost is paid once per chunk, and chunks still spread over Dask or Ray workers.
 
-The run's call gates (tasks/llm_limits.py) bound the LLM calls in flight across chunks. Chunks in
+The run's call gates (tasks/llm/limits.py) bound the LLM calls in flight across chunks. Chunks in
 the stage's process share its gates and one pool of `workers` threads. A chunk that a Dask or Ray
 worker runs in another process cannot share them: the stage keeps at most `parts` chunks in
 flight and gives each a 1/`parts` share of every gate (and that many threads), so the whole
@@ -42,10 +42,10 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from tasks.item_store import ItemStore, item_key
-from tasks.llm_limits import CallGate, GateLimits, active_gates, using_gates
+from tasks.runtime.item_store import ItemStore, item_key
+from tasks.llm.limits import CallGate, GateLimits, active_gates, using_gates
 
-ItemFunction = Callable[..., Any]
+StageFunction = Callable[..., Any]
 
 
 @dataclass
@@ -83,7 +83,7 @@ def _stage_in_this_process(stage_id: str) -> _StageRuntime | None:
 
 @task(name="chunk", task_run_name="{label}", cache_policy=NO_CACHE, persist_result=False, retries=1,
       retry_delay_seconds=2)
-def _run_chunk(label: str, item_fn: ItemFunction, per_item: Sequence[tuple], shared: tuple, keys: Sequence[str],
+def _run_chunk(label: str, item_fn: StageFunction, per_item: Sequence[tuple], shared: tuple, keys: Sequence[str],
                store_dir: str, stage_id: str, remote_share: dict[str, GateLimits], remote_threads: int) -> list[Any]:
     store = ItemStore(Path(store_dir))
     stage = _stage_in_this_process(stage_id)
@@ -110,7 +110,7 @@ def _run_chunk(label: str, item_fn: ItemFunction, per_item: Sequence[tuple], sha
 
 @task(name="stage", task_run_name="{name}-stage", persist_result=True,
       cache_policy=(INPUTS - "item_fn" - "workers" - "chunk_size" - "store_dir") + TASK_SOURCE)
-def _run_stage(name: str, item_fn: ItemFunction, item_fn_source: str, per_item: Sequence[tuple], shared: tuple,
+def _run_stage(name: str, item_fn: StageFunction, item_fn_source: str, per_item: Sequence[tuple], shared: tuple,
                store_dir: str, workers: int, chunk_size: int) -> list[Any]:
     log = get_run_logger()
     store = ItemStore(Path(store_dir))
@@ -201,7 +201,7 @@ def row_threads(max_in_flight: int, *, in_process_model: bool = False) -> int:
     return max_in_flight if in_process_model else 2 * max_in_flight
 
 
-def map_stage(name: str, item_fn: ItemFunction, per_item: list[tuple], *shared: Any, cache_dir: Path, workers: int,
+def map_stage(name: str, item_fn: StageFunction, per_item: list[tuple], *shared: Any, cache_dir: Path, workers: int,
               chunk_size: int) -> list[Any]:
     """`[item_fn(*args, *shared) for args in per_item]`, in Prefect tasks of `chunk_size` items, on `workers` threads.
 
@@ -212,7 +212,8 @@ def map_stage(name: str, item_fn: ItemFunction, per_item: list[tuple], *shared: 
     """
     if workers < 1 or chunk_size < 1:
         raise ValueError(f"workers and chunk_size must be >= 1, got {workers} and {chunk_size}")
-    source = hashlib.sha256(inspect.getsource(item_fn).encode()).hexdigest()
+    # The whole module's source, not the function's: an edit to any helper of the stage changes its rows.
+    source = hashlib.sha256(inspect.getsource(inspect.getmodule(item_fn)).encode()).hexdigest()
     stage = _run_stage.with_options(result_storage=cache_dir)
     # quote: Prefect would otherwise walk every field of every row looking for futures to resolve,
     # which made a cache hit on 1,500 rows take 1.2 s instead of 0.05 s. Quoted or not, the inputs

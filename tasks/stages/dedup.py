@@ -1,6 +1,6 @@
 """Deduplication of input problems and of output traces, by a hash of their normalised text.
 
-Normalisation is decontamination's (`tasks.decontam.normalize`): case, spacing, punctuation and
+Normalisation is decontamination's (`tasks.stages.decontam.normalize`): case, spacing, punctuation and
 LaTeX spelling do not make two problems different, numbers and operators do. The first occurrence is
 kept, in input order, and every dropped row names the row it duplicates.
 """
@@ -13,7 +13,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel
 
-from tasks.decontam import normalize
+from tasks.stages.decontam import normalize
 from tasks.records import NLTraceRecord, ProblemRecord
 
 RowT = TypeVar("RowT")

@@ -9,7 +9,7 @@ A solution the filter would drop for its own faults (no boxed answer, the wrong 
 arithmetic, tool talk left, a loop: `filter.solution_drop_reason`) is asked for again, sampled
 (attempt N asks for seed N), up to `max_attempts` times: the draft was paid for already, and a
 second sample usually fixes what the first got wrong. Transport failures are not retried here:
-litellm's Router has retried them (tasks/llm.py).
+litellm's Router has retried them (tasks/llm/client.py).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import re
 from pydantic import BaseModel, Field
 
 from eval.grader import extract_final_answer
-from tasks.filter import solution_drop_reason
-from tasks.llm import LLMCallError, LLMSettings, complete
+from tasks.stages.filter import solution_drop_reason
+from tasks.llm import LLMCallError, LLMSettings, Usage, complete
 from tasks.prompt_store import load_prompt
 from tasks.records import NLTraceRecord, ToolCallRecord, TraceRecord, TranslationRecord
 
@@ -79,13 +79,13 @@ def rephrase_trace(trace: TraceRecord, calls: list[ToolCallRecord], translations
     messages = [{"role": "system", "content": prompt.render("system")},
                 {"role": "user", "content": prompt.render("user", problem=trace.problem,
                                                           draft=build_draft(trace, calls, translations))}]
-    solution, final_answer, tokens_in, tokens_out, cost, attempts = "", None, 0, 0, 0.0, 0
+    solution, final_answer, usage, attempts = "", None, Usage(), 0
     try:
         for attempt in range(config.max_attempts):
             attempts = attempt + 1
             reply = complete(messages, settings, max_tokens=config.max_tokens, seed=attempt,
                              temperature=None if attempt == 0 else config.retry_temperature)
-            tokens_in, tokens_out, cost = tokens_in + reply.prompt_tokens, tokens_out + reply.completion_tokens, cost + reply.cost_usd
+            usage.add(reply)
             solution = end_at_final_answer(reply.content.strip())
             final_answer = extract_final_answer(solution) if solution else None
             if solution_drop_reason(solution, final_answer, trace.reference_answer, trace.problem) is None:
@@ -102,7 +102,5 @@ def rephrase_trace(trace: TraceRecord, calls: list[ToolCallRecord], translations
         attempts=attempts,
         model=settings.model,
         prompt_version=prompt.id,
-        prompt_tokens=tokens_in,
-        completion_tokens=tokens_out,
-        cost_usd=cost,
+        **usage.model_dump(),
     )

@@ -27,6 +27,8 @@ from pydantic import BaseModel
 
 from eval.grader import extract_boxed
 from tasks.records import ProblemRecord
+from tasks.stages.decontam import DecontaminationReport, decontaminate_with_report
+from tasks.stages.dedup import dedup_problems
 
 SUPPORTED_SUFFIXES = (".jsonl", ".parquet", ".csv")
 PROBLEM_KEYS = ("problem", "question")
@@ -131,6 +133,32 @@ def load_problems(
         raise ProblemInputError(bad_rows or [BadRow(file=str(path), line=0, reason="no problems found")])
     return ProblemLoadReport(problems=problems, skipped=bad_rows, files=[str(f) for f in files],
                              rows_read=rows_read)
+
+
+class PreparedProblems(BaseModel):
+    """The problems a run will solve, and what was removed on the way (for the summary and the card)."""
+
+    problems: list[ProblemRecord]
+    counts: dict[str, int]
+    skipped_rows: int
+    duplicates: int
+    decontamination: DecontaminationReport | None
+
+
+def prepare_problems(path: Path, *, skip_bad_rows: bool, max_problem_chars: int, decontaminate: bool,
+                     limit: int | None) -> PreparedProblems:
+    """Load, drop duplicates, drop benchmark problems (before any LLM call is paid), keep the first `limit`."""
+    report = load_problems(path, skip_bad_rows=skip_bad_rows, max_problem_chars=max_problem_chars)
+    unique, duplicates = dedup_problems(report.problems)
+    counts = {"loaded": len(report.problems), "after_dedup": len(unique)}
+    decontamination = None
+    if decontaminate:
+        unique, decontamination = decontaminate_with_report(unique)
+        counts["after_decontamination"] = len(unique)
+    problems = unique[:limit]
+    counts["problems"] = len(problems)
+    return PreparedProblems(problems=problems, counts=counts, skipped_rows=len(report.skipped),
+                            duplicates=len(duplicates), decontamination=decontamination)
 
 
 class _RowFault(ValueError):
