@@ -1,120 +1,137 @@
-"""Grading throughput of eval.grader vs plain math-verify on the same predictions, and their accuracy.
+"""Differential grading: eval.grader vs plain math-verify on the grading corpus, by answer-format class.
 
-    python -m benchmarks.grading_bench [--quick] [--pairs N]
+    python -m benchmarks.grading_bench [--quick] [--per-class N]
 
-Predictions are built from real references (the first MATH-500 and GSM8K answers), seeded, in
-three kinds a model produces: the reference as written, an equivalent rewrite (`\\dfrac`, `.0`,
-thousands commas, units, degrees, spacing), and a wrong answer (another problem's reference).
-Both graders see the same (prediction, reference) strings, in the same process:
+The corpus (tests/grading_corpus/cases.jsonl, built by tests/grading_corpus/build.py) holds
+(completion, gold, expected) cases whose verdicts follow from their construction. Both graders see
+every whole completion, in the same process:
 
-- plain math-verify: `verify(parse(gold), parse(pred))`;
-- eval.grader.answers_match: cheap normalised checks first, math-verify only when they cannot decide.
+- ours: `eval.grader.grade(completion, gold, problem=...)` (the problem only where a case states a
+  precision);
+- plain math-verify: `verify(parse(f"${gold}$"), parse(completion))` with default configurations.
 
-Also reported: agreement of each grader with the intended verdict on these pairs, and with the
-hand-checked verdicts of tests/grader_cases.jsonl. The last line printed is one JSON object.
+Printed: agreement with the expected verdicts, false positives (wrong answers accepted) and false
+negatives (right answers rejected) overall and per class, mean / p95 / max milliseconds per grade,
+the same agreement on the hand-checked pairs of tests/grader_cases.jsonl, and every case where ours
+disagrees. `--quick` takes a seeded sample of each class (< 1 minute). The last line printed is
+one JSON object with all figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
-import re
+import statistics
 import time
+from collections import defaultdict
 from pathlib import Path
 
-from eval.benchmarks import load_benchmark
-from eval.grader import answers_match
+from eval.grader import DEFAULT_TIME_LIMIT_S, answers_match, grade, warm_up
 
-CASES_PATH = Path(__file__).resolve().parent.parent / "tests" / "grader_cases.jsonl"
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+CORPUS_PATH = TESTS / "grading_corpus" / "cases.jsonl"
+HAND_CHECKED_PATH = TESTS / "grader_cases.jsonl"
 
 
-def math_verify_alone(prediction: str, reference: str) -> bool:
+def plain_math_verify(completion: str, gold: str) -> bool:
     from math_verify import parse, verify
 
     try:
-        return bool(verify(parse(f"${reference}$"), parse(f"${prediction}$")))
+        return bool(verify(parse(f"${gold}$"), parse(completion)))
     except Exception:  # a crash counts as "not equal", as a harness would score it
         return False
 
 
-def equivalent_rewrite(reference: str, rng: random.Random) -> str:
-    """A form of the reference a grader must accept: what models write instead of the key's form."""
-    if re.fullmatch(r"-?\d+", reference):
-        number = int(reference)
-        return rng.choice([f"{number:,}", f"{number}.0", f"{number} units", f"\\text{{{number}}}",
-                           f"{number}^\\circ", f"\\${number}"])
-    rewrites = [reference.replace("\\frac", "\\dfrac"), f" {reference} ", reference.replace(" ", ""),
-                f"\\text{{ }}{reference}"]
-    return rng.choice(rewrites)
-
-
-def build_pairs(n_pairs: int, seed: int = 0) -> list[tuple[str, str, bool]]:
-    """(prediction, reference, intended verdict): 40% verbatim, 30% rewritten, 30% wrong."""
+def load_cases(per_class: int | None, seed: int = 0) -> list[dict]:
+    cases = [json.loads(line) for line in CORPUS_PATH.read_text().splitlines()]
+    if per_class is None:
+        return cases
+    by_class: dict[str, list[dict]] = defaultdict(list)
+    for case in cases:
+        by_class[case["class"]].append(case)
     rng = random.Random(seed)
-    references = [item.answer for name in ("math500", "gsm8k") for item in load_benchmark(name, n_pairs // 2)]
-    pairs = []
-    for index, reference in enumerate(references[:n_pairs]):
-        kind = rng.random()
-        if kind < 0.4:
-            pairs.append((reference, reference, True))
-        elif kind < 0.7:
-            pairs.append((equivalent_rewrite(reference, rng), reference, True))
-        else:
-            other = references[(index + rng.randrange(1, len(references))) % len(references)]
-            pairs.append((other, reference, other == reference))
-    return pairs
+    return [case for group in by_class.values() for case in rng.sample(group, min(per_class, len(group)))]
 
 
-def timed(grader, pairs: list[tuple[str, str, bool]]) -> tuple[float, list[bool]]:
-    started = time.perf_counter()
-    verdicts = [grader(prediction, reference) for prediction, reference, _ in pairs]
-    return time.perf_counter() - started, verdicts
+def run(grader, cases: list[dict]) -> tuple[list[bool], list[float]]:
+    verdicts, seconds = [], []
+    for case in cases:
+        started = time.perf_counter()
+        verdicts.append(grader(case))
+        seconds.append(time.perf_counter() - started)
+    return verdicts, seconds
 
 
-def agreement(verdicts: list[bool], expected: list[bool]) -> float:
-    return sum(v == e for v, e in zip(verdicts, expected, strict=True)) / len(expected)
+def scores(verdicts: list[bool], cases: list[dict]) -> dict:
+    fp = sum(v and not c["expected"] for v, c in zip(verdicts, cases, strict=True))
+    fn = sum(c["expected"] and not v for v, c in zip(verdicts, cases, strict=True))
+    return {"n": len(cases), "agreement": round(1 - (fp + fn) / len(cases), 4), "fp": fp, "fn": fn}
+
+
+def timing(seconds: list[float]) -> dict:
+    ms = sorted(s * 1000 for s in seconds)
+    return {"mean_ms": round(statistics.fmean(ms), 3), "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 3),
+            "max_ms": round(ms[-1], 1)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="200 pairs instead of 1,000")
-    parser.add_argument("--pairs", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="a seeded sample of 20 cases per class")
+    parser.add_argument("--per-class", type=int, default=None, help="sample this many cases per class")
     args = parser.parse_args()
-    pairs = build_pairs(200 if args.quick else args.pairs)
-    expected = [verdict for _, _, verdict in pairs]
-    math_verify_alone("\\frac{1}{2}", "0.5")  # imports and the LaTeX parser's start-up, outside the timing
-    answers_match("\\frac{1}{2}", "0.5")
-    rounds = [(timed(answers_match, pairs), timed(math_verify_alone, pairs)) for _ in range(2)]
-    ours_s, ours = min((r[0] for r in rounds), key=lambda r: r[0])  # best of two, interleaved: the
-    plain_s, plain = min((r[1] for r in rounds), key=lambda r: r[0])  # machine is shared
-    cases = [json.loads(line) for line in CASES_PATH.read_text().splitlines()]
-    case_pairs = [(c["prediction"], c["reference"], c["correct"]) for c in cases]
-    case_expected = [c["correct"] for c in cases]
-    _, ours_cases = timed(answers_match, case_pairs)
-    _, plain_cases = timed(math_verify_alone, case_pairs)
-    missed = [f"{p!r} vs {r!r} (want {e})" for (p, r, e), v in zip(case_pairs, plain_cases, strict=True) if v != e]
+    logging.getLogger("math_verify").setLevel(logging.ERROR)  # its per-case timeout warnings
+    cases = load_cases(20 if args.quick and args.per_class is None else args.per_class)
 
-    print(f"{len(pairs)} pairs: eval.grader {ours_s:.2f} s ({len(pairs) / ours_s:.0f}/s), "
-          f"plain math-verify {plain_s:.2f} s ({len(pairs) / plain_s:.0f}/s)")
-    print(f"agreement with intended verdicts: eval.grader {agreement(ours, expected):.3f}, "
-          f"math-verify {agreement(plain, expected):.3f}")
-    print(f"hand-checked set ({len(cases)} cases): eval.grader {agreement(ours_cases, case_expected):.3f}, "
-          f"math-verify alone {agreement(plain_cases, case_expected):.3f}; math-verify alone misses:")
-    for line in missed:
-        print("   ", line)
-    print(json.dumps({
-        "bench": "grading",
-        "pairs": len(pairs),
-        "grader_per_s": round(len(pairs) / ours_s, 1),
-        "math_verify_per_s": round(len(pairs) / plain_s, 1),
-        "ratio_vs_math_verify": round(plain_s / ours_s, 2),
-        "grader_agreement_intended": round(agreement(ours, expected), 4),
-        "math_verify_agreement_intended": round(agreement(plain, expected), 4),
-        "hand_checked_cases": len(cases),
-        "grader_agreement_hand_checked": round(agreement(ours_cases, case_expected), 4),
-        "math_verify_agreement_hand_checked": round(agreement(plain_cases, case_expected), 4),
-    }))
+    warm_up()  # the worker process's imports and the LaTeX parser's start-up, outside the timing
+    grade("\\boxed{\\frac{1}{2}}", "0.5")
+    grade("The matrix is $\\begin{pmatrix}1\\\\2\\end{pmatrix}$.", "\\begin{pmatrix}1\\\\2\\end{pmatrix}")
+    plain_math_verify("\\boxed{\\frac{1}{2}}", "0.5")
+    ours, ours_s = run(lambda c: grade(c["completion"], c["gold"], problem=c.get("problem")).correct, cases)
+    plain, plain_s = run(lambda c: plain_math_verify(c["completion"], c["gold"]), cases)
+
+    classes = sorted({c["class"] for c in cases})
+    table = {}
+    for name in classes:
+        index = [i for i, c in enumerate(cases) if c["class"] == name]
+        subset = [cases[i] for i in index]
+        table[name] = {"ours": scores([ours[i] for i in index], subset),
+                       "math_verify": scores([plain[i] for i in index], subset)}
+    hand = [json.loads(line) for line in HAND_CHECKED_PATH.read_text().splitlines()]
+    hand_ours = sum(answers_match(c["prediction"], c["reference"]) is c["correct"] for c in hand) / len(hand)
+    hand_plain = sum(plain_math_verify(f"${c['prediction']}$", c["reference"]) is c["correct"] for c in hand) / len(hand)
+
+    figures = {
+        "bench": "grading", "cases": len(cases), "quick": bool(args.quick),
+        "ours": {**scores(ours, cases), **timing(ours_s)},
+        "math_verify": {**scores(plain, cases), **timing(plain_s)},
+        "speedup_mean": round(statistics.fmean(plain_s) / statistics.fmean(ours_s), 2),
+        "time_limit_s": DEFAULT_TIME_LIMIT_S,
+        "grades_over_limit": sum(s > DEFAULT_TIME_LIMIT_S for s in ours_s),
+        "hand_checked": {"n": len(hand), "ours": round(hand_ours, 4), "math_verify": round(hand_plain, 4)},
+        "by_class": table,
+    }
+
+    print(f"{len(cases)} cases, {len(classes)} classes")
+    print(f"{'class':14s} {'n':>5s} | {'ours agree':>10s} {'FP':>4s} {'FN':>4s} | {'m-v agree':>10s} {'FP':>4s} {'FN':>4s}")
+    for name, row in table.items():
+        o, m = row["ours"], row["math_verify"]
+        print(f"{name:14s} {o['n']:5d} | {o['agreement']:10.1%} {o['fp']:4d} {o['fn']:4d} | "
+              f"{m['agreement']:10.1%} {m['fp']:4d} {m['fn']:4d}")
+    o, m = figures["ours"], figures["math_verify"]
+    print(f"{'all':14s} {o['n']:5d} | {o['agreement']:10.1%} {o['fp']:4d} {o['fn']:4d} | "
+          f"{m['agreement']:10.1%} {m['fp']:4d} {m['fn']:4d}")
+    print(f"ms per grade: ours mean {o['mean_ms']:.2f} p95 {o['p95_ms']:.2f} max {o['max_ms']:.0f}; "
+          f"math-verify mean {m['mean_ms']:.2f} p95 {m['p95_ms']:.2f} max {m['max_ms']:.0f}; "
+          f"{figures['speedup_mean']:.1f}x; grades over the {DEFAULT_TIME_LIMIT_S:.0f} s limit: "
+          f"{figures['grades_over_limit']}")
+    print(f"hand-checked pairs ({len(hand)}): ours {hand_ours:.1%}, math-verify {hand_plain:.1%}")
+    for verdict, case in zip(ours, cases, strict=True):
+        if verdict != case["expected"]:
+            print(f"  disagrees: {case['id']} expected {case['expected']}: {case['completion'][-80:]!r} "
+                  f"vs {case['gold']!r} ({case['why']})")
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -558,19 +558,28 @@ def _worker_loop() -> None:  # pragma: no cover - runs in the worker process
     logging.disable(logging.WARNING)
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
+    import functools
+
     configs = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
-    parse("$1$", extraction_config=configs, parsing_timeout=None)
+    # One reference is graded against many samples: its parse is kept (sympy objects are immutable).
+    cached = functools.lru_cache(maxsize=4096)(lambda text: tuple(parse(text, extraction_config=configs,
+                                                                        parsing_timeout=None)))
+
+    def parse_cached(text, extraction_config=None, parsing_timeout=None):
+        return list(cached(text))
+
+    parse_cached("$1$")
     out.write("ready\n")
     out.flush()
     for line in sys.stdin:
         request = json.loads(line)
         try:
             if request.get("op") == "extract":
-                found = parse(request["text"], extraction_config=configs, parsing_timeout=None)
+                found = parse_cached(request["text"])
                 reply = {"extracted": next((f for f in found if isinstance(f, str)), None)}
             else:
                 reply = {"verdict": _symbolic_verdict(request["gold"], request["pred"], request.get("places"),
-                                                      configs, parse, verify)}
+                                                      configs, parse_cached, verify)}
         except Exception:  # sympy internals: "could not decide" rather than a crash
             reply = {"verdict": None, "extracted": None}
         out.write(json.dumps(reply) + "\n")
@@ -704,6 +713,8 @@ def _stop_workers() -> None:
 
 def _ask_worker(request: dict, deadline: float) -> dict | Literal["timeout"] | None:
     """One request to a worker process under the deadline; None if the worker broke."""
+    if time.monotonic() >= deadline:
+        return "timeout"
     worker = _checkout_worker()
     try:
         if not worker.wait_ready(deadline):
@@ -842,13 +853,19 @@ def _match_method(prediction: str, reference: str, problem: str | None = None,
     return _symbolic(ref, pred, precision, deadline)
 
 
+def _deadline(time_limit_s: float) -> float:
+    """When the symbolic step must give up: a little before the limit, so that killing an overrunning
+    worker and returning still fit inside it."""
+    return time.monotonic() + time_limit_s - min(0.05, 0.1 * time_limit_s)
+
+
 def answers_match(prediction: str, reference: str, *, problem: str | None = None,
                   time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> bool:
     """Whether an extracted answer equals the reference answer (see the module docstring).
 
     `problem`, when given, lets a stated precision ("to the nearest tenth") decide numeric matches.
     """
-    deadline = time.monotonic() + time_limit_s
+    deadline = _deadline(time_limit_s)
     return _match_method(prediction, reference, problem, deadline) not in ("mismatch", "no_answer", "timeout")
 
 
@@ -873,7 +890,7 @@ def grade(completion: str, reference: str, *, problem: str | None = None,
     `problem`, when given, lets a stated precision decide numeric matches. The whole grade, symbolic
     step included, returns within `time_limit_s` (then `method="timeout"`, `correct=False`).
     """
-    deadline = time.monotonic() + time_limit_s
+    deadline = _deadline(time_limit_s)
     reference = _reference_answer(reference)
     found = _extract(completion)
     region = _unanchored_region(completion) if found is None and not _cut_off_in_box(completion) else None
@@ -897,7 +914,7 @@ def grade(completion: str, reference: str, *, problem: str | None = None,
     method: GradeMethod = "mismatch"
     for candidate in candidates:
         method = _match_method(candidate.answer, reference, problem, deadline)
-        if method not in ("mismatch", "no_answer", "timeout"):
+        if method not in ("mismatch", "no_answer"):
             found = candidate
             break
     correct = method not in ("mismatch", "no_answer", "timeout")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from eval.grader import answers_match, extract_boxed, extract_final_answer, grade
+from eval.grader import answers_match, extract_boxed, extract_final_answer, grade, normalize_answer
 
 
 @pytest.mark.parametrize(
@@ -60,3 +60,106 @@ def test_gold_solutions_of_math500_and_gsm8k_grade_as_correct():
         rows = [json.loads(line) for line in (DATA_DIR / name / "test.jsonl").read_text().splitlines()]
         verdicts = [grade(row[field], item.answer).correct for row, item in zip(rows, load_benchmark(name), strict=True)]
         assert all(verdicts), f"{name}: {verdicts.count(False)} gold solutions graded wrong"
+
+
+# ---------------------------------------------------------------- formats models write (issue 23)
+
+
+@pytest.mark.parametrize(
+    ("completion", "reference", "correct"),
+    [
+        ("First \\boxed{2}, but that misses a case; the answer is \\boxed{3}.", "3", True),
+        ("First \\boxed{3}, then corrected to \\boxed{2}.", "3", False),
+        ("The roots are $\\boxed{2}$ and $\\boxed{-5}$.", "-5, 2", True),
+        ("The roots are $\\boxed{2}$ and $\\boxed{-4}$.", "-5, 2", False),
+    ],
+)
+def test_several_boxes_mean_the_last_or_together_the_listed_answer(completion, reference, correct):
+    assert grade(completion, reference).correct is correct
+
+
+def test_minerva_final_answer_sentence_is_extracted_whole():
+    text = "We get 12 and 7.\nFinal Answer: The final answer is $\\$36$. I hope it is correct."
+    assert grade(text, "36").extracted == "\\$36"
+    assert grade(text, "36").correct
+    assert not grade(text.replace("36", "35"), "36").correct
+
+
+@pytest.mark.parametrize(
+    ("prediction", "reference", "correct"),
+    [
+        ("1\\,000", "1000", True), ("1{,}000", "1000", True), ("1,\\!000", "1000", True),
+        ("1\u2009000", "1000", True), ("12,345,678", "12345678", True),
+        ("2,880,001", "2880000", False),  # integers are exact: no relative tolerance between them
+        ("3,5", "3.5", True), ("0,125", "\\frac{1}{8}", True), ("3,5", "3, 5", True),
+        ("1e6", "1000000", True), ("3\\times10^{5}", "300000", True), ("3 \\cdot 10^{6}", "300000", False),
+        ("5\\text{ cm}^2", "5", True), ("5\\text{ cm}^2", "25", False), ("18 dollars", "18", True),
+        ("12.5\\%", "12.5", True), ("30^\\circ", "30", True), ("x = 3", "3", True), ("x = 4", "3", False),
+        ("2516_{11}", "2516_8", False),  # digits in another base are not the same number
+    ],
+)
+def test_separators_notation_units_and_relations(prediction, reference, correct):
+    assert answers_match(prediction, reference) is correct
+
+
+def test_units_are_only_known_units_or_long_words():
+    assert normalize_answer("5 \\mathrm{kg}")[0] == "5"
+    assert normalize_answer("2 ab")[0] == "2 ab"  # a short word that is not a unit may be algebra
+
+
+def test_a_stated_precision_decides_numeric_matches():
+    problem = "What is $\\sqrt{2}$? Express your answer as a decimal to the nearest hundredth."
+    assert answers_match("1.41", "\\sqrt{2}", problem=problem)
+    assert not answers_match("1.42", "\\sqrt{2}", problem=problem)
+    assert not answers_match("1.41", "\\sqrt{2}")  # no precision asked: a rounding is not the value
+    assert answers_match("0.33", "\\frac{1}{3}", problem="Round to 2 decimal places.")
+    assert answers_match("3.14159", "\\approx 3.14")  # the reference states its own precision
+
+
+def test_multiple_choice_letters_and_words():
+    assert grade("So the answer is $\\boxed{\\textbf{(C)}}$.", "\\text{(C)}").correct
+    assert not grade("So the answer is $\\boxed{D}$.", "(C)").correct
+    assert grade("The answer is evelyn.", "\\text{Evelyn}").correct
+
+
+def test_unanchored_replies_use_math_verify_extraction_but_cut_off_text_states_nothing():
+    assert grade("We find that $x \\lt 3$.", "x < 3").correct
+    assert grade("The identity matrix is $\\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix}$.",
+                 "\\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix}").confidence == "heuristic"
+    rambling = "Step 1: 15 liters.\n" * 20 + "11. We know that 15 liters of pineapple drink is 15 *"
+    assert grade(rambling, "15").method == "no_answer"
+
+
+def test_result_keeps_span_method_and_confidence():
+    text = "Thus the total is \\boxed{1{,}000} dollars."
+    result = grade(text, "1000")
+    assert text[result.span[0]:result.span[1]] == result.extracted == "1{,}000"
+    assert (result.method, result.confidence) == ("exact", "exact")
+    assert grade("\\boxed{\\frac{\\sqrt{2}}{2}}", "\\frac{1}{\\sqrt{2}}").confidence == "symbolic"
+    assert grade("\\boxed{0.5}", "\\frac{1}{2}").confidence == "numeric"
+    assert grade("\\boxed{4}", "3").confidence is None
+
+
+def test_reference_given_as_a_whole_solution_is_reduced_to_its_box():
+    assert grade("\\boxed{14}", "so the sum is $\\boxed{14}$.").correct
+
+
+def test_symbolic_step_stops_at_its_limit_in_a_worker_thread():
+    """math-verify's own timeout uses signal.alarm, which does nothing outside the main thread."""
+    import threading
+    import time
+
+    results = {}
+
+    def grade_in_thread():
+        started = time.monotonic()
+        results["grade"] = grade("\\boxed{(x+1)^{399}+(x+1)^{398}}", "\\frac{(x+1)^{400}-1}{x}", time_limit_s=0.5)
+        results["seconds"] = time.monotonic() - started
+
+    worker = threading.Thread(target=grade_in_thread)
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    assert (results["grade"].method, results["grade"].correct) == ("timeout", False)
+    assert results["seconds"] <= 0.5
+    assert grade("\\boxed{\\sqrt{8}}", "2\\sqrt{2}").correct  # a fresh worker replaces the killed one
