@@ -1,9 +1,20 @@
-"""The hostile/broken snippet corpus (tests/sandbox_attacks/*.py): each is contained, ends with the expected
-status, leaks nothing it must not, and the next ordinary call in the same session works."""
+"""The hostile/broken snippet corpus (tests/sandbox_attacks/*.py), each run as a model would send it.
+
+Every snippet must end with the expected status and message, leak nothing it must not, and leave nothing
+behind: the next ordinary call is correct in the same session and in a fresh one, another session's
+variables are intact, no process of the session survives its close, no file appears outside the
+session's scratch, and the parent's (and the zygote's) nice value, CPU affinity, rlimits and open
+descriptors are unchanged. A snippet marked `# persists: this session` changes its own session's state
+on purpose (a session is a notebook); for it only the fresh session's answer is checked.
+"""
 
 from __future__ import annotations
 
+import glob
 import os
+import resource
+import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,12 +22,17 @@ from pathlib import Path
 import pytest
 
 from tool_sandbox import Sandbox, SandboxLimits
+from tool_sandbox.isolation import FULL
 
 CORPUS_DIR = Path(__file__).parent / "sandbox_attacks"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CANARY = "sk-SANDBOX_CANARY-do-not-leak"
-ESCAPE_FILES = ("/tmp/tool_sandbox_escape.txt", "/tmp/tool_sandbox_pwned")
+VICTIM_SECRET = "VICTIM-SECRET-42"
+UNIX_SOCKET = "/tmp/tool_sandbox_test.sock"
+ESCAPE_GLOBS = ("/tmp/tool_sandbox_escape*", "/tmp/tool_sandbox_pwned*", "/usr/lib/tool_sandbox_escape*",
+                str(PROJECT_DIR / "escape*"))
 FOLLOW_UP = "from sympy import *\nx = symbols('x')\nsolve(x**2 - 9, x)"
+RLIMITS = [getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")]
 
 
 @dataclass(frozen=True)
@@ -26,6 +42,7 @@ class Attack:
     expect: str
     says: str | None
     never: str | None
+    persists: bool
 
 
 def load_corpus() -> list[Attack]:
@@ -33,8 +50,9 @@ def load_corpus() -> list[Attack]:
     for path in sorted(CORPUS_DIR.glob("*.py")):
         text = path.read_text().replace("__PROJECT_DIR__", str(PROJECT_DIR))
         header = dict(line[2:].split(": ", 1) for line in text.splitlines() if line.startswith("# ") and ": " in line
-                      and line[2:].split(": ", 1)[0] in ("expect", "says", "never"))
-        attacks.append(Attack(path.stem, text, header["expect"], header.get("says"), header.get("never")))
+                      and line[2:].split(": ", 1)[0] in ("expect", "says", "never", "persists"))
+        attacks.append(Attack(path.stem, text, header["expect"], header.get("says"), header.get("never"),
+                              "persists" in header))
     return attacks
 
 
@@ -43,38 +61,92 @@ CORPUS = load_corpus()
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
-    with pytest.MonkeyPatch.context() as env:
+    with pytest.MonkeyPatch.context() as env, socket.socket(socket.AF_UNIX) as server:
         env.setenv("OPENAI_API_KEY", CANARY)  # must not reach user code
-        with Sandbox(pool_size=2, limits=SandboxLimits(timeout_s=1.5, memory_bytes=512 << 20)) as box:
+        if os.path.exists(UNIX_SOCKET):
+            os.unlink(UNIX_SOCKET)
+        server.bind(UNIX_SOCKET)  # a local unix socket, as a docker socket would be on a host
+        server.listen()
+        with Sandbox(limits=SandboxLimits(timeout_s=1.5, memory_bytes=512 << 20)) as box:
+            if box.confinement()["isolation"] != FULL:
+                pytest.skip(f"the kernel layers are not all available here: {box.confinement()}")
+            assert box.run(f"victim_secret = {VICTIM_SECRET!r}", "victim").ok
             yield box
+        os.unlink(UNIX_SOCKET)
+
+
+def process_state(pid: int) -> tuple[object, ...]:
+    """What a session must not be able to change about another process: nice, affinity, rlimits."""
+    return (os.getpriority(os.PRIO_PROCESS, pid), os.sched_getaffinity(pid),
+            tuple(resource.prlimit(pid, r) for r in RLIMITS))
+
+
+def zygote_descendants(zygote_pid: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        parents[int(stat.split("/")[2])] = int(fields[1])
+    found, frontier = set(), {zygote_pid}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def wait_for_descendants(zygote_pid: int, expected: int, timeout_s: float = 10.0) -> set[int]:
+    """Poll until the zygote has exactly its spares and the victim session under it (leader + process each)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive = zygote_descendants(zygote_pid)
+        if len(alive) == expected or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
 
 
 def test_corpus_is_large_and_covers_every_status() -> None:
-    assert len(CORPUS) >= 30
+    assert len(CORPUS) >= 60
     assert {status for a in CORPUS for status in a.expect.split("|")} == {"ok", "error", "timeout", "memory", "killed"}
 
 
 @pytest.mark.parametrize("attack", CORPUS, ids=lambda a: a.name)
-def test_attack_is_contained_and_the_session_still_works(sandbox: Sandbox, attack: Attack) -> None:
-    session = f"attack-{attack.name}"
+def test_attack_is_contained_and_leaves_nothing_behind(sandbox: Sandbox, attack: Attack) -> None:
+    zygote_pid = sandbox.worker_pids()[0]
+    expected_processes = 2 * sandbox.limits.spare_sessions + 2  # spares and the victim: a leader and a process each
+    parent_before, zygote_before = process_state(0), process_state(zygote_pid)
+    fds_before = len(os.listdir("/proc/self/fd"))
+    session, fresh = f"attack-{attack.name}", f"fresh-{attack.name}"
+
     out = sandbox.run(attack.code, session)
     seen = out.text_for_model(max_chars=100_000)
     # "expect: timeout|ok" with "says: killed|threads running": either outcome, each with its own message
     outcomes = attack.expect.split("|")
     assert out.status in outcomes, seen
     if attack.says:
-        assert attack.says.split("|")[outcomes.index(out.status)] in seen
+        assert attack.says.split("|")[outcomes.index(out.status)] in seen, seen
     if attack.never:
         assert attack.never not in seen
-    assert CANARY not in seen
+    assert CANARY not in seen and VICTIM_SECRET not in seen
     assert len(out.stdout) <= sandbox.limits.max_output_chars + 100
-    for path in ESCAPE_FILES:
-        assert not os.path.exists(path), f"{attack.name} wrote {path}"
-    follow_up = sandbox.run(FOLLOW_UP, session)
-    assert (follow_up.status, follow_up.result) == ("ok", "[-3, 3]"), follow_up.text_for_model()
-    assert "late output" not in follow_up.stdout
+    assert out.isolation == FULL
 
+    same = sandbox.run(FOLLOW_UP, session)
+    if not attack.persists:
+        assert (same.status, same.result) == ("ok", "[-3, 3]"), same.text_for_model()
+        assert "late output" not in same.stdout
+    new = sandbox.run(FOLLOW_UP, fresh)
+    assert (new.status, new.result, new.notice) == ("ok", "[-3, 3]", None), new.text_for_model()
+    assert sandbox.run("victim_secret", "victim").result == repr(VICTIM_SECRET)
 
-def test_pool_is_whole_after_the_corpus(sandbox: Sandbox) -> None:
-    pids = {sandbox.run("import os\nos.getpid()", f"pid-{i}").result for i in range(2 * sandbox.pool_size)}
-    assert len(pids) == sandbox.pool_size
+    sandbox.close_session(session)
+    sandbox.close_session(fresh)
+    leftover = wait_for_descendants(zygote_pid, expected_processes)
+    assert len(leftover) == expected_processes, f"{attack.name} left processes: {sorted(leftover)}"
+    for pattern in ESCAPE_GLOBS:
+        assert not glob.glob(pattern), f"{attack.name} wrote {glob.glob(pattern)}"
+    assert process_state(0) == parent_before, "the parent's nice, affinity or rlimits changed"
+    assert process_state(zygote_pid) == zygote_before, "the zygote's nice, affinity or rlimits changed"
+    assert len(os.listdir("/proc/self/fd")) == fds_before, "the parent kept descriptors of the closed sessions"

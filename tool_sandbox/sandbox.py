@@ -38,6 +38,7 @@ BOOTSTRAP = (f"import sys; sys.path.insert(0, {PACKAGE_PARENT!r}); "
 # Past the soft timeout (SIGALRM inside the session) the parent waits this much longer before killing.
 HARD_KILL_GRACE_S = 1.0
 SESSION_START_TIMEOUT_S = 10.0
+MAX_STALE_REPLIES = 8
 RESET_NOTE = ("the session's process was stopped, so its variables, imports and files from earlier calls "
               "are gone: define them again")
 EVICTED_NOTE = ("note: this session was idle while many others ran, so its process was closed: its variables, "
@@ -355,8 +356,7 @@ class Sandbox:
                 return None
             return self._failed(handle, "killed", started, "the session process was gone before the call")
         try:
-            frame = read_frame(handle.resp_fd, time.monotonic() + timeout_s + HARD_KILL_GRACE_S,
-                               max_bytes=self.limits.max_reply_bytes)
+            frame = self._read_reply(handle, request_id, time.monotonic() + timeout_s + HARD_KILL_GRACE_S)
         except FrameTimeout:
             self._end(handle)
             return self._failed(handle, "timeout", started, f"TimeoutError: the code ran longer than {timeout_s:g} s "
@@ -379,9 +379,7 @@ class Sandbox:
                                 f"this code: {why}; {RESET_NOTE}")
         try:
             reply = SessionReply.model_validate(frame)
-            if reply.id != request_id:
-                raise ValueError("its id does not match the request")
-        except (ValidationError, ValueError) as exc:
+        except ValidationError as exc:
             self._end(handle)
             why = str(exc).splitlines()[0]
             return self._failed(handle, "error", started, f"SandboxReplyError: the session process sent a reply that "
@@ -392,6 +390,15 @@ class Sandbox:
             notice = RETIRED_NOTE
         return ExecResult(stdout=reply.stdout, result=reply.result, error=reply.error, status=reply.status,
                           duration_s=duration_s, notice=notice, isolation=handle.isolation)
+
+    def _read_reply(self, handle: SessionHandle, request_id: str, deadline: float) -> dict[str, Any]:
+        """The next frame that is not a stale reply. A call can write frames of its own (forged ones); a
+        well-formed reply to an earlier request is then left in the pipe and is skipped here."""
+        for _ in range(MAX_STALE_REPLIES):
+            frame = read_frame(handle.resp_fd, deadline, max_bytes=self.limits.max_reply_bytes)
+            if not (isinstance(frame.get("id"), str) and frame["id"] != request_id and "status" in frame):
+                return frame
+        raise FrameError(f"more than {MAX_STALE_REPLIES} replies to earlier calls were waiting")
 
     def _failed(self, handle: SessionHandle, status: ExecStatus, started: float, error: str) -> ExecResult:
         return ExecResult(status=status, error=error, duration_s=time.perf_counter() - started,

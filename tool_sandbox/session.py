@@ -74,6 +74,7 @@ class SessionProcess:
         self.max_output = max_output_chars
         self.memory_bytes = memory_bytes
         self.cells = 0
+        self.pid = os.getpid()
         self.in_user_code = False
         self.cpu_limit = -1
         self.default_recursion_limit = sys.getrecursionlimit()
@@ -117,6 +118,8 @@ class SessionProcess:
             self.in_user_code = False
             signal.setitimer(signal.ITIMER_REAL, 0)
             sys.stdout, sys.stderr = saved_stdio
+        if os.getpid() != self.pid:
+            os._exit(0)  # a process the call forked returned from it: only the session process replies
         if sys.getrecursionlimit() != self.default_recursion_limit:
             sys.setrecursionlimit(self.default_recursion_limit)
         return {"status": status, "stdout": out.getvalue(), "result": result, "error": error,

@@ -1,4 +1,4 @@
 # expect: error
-# says: not allowed
+# says: No such file or directory
 # never: [project]
 print(open('__PROJECT_DIR__/pyproject.toml').read())

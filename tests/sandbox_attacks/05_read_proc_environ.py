@@ -1,4 +1,4 @@
 # expect: error
-# says: not allowed
+# says: No such file or directory
 # never: SANDBOX_CANARY
 print(open('/proc/1/environ', 'rb').read())

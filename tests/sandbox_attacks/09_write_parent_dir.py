@@ -1,3 +1,3 @@
 # expect: error
-# says: not allowed
+# says: Read-only file system
 open('../escape.txt', 'w').write('escaped')

@@ -1,4 +1,4 @@
 # expect: error
-# says: not allowed
+# says: Read-only file system
 import os
 os.remove('__PROJECT_DIR__/pyproject.toml')

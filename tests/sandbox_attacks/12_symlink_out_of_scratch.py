@@ -1,5 +1,5 @@
 # expect: error
-# says: not allowed
+# says: No such file or directory
 # never: root:x:0
 import os
 os.symlink('/etc/passwd', 'link')

@@ -1,4 +1,4 @@
 # expect: error
-# says: network
+# says: Operation not permitted
 import socket
 socket.create_connection(('1.1.1.1', 80), timeout=2)

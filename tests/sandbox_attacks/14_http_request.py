@@ -1,4 +1,4 @@
 # expect: error
-# says: network
+# says: urlopen error
 import urllib.request
 urllib.request.urlopen('http://example.com', timeout=2).read()

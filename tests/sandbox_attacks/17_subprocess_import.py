@@ -1,4 +1,5 @@
 # expect: error
-# says: not allowed
+# says: Operation not permitted
+# never: uid=
 import subprocess
 subprocess.run(['id'])

@@ -1,4 +1,5 @@
 # expect: error
-# says: not allowed
+# says: Operation not permitted
+# never: uid=
 import os
 os.execv('/bin/sh', ['sh', '-c', 'id'])

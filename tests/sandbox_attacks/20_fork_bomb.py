@@ -1,5 +1,5 @@
 # expect: error
-# says: not allowed
+# says: Resource temporarily unavailable
 import os
 while True:
     os.fork()

@@ -1,4 +1,4 @@
 # expect: error
-# says: not allowed
+# says: No such file or directory
 import multiprocessing
 multiprocessing.Pool(4).map(abs, range(10))

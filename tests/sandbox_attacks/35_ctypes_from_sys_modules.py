@@ -1,4 +1,4 @@
-# expect: error
-# says: not allowed
+# expect: killed
+# says: SIGSEGV
 import sys
 sys.modules['ctypes'].string_at(0)

@@ -1,5 +1,6 @@
-# expect: killed
-# says: stopped
+# expect: error
+# says: not a valid result
+# a forged frame is validated like any reply: an error result for this call, never an exception
 import os
 for fd in range(3, 4096):
     try:

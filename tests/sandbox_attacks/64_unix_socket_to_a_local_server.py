@@ -1,0 +1,7 @@
+# expect: error
+# says: Operation not permitted
+# the test runs a unix-socket server at this path (as a docker socket would be); no socket can even be made
+import socket
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect('/tmp/tool_sandbox_test.sock')
+s.sendall(b'pwned')

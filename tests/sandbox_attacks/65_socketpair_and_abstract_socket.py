@@ -1,0 +1,4 @@
+# expect: error
+# says: Operation not permitted
+import socket
+socket.socketpair()
