@@ -203,9 +203,42 @@ def _sentence_after(text: str, start: int, anchored: bool = True) -> _Extraction
     answer = clean_sentence_answer(raw)
     if answer is None:
         return None
+    answer = _value_of_prose(answer)
     offset = raw.find(answer)
     begin = start + max(offset, 0)
     return _Extraction(answer, begin, begin + len(answer), anchored)
+
+
+_PROSE_RELATION = re.compile(r"\s(?:is equal to|equals|is|are|was|=)\s+", re.IGNORECASE)
+_LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*(?:%|percent))?")
+
+
+def _prose_words(text: str) -> int:
+    """Words outside math, LaTeX commands and environment names: "The largest $n$ is" has 3."""
+    outside = re.sub(r"\$[^$]*\$|\\\(.*?\\\)|\\(?:begin|end)\{[^}]*\}|\\[a-zA-Z]+", " ", _unwrap_text(text))
+    return len(re.findall(r"[A-Za-z]{2,}", outside))
+
+
+def _value_of_prose(answer: str) -> str:
+    """"The largest $n$ is 34" -> "34": the value a sentence after an answer anchor states.
+
+    A sentence of three or more words is prose, not an answer: its value is what follows its last
+    "is / equals / =" outside math, else its last math span, else its last number. Anything shorter
+    ("12 apples", "Evelyn", "x = 3") is the answer as written.
+    """
+    if _prose_words(answer) < 3:
+        return answer
+    relations = [m for m in _PROSE_RELATION.finditer(answer) if answer[: m.start()].count("$") % 2 == 0]
+    if relations:
+        tail = answer[relations[-1].end():].strip()
+        cleaned = clean_sentence_answer(tail)
+        if cleaned and _prose_words(cleaned) < 3:
+            return cleaned
+    spans = list(_MATH_SPAN.finditer(answer))
+    if spans:
+        return next(group for group in spans[-1].groups() if group is not None).strip()
+    numbers = list(_LAST_NUMBER.finditer(answer))
+    return numbers[-1].group(0) if numbers else answer
 
 
 def _extract(text: str) -> _Extraction | None:
@@ -254,7 +287,7 @@ def _unanchored_region(text: str) -> str | None:
     tokens) has stated no answer, and the last number of its rambling is not one: measured on the
     committed eval completions, math-verify's last-number fallback accepts 3 of 200 such texts.
     """
-    text = re.sub(r"<\|[^|]*\|>.*$", "", text, flags=re.DOTALL).strip()  # chat-template tokens and after
+    text = text.strip()
     if not text:
         return None
     if len(text) <= 200 and "\n" not in text:
@@ -341,6 +374,9 @@ def normalize_answer(answer: str) -> tuple[str, bool]:
         s = s.replace(char, replacement)
     s = s.replace("\\$", "").replace("$", "")
     s = re.sub(r"^\\\(|\\\)$|^\\\[|\\\]$", "", s).strip()
+    if "\\\\" in s and not re.search(r"(?<!\\)\\[a-zA-Z]", s):  # every command escaped twice: `\\\\frac`
+        s = s.replace("\\\\", "\\")
+    s = re.sub(r"(\d),\s*\\!\s*(?=\d{3})", r"\1,", s)  # `32,\\! 349`
     s = re.sub(r"\\displaystyle|\\!|\\limits", "", s)
     s = re.sub(r"(\d)\s*\{,\}\s*(?=\d)", r"\1,", s)  # 1{,}000 and the decimal comma 3{,}5
     s = re.sub(r"(?<!\\)\\[,;: ]|~|\\quad|\\qquad", " ", s)  # LaTeX spacing, not the row break `\\ `
@@ -874,9 +910,16 @@ def _reference_size(reference: str) -> int:
     return len(collection[1]) if collection and collection[0] == "list" else 1
 
 
+_CHAT_TOKEN_AND_AFTER = re.compile(r"<\|(?:im_start|im_end|endoftext|eot_id|end|user|assistant)\|>.*$", re.DOTALL)
+
+
 def _reference_answer(reference: str) -> str:
-    """The answer a reference states: its last box or Minerva answer if it is a whole solution."""
-    if "\\boxed" in reference or "\\fbox" in reference or re.search(r"final answer is", reference, re.IGNORECASE):
+    """The answer a reference states when it is a whole solution: its boxes (all of them, as one list:
+    a reference has no discarded attempts), else its Minerva or "answer is" sentence."""
+    boxes = _boxes(reference)
+    if len({content for content, _, _ in boxes}) > 1:
+        return ", ".join(content for content, _, _ in boxes)
+    if boxes or re.search(r"final answer is", reference, re.IGNORECASE):
         found = _extract(reference)
         if found is not None:
             return found.answer
@@ -892,6 +935,7 @@ def grade(completion: str, reference: str, *, problem: str | None = None,
     """
     deadline = _deadline(time_limit_s)
     reference = _reference_answer(reference)
+    completion = _CHAT_TOKEN_AND_AFTER.sub("", completion) or completion  # the next turn is not this answer
     found = _extract(completion)
     region = _unanchored_region(completion) if found is None and not _cut_off_in_box(completion) else None
     if region is not None:
