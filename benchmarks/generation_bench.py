@@ -25,6 +25,15 @@ from eval.benchmarks import load_benchmark, prompt_for
 from eval.generation import GenerationParams, TransformersBackend, resolve_model_dir
 
 
+def model_dir(model: str):
+    """The pipeline's "embedded" model by its directory (eval itself takes paths only)."""
+    if model != "embedded":
+        return resolve_model_dir(model)
+    from tasks.llm.embedded_model import embedded_model_dir
+
+    return embedded_model_dir()
+
+
 def naive_generate(backend: TransformersBackend, conversations: list[list[dict[str, str]]],
                    max_new_tokens: int) -> tuple[float, list[str], int]:
     import torch
@@ -53,13 +62,14 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--cpu-threads", type=int, default=1)
+    parser.add_argument("--load-in-4bit", action="store_true", help="the base as 4-bit NF4 (what QLoRA evaluates)")
     args = parser.parse_args()
     if args.quick:
         args.prompts, args.max_new_tokens, args.batch_size = 4, 16, 4
 
     import torch
 
-    backend = TransformersBackend(resolve_model_dir(args.model))
+    backend = TransformersBackend(model_dir(args.model), load_in_4bit=args.load_in_4bit)
     if backend.device == "cpu":
         torch.set_num_threads(args.cpu_threads)
     conversations = [[{"role": "user", "content": prompt_for(item)}] for item in load_benchmark("gsm8k", args.prompts)]
@@ -82,6 +92,7 @@ def main() -> None:
     print(json.dumps({
         "bench": "generation",
         "device": backend.device,
+        "load_in_4bit": args.load_in_4bit,
         "prompts": args.prompts,
         "max_new_tokens": args.max_new_tokens,
         "batch_size": args.batch_size,

@@ -1,7 +1,17 @@
-"""Training throughput and peak memory: `training.sft.train` vs a plain TRL + peft (+ bitsandbytes) script.
+"""Training step time and peak memory: QLoRA vs fp32 LoRA on a CPU, and ours vs a plain TRL script.
 
-    python -m benchmarks.training_bench [--quick] [--steps N] [--model-dir DIR]   # needs CUDA
-    python -m benchmarks.training_bench --cpu [--quick]                           # CPU comparison, slow
+    python -m benchmarks.training_bench [--quick]          # no CUDA: 4-bit NF4 vs fp32 LoRA, ours, same run
+    python -m benchmarks.training_bench [--quick]          # CUDA: ours vs plain TRL + bitsandbytes QLoRA
+    python -m benchmarks.training_bench --cpu [--quick]    # CPU: ours vs the plain script, slow
+
+Without CUDA the default run answers "what does QLoRA cost on a CPU?": `training.sft.train` with
+the embedded recipe on the embedded model, once with `quantization: 4bit` (NF4 + double quant,
+bitsandbytes' CPU backend) and once with `quantization: none` (fp32 LoRA), each in a fresh
+process, same data, steps, batch and length. It reports seconds and CPU seconds per step (step 1,
+the warm-up, left out) and each process's peak RSS, and their 4-bit / fp32 ratios. The demo
+recipe trains QLoRA when the step-time ratio is at most 1.5 (docs/training.md says which it uses).
+
+The comparison with the plain script (CUDA, or --cpu):
 
 Both sides train the same model on the same synthetic SFT data (arithmetic word problems with
 worked solutions of 3-30 steps, written as a real sft.parquet), for the same number of steps and
@@ -18,7 +28,6 @@ On CUDA the model is the embedded SmolLM2 architecture with random weights (`--m
 real model instead): no weights over 64 MiB can reach the GPU machine. Tokens/s counts non-padding
 input tokens over the Trainer's train_runtime (loading and tokenization excluded). Peak memory is
 `torch.cuda.max_memory_allocated` on CUDA and the process's max RSS on CPU.
-Without CUDA and without --cpu it prints a skip line and `{"bench": "training", "skipped": ...}`.
 """
 
 from __future__ import annotations
@@ -66,10 +75,9 @@ def random_model_dir(target: Path) -> Path:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     from training.config import load_recipe
-    from training.sft import resolve_base_model
 
     recipe = load_recipe("tiny-gpu-random")
-    source = resolve_base_model(recipe.base_model)
+    source = embedded_dir() if recipe.base_model == "embedded" else recipe.base_model
     config = AutoConfig.from_pretrained(source)
     for key, value in recipe.model_config_overrides.items():
         setattr(config, key, value)
@@ -102,22 +110,26 @@ def peak_memory_mb(cuda: bool) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_ours(model_dir: str, data: Path, steps: int, batch: int, max_length: int, work: Path) -> dict:
+def run_ours(model_dir: str, data: Path, steps: int, batch: int, max_length: int, work: Path,
+             quantization: str = "auto", recipe: str | None = None) -> dict:
+    """`training.sft.train` with the device's recipe (CUDA: tiny-gpu-random's, CPU: embedded) unless one is named."""
     import torch
 
     from training.config import load_recipe
     from training.sft import train
 
     cuda = torch.cuda.is_available()
-    config = load_recipe("tiny-gpu-random" if cuda else "embedded", base_model=model_dir, random_init=False,
+    config = load_recipe(recipe or ("tiny-gpu-random" if cuda else "embedded"), base_model=model_dir, random_init=False,
                          model_config_overrides={}, max_steps=steps, save_steps=10 * steps,
-                         per_device_train_batch_size=batch, gradient_accumulation_steps=1, max_seq_length=max_length)
+                         per_device_train_batch_size=batch, gradient_accumulation_steps=1, max_seq_length=max_length,
+                         quantization=quantization)
     clock = StepClock()
     result = train(config, data, work / "ours", show_progress=False, on_log=clock.hook)
     metrics = json.loads(result.metrics_path.read_text())
     return {"tokens_per_s": metrics["train_tokens_per_s"], "peak_memory_mb": peak_memory_mb(cuda),
             "seconds_per_step": metrics["seconds_per_step"], "cpu_s_per_step": clock.cpu_s_per_step(),
-            "tokens_per_step": metrics["session_tokens"] / steps, "final_loss": metrics["final_loss"]}
+            "tokens_per_step": metrics["session_tokens"] / steps, "final_loss": metrics["final_loss"],
+            "load_in_4bit": metrics["load_in_4bit"]}
 
 
 def run_plain(model_dir: str, data: Path, steps: int, batch: int, max_length: int, work: Path) -> dict:
@@ -183,22 +195,75 @@ def cpu_time_figures(ours: dict, plain: dict) -> dict:
             "cpu_time_ratio_plain_over_ours": round(plain_ms / ours_ms, 3)}
 
 
+def embedded_dir() -> str:
+    from tasks.llm.embedded_model import embedded_model_dir
+
+    return str(embedded_model_dir())
+
+
+QLORA_STEP_TIME_LIMIT = 1.5  # the demo trains QLoRA on a CPU while 4-bit costs at most this much per step
+
+
+def compare_quantization_on_cpu(args: argparse.Namespace) -> int:
+    """4-bit NF4 vs fp32 LoRA through `training.sft.train`, each side in its own process, one JSON line."""
+    args.steps = args.steps or (3 if args.quick else 8)
+    args.batch, args.max_length, rows = args.batch or 2, args.max_length or 128, args.rows or 16
+    with tempfile.TemporaryDirectory(prefix="training-bench-") as scratch:
+        args.data = synthetic_sft(Path(scratch) / "sft.parquet", rows)
+        args.model_dir = args.model_dir or embedded_dir()
+        print(f"training_bench: cpu, 4-bit NF4 vs fp32 LoRA (embedded recipe), model {args.model_dir}, {rows} rows, "
+              f"{args.steps} steps, batch {args.batch}, max length {args.max_length}", flush=True)
+        fp32 = run_side("ours-fp32", args)
+        print(f"  fp32 : {fp32}", flush=True)
+        nf4 = run_side("ours-4bit", args)
+        print(f"  4-bit: {nf4}", flush=True)
+    step_ratio = nf4["seconds_per_step"] / fp32["seconds_per_step"]
+    cpu_ratio = (nf4["cpu_s_per_step"] / fp32["cpu_s_per_step"]
+                 if nf4["cpu_s_per_step"] and fp32["cpu_s_per_step"] else None)
+    print(json.dumps({
+        "bench": "training",
+        "device": "cpu",
+        "mode": "4bit_vs_fp32_lora",
+        "steps": args.steps,
+        "batch": args.batch,
+        "max_length": args.max_length,
+        "fp32_s_per_step": round(fp32["seconds_per_step"], 3),
+        "nf4_s_per_step": round(nf4["seconds_per_step"], 3),
+        "step_time_ratio_4bit_over_fp32": round(step_ratio, 3),
+        "fp32_cpu_s_per_step": round(fp32["cpu_s_per_step"], 3) if fp32["cpu_s_per_step"] else None,
+        "nf4_cpu_s_per_step": round(nf4["cpu_s_per_step"], 3) if nf4["cpu_s_per_step"] else None,
+        "cpu_time_ratio_4bit_over_fp32": round(cpu_ratio, 3) if cpu_ratio else None,
+        "fp32_peak_rss_mb": round(fp32["peak_memory_mb"], 1),
+        "nf4_peak_rss_mb": round(nf4["peak_memory_mb"], 1),
+        "rss_ratio_4bit_over_fp32": round(nf4["peak_memory_mb"] / fp32["peak_memory_mb"], 3),
+        "fp32_final_loss": round(fp32["final_loss"], 4),
+        "nf4_final_loss": round(nf4["final_loss"], 4),
+        "qlora_within_limit": step_ratio <= QLORA_STEP_TIME_LIMIT,
+    }))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer steps (under a minute on a GPU)")
+    parser.add_argument("--quick", action="store_true", help="fewer steps (under a minute)")
     parser.add_argument("--cpu", action="store_true", help="without CUDA: compare the CPU paths (minutes)")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--max-length", type=int, default=None)
     parser.add_argument("--rows", type=int, default=None)
     parser.add_argument("--model-dir", default=None, help="a real model dir instead of the random tiny one")
-    parser.add_argument("--side", choices=["ours", "plain"], help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=["ours", "plain", "ours-4bit", "ours-fp32", "ours-qlora"],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.side:  # child process: one side, result to a file
-        runner = run_ours if args.side == "ours" else run_plain
+        runner = {"ours": run_ours, "plain": run_plain,
+                  "ours-4bit": lambda *a: run_ours(*a, quantization="4bit"),
+                  "ours-fp32": lambda *a: run_ours(*a, quantization="none"),
+                  # the GPU recipe's QLoRA on any device (benchmarks/gpu/first_contact.py, also its CPU mode)
+                  "ours-qlora": lambda *a: run_ours(*a, quantization="4bit", recipe="tiny-gpu-random")}[args.side]
         with tempfile.TemporaryDirectory(prefix="bench-work-") as work:
             result = runner(args.model_dir, args.data, args.steps, args.batch, args.max_length, Path(work))
         args.result.write_text(json.dumps(result))
@@ -208,9 +273,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cuda = torch.cuda.is_available()
     if not cuda and not args.cpu:
-        print("training_bench: SKIPPED, no CUDA GPU visible (4-bit QLoRA needs one); --cpu compares the CPU paths")
-        print(json.dumps({"bench": "training", "skipped": "no CUDA"}))
-        return 0
+        return compare_quantization_on_cpu(args)
     if cuda:
         args.steps = args.steps or (10 if args.quick else 50)
         args.batch, args.max_length, rows = args.batch or 8, args.max_length or 512, args.rows or 256
@@ -224,9 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             if cuda:
                 args.model_dir = str(random_model_dir(Path(scratch) / "model"))
             else:
-                from tasks.embedded_model import embedded_model_dir
-
-                args.model_dir = str(embedded_model_dir())
+                args.model_dir = embedded_dir()
         device = torch.cuda.get_device_name(0) if cuda else "cpu"
         print(f"training_bench: {device}, model {args.model_dir}, {rows} rows, {args.steps} steps, "
               f"batch {args.batch}, max length {args.max_length}", flush=True)

@@ -1,7 +1,10 @@
 """`python -m eval`: evaluate a model, and optionally the same model + a LoRA adapter, on benchmarks.
 
-    python -m eval --model embedded --adapter out/adapter --benchmarks math500,gsm8k \
+    python -m eval --model models/smollm2-135m --adapter out/adapter --benchmarks math500,gsm8k \
         --limit 50 --max-new-tokens 256 --output-dir out/eval
+
+--model is a Hugging Face model directory or a litellm model string; the pipeline's "embedded"
+model is evaluated through `tool-distill train-eval` (or by its directory).
 
 With --adapter, the base model is evaluated as "base" and base + adapter as "tuned" in the same
 run (pass --no-base to skip the base). --limit N takes the first N problems of each benchmark in
@@ -21,9 +24,11 @@ from eval.benchmarks import BENCHMARK_NAMES, DEFAULT_PROMPT
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="embedded",
-                        help="'embedded', a Hugging Face model directory, or a litellm model string")
+    parser.add_argument("--model", help="a Hugging Face model directory, or a litellm model string (required "
+                        "unless --regrade)")
     parser.add_argument("--adapter", type=Path, help="LoRA adapter directory: also evaluate base + adapter")
+    parser.add_argument("--load-in-4bit", action="store_true",
+                        help="load the base as 4-bit NF4, as QLoRA trained it (base and tuned alike)")
     parser.add_argument("--label", default="base", help="label of the model without adapter")
     parser.add_argument("--adapter-label", default="tuned", help="label of the model with the adapter")
     parser.add_argument("--no-base", action="store_true", help="with --adapter: evaluate only base + adapter")
@@ -54,7 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.regrade and not args.model:
+        parser.error("--model is required: a Hugging Face model directory or a litellm model string")
+    if args.model == "embedded" and not args.regrade:
+        from eval.generation import EMBEDDED_HINT
+
+        parser.error(EMBEDDED_HINT)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from eval.generation import ModelUnderTest
@@ -69,10 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         b.strip() for b in args.benchmarks.split(",") if b.strip()]
     models = []
     if not (args.adapter and args.no_base):
-        models.append(ModelUnderTest(model=args.model, label=args.label, backend=args.backend))
+        models.append(ModelUnderTest(model=args.model, label=args.label, backend=args.backend,
+                                     load_in_4bit=args.load_in_4bit))
     if args.adapter:
         models.append(ModelUnderTest(model=args.model, adapter=args.adapter, label=args.adapter_label,
-                                     backend=args.backend))
+                                     backend=args.backend, load_in_4bit=args.load_in_4bit))
     config = EvalConfig(
         limit=args.limit, subset_seed=args.subset_seed, source=args.source,
         max_new_tokens=args.max_new_tokens, n=args.n, temperature=args.temperature, top_p=args.top_p,

@@ -6,9 +6,16 @@ conversation, `n` `Completion`s, so the harness grades every backend's output th
 - transformers: the model's own chat template, batches with LEFT padding (decoder-only models
   continue from the right edge, so padding must sit on the left), prompts sorted by length so a
   batch wastes little padding. A LoRA adapter is loaded with `PeftModel.from_pretrained` and merged
-  into a fresh copy of the base (same outputs, no adapter overhead per token).
+  into a fresh copy of the base (same outputs, no adapter overhead per token). With
+  `load_in_4bit` the base is the 4-bit NF4 model QLoRA trained against, and the adapter stays
+  unmerged: folding it into 4-bit weights would re-quantize them and change the model.
 - vLLM: used instead of transformers on CUDA when `vllm` is importable (optional extra).
-- litellm: any model string (`openai/...`, `local/smollm2-135m`, ...), `n` calls per problem.
+- litellm: any model string (`openai/...`, ...), `n` calls per problem, through `litellm.completion`
+  or a completion function the caller hands in (the pipeline's own client, with its in-process
+  `local/` models): eval itself knows nothing of the pipeline.
+
+Models are named by path or id: "embedded" is resolved to its directory by the caller (the
+train-eval flow, `tool-distill`), so eval reads no state of the pipeline.
 
 Sampling is seeded: greedy output is deterministic; sampled output repeats for the same seed,
 batch size and device.
@@ -52,11 +59,18 @@ class GenerationParams(BaseModel):
         return self
 
 
-class ModelUnderTest(BaseModel):
-    """One model to evaluate: a base (HF dir, "embedded", or litellm string), optionally + a LoRA adapter."""
+ChatCompletionFn = Callable[..., Any]
+"""`litellm.completion`'s signature and reply: (model=, messages=, max_tokens=, temperature=, top_p=, seed=)
+-> a reply with `.choices[0].message.content`, `.choices[0].finish_reason` and `.usage`."""
 
-    model: str = Field(description='"embedded", a local Hugging Face model directory, or a litellm model string')
+
+class ModelUnderTest(BaseModel):
+    """One model to evaluate: a base (HF dir or litellm string), optionally + a LoRA adapter."""
+
+    model: str = Field(description="a local Hugging Face model directory, or a litellm model string")
     adapter: Path | None = Field(None, description="LoRA adapter directory (from training/) applied on the base")
+    load_in_4bit: bool = Field(False, description="load the base as 4-bit NF4, as QLoRA trained it "
+                               "(set it for base and tuned alike so they differ only in the adapter)")
     label: str = Field("base", pattern=r"^[A-Za-z0-9_.-]+$", description='name in reports, e.g. "base" or "tuned"')
     backend: BackendName = "auto"
 
@@ -78,17 +92,20 @@ class GenerationBackend(Protocol):
                  progress: ProgressCallback | None = None) -> list[list[Completion]]: ...
 
 
-def resolve_model_dir(model: str) -> Path | None:
-    """The local HF directory a model string names ("embedded" or a path), or None for API models."""
-    if model == "embedded":
-        from tasks.embedded_model import embedded_model_dir
+EMBEDDED_HINT = ('"embedded" is resolved by the pipeline, not by eval: run `tool-distill train-eval`, or pass '
+                 "the model directory (python -c 'from tasks.llm.embedded_model import embedded_model_dir; "
+                 "print(embedded_model_dir())')")
 
-        return embedded_model_dir()
+
+def resolve_model_dir(model: str) -> Path | None:
+    """The local HF directory a model string names, or None for API models."""
+    if model == "embedded":
+        raise ValueError(f"--model embedded: {EMBEDDED_HINT}")
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():
             raise ValueError(f"--model {model}: directory has no config.json; pass a Hugging Face model "
-                             "directory, 'embedded', or a litellm model string such as openai/gpt-4o-mini")
+                             "directory or a litellm model string such as openai/gpt-4o-mini")
         return path
     return None
 
@@ -101,8 +118,8 @@ def _vllm_usable() -> bool:
     return torch.cuda.is_available()
 
 
-def open_backend(spec: ModelUnderTest) -> GenerationBackend:
-    """Pick and load the backend for one model under test."""
+def open_backend(spec: ModelUnderTest, completion: ChatCompletionFn | None = None) -> GenerationBackend:
+    """Pick and load the backend for one model under test; `completion` serves litellm model strings."""
     model_dir = resolve_model_dir(spec.model)
     backend = spec.backend
     if backend == "auto":
@@ -112,16 +129,16 @@ def open_backend(spec: ModelUnderTest) -> GenerationBackend:
                          "training/ saved the LoRA adapter to")
     if backend == "litellm":
         if spec.adapter is not None:
-            raise ValueError(f"{spec.model}: a LoRA adapter needs a local base model (a directory or "
-                             "'embedded'), not a litellm model string")
-        return LiteLLMBackend(spec.model)
+            raise ValueError(f"{spec.model}: a LoRA adapter needs a local base model directory, "
+                             "not a litellm model string")
+        return LiteLLMBackend(spec.model, completion)
     if model_dir is None:
         raise ValueError(f"backend {backend} needs a local model directory, got {spec.model!r}")
     if backend == "vllm":
         if not _vllm_usable():
             raise RuntimeError("backend vllm needs the vllm package and a CUDA GPU; use --backend transformers")
-        return VLLMBackend(model_dir, spec.adapter)
-    return TransformersBackend(model_dir, spec.adapter)
+        return VLLMBackend(model_dir, spec.adapter, load_in_4bit=spec.load_in_4bit)
+    return TransformersBackend(model_dir, spec.adapter, load_in_4bit=spec.load_in_4bit)
 
 
 # ---------------------------------------------------------------- transformers
@@ -130,25 +147,34 @@ def open_backend(spec: ModelUnderTest) -> GenerationBackend:
 class TransformersBackend:
     """Batched `model.generate` with left padding, on CUDA when available, else CPU."""
 
-    def __init__(self, model_dir: Path, adapter_dir: Path | None = None, device: str | None = None) -> None:
+    def __init__(self, model_dir: Path, adapter_dir: Path | None = None, device: str | None = None,
+                 load_in_4bit: bool = False) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
+
+        from training.quantization import load_causal_lm
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if self.device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+        model = load_causal_lm(model_dir, load_in_4bit=load_in_4bit, dtype=dtype, device=self.device)
         if adapter_dir is not None:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-        self.model = model.to(self.device).eval()
+            if load_in_4bit:
+                # Keep the adapter in the dtype it was trained and saved in (TRL trains QLoRA adapters in
+                # bf16); peft would otherwise upcast it to fp32 and evaluate a slightly different model.
+                model = PeftModel.from_pretrained(model, str(adapter_dir), autocast_adapter_dtype=False)
+            else:
+                model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+        self.model = (model if load_in_4bit else model.to(self.device)).eval()
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         self.eos_ids = eos_ids | {self.tokenizer.eos_token_id}
-        self.description = f"{model_dir}" + (f" + {adapter_dir}" if adapter_dir else "")
+        self.description = (f"{model_dir}" + (" (4-bit NF4)" if load_in_4bit else "")
+                            + (f" + {adapter_dir}" if adapter_dir else ""))
 
     def render(self, conversation: Conversation) -> str:
         """The prompt text: the chat template, or the bare user text for models without one."""
@@ -211,12 +237,14 @@ class TransformersBackend:
 class VLLMBackend:
     """vLLM offline engine with the model's chat template; a LoRA adapter is served via LoRARequest."""
 
-    def __init__(self, model_dir: Path, adapter_dir: Path | None = None) -> None:
+    def __init__(self, model_dir: Path, adapter_dir: Path | None = None, load_in_4bit: bool = False) -> None:
         from vllm import LLM
 
         self.adapter_dir = adapter_dir
-        self.llm = LLM(model=str(model_dir), enable_lora=adapter_dir is not None, max_lora_rank=64)
-        self.description = f"{model_dir}" + (f" + {adapter_dir}" if adapter_dir else "") + " (vllm)"
+        quantization = {"quantization": "bitsandbytes"} if load_in_4bit else {}  # vLLM's NF4 on-the-fly path
+        self.llm = LLM(model=str(model_dir), enable_lora=adapter_dir is not None, max_lora_rank=64, **quantization)
+        self.description = (f"{model_dir}" + (" (4-bit NF4)" if load_in_4bit else "")
+                            + (f" + {adapter_dir}" if adapter_dir else "") + " (vllm)")
 
     def generate(self, conversations: list[Conversation], params: GenerationParams,
                  progress: ProgressCallback | None = None) -> list[list[Completion]]:
@@ -242,25 +270,28 @@ class VLLMBackend:
 # ---------------------------------------------------------------- litellm
 
 
+def _litellm_completion(**request: Any) -> Any:
+    import litellm
+
+    return litellm.completion(**request, num_retries=3, drop_params=True)
+
+
 class LiteLLMBackend:
-    """Any litellm model string; `local/...` runs a local HF model in-process via tasks.local_provider."""
+    """Any litellm model string, through `completion` (litellm's own call unless the caller hands one in)."""
 
-    def __init__(self, model: str) -> None:
-        if model.startswith("local/"):
-            from tasks.local_provider import register_local_provider
-
-            register_local_provider()
+    def __init__(self, model: str, completion: ChatCompletionFn | None = None) -> None:
+        if model.startswith("local/") and completion is None:
+            raise ValueError(f"{model}: local/ models run inside the pipeline's LLM client; evaluate it through "
+                             "`tool-distill`, which hands eval its completion function, or pass the model directory")
         self.model = model
+        self.complete = completion or _litellm_completion
         self.description = model
 
     def _one(self, conversation: Conversation, params: GenerationParams, sample: int) -> Completion:
-        import litellm
-
         started = time.perf_counter()
-        response = litellm.completion(
+        response = self.complete(
             model=self.model, messages=conversation, max_tokens=params.max_new_tokens,
             temperature=params.temperature, top_p=params.top_p, seed=params.seed + sample,
-            num_retries=3, drop_params=True,
         )
         choice = response.choices[0]
         usage = getattr(response, "usage", None)

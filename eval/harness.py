@@ -3,8 +3,8 @@
 `evaluate_models` is the one entry point (the CLI and the train_eval flow both call it):
 
     report = evaluate_models(
-        [ModelUnderTest(model="embedded", label="base"),
-         ModelUnderTest(model="embedded", adapter=Path("out/adapter"), label="tuned")],
+        [ModelUnderTest(model="models/smollm2-135m", label="base"),
+         ModelUnderTest(model="models/smollm2-135m", adapter=Path("out/adapter"), label="tuned")],
         ["math500", "gsm8k"], EvalConfig(limit=50, max_new_tokens=256), Path("out/eval"))
 
 Every model sees the same problems, the same prompt and the same sampling settings, and every
@@ -24,16 +24,22 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, Field
 from tqdm.auto import tqdm
 
 from eval.benchmarks import BenchmarkItem, load_benchmark, prompt_for
-from eval.generation import Completion, GenerationParams, ModelUnderTest, open_backend
+from eval.generation import ChatCompletionFn, Completion, ModelUnderTest, open_backend
 from eval.grader import grade
 from eval.metrics import accuracy_interval, majority_correct, pass_at_k
-from tasks.parquet_io import read_records, write_records
+from eval.records import (  # noqa: F401 (EvalConfig and the records are re-exported: callers import them here)
+    BenchmarkSummary,
+    EvalConfig,
+    EvalRecord,
+    EvalReport,
+    read_eval_records,
+    write_eval_records,
+)
+from eval.report import publish_prefect_artifacts, write_chart, write_markdown_report
 
 
 
@@ -46,73 +52,6 @@ def _logger() -> logging.Logger | logging.LoggerAdapter:
         return get_run_logger()
     except MissingContextError:
         return logging.getLogger(__name__)
-
-
-class EvalConfig(GenerationParams):
-    """Everything that decides what is measured, besides the models and the benchmark names."""
-
-    limit: int | None = Field(None, ge=1, description="first N problems of each benchmark (all if None)")
-    subset_seed: int | None = Field(None, description="with limit: a seeded random N instead of the first N")
-    source: Literal["offline", "hub"] = "offline"
-    prompt_template: str | None = Field(None, description="'{problem}' template; default: each benchmark's own")
-    system_prompt: str | None = None
-    progress: bool = Field(False, description="tqdm progress bars (the CLI turns them on)")
-
-
-class EvalRecord(BaseModel):
-    """One graded completion, with the lineage needed to reproduce it."""
-
-    benchmark: str
-    problem_id: str
-    label: str
-    model: str
-    adapter: str | None
-    backend: str
-    prompt: str
-    reference_answer: str
-    sample_index: int
-    completion: str
-    extracted_answer: str | None
-    correct: bool
-    grade_method: str
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str
-    latency_s: float
-    batch_size: int
-    seed: int
-    temperature: float
-    top_p: float
-    max_new_tokens: int
-
-
-class BenchmarkSummary(BaseModel):
-    label: str
-    model: str
-    adapter: str | None
-    benchmark: str
-    n_problems: int
-    samples_per_problem: int
-    accuracy: float = Field(description="mean pass@1 over problems")
-    ci_low: float
-    ci_high: float
-    pass_at: dict[int, float]
-    maj_at: dict[int, float]
-    mean_completion_tokens: float
-    no_answer_rate: float
-    truncated_rate: float = Field(description="share of completions that hit max_new_tokens")
-    generation_s: float
-    tokens_per_s: float
-    per_problem_path: str
-
-
-class EvalReport(BaseModel):
-    output_dir: Path
-    summaries: list[BenchmarkSummary]
-    summary_path: Path
-    report_path: Path
-    chart_path: Path
-    published_artifacts: bool
 
 
 def k_values(n: int) -> list[int]:
@@ -176,10 +115,10 @@ def summarize(records: list[EvalRecord], generation_s: float, path: Path) -> Ben
 
 
 def evaluate_model(spec: ModelUnderTest, benchmarks: list[str], config: EvalConfig,
-                   output_dir: Path) -> list[BenchmarkSummary]:
+                   output_dir: Path, completion: ChatCompletionFn | None = None) -> list[BenchmarkSummary]:
     """Load one model once and run it over every benchmark; one Parquet file per benchmark."""
     log = _logger()
-    backend = open_backend(spec)
+    backend = open_backend(spec, completion)
     summaries = []
     try:
         for name in benchmarks:
@@ -195,7 +134,7 @@ def evaluate_model(spec: ModelUnderTest, benchmarks: list[str], config: EvalConf
                        for item, conversation, samples in zip(items, conversations, completions, strict=True)
                        for record in _records(spec, backend.description, item, conversation[-1]["content"],
                                               samples, config)]
-            path = write_records(records, EvalRecord, output_dir / "per_problem" / spec.label / f"{name}.parquet")
+            path = write_eval_records(records, output_dir / "per_problem" / spec.label / f"{name}.parquet")
             summary = summarize(records, generation_s, path)
             log.info("%s/%s: accuracy %.1f%% [%.1f, %.1f] on %d problems (%.0f s)", spec.label, name,
                         100 * summary.accuracy, 100 * summary.ci_low, 100 * summary.ci_high,
@@ -216,8 +155,11 @@ def _free_cuda_memory() -> None:
 
 
 def evaluate_models(models: list[ModelUnderTest], benchmarks: list[str], config: EvalConfig,
-                    output_dir: Path) -> EvalReport:
-    """Evaluate every model on every benchmark the same way, then write the summary, report and chart."""
+                    output_dir: Path, completion: ChatCompletionFn | None = None) -> EvalReport:
+    """Evaluate every model on every benchmark the same way, then write the summary, report and chart.
+
+    `completion` answers the litellm model strings among `models` (default: `litellm.completion`).
+    """
     labels = [m.label for m in models]
     if len(set(labels)) != len(labels):
         raise ValueError(f"model labels must be unique, got {labels}: give each model its own label")
@@ -225,15 +167,13 @@ def evaluate_models(models: list[ModelUnderTest], benchmarks: list[str], config:
         load_benchmark(name, 1, source=config.source)  # fail on a typo before any model loads
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    summaries = [s for spec in models for s in evaluate_model(spec, benchmarks, config, output_dir)]
+    summaries = [s for spec in models for s in evaluate_model(spec, benchmarks, config, output_dir, completion)]
     return write_outputs(models, summaries, config, output_dir)
 
 
 def write_outputs(models: list[ModelUnderTest], summaries: list[BenchmarkSummary], config: EvalConfig,
                   output_dir: Path) -> EvalReport:
     """summary.json, report.md and accuracy.png, and the Prefect artifacts inside a run."""
-    from eval.report import publish_prefect_artifacts, write_chart, write_markdown_report
-
     summary_path = output_dir / "summary.json"
     summary_path.write_text(json.dumps({
         "config": config.model_dump(mode="json"),
@@ -262,10 +202,10 @@ def regrade(output_dir: Path) -> EvalReport:
     for old in saved["summaries"]:
         path = output_dir / "per_problem" / old["label"] / f"{old['benchmark']}.parquet"
         records = []
-        for record in read_records(path, EvalRecord):
+        for record in read_eval_records(path):
             verdict = grade(record.completion, record.reference_answer)
             records.append(record.model_copy(update={"extracted_answer": verdict.extracted,
                                                      "correct": verdict.correct, "grade_method": verdict.method}))
-        write_records(records, EvalRecord, path)
+        write_eval_records(records, path)
         summaries.append(summarize(records, old["generation_s"], path))
     return write_outputs(models, summaries, config, output_dir)

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from eval.harness import BenchmarkSummary, EvalConfig
+from eval.records import BenchmarkSummary, EvalConfig
 
 
 def _pct(x: float) -> str:

@@ -1,8 +1,12 @@
 """Train-eval flow: LoRA/QLoRA fine-tuning on sft.parquet, then base vs tuned evaluation without tools.
 
 It is the step the pipeline hands to the GPU work pool: on CUDA the recipe trains 4-bit QLoRA, on
-a CPU machine the same code trains plain LoRA (the demo). Base and tuned are evaluated in one
-call, the same way, so their accuracies are comparable.
+a CPU machine the recipe decides (the embedded one trains QLoRA there too, see docs/training.md).
+Base and tuned are evaluated in one call, the same way and on the same (4-bit or full) base, so
+their accuracies are comparable.
+
+This flow is where a recipe's "embedded" base model becomes a directory: training/ and eval/ are
+handed paths and know nothing of the pipeline's model store.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from eval.benchmarks import BENCHMARK_NAMES
 from eval.generation import ModelUnderTest
 from eval.harness import EvalConfig, EvalReport
 from tasks.parquet_io import read_records
-from tasks.prefect_model_tasks import evaluate_task, train_task
+from tasks.prefect_model_tasks import evaluate_task, resolve_embedded_model, train_task
 from tasks.records import SFTRecord
 from training.config import TrainConfig, load_recipe
 
@@ -72,14 +76,17 @@ def train_eval(params: TrainEvalParams = TrainEvalParams()) -> TrainEvalSummary:
     out = Path(params.output_dir)
     overrides = {"max_steps": params.max_steps} if params.max_steps else {}
     config = load_recipe(params.recipe, **overrides)
+    config = config.model_copy(update={"base_model": resolve_embedded_model(config.base_model)})
     dataset_sha256 = _sha256(sft_path)
     run_dir = training_run_dir(out, config, dataset_sha256)
     log.info("training %s on %d examples from %s into %s", config.base_model, n_examples, sft_path, run_dir)
     result = train_task.with_options(result_storage=out / ".prefect-results")(
         config, sft_path, dataset_sha256, run_dir, resume=True)
 
-    models = [ModelUnderTest(model=config.base_model, label="base"),
-              ModelUnderTest(model=config.base_model, adapter=result.adapter_dir, label="tuned")]
+    quantized = result.load_in_4bit  # the base the adapter was trained on, for base and tuned alike
+    models = [ModelUnderTest(model=config.base_model, label="base", load_in_4bit=quantized),
+              ModelUnderTest(model=config.base_model, adapter=result.adapter_dir, label="tuned",
+                             load_in_4bit=quantized)]
     eval_config = EvalConfig(limit=params.eval_limit, max_new_tokens=params.max_new_tokens, batch_size=params.batch_size)
     report: EvalReport = evaluate_task(models, params.benchmarks, eval_config, out / "eval")
     accuracy: dict[str, dict[str, float]] = {}

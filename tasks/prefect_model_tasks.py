@@ -1,6 +1,6 @@
 """Prefect task wrappers for training and evaluation.
 
-Kept apart from the distill stages (tasks/stage_map.py) so the distill flow never imports torch, transformers and
+Kept apart from the distill stages (tasks/runtime/stage_map.py) so the distill flow never imports torch, transformers and
 TRL (tens of seconds per flow-run process): only the train-eval flow pays for them.
 """
 
@@ -17,7 +17,21 @@ from eval.harness import EvalConfig, EvalReport, evaluate_models
 from training.config import TrainConfig
 from training.sft import TrainResult, train
 
-@task(name="train", task_run_name="train-{config.base_model}", cache_policy=INPUTS + TASK_SOURCE, persist_result=True)
+
+def resolve_embedded_model(base_model: str) -> str:
+    """A recipe's "embedded" as the directory of the offline SmolLM2 copy; any other dir or hub id as is.
+
+    The one place outside tasks/llm that knows where the pipeline keeps its model: training/ and
+    eval/ are handed the path.
+    """
+    if base_model != "embedded":
+        return base_model
+    from tasks.llm.embedded_model import embedded_model_dir
+
+    return str(embedded_model_dir())
+
+
+@task(name="train", task_run_name="train-{output_dir.name}", cache_policy=INPUTS + TASK_SOURCE, persist_result=True)
 def train_task(config: TrainConfig, dataset_path: Path, dataset_sha256: str, output_dir: Path, resume: bool) -> TrainResult:
     """Fine-tune; cached on the config and the dataset's content hash (the path alone could hide new data)."""
     logger = get_run_logger()

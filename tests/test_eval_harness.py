@@ -11,8 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from eval.benchmarks import BENCHMARK_NAMES, load_benchmark
-from eval.generation import GenerationParams, ModelUnderTest, TransformersBackend, resolve_model_dir
+from eval.generation import GenerationParams, ModelUnderTest, TransformersBackend
 from eval.harness import EvalConfig, EvalRecord, evaluate_models
+from tasks.llm.embedded_model import embedded_model_dir
 from tasks.records import arrow_schema
 
 FAST = dict(max_new_tokens=6, cpu_threads=1)
@@ -40,15 +41,45 @@ def test_config_rejects_many_greedy_samples_and_duplicate_labels(tmp_path):
         GenerationParams(n=4, temperature=0.0)
     with pytest.raises(ValueError, match="unique"):
         evaluate_models([ModelUnderTest(model="x"), ModelUnderTest(model="y")], ["gsm8k"], EvalConfig(), tmp_path)
+    (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ValueError, match="adapter_config.json"):
-        evaluate_models([ModelUnderTest(model="embedded", adapter=tmp_path, label="tuned")], ["gsm8k"],
+        evaluate_models([ModelUnderTest(model=str(tmp_path), adapter=tmp_path, label="tuned")], ["gsm8k"],
                         EvalConfig(), tmp_path)
+
+
+def test_eval_takes_paths_and_refuses_embedded_with_the_way_to_a_path(tmp_path, capsys):
+    from eval.cli import main
+
+    with pytest.raises(ValueError, match="tool-distill"):
+        evaluate_models([ModelUnderTest(model="embedded")], ["gsm8k"], EvalConfig(limit=1), tmp_path)
+    with pytest.raises(SystemExit):
+        main(["--model", "embedded", "--benchmarks", "gsm8k", "--output-dir", str(tmp_path)])
+    assert "tool-distill" in capsys.readouterr().err
+
+
+def test_api_models_are_answered_by_the_completion_function_the_caller_hands_in(replay_llm, tmp_path):
+    """eval knows no pipeline: a `local/` model needs the caller's client, which here is litellm + the replay."""
+    import litellm
+
+    with pytest.raises(ValueError, match="local/"):
+        evaluate_models([ModelUnderTest(model="local/smollm2-135m")], ["gsm8k"], EvalConfig(limit=1), tmp_path)
+    seen = []
+
+    def completion(model: str, **request):
+        seen.append(model)
+        return litellm.completion(model="replay/scripted", **request)
+
+    replay_llm.replies = ["\\boxed{18}"]
+    report = evaluate_models([ModelUnderTest(model="local/smollm2-135m", label="api")], ["gsm8k"],
+                             EvalConfig(limit=1, concurrency=1), tmp_path, completion=completion)
+    assert seen == ["local/smollm2-135m"] and report.summaries[0].accuracy == 1.0
 
 
 @pytest.mark.slow
 def test_embedded_model_on_a_five_problem_slice_of_every_benchmark(tmp_path):
     config = EvalConfig(limit=5, batch_size=10, **FAST)
-    report = evaluate_models([ModelUnderTest(model="embedded")], list(BENCHMARK_NAMES), config, tmp_path)
+    model = str(embedded_model_dir())
+    report = evaluate_models([ModelUnderTest(model=model)], list(BENCHMARK_NAMES), config, tmp_path)
     assert [s.benchmark for s in report.summaries] == list(BENCHMARK_NAMES)
     for name in BENCHMARK_NAMES:
         table = pq.read_table(tmp_path / "per_problem" / "base" / f"{name}.parquet")
@@ -56,7 +87,7 @@ def test_embedded_model_on_a_five_problem_slice_of_every_benchmark(tmp_path):
         rows = table.to_pylist()
         assert [r["problem_id"] for r in rows] == [item.id for item in load_benchmark(name, 5)]
         assert all(0 < r["completion_tokens"] <= 6 and r["completion"] for r in rows)
-        assert all(r["prompt_tokens"] > 20 and r["model"] == "embedded" and r["adapter"] is None for r in rows)
+        assert all(r["prompt_tokens"] > 20 and r["model"] == model and r["adapter"] is None for r in rows)
     assert "| math500 | base | 5 |" in report.report_path.read_text()
 
 
@@ -68,7 +99,7 @@ def random_adapter(tmp_path_factory):
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(resolve_model_dir("embedded"))
+    base = AutoModelForCausalLM.from_pretrained(embedded_model_dir())
     config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM")
     path = tmp_path_factory.mktemp("adapter")
     get_peft_model(base, config).save_pretrained(path)
@@ -79,7 +110,7 @@ def random_adapter(tmp_path_factory):
 def test_base_and_adapter_are_evaluated_in_one_cli_call(random_adapter, tmp_path):
     from eval.cli import main
 
-    assert main(["--model", "embedded", "--adapter", str(random_adapter), "--benchmarks", "gsm8k",
+    assert main(["--model", str(embedded_model_dir()), "--adapter", str(random_adapter), "--benchmarks", "gsm8k",
                  "--limit", "2", "--max-new-tokens", "6", "--cpu-threads", "1", "--output-dir", str(tmp_path)]) == 0
     base = pq.read_table(tmp_path / "per_problem" / "base" / "gsm8k.parquet").to_pylist()
     tuned = pq.read_table(tmp_path / "per_problem" / "tuned" / "gsm8k.parquet").to_pylist()
@@ -96,7 +127,7 @@ def test_merged_adapter_matches_the_peft_model(random_adapter):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    model_dir = resolve_model_dir("embedded")
+    model_dir = embedded_model_dir()
     merged = TransformersBackend(model_dir, random_adapter, device="cpu")
     peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), str(random_adapter))
     ids = merged.tokenizer("What is 12 * 7?", return_tensors="pt")["input_ids"]
@@ -106,7 +137,7 @@ def test_merged_adapter_matches_the_peft_model(random_adapter):
 
 @pytest.mark.slow
 def test_left_padded_batches_give_the_one_by_one_greedy_output_and_seeded_sampling_repeats():
-    backend = TransformersBackend(resolve_model_dir("embedded"), device="cpu")
+    backend = TransformersBackend(embedded_model_dir(), device="cpu")
     conversations = [[{"role": "user", "content": text}] for text in
                      ("What is 2 + 3?", "A train travels 60 km in 1.5 hours. What is its average speed in km/h?")]
     greedy = GenerationParams(batch_size=2, **FAST)

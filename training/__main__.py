@@ -1,8 +1,13 @@
 """`python -m training`: SFT one recipe on one chat dataset, with a progress bar.
 
-    python -m training --recipe embedded --data out/distill/sft.parquet --output-dir out/train
-    python -m training --recipe embedded --data sft.parquet --output-dir out/train --resume --max-steps 40
+    python -m training --recipe embedded --base-model models/smollm2-135m --data out/distill/sft.parquet \
+        --output-dir out/train
+    python -m training --recipe embedded --base-model models/smollm2-135m --data sft.parquet \
+        --output-dir out/train --resume --max-steps 40
     python -m training --recipe qwen2.5-1.5b-instruct --data sft.parquet --output-dir out/qwen --set lora_r=32
+
+The base model is a directory or a hub id. A recipe whose base_model is "embedded" (the pipeline's
+offline SmolLM2 copy) needs --base-model here; `tool-distill train-eval` resolves "embedded" itself.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", required=True, type=Path)
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output-dir")
     parser.add_argument("--max-steps", type=int, default=None, help="override the recipe's max_steps")
-    parser.add_argument("--base-model", default=None, help='override the recipe\'s base_model ("embedded", dir or id)')
+    parser.add_argument("--base-model", default=None, help="override the recipe's base_model (a model dir or hub id)")
     parser.add_argument("--merge", action="store_true", help="also write output-dir/merged (adapter folded in)")
     parser.add_argument("--set", dest="overrides", type=_parse_override, action="append", default=[],
                         metavar="KEY=VALUE", help="override any TrainConfig field (repeatable)")
@@ -48,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         overrides["merge_adapter"] = True
     config = load_recipe(args.recipe, **overrides)
+    if config.base_model == "embedded":
+        parser.error('base_model "embedded" is resolved by the pipeline, not by training: pass --base-model DIR '
+                     "(the directory `tool-distill` keeps it in), or run `tool-distill train-eval`")
 
     from training.sft import train  # heavy imports (torch, transformers, trl) only once the arguments are valid
 

@@ -3,7 +3,12 @@
 One `TrainConfig` describes a whole SFT run (model, LoRA, quantization, schedule, checkpoints); the
 CLI and the Prefect flow both take it, and `train()` writes it next to the adapter so a run can be
 repeated exactly. Fields set to "auto" are resolved on the machine that trains (CUDA or not) by
-`resolve_runtime`, so one recipe runs as 4-bit QLoRA on a GPU and as plain fp32 LoRA on a CPU.
+`resolve_runtime`, so one recipe runs as 4-bit QLoRA on a GPU and as plain fp32 LoRA on a CPU;
+`quantization: 4bit` asks for QLoRA everywhere, on a CPU through bitsandbytes' CPU backend.
+
+`base_model` is a local model directory or a hub id. Recipes may say "embedded" (the offline
+SmolLM2 copy), but that name is resolved by the caller (the train-eval flow, `tool-distill`), never
+here: training/ knows nothing of where the pipeline keeps its models.
 
 Defaults follow common QLoRA practice (Dettmers et al. 2023, and the TRL/peft QLoRA examples):
 LoRA r=16, alpha=32, dropout 0.05 on all linear projections, 4-bit NF4 with double quantization and
@@ -29,7 +34,8 @@ class TrainConfig(BaseModel):
     # Model
     base_model: str = Field(
         "embedded",
-        description='"embedded" (the offline SmolLM2-135M-Instruct copy), a local HF model dir, or a hub id.',
+        description='A local HF model dir or a hub id; "embedded" (the offline SmolLM2-135M-Instruct copy) '
+        "only through the train-eval flow or tool-distill, which resolve it to its directory.",
     )
     random_init: bool = Field(
         False,
@@ -41,7 +47,9 @@ class TrainConfig(BaseModel):
         description="Config fields replaced before a random_init build, e.g. num_hidden_layers.",
     )
     quantization: Literal["auto", "4bit", "none"] = Field(
-        "auto", description='"auto" = 4-bit NF4 (QLoRA) on CUDA, no quantization (fp32 LoRA) on CPU.'
+        "auto",
+        description='"auto" = 4-bit NF4 (QLoRA) on CUDA, no quantization (fp32 LoRA) on CPU; '
+        '"4bit" = NF4 + double quantization on either (bitsandbytes has a CPU backend).',
     )
 
     # LoRA
@@ -67,7 +75,9 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0.0)
     max_grad_norm: float = Field(0.3, gt=0)
     optim: str = Field(
-        "auto", description='"auto" = paged_adamw_32bit with 4-bit (QLoRA paper), adamw_torch otherwise.'
+        "auto",
+        description='"auto" = paged_adamw_32bit with 4-bit on CUDA (QLoRA paper), adamw_torch otherwise '
+        "(paging moves optimizer state between GPU and host memory; on a CPU there is nothing to page).",
     )
 
     # Batches and sequences
@@ -116,12 +126,11 @@ class Runtime(BaseModel):
 
 
 def resolve_runtime(config: TrainConfig, cuda_available: bool) -> Runtime:
-    """Turn "auto" into concrete choices; refuse 4-bit without CUDA, with the fix in the message."""
-    if config.quantization == "4bit" and not cuda_available:
-        raise ValueError(
-            "quantization: 4bit needs a CUDA GPU (bitsandbytes 4-bit kernels), and none is visible. "
-            'Set quantization: auto (fp32 LoRA on CPU) or "none", or run on a GPU machine.'
-        )
+    """Turn "auto" into concrete choices for this machine.
+
+    4-bit is honoured without CUDA too: bitsandbytes' CPU backend holds NF4 weights and dequantizes
+    them per matmul, so the same QLoRA code path (and its quantization error) runs on a laptop.
+    """
     load_in_4bit = config.quantization == "4bit" or (config.quantization == "auto" and cuda_available)
     if config.bf16 == "auto":
         bf16 = cuda_available and _cuda_supports_bf16()
@@ -132,7 +141,7 @@ def resolve_runtime(config: TrainConfig, cuda_available: bool) -> Runtime:
     else:
         checkpointing = config.gradient_checkpointing
     if config.optim == "auto":
-        optim = "paged_adamw_32bit" if load_in_4bit else "adamw_torch"
+        optim = "paged_adamw_32bit" if load_in_4bit and cuda_available else "adamw_torch"
     else:
         optim = config.optim
     return Runtime(

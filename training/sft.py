@@ -1,7 +1,9 @@
-"""SFT of a causal LM on chat traces: TRL `SFTTrainer` + peft LoRA, 4-bit QLoRA on CUDA, fp32 LoRA on CPU.
+"""SFT of a causal LM on chat traces: TRL `SFTTrainer` + peft LoRA, on a 4-bit NF4 base (QLoRA) or a full one.
 
 The training loop is TRL's; this module only decides how to load the model (quantized or not, real
-or random weights), configures LoRA and `SFTConfig` from a `TrainConfig`, and lays out the output:
+or random weights), configures LoRA and `SFTConfig` from a `TrainConfig`, and lays out the output.
+QLoRA runs through the same path on CUDA and on a CPU: TRL's `SFTTrainer` sees a 4-bit model and
+calls peft's `prepare_model_for_kbit_training` itself, whichever device holds it.
 
     output_dir/
       adapter/              LoRA adapter + tokenizer (load with peft.PeftModel.from_pretrained)
@@ -19,36 +21,22 @@ from __future__ import annotations
 import json
 import math
 import resource
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+from peft import LoraConfig, PeftModel
+from pydantic import BaseModel
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+from trl import SFTConfig, SFTTrainer
 
-def _hide_bitsandbytes_without_cuda() -> None:
-    """peft imports bitsandbytes whenever it is installed, and bitsandbytes pulls in torch's compiler
-    stack (seconds of start-up) although its 4-bit kernels need CUDA. Without CUDA, mark it missing
-    before peft/transformers look for it: `find_spec` then reports it absent and nothing imports it."""
-    import torch
-
-    if not torch.cuda.is_available() and "bitsandbytes" not in sys.modules:
-        sys.modules["bitsandbytes"] = None  # type: ignore[assignment]
-
-
-_hide_bitsandbytes_without_cuda()
-
-import torch  # noqa: E402
-from peft import LoraConfig, PeftModel  # noqa: E402
-from pydantic import BaseModel  # noqa: E402
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, TrainerCallback  # noqa: E402
-from trl import SFTConfig, SFTTrainer  # noqa: E402
-from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
-
-from tasks.embedded_model import embedded_model_dir  # noqa: E402
-from training.config import Runtime, TrainConfig, dump_config, resolve_runtime  # noqa: E402
-from training.data import load_chat_dataset  # noqa: E402
+from training.config import Runtime, TrainConfig, dump_config, resolve_runtime
+from training.data import load_chat_dataset
+from training.quantization import load_causal_lm
 
 LogHook = Callable[[dict[str, Any]], None]
 
@@ -72,31 +60,30 @@ class TrainResult(BaseModel):
 
 
 def resolve_base_model(base_model: str) -> Path | str:
-    """`"embedded"` is the offline SmolLM2 copy; anything else is a local dir or a hub id, passed as is."""
+    """A local dir (as a Path) or a hub id, passed as is; "embedded" is refused with the way to a path."""
     if base_model == "embedded":
-        return embedded_model_dir()
+        raise ValueError(
+            'base_model "embedded": training takes a model directory or hub id. Run through `tool-distill '
+            'train-eval` (it resolves "embedded"), or pass the directory `tool-distill` prints for it.'
+        )
     path = Path(base_model).expanduser()
     return path if path.exists() else base_model
+
+
+def compute_dtype(runtime: Runtime) -> torch.dtype:
+    """bf16 where the GPU has it; fp16 for a 4-bit base on an older GPU (QLoRA's fallback); fp32 on a CPU."""
+    if runtime.bf16:
+        return torch.bfloat16
+    return torch.float16 if runtime.load_in_4bit and runtime.device == "cuda" else torch.float32
 
 
 def load_model_and_tokenizer(config: TrainConfig, runtime: Runtime) -> tuple[Any, Any]:
     """The base model (4-bit NF4 when the runtime says so) and its tokenizer."""
     source = resolve_base_model(config.base_model)
     tokenizer = AutoTokenizer.from_pretrained(source)
-    dtype = torch.bfloat16 if runtime.bf16 else (torch.float16 if runtime.load_in_4bit else torch.float32)
-    load_kwargs: dict[str, Any] = {"dtype": dtype}
-    if runtime.load_in_4bit:
-        from transformers import BitsAndBytesConfig  # only reached with CUDA: see _hide_bitsandbytes_without_cuda
-
-        load_kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype,
-        )
-        load_kwargs["device_map"] = {"": torch.cuda.current_device()}
+    dtype = compute_dtype(runtime)
     if not config.random_init:
-        return AutoModelForCausalLM.from_pretrained(source, **load_kwargs), tokenizer
+        return load_causal_lm(source, load_in_4bit=runtime.load_in_4bit, dtype=dtype, device=runtime.device), tokenizer
 
     model_config = AutoConfig.from_pretrained(source)
     for key, value in config.model_config_overrides.items():
@@ -110,7 +97,7 @@ def load_model_and_tokenizer(config: TrainConfig, runtime: Runtime) -> tuple[Any
     # bitsandbytes quantizes while loading weights, so a random model goes through disk once.
     with tempfile.TemporaryDirectory(prefix="random-init-") as scratch:
         model.save_pretrained(scratch)
-        return AutoModelForCausalLM.from_pretrained(scratch, **load_kwargs), tokenizer
+        return load_causal_lm(scratch, load_in_4bit=True, dtype=dtype, device=runtime.device), tokenizer
 
 
 def sft_arguments(config: TrainConfig, runtime: Runtime, checkpoints_dir: Path, show_progress: bool) -> SFTConfig:
@@ -132,7 +119,7 @@ def sft_arguments(config: TrainConfig, runtime: Runtime, checkpoints_dir: Path, 
         gradient_checkpointing=runtime.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False},
         bf16=runtime.bf16,
-        fp16=runtime.load_in_4bit and not runtime.bf16,
+        fp16=compute_dtype(runtime) == torch.float16,
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=config.save_total_limit,
