@@ -1,81 +1,185 @@
-"""The kernel layers under the Python guard, tested without it: Landlock rules and the network namespace.
+"""The kernel layers on their own and the sandbox's process lifecycle: seccomp without the namespaces,
+the namespaces without seccomp, `doctor`, dying with the parent on SIGKILL, and cleaning up after dead runs.
 
-These hold even for code that gets around the audit hook, so they are checked in a bare child process.
+Tests that need a kernel feature skip, with the reason, where this machine lacks it.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
-from tool_sandbox.pool import network_isolation_prefix
+from tool_sandbox import Sandbox, SandboxError, SandboxLimits
+from tool_sandbox.isolation import FULL, seccomp_available
+from tool_sandbox.zygote import SCRATCH_PREFIX
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+HAS_SECCOMP, SECCOMP_WHY = seccomp_available()
 
 
-def run_python(code: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*prefix, sys.executable, "-I", "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=60, env={"PYTHONPATH": str(PROJECT_DIR)}, cwd="/")
+def run_python(code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-I", "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=timeout, env={"PYTHONPATH": str(PROJECT_DIR)}, cwd="/")
 
 
-def test_landlock_confines_files_exec_and_tcp(tmp_path: Path) -> None:
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def confinement() -> dict[str, object]:
+    with Sandbox(require_isolation=False) as box:
+        return box.confinement()
+
+
+@pytest.mark.skipif(not HAS_SECCOMP, reason=SECCOMP_WHY)
+def test_seccomp_filter_alone_refuses_sockets_exec_and_namespaces_but_allows_threads_and_fork() -> None:
     done = run_python(f"""
-        import sys, os, socket
+        import sys, os, socket, threading, ctypes
         sys.path.insert(0, {str(PROJECT_DIR)!r})
-        from tool_sandbox.landlock import restrict_filesystem
-        abi = restrict_filesystem(read_only=[sys.base_prefix, sys.prefix], read_write=[{str(tmp_path)!r}])
-        if abi is None:
-            print("no-landlock"); raise SystemExit
+        from tool_sandbox import isolation
+        program = isolation.build_seccomp_filter()
+        isolation.prctl(isolation.PR_SET_NO_NEW_PRIVS, 1)
+        isolation.load_seccomp_program(program)
         def outcome(action):
             try:
                 action()
                 return "allowed"
             except OSError as exc:
-                return type(exc).__name__
-        print("read /etc/passwd:", outcome(lambda: open("/etc/passwd").read()))
-        print("read project:", outcome(lambda: open({str(PROJECT_DIR / "pyproject.toml")!r}).read()))
-        print("write scratch:", outcome(lambda: open({str(tmp_path / "ok.txt")!r}, "w").write("x")))
-        print("write /tmp:", outcome(lambda: open("/tmp/landlock_escape.txt", "w").write("x")))
-        print("exec /bin/true:", outcome(lambda: os.execv("/bin/true", ["true"])))
-        if abi >= 4:
-            print("tcp connect:", outcome(lambda: socket.create_connection(("127.0.0.1", 9), timeout=1)))
+                return exc.strerror
+        libc = ctypes.CDLL(None, use_errno=True)
+        print("socket:", outcome(lambda: socket.socket(socket.AF_UNIX)))
+        print("exec:", outcome(lambda: os.execv("/bin/true", ["true"])))
+        print("unshare:", libc.unshare(0x10000000))
+        print("thread:", outcome(lambda: threading.Thread(target=print).start()))
+        pid = os.fork()
+        if pid == 0:
+            os._exit(5)
+        print("fork:", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
     """)
-    if "no-landlock" in done.stdout:
-        pytest.skip("this kernel has no Landlock; the audit hook is the only file guard here")
     lines = done.stdout.splitlines()
-    assert "read /etc/passwd: PermissionError" in lines, done.stderr
-    assert "read project: PermissionError" in lines
-    assert "write scratch: allowed" in lines
-    assert "write /tmp: PermissionError" in lines
-    assert "exec /bin/true: PermissionError" in lines
-    assert all(line == "tcp connect: PermissionError" for line in lines if line.startswith("tcp"))
+    assert "socket: Operation not permitted" in lines, done.stderr
+    assert "exec: Operation not permitted" in lines
+    assert "unshare: -1" in lines
+    assert "thread: allowed" in lines and "fork: 5" in lines
 
 
-def test_network_namespace_cannot_reach_even_localhost() -> None:
-    prefix = network_isolation_prefix()
-    if not prefix:
-        pytest.skip("unshare cannot create a network namespace here; the audit hook blocks sockets instead")
+def test_namespaces_give_a_root_with_only_python_and_scratch(confinement: dict[str, object]) -> None:
+    if not confinement["namespaces"]:
+        pytest.skip(f"no namespaces here: {confinement['namespaces_why']}")
+    with Sandbox(limits=SandboxLimits(scratch_bytes=8 << 20), require_isolation=False) as box:
+        out = box.run(f"import os, sys\nprint(sorted(os.listdir('/')))\nprint(os.path.exists({str(PROJECT_DIR)!r} + "
+                      "'/pyproject.toml'), os.path.exists('/etc'), os.path.exists('/proc/self'))\n"
+                      "s = os.statvfs('/tmp')\nprint(os.getcwd(), s.f_blocks * s.f_frsize >> 20)", "view")
+        lines = out.stdout.splitlines()
+        assert set(eval(lines[0])) <= {"bin", "dev", "lib", "lib32", "lib64", "root", "sbin", "tmp", "usr", "work",
+                                       "opt", "home", "srv"}, lines[0]
+        assert lines[1] == "False False False"  # no project files, no /etc, no /proc
+        assert lines[2] == "/tmp 8"  # cwd is the tmpfs scratch of the size asked for
+
+
+def test_network_namespace_alone_cannot_reach_even_the_hosts_localhost(confinement: dict[str, object],
+                                                                        tmp_path: Path) -> None:
+    if not confinement["namespaces"]:
+        pytest.skip(f"no namespaces here: {confinement['namespaces_why']}")
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
-        reachable = run_python(f"""
-            import socket
-            socket.create_connection(("127.0.0.1", {port}), timeout=2)
-            print("connected")
-        """)
-        isolated = run_python(f"""
-            import socket
+        staging = tmp_path / "root"
+        staging.mkdir(mode=0o755)
+        os.chmod(tmp_path, 0o755)
+        done = run_python(f"""
+            import sys, socket
+            sys.path.insert(0, {str(PROJECT_DIR)!r})
+            from tool_sandbox import isolation
+            isolation.enter_namespaces({str(staging)!r}, 1 << 20)  # no seccomp: sockets can be made
             try:
                 socket.create_connection(("127.0.0.1", {port}), timeout=2)
                 print("connected")
             except OSError as exc:
-                print("refused:", exc)
-        """, prefix)
-    assert "connected" in reachable.stdout
-    assert isolated.stdout.startswith("refused:"), isolated.stdout + isolated.stderr
+                print("refused:", exc.strerror, socket.if_nameindex())
+        """)
+    assert done.stdout.startswith("refused: Network is unreachable [(1, 'lo')]"), done.stdout + done.stderr
+
+
+def test_doctor_names_every_layer_and_its_state(confinement: dict[str, object]) -> None:
+    done = subprocess.run([sys.executable, "-m", "tool_sandbox", "doctor"], capture_output=True, text=True,
+                          timeout=120, cwd=PROJECT_DIR)
+    assert f"isolation level: {confinement['isolation']}" in done.stdout, done.stderr
+    for layer in ("namespaces:", "seccomp:", "rlimits", "require_isolation:", "network (socket):", "identity:"):
+        assert layer in done.stdout
+    assert done.returncode == (0 if confinement["isolation"] == FULL else 1)
+
+
+def test_required_isolation_is_granted_here_or_refused_with_the_reason(confinement: dict[str, object]) -> None:
+    with Sandbox(require_isolation=True) as box:
+        if confinement["isolation"] == FULL:
+            assert box.run("1 + 1", "required").result == "2"
+        else:
+            with pytest.raises(SandboxError, match="doctor"):
+                box.run("1 + 1", "required")
+
+
+def test_every_sandbox_process_dies_with_its_parent_even_on_sigkill() -> None:
+    parent = subprocess.Popen([sys.executable, "-I", "-c", textwrap.dedent(f"""
+        import json, sys, time
+        sys.path.insert(0, {str(PROJECT_DIR)!r})
+        from tool_sandbox import Sandbox
+        box = Sandbox(require_isolation=False)
+        box.run("import os, time\\nif os.fork() == 0:\\n    time.sleep(600)", "s")  # retired: killed already
+        box.run("import threading, time\\nx = 1", "t")
+        print(json.dumps(box.worker_pids()), flush=True)
+        time.sleep(600)
+    """)], stdout=subprocess.PIPE, text=True, env={"PYTHONPATH": str(PROJECT_DIR)})
+    pids = json.loads(parent.stdout.readline())
+    assert len(pids) >= 3 and all(pid_alive(pid) for pid in pids)  # zygote, a session's leader and process
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in pids if pid_alive(pid)]
+
+
+def test_stale_scratch_of_a_dead_run_is_removed_at_the_next_start() -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that was just used and is now free: no zygote of ours has it
+    stale = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{dead.pid}-root-")
+    Path(stale, "left.txt").write_text("from a run killed with -9")
+    live = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+    try:
+        with Sandbox(require_isolation=False) as box:
+            box.confinement()
+        assert not os.path.exists(stale)
+        assert os.path.exists(live)  # its owner is alive
+    finally:
+        os.rmdir(live)
+
+
+def test_closing_the_sandbox_leaves_no_process_and_no_staging_dir() -> None:
+    box = Sandbox(require_isolation=False)
+    box.run("x = 1", "a")
+    pids = box.worker_pids()
+    box.close()
+    deadline = time.monotonic() + 10
+    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in pids if pid_alive(pid)]
+    assert not [name for name in os.listdir(tempfile.gettempdir()) if name.startswith(f"{SCRATCH_PREFIX}{pids[0]}-")]
+    with pytest.raises(SandboxError, match="closed"):
+        box.run("1", "a")

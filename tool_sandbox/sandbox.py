@@ -39,6 +39,7 @@ BOOTSTRAP = (f"import sys; sys.path.insert(0, {PACKAGE_PARENT!r}); "
 HARD_KILL_GRACE_S = 1.0
 SESSION_START_TIMEOUT_S = 10.0
 MAX_STALE_REPLIES = 8
+ZYGOTE_EXIT_WAIT_S = 2.0
 RESET_NOTE = ("the session's process was stopped, so its variables, imports and files from earlier calls "
               "are gone: define them again")
 EVICTED_NOTE = ("note: this session was idle while many others ran, so its process was closed: its variables, "
@@ -153,10 +154,15 @@ class Zygote:
             raise SandboxError("the sandbox's zygote could not start a session twice in a row")
 
     def kill(self) -> None:
+        """Close the control socket (the zygote then removes its staging dir and exits), kill it if it lingers."""
         self._control.close()
-        if self.process.poll() is None:
+        try:
+            self.process.wait(timeout=ZYGOTE_EXIT_WAIT_S)
+        except subprocess.TimeoutExpired:
             self.process.kill()
-        self.process.wait()
+            self.process.wait()
+        if self.info.get("staging"):
+            shutil.rmtree(self.info["staging"], ignore_errors=True)
         self._log.close()
 
 

@@ -271,5 +271,6 @@ def main() -> None:
     except BaseException as exc:  # noqa: BLE001 - the parent must learn why start-up failed
         control.send(json.dumps({"ready": False, "error": "".join(traceback.format_exception(exc))}).encode())
         return
-    control.send(json.dumps({"ready": True, "pid": os.getpid(), **zygote.describe()}).encode())
+    control.send(json.dumps({"ready": True, "pid": os.getpid(), "staging": zygote.staging, **zygote.describe()}).encode())
     zygote.serve(control)
+    os._exit(0)  # no interpreter teardown of SymPy's modules: the parent waits for this exit
