@@ -145,15 +145,15 @@ _MATH_SPAN = re.compile(
 )
 _MINERVA = re.compile(r"final answer is:?\s*(.+?)\s*\.?\s*I hope it is correct", re.IGNORECASE | re.DOTALL)
 _ANSWER_IS = re.compile(
-    r"(?:final answer|the answer|answer)(?:\s+(?:to (?:the|this) (?:problem|question)|is therefore))?"
-    r"\s*(?:is|:|=|was)\s*:?\s*", re.IGNORECASE
+    r"(?:final answer\**\s*\n|(?:final answer|the answer|answer)(?:\s+(?:to (?:the|this) (?:problem|question)|"
+    r"is therefore))?\s*\**\s*(?:is|:|=|was)\**)\s*:?\s*", re.IGNORECASE
 )
 _HASHES = re.compile(r"####\s*")
 # A completion that is only an answer: one math span (and a unit or percent word), or a short value.
 _BARE_MATH = re.compile(
     r"^\s*(?:\$\$?|\\\(|\\\[)(?P<math>.+?)(?:\$\$?|\\\)|\\\])\s*(?P<tail>%|[A-Za-z]{1,12})?\s*[.,;]?\s*$", re.DOTALL
 )
-_BARE_VALUE = re.compile(r"^\s*(?P<value>[-\d.\\(\[{][^\n$]{0,40}?)\s*[.]?\s*$")
+_BARE_VALUE = re.compile(r"^\s*(?P<value>(?:[^\n$]|\\\$){1,160}?)\s*[.]?\s*$")
 
 
 def _sentence_end(text: str, start: int) -> int:
@@ -261,8 +261,12 @@ def _extract(text: str) -> _Extraction | None:
     if (m := _BARE_MATH.match(text)) and "$" not in m.group("math"):
         tail = f" {m.group('tail')}" if m.group("tail") else ""
         return _Extraction(m.group("math").strip() + tail, m.start("math"), m.end("tail") if tail else m.end("math"), True)
-    if m := _BARE_VALUE.match(text):
-        return _Extraction(m.group("value").strip(), m.start("value"), m.end("value"), True)
+    if (m := _BARE_VALUE.match(text)) and _prose_words(m.group("value")) < 3:
+        start, value = m.start("value"), m.group("value")
+        relations = list(_PROSE_RELATION.finditer(value)) if _prose_words(value) else []
+        if relations:  # "so k equals 4"
+            start, value = start + relations[-1].end(), value[relations[-1].end():]
+        return _Extraction(value.strip(), start, start + len(value.strip()), True)
     return None  # no anchor: math-verify's own extraction is tried on the whole text (see `grade`)
 
 
@@ -917,8 +921,11 @@ def _reference_answer(reference: str) -> str:
     """The answer a reference states when it is a whole solution: its boxes (all of them, as one list:
     a reference has no discarded attempts), else its Minerva or "answer is" sentence."""
     boxes = _boxes(reference)
-    if len({content for content, _, _ in boxes}) > 1:
-        return ", ".join(content for content, _, _ in boxes)
+    contents = [content for content, _, _ in boxes]
+    restated = all(_values_match(normalize_answer(a)[0], normalize_answer(contents[-1])[0], False, False, None)
+                   not in (None, "mismatch") for a in contents)  # 15\frac{39}{40} then \frac{639}{40}
+    if len(set(contents)) > 1 and not restated:
+        return ", ".join(contents)
     if boxes or re.search(r"final answer is", reference, re.IGNORECASE):
         found = _extract(reference)
         if found is not None:

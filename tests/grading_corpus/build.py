@@ -542,6 +542,35 @@ def build() -> list[dict]:
                    f"remaining terms one by one, which gives 3 + 4 + {item.answer} +", item.answer, False,
                    "cut off mid-sentence (ran out of tokens) after merely mentioning the reference: no answer stated")
 
+    # prose_answer: the answer anchor opens a sentence that states the value inside it
+    nouns = ["total number of apples", "largest possible value of $n$", "area of the triangle", "sum of the roots",
+             "number of ways", "final count"]
+    for item in sample([i for i in simple if plain_value(i.answer) is not None], 120):
+        noun = rng.choice(nouns)
+        forms = ["Final Answer: The {n} is {a}. I hope it is correct.", "**Final Answer**\nThe {n} is ${a}$.",
+                 "Answer: the {n} equals {a}.",
+                 "Final Answer: The {n} is {a}. <|im_start|>user\nNow solve another one. The answer is 7."]
+        form = rng.choice(forms)
+        corpus.add("prose_answer", item, corpus.preamble() + form.format(n=noun, a=item.answer), item.answer, True,
+                   "an answer sentence whose value is the reference (text after a chat-template token is a new turn)")
+        wrong = perturbed(item.answer, rng)
+        corpus.add("prose_answer", item, corpus.preamble() + form.format(n=noun, a=wrong), item.answer, False,
+                   "an answer sentence stating a moved literal")
+
+    # gold_solution: the reference is a whole MATH-500 solution (its box holds the answer)
+    import json as json_module
+
+    solutions = {f"math500/{row['unique_id']}": row["solution"] for row in map(
+        json_module.loads, (Path(__file__).resolve().parents[2] / "eval" / "data" / "math500" / "test.jsonl")
+        .read_text().splitlines())}
+    for item in sample(items["math500"], 100):
+        solution = solutions[item.id]
+        corpus.add("gold_solution", item, corpus.boxed(item.answer), solution, True,
+                   "the answer the reference solution boxes")
+        wrong = perturbed(item.answer, rng)
+        if wrong:
+            corpus.add("gold_solution", item, corpus.boxed(wrong), solution, False, "a moved literal of that answer")
+
     add_real_completions(corpus)
     return corpus.rows
 
