@@ -219,6 +219,15 @@ def _prose_words(text: str) -> int:
     return len(re.findall(r"[A-Za-z]{2,}", outside))
 
 
+def _is_bare_answer(text: str) -> bool:
+    """A one-line reply that is an answer: math or a number ("p - q", "12 apples"), one word ("Evelyn"),
+    or a short statement of a value ("so k equals 4"); not a sentence such as "I don't know"."""
+    words = _prose_words(text)
+    if words <= 1:
+        return True
+    return words < 3 and (bool(re.search(r"\d", text)) or bool(_PROSE_RELATION.search(text)))
+
+
 def _value_of_prose(answer: str) -> str:
     """"The largest $n$ is 34" -> "34": the value a sentence after an answer anchor states.
 
@@ -261,7 +270,7 @@ def _extract(text: str) -> _Extraction | None:
     if (m := _BARE_MATH.match(text)) and "$" not in m.group("math"):
         tail = f" {m.group('tail')}" if m.group("tail") else ""
         return _Extraction(m.group("math").strip() + tail, m.start("math"), m.end("tail") if tail else m.end("math"), True)
-    if (m := _BARE_VALUE.match(text)) and _prose_words(m.group("value")) < 3:
+    if (m := _BARE_VALUE.match(text)) and _is_bare_answer(m.group("value")):
         start, value = m.start("value"), m.group("value")
         relations = list(_PROSE_RELATION.finditer(value)) if _prose_words(value) else []
         if relations:  # "so k equals 4"

@@ -40,7 +40,7 @@ def test_extract_final_answer_prefers_boxes_then_sentences_then_hashes(text, exp
 def test_grade_reports_extraction_verdict_and_method():
     result = grade("Therefore \\boxed{\\dfrac{1}{2}}", "\\frac12")
     assert (result.extracted, result.correct) == ("\\dfrac{1}{2}", True)
-    assert grade("nothing", "3").method == "no_answer"
+    assert grade("I could not solve this.", "3").method == "no_answer"
     assert grade("\\boxed{4}", "3").method == "mismatch"
 
 
