@@ -1,9 +1,10 @@
 """Small SymPy snippets (solve, factor, exact arithmetic) through five executors, in one run on one machine.
 
-    python -m benchmarks.sandbox_bench [--quick] [--snippets N] [--pool-size K]
+    python -m benchmarks.sandbox_bench [--quick] [--snippets N]
 
-(a) `tool_sandbox.Sandbox` with all its isolation on (network namespace, Landlock, rlimits, audit hook),
-    default pool (one worker per CPU); calls grouped in traces of 10 per session, session closed after;
+(a) `tool_sandbox.Sandbox` with all its isolation on (one process per session forked from the zygote,
+    namespaces, seccomp, rlimits); calls grouped in traces of 10 per session, session closed after, so
+    every 10th call also pays a session start;
 (b) a fresh `python -c` subprocess per call;
 (c) a `pebble.ProcessPool` created per call, as the ToRA / Qwen2.5-Math executors are used when each
     tool turn is its own batch (the parent has SymPy imported, as their drivers do for grading, so the
@@ -12,13 +13,19 @@
 (e) plain in-process `exec`, no isolation at all: the physical limit.
 
 Latency: one call in flight (p50/p95, calls/s; for (a) and (e) also CPU ms per call, parent plus
-workers, which other jobs on a shared machine do not inflate). Throughput: 8 calls in flight from
+zygote and sessions, which other jobs on a shared machine do not inflate). Throughput: 8 calls in flight from
 threads, as the solve task maps over problems. Each phase has its own N snippets (SymPy caches, so
 re-running the same ones would favour whoever saw them first). The executors take turns trace by
 trace (rotating who goes first), so on a shared, noisy machine they all see the same load and the
 ratios stay meaningful; `machine_parallel_speedup` says how much parallelism the machine gave at
 the time. (b) and (c) cost ~0.1-1 s a call, so they run one snippet in some traces (the JSON gives
-the counts); the others run every snippet. The last line printed is one JSON object with the figures.
+the counts); the others run every snippet.
+
+Sessions on their own: session start (the first, trivial call of a new session, minus nothing: what a
+caller waits for) with the zygote's spare sessions ready (default) and with none (`spare_sessions=0`:
+a fork from the zygote, the namespaces and the lock-down, all while the caller waits); and the
+sessions/s the machine sustains when each session makes 3 calls (8 sessions in flight from threads).
+The last line printed is one JSON object with the figures.
 """
 
 from __future__ import annotations
@@ -40,10 +47,12 @@ from io import StringIO
 import sympy  # noqa: F401 - imported on purpose: (c) forks this process, as a ToRA driver that grades with SymPy
 from pebble import ProcessPool
 
-from tool_sandbox import Sandbox
+from tool_sandbox import Sandbox, SandboxLimits
 
 TRACE_LENGTH = 10
 THREADS = 8
+CALLS_PER_SHORT_SESSION = 3
+SPARE_REFILL_PAUSE_S = 0.03  # between measured starts, so the zygote can fork the next spare meanwhile
 CALL_TIMEOUT_S = 10.0
 # Fresh processes importing SymPy 8 at a time on a loaded 2-core machine can take well over 10 s: the
 # baselines get a generous limit, which only guards against hangs.
@@ -175,11 +184,57 @@ def machine_parallel_speedup(tasks: int = 8, n: int = 2_000_000) -> float:
     return round(one / many, 2)
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """utime + stime of another process, from /proc (10 ms ticks: fine summed over many calls)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def process_cpu_seconds(pid: int, children: bool = False) -> float:
+    """utime + stime of another process (and of its reaped children), from /proc (10 ms ticks: fine summed)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0  # it ended between listing and reading; its time is in its parent's children's time
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def sandbox_cpu_seconds(sandbox: Sandbox) -> float:
+    """CPU of this process, the zygote with every session it reaped, and the live sessions."""
+    zygote, *live = sandbox.worker_pids()
+    return time.process_time() + process_cpu_seconds(zygote, children=True) + sum(map(process_cpu_seconds, live))
+
+
+def measure_session_starts(sandbox: Sandbox, n: int, label: str) -> dict[str, float]:
+    """p50/p95 of a new session's first call (`None`: no work), with a pause so spares can be refilled."""
+    latencies = []
+    for i in range(n):
+        time.sleep(SPARE_REFILL_PAUSE_S)
+        started = time.perf_counter()
+        out = sandbox.run("None", f"{label}-{i}")
+        latencies.append(time.perf_counter() - started)
+        assert out.ok, out.text_for_model()
+        sandbox.close_session(f"{label}-{i}")
+    ordered = sorted(latencies)
+    return {"starts": n, "p50_ms": round(statistics.median(ordered) * 1000, 3),
+            "p95_ms": round(ordered[min(n - 1, int(0.95 * n))] * 1000, 3)}
+
+
+def measure_short_sessions(sandbox: Sandbox, snippets: list[str], failures: list[str]) -> dict[str, float]:
+    """Sessions of 3 calls each, THREADS at a time: the sessions/s this machine sustains, start and close included."""
+    groups = [snippets[i:i + CALLS_PER_SHORT_SESSION] for i in range(0, len(snippets), CALLS_PER_SHORT_SESSION)]
+
+    def one_session(item: tuple[int, list[str]]) -> None:
+        index, codes = item
+        for code in codes:
+            out = sandbox.run(code, f"short-{index}", timeout=CALL_TIMEOUT_S)
+            if not out.ok:
+                failures.append(out.text_for_model())
+        sandbox.close_session(f"short-{index}")
+
+    cpu_before, started = sandbox_cpu_seconds(sandbox), time.perf_counter()
+    with ThreadPoolExecutor(THREADS) as threads:
+        list(threads.map(one_session, enumerate(groups)))
+    elapsed = time.perf_counter() - started
+    time.sleep(0.3)  # the zygote reaps the last sessions (their CPU shows in its children's time)
+    return {"sessions": len(groups), "sessions_per_s": round(len(groups) / elapsed, 2),
+            "cpu_ms_per_session": round((sandbox_cpu_seconds(sandbox) - cpu_before) / len(groups) * 1000, 2)}
 
 
 def _traces(snippets: list[str]) -> list[list[str]]:
@@ -195,15 +250,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200 snippets, few slow-baseline calls (< 1 min)")
     parser.add_argument("--snippets", type=int, help="snippets for (a), (d), (e) (default 1000, quick 200)")
-    parser.add_argument("--pool-size", type=int, help="sandbox workers (default: one per CPU)")
     args = parser.parse_args()
     n = args.snippets or (200 if args.quick else 1000)
     n_fresh, n_pool_per_call = (3, 6) if args.quick else (24, 48)
     latency_traces, throughput_traces = _traces(make_snippets(n, seed=0)), _traces(make_snippets(n, seed=1))
     warm_up = make_snippets(64, seed=2)
+    n_starts, n_short = (40, 90) if args.quick else (200, 600)
     failures: list[str] = []
 
-    with Sandbox(pool_size=args.pool_size) as sandbox, ProcessPool(max_workers=1) as warm_pool:
+    with Sandbox() as sandbox, ProcessPool(max_workers=1) as warm_pool:
         def sandbox_run(code: str, session: str) -> None:
             result = sandbox.run(code, session, timeout=CALL_TIMEOUT_S)
             if result.status != "ok":
@@ -213,20 +268,26 @@ def main() -> None:
             return warm_pool.schedule(exec_snippet, args=(code,), timeout=CALL_TIMEOUT_S).result()
 
         executors = [
-            Executor("a_sandbox", sandbox_run, sandbox.close_session, cpu_seconds=lambda: time.process_time() + sum(
-                process_cpu_seconds(pid) for pid in sandbox.worker_pids())),
+            Executor("a_sandbox", sandbox_run, sandbox.close_session, cpu_seconds=lambda: sandbox_cpu_seconds(sandbox)),
             Executor("b_fresh_subprocess", lambda code, session: exec_in_fresh_interpreter(code), sample=n_fresh),
             Executor("c_pool_per_call", lambda code, session: exec_in_pool_per_call(code), sample=n_pool_per_call),
             Executor("d_warm_pebble", warm_pool_run),
             Executor("e_in_process", lambda code, session: exec_snippet(code), cpu_seconds=time.process_time),
         ]
-        for i in range(sandbox.pool_size * 2):  # start every worker and the warm pool outside the timing
+        for i in range(4):  # start the zygote and the warm pool outside the timing
             sandbox_run(warm_up[i % len(warm_up)], f"warm-{i}")
+            sandbox.close_session(f"warm-{i}")
         warm_pool_run(warm_up[0], "warm")
         exec_snippet(warm_up[0])
         confinement = sandbox.confinement()
         print(f"2 x {n} snippets in traces of {TRACE_LENGTH}, executors interleaved ...", file=sys.stderr, flush=True)
         measure_interleaved(executors, latency_traces, throughput_traces)
+        print("session starts and short sessions ...", file=sys.stderr, flush=True)
+        starts_with_spares = measure_session_starts(sandbox, n_starts, "start")
+        short_sessions = measure_short_sessions(sandbox, make_snippets(n_short, seed=3), failures)
+    with Sandbox(limits=SandboxLimits(spare_sessions=0)) as cold:
+        cold.run("None", "warm")
+        starts_cold = measure_session_starts(cold, n_starts, "cold")
 
     speedup = machine_parallel_speedup()
     results = {executor.name: executor.figures() for executor in executors}
@@ -239,27 +300,32 @@ def main() -> None:
         "a_vs_c_latency": round(a["latency_calls_per_s"] / c["latency_calls_per_s"], 1),
         "a_vs_c_throughput": round(a["throughput_calls_per_s"] / c["throughput_calls_per_s"], 1),
         "a_p50_overhead_vs_e_ms": round(a["p50_ms"] - e["p50_ms"], 3),
-        # CPU per call (parent + workers) is what the machine's other load does not inflate
+        # CPU per call (parent + zygote + sessions) is what the machine's other load does not inflate
         "a_vs_e_cpu_per_call": round(e["cpu_ms_per_call"] / a["cpu_ms_per_call"], 3),
         "a_cpu_overhead_ms_per_call": round(a["cpu_ms_per_call"] - e["cpu_ms_per_call"], 3),
     }
+    sessions = {"start_with_spares": starts_with_spares, "start_cold": starts_cold, "three_call_sessions": short_sessions}
     targets = {"a_ge_half_e_per_worker": ratios["a_vs_e_latency_per_worker"] >= 0.5,
                "a_ge_1.5x_d_throughput": ratios["a_vs_d_throughput"] >= 1.5,
                "a_ge_100x_b": ratios["a_vs_b_latency"] >= 100,
-               "a_p50_under_5ms": a["p50_ms"] < 5.0}
+               "a_p50_under_5ms": a["p50_ms"] < 5.0,
+               "session_start_p50_under_10ms": starts_with_spares["p50_ms"] < 10.0,
+               "cold_session_start_p50_under_10ms": starts_cold["p50_ms"] < 10.0}
     load = round(os.getloadavg()[0], 2)
 
     print(f"{'executor':<20} {'calls':>6} {'calls/s':>9} {'p50 ms':>9} {'p95 ms':>9} {'8-thread calls/s':>17}")
     for name, fig in results.items():
         print(f"{name:<20} {fig['calls']:>6} {fig['latency_calls_per_s']:>9} {fig['p50_ms']:>9} {fig['p95_ms']:>9} "
               f"{fig['throughput_calls_per_s']:>17}")
+    print("sessions:", sessions)
     print("ratios:", ratios)
-    print("targets:", targets, f"(pool size {confinement['pool_size']}, {os.cpu_count()} CPUs, load {load}, "
+    print("targets:", targets, f"(isolation {confinement['isolation']}, {os.cpu_count()} CPUs, load {load}, "
           f"plain multiprocessing speed-up on this machine now: {speedup}x)")
-    print(json.dumps({"bench": "sandbox", "quick": args.quick, "snippets": n, "pool_size": confinement["pool_size"],
+    print(json.dumps({"bench": "sandbox", "quick": args.quick, "snippets": n, "isolation": confinement["isolation"],
                       "cpus": os.cpu_count(), "load_avg_1m": load,
                       "machine_parallel_speedup": speedup, "sandbox_failures": len(failures),
-                      "confinement": confinement, **results, "ratios": ratios, "targets_met": targets,
+                      "confinement": confinement, **results, "sessions": sessions, "ratios": ratios,
+                      "targets_met": targets,
                       "ratio_vs_spawn": ratios["a_vs_b_latency"]}))
 
 

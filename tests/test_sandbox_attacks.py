@@ -89,7 +89,8 @@ def zygote_descendants(zygote_pid: int) -> set[int]:
                 fields = f.read().rpartition(")")[2].split()
         except OSError:
             continue
-        parents[int(stat.split("/")[2])] = int(fields[1])
+        if fields[0] != "Z":  # a zombie is dead, only not yet reaped
+            parents[int(stat.split("/")[2])] = int(fields[1])
     found, frontier = set(), {zygote_pid}
     while frontier:
         frontier = {pid for pid, parent in parents.items() if parent in frontier} - found

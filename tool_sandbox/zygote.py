@@ -113,12 +113,12 @@ class Zygote:
             except ImportError:
                 continue
         self.namespace = base_namespace()
-        exec(WARM_UP, dict(self.namespace))
-        import sympy
-
-        sympy.core.cache.clear_cache()  # only the imports are wanted; sessions start with an empty cache
+        exec(WARM_UP, dict(self.namespace))  # its cache entries stay: every session inherits the same ones
         time.localtime()  # glibc reads /etc/localtime once; sessions have no /etc
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        # A session process whose leader was killed is re-parented here (not to the host's PID 1, which in a
+        # container may never reap it) and reaped like the leaders; its CPU time then shows in our cutime.
+        isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 1)
         clean_stale_scratch()
         # Only a mount point, used inside each session's private mount namespace; empty on the host.
         self.staging = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-root-")
@@ -142,7 +142,7 @@ class Zygote:
         try:
             while True:
                 self._reap()
-                if not poller.poll(0 if len(self.spares) < want else 1000):
+                if not poller.poll(0 if len(self.spares) < want else 100):
                     if len(self.spares) < want:
                         self.spares.append(self.spawn())
                     continue
