@@ -1,0 +1,369 @@
+"""What a person judging a run sees in the Prefect UI: the artifacts of a distill run and of a train-eval run.
+
+Distill (`publish_distill_report`, one call at the end of the flow):
+    distill-funnel        table: loaded -> problems -> solved -> faithful -> kept, with why rows dropped
+    distill-funnel-chart  markdown: the funnel as a chart, the drop reasons, links to the Parquet files
+    distill-cost          table: LLM rows, tokens and dollars per stage, in all and per kept trace
+    distill-samples       markdown: a few kept and a few dropped problems, each with its tool calls and
+                          their real outputs, each translator derivation with its verdict and check
+                          method, and the final tool-free solution
+    distill-summary, distill-quality, distill-contamination   the run summary and per-trace metrics
+Train-eval (`publish_train_eval_report`):
+    train-eval-loss       markdown: the loss curve and the run's speed and device
+    train-eval-accuracy   markdown: base vs tuned per benchmark with 95% intervals, chart and table
+    (eval/report.py publishes eval-report and eval-summary itself)
+
+The builders are pure functions of the stage records, so tests check them without Prefect; the
+publish functions only hand their output to flows/artifacts.py.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from flows.artifacts import png_markdown, publish_markdown, publish_table
+from tasks.llm import Usage
+from tasks.parquet_io import stage_path
+from tasks.records import STAGE_RECORDS, FilterDecision, NLTraceRecord, ToolCallRecord, TraceRecord, TranslationRecord
+from tasks.stages.filter import FilterOutcome, by_problem
+from tasks.stages.problems import PreparedProblems
+from tasks.stages.summary import DistillSummary
+
+if TYPE_CHECKING:  # only their fields are read; importing them would load torch into the distill flow
+    from eval.records import EvalReport
+    from training.sft import TrainResult
+
+SOLVER_DROPS = ("solver_error", "solver_no_answer", "solver_wrong_answer")
+TRANSLATION_DROPS = ("unfaithful_translation",)
+SAMPLES_KEPT, SAMPLES_DROPPED = 2, 3
+# Long texts are cut in the samples (the Parquet files hold them whole).
+MAX_PROBLEM_CHARS, MAX_CODE_CHARS, MAX_OUTPUT_CHARS, MAX_SOLUTION_CHARS = 1500, 1200, 800, 3000
+
+
+class FunnelStep(BaseModel):
+    stage: str
+    rows: int
+    share_of_problems: float | None  # None for the rows loaded before dedup/decontamination/limit
+    dropped: int  # lost between the previous step and this one
+    drop_reasons: dict[str, int]
+
+
+# ---- funnel -------------------------------------------------------------------------------------------------------
+
+def funnel_steps(counts: dict[str, int], decisions: Sequence[FilterDecision]) -> list[FunnelStep]:
+    """loaded -> problems -> solved -> faithful -> kept; each step says how many the previous one lost, and why."""
+    reasons = Counter(d.drop_reason for d in decisions if d.drop_reason)
+    problems = len(decisions)
+    solver = {r: n for r, n in reasons.items() if r in SOLVER_DROPS}
+    translation = {r: n for r, n in reasons.items() if r in TRANSLATION_DROPS}
+    solution = {r: n for r, n in reasons.items() if r not in SOLVER_DROPS and r not in TRANSLATION_DROPS}
+    solved = problems - sum(solver.values())
+    faithful = solved - sum(translation.values())
+    kept = faithful - sum(solution.values())
+
+    loaded = counts.get("loaded", problems)
+    before = {"duplicate_problem": loaded - counts.get("after_dedup", loaded)}
+    after_dedup = counts.get("after_dedup", loaded)
+    before["benchmark_overlap"] = after_dedup - counts.get("after_decontamination", after_dedup)
+    before["beyond_limit"] = counts.get("after_decontamination", after_dedup) - problems
+    before = {r: n for r, n in before.items() if n > 0}
+
+    def share(n: int) -> float | None:
+        return round(n / problems, 4) if problems else None
+
+    return [
+        FunnelStep(stage="loaded", rows=loaded, share_of_problems=None, dropped=0, drop_reasons={}),
+        FunnelStep(stage="problems", rows=problems, share_of_problems=share(problems), dropped=loaded - problems,
+                   drop_reasons=before),
+        FunnelStep(stage="solved", rows=solved, share_of_problems=share(solved), dropped=problems - solved,
+                   drop_reasons=solver),
+        FunnelStep(stage="faithful", rows=faithful, share_of_problems=share(faithful), dropped=solved - faithful,
+                   drop_reasons=translation),
+        FunnelStep(stage="kept", rows=kept, share_of_problems=share(kept), dropped=faithful - kept,
+                   drop_reasons=solution),
+    ]
+
+
+def _reasons_text(reasons: dict[str, int]) -> str:
+    return ", ".join(f"{reason}: {n}" for reason, n in sorted(reasons.items(), key=lambda item: (-item[1], item[0])))
+
+
+def funnel_table(steps: Sequence[FunnelStep]) -> list[dict[str, Any]]:
+    return [{"stage": s.stage, "rows": s.rows,
+             "% of problems": "" if s.share_of_problems is None else f"{100 * s.share_of_problems:.1f}",
+             "dropped before this step": s.dropped, "why": _reasons_text(s.drop_reasons)} for s in steps]
+
+
+def funnel_chart_png(steps: Sequence[FunnelStep], title: str) -> bytes:
+    """Horizontal bars, widest at the top, each labelled with its count and the reasons the step lost rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and workers
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8.0, 0.7 * len(steps) + 1.2))
+    names = [s.stage for s in steps][::-1]
+    values = [s.rows for s in steps][::-1]
+    bars = ax.barh(names, values, color=["#2e7d32" if n == "kept" else "#1565c0" for n in names])
+    widest = max(values, default=0) or 1
+    for bar, step in zip(bars, steps[::-1]):
+        label = f"{step.rows}"
+        if step.dropped:
+            label += f"   (-{step.dropped}: {_reasons_text(step.drop_reasons)})"
+        ax.text(bar.get_width() + widest * 0.01, bar.get_y() + bar.get_height() / 2, label, va="center", fontsize=9)
+    ax.set_xlim(0, widest * 2.2)  # room for the labels right of the bars
+    ax.set_xlabel("problems")
+    ax.set_title(title, fontsize=10)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+# ---- cost ---------------------------------------------------------------------------------------------------------
+
+def cost_rows(traces: Sequence[TraceRecord], translations: Sequence[TranslationRecord],
+              nl_traces: Sequence[NLTraceRecord], kept: int) -> list[dict[str, Any]]:
+    """Tokens and dollars per LLM stage, the run's total, and the total divided by the traces kept."""
+    def row(stage: str, llm_rows: int | str, usage: Usage) -> dict[str, Any]:
+        return {"stage": stage, "llm rows": llm_rows, "prompt tokens": usage.prompt_tokens,
+                "completion tokens": usage.completion_tokens, "cost usd": round(usage.cost_usd, 6)}
+
+    stages = [("solve", traces), ("translate", translations), ("rephrase", nl_traces)]
+    rows = [row(name, len(records), Usage.total(records)) for name, records in stages]
+    total = Usage.total([*traces, *translations, *nl_traces])
+    rows.append(row("total", sum(len(records) for _, records in stages), total))
+    if kept:
+        per_kept = Usage(prompt_tokens=round(total.prompt_tokens / kept), completion_tokens=round(total.completion_tokens / kept),
+                         cost_usd=total.cost_usd / kept)
+        rows.append(row(f"per kept trace (total / {kept})", "", per_kept))
+    else:
+        rows.append({"stage": "per kept trace", "llm rows": "", "prompt tokens": "no trace kept",
+                     "completion tokens": "", "cost usd": ""})
+    return rows
+
+
+# ---- sample traces ------------------------------------------------------------------------------------------------
+
+def _cut(text: str | None, limit: int, where: str) -> str:
+    text = text or ""
+    return text if len(text) <= limit else f"{text[:limit]}\n… ({len(text) - limit} more characters in {where})"
+
+
+def _pre(text: str) -> str:
+    return f"<pre>{html.escape(text)}</pre>"
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f"> {line}" if line.strip() else ">" for line in text.splitlines() or [""])
+
+
+def _stage_rank(reason: str) -> int:
+    return 0 if reason in SOLVER_DROPS else 1 if reason in TRANSLATION_DROPS else 2
+
+
+def pick_samples(decisions: Sequence[FilterDecision], n_kept: int = SAMPLES_KEPT,
+                 n_dropped: int = SAMPLES_DROPPED) -> list[FilterDecision]:
+    """The first kept problems, then dropped ones covering as many different drop reasons as possible,
+    the reasons of later stages first (they carry tool calls, derivations and a solution to read)."""
+    kept = [d for d in decisions if d.kept][:n_kept]
+    reasons = list(dict.fromkeys(d.drop_reason for d in decisions if d.drop_reason))
+    reasons.sort(key=_stage_rank, reverse=True)  # stable: first-seen order within a stage
+    dropped: list[FilterDecision] = []
+    while len(dropped) < n_dropped:  # one problem per reason per round, until enough or none left
+        taken = {d.problem_id for d in dropped}
+        more = [next((d for d in decisions if d.drop_reason == r and d.problem_id not in taken), None) for r in reasons]
+        more = [d for d in more if d is not None]
+        if not more:
+            break
+        dropped += more[:n_dropped - len(dropped)]
+    return [*kept, *dropped]
+
+
+def _calls_table(calls: Sequence[ToolCallRecord], translations: Sequence[TranslationRecord]) -> str:
+    derivation_of = {t.call_index: t for t in translations}
+    rows = ["<table>", "<tr><th>#</th><th>tool call (ran in the sandbox)</th><th>real output</th>"
+            "<th>translator derivation</th><th>check</th></tr>"]
+    for call in sorted(calls, key=lambda c: c.call_index):
+        output = call.output if call.status == "ok" else f"{call.status}: {call.error or call.output}"
+        t = derivation_of.get(call.call_index)
+        if t is None:
+            derivation, check = "not translated", "—"
+        else:
+            derivation = _cut(t.explanation, MAX_OUTPUT_CHARS, "translations.parquet")
+            derivation += f"\n→ {t.derived_answer}" if t.derived_answer is not None else "\n→ no derived answer"
+            verdict = "<b>faithful</b>" if t.faithful else "<b>NOT faithful</b>"
+            check = f"{verdict}<br>method: <code>{t.check_method}</code><br>attempts: {t.attempts}"
+            if t.reason:
+                check += f"<br>{html.escape(_cut(t.reason, 200, 'translations.parquet'))}"
+        tool = f"<code>{html.escape(call.tool_name)}</code>{_pre(_cut(call.code, MAX_CODE_CHARS, 'tool_calls.parquet'))}"
+        rows.append(f"<tr><td>{call.call_index}</td><td>{tool}</td>"
+                    f"<td>{_pre(_cut(output, MAX_OUTPUT_CHARS, 'tool_calls.parquet'))}</td>"
+                    f"<td>{_pre(derivation)}</td><td>{check}</td></tr>")
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def sample_markdown(decision: FilterDecision, trace: TraceRecord, calls: Sequence[ToolCallRecord],
+                    translations: Sequence[TranslationRecord], nl: NLTraceRecord | None) -> str:
+    verdict = "Kept" if decision.kept else f"Dropped (`{decision.drop_reason}`)"
+    solver = "correct" if trace.answer_correct else "wrong" if trace.final_answer is not None else "none"
+    lines = [
+        f"## {verdict} — `{trace.problem_id}`", "",
+        "**Problem**", "", _quote(_cut(trace.problem, MAX_PROBLEM_CHARS, "traces.parquet")), "",
+        f"Reference answer `{trace.reference_answer}` · solver's answer `{trace.final_answer}` ({solver}) · "
+        f"{len(calls)} tool call(s), {trace.n_turns} turn(s), `{trace.tool_protocol}` protocol · "
+        f"model `{trace.model}`, prompt `{trace.prompt_version}`", "",
+    ]
+    if trace.error:
+        lines += [f"Solver error: `{_cut(trace.error, 300, 'traces.parquet')}`", ""]
+    lines += ["**Tool calls, their real outputs, and the translator's derivations**", ""]
+    lines += [_calls_table(calls, translations) if calls else "_no tool call_", ""]
+    lines += ["**Final natural-language solution**", ""]
+    if nl is None:
+        lines.append("_not rephrased: the trace was dropped before the rephraser_")
+    else:
+        lines += [_quote(_cut(nl.solution, MAX_SOLUTION_CHARS, "nl_traces.parquet")), "",
+                  f"final answer `{nl.final_answer}` · rephraser prompt `{nl.prompt_version}`, {nl.attempts} attempt(s)"]
+    return "\n".join(lines) + "\n"
+
+
+def stage_files_markdown(output_dir: Path) -> str:
+    """Links to the run's Parquet files (file:// on the machine that ran it; copy the path elsewhere)."""
+    links = []
+    for stage in STAGE_RECORDS:
+        path = stage_path(output_dir, stage).resolve()
+        links.append(f"- `{path.name}`: [{path}]({path.as_uri()})")
+    return "**Parquet files of this run**\n\n" + "\n".join(links) + "\n"
+
+
+def samples_markdown(output_dir: Path, traces: Sequence[TraceRecord], calls: Sequence[ToolCallRecord],
+                     translations: Sequence[TranslationRecord], nl_traces: Sequence[NLTraceRecord],
+                     decisions: Sequence[FilterDecision]) -> str:
+    trace_of = {t.problem_id: t for t in traces}
+    nl_of = {n.problem_id: n for n in nl_traces}
+    calls_of, translations_of = by_problem(calls), by_problem(translations)
+    picked = pick_samples(decisions)
+    kept = sum(d.kept for d in picked)
+    parts = [f"# Sample traces: {kept} kept, {len(picked) - kept} dropped (of {len(decisions)} problems)", "",
+             stage_files_markdown(output_dir)]
+    for decision in picked:
+        pid = decision.problem_id
+        parts.append(sample_markdown(decision, trace_of[pid], calls_of.get(pid, []), translations_of.get(pid, []),
+                                     nl_of.get(pid)))
+    return "\n".join(parts)
+
+
+# ---- publishing ---------------------------------------------------------------------------------------------------
+
+def publish_distill_report(output_dir: Path, prepared: PreparedProblems, traces: Sequence[TraceRecord],
+                           calls: Sequence[ToolCallRecord], translations: Sequence[TranslationRecord],
+                           nl_traces: Sequence[NLTraceRecord], filtered: FilterOutcome, summary: DistillSummary) -> None:
+    """Every artifact of a finished distill run (a no-op outside a run; an outage costs one warning)."""
+    steps = funnel_steps(prepared.counts, filtered.decisions)
+    kept = len(filtered.sft)
+    model = traces[0].model if traces else "no model call"
+    publish_table("distill-funnel", funnel_table(steps),
+                  f"Funnel: problems -> solved -> faithful -> kept ({kept} of {len(traces)}), with drop reasons")
+    chart = funnel_chart_png(steps, f"{len(traces)} problems, {kept} kept ({model})")
+    reasons = [f"- **{s.stage}** lost {s.dropped}: {_reasons_text(s.drop_reasons)}" for s in steps if s.dropped]
+    publish_markdown("distill-funnel-chart",
+                     "\n".join(["# Distill funnel", "", png_markdown(chart, "funnel chart"), "",
+                                *(reasons or ["Nothing was dropped."]), "", stage_files_markdown(output_dir)]),
+                     "Funnel chart of the distill run, with drop reasons and the Parquet files")
+    publish_table("distill-cost", cost_rows(traces, translations, nl_traces, kept),
+                  f"LLM tokens and cost per stage and per kept trace ({summary.cost_usd:.4f} USD in all)")
+    publish_markdown("distill-samples", samples_markdown(output_dir, traces, calls, translations, nl_traces,
+                                                         filtered.decisions),
+                     "Sample traces: problem, tool calls with outputs, derivations with verdicts, final solution")
+    publish_table("distill-summary", [summary.model_dump()], "Rows per stage, tokens and cost of this distill run")
+    publish_table("distill-quality", [q.model_dump() for q in filtered.quality], "Per-trace quality metrics and drop reasons")
+    if prepared.decontamination is not None:
+        publish_table("distill-contamination", [h.model_dump() for h in prepared.decontamination.hits] or [{"hits": 0}],
+                      "Problems removed before solving because they overlap an eval benchmark")
+
+
+def loss_curve_png(curve: Sequence[dict[str, Any]], title: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.0, 3.2))
+    steps = [point["step"] for point in curve]
+    ax.plot(steps, [point["loss"] for point in curve], marker="o" if len(curve) < 30 else None, color="#1565c0")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def loss_markdown(metrics: dict[str, Any], result: TrainResult) -> str:
+    curve = metrics.get("loss_curve") or []
+    lines = ["# Training loss", ""]
+    if curve:
+        lines += [png_markdown(loss_curve_png(curve, f"{len(curve)} logged steps, final loss {result.final_loss:.4f}"),
+                               "loss curve"), ""]
+    else:
+        lines += ["_no loss was logged (a run of fewer steps than the logging interval, or resumed at its end)_", ""]
+    lines += ["| steps | resumed from | final loss | tokens/s | peak memory MB | device | 4-bit base |",
+              "|---|---|---|---|---|---|---|",
+              f"| {result.steps} | {result.resumed_from_step} | {result.final_loss:.4f} | {result.train_tokens_per_s:.1f} "
+              f"| {result.peak_memory_mb:.0f} | {result.device} | {result.load_in_4bit} |", "",
+              f"Adapter: `{result.adapter_dir}` · metrics: `{result.metrics_path}`"]
+    return "\n".join(lines) + "\n"
+
+
+def accuracy_markdown(report: EvalReport) -> str:
+    """Base vs tuned per benchmark, each with its 95% interval, the change, and whether the intervals overlap."""
+    by_key = {(s.label, s.benchmark): s for s in report.summaries}
+    labels = list(dict.fromkeys(s.label for s in report.summaries))
+    benchmarks = list(dict.fromkeys(s.benchmark for s in report.summaries))
+    lines = ["# Accuracy: base vs tuned (no tools at inference)", ""]
+    if report.chart_path.exists():
+        lines += [png_markdown(report.chart_path.read_bytes(), "accuracy by benchmark"), ""]
+    reference = labels[0] if labels else None
+    header = ["benchmark", "problems", *[f"{label} % [95% CI]" for label in labels],
+              *[f"{label} − {reference}" for label in labels[1:]]]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name in benchmarks:
+        cells = [name, str(max((by_key[(label, name)].n_problems for label in labels if (label, name) in by_key), default=0))]
+        for label in labels:
+            s = by_key.get((label, name))
+            cells.append("" if s is None else f"{100 * s.accuracy:.1f} [{100 * s.ci_low:.1f}, {100 * s.ci_high:.1f}]")
+        for label in labels[1:]:
+            s, base = by_key.get((label, name)), by_key.get((reference, name))
+            if s is None or base is None:
+                cells.append("")
+                continue
+            overlap = s.ci_low <= base.ci_high and base.ci_low <= s.ci_high
+            cells.append(f"{100 * (s.accuracy - base.accuracy):+.1f} points"
+                         + (" (intervals overlap: not distinguishable)" if overlap else " (intervals apart)"))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Full report: `{report.report_path}` · per-problem Parquet under `{report.output_dir}`"]
+    return "\n".join(lines) + "\n"
+
+
+def publish_train_eval_report(result: TrainResult, report: EvalReport) -> None:
+    """The loss curve and the base-vs-tuned accuracy of a train-eval run (a no-op outside a run)."""
+    metrics = json.loads(Path(result.metrics_path).read_text()) if Path(result.metrics_path).exists() else {}
+    publish_markdown("train-eval-loss", loss_markdown(metrics, result),
+                     f"Training loss curve ({result.steps} steps on {result.device})")
+    publish_markdown("train-eval-accuracy", accuracy_markdown(report),
+                     "Base vs tuned accuracy per benchmark with 95% intervals")
