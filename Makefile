@@ -9,7 +9,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean gpu-wheelhouse paper
 
 install: $(STAMP)
 
@@ -43,6 +43,19 @@ bench: install $(DISTILABEL_STAMP)
 
 clean:
 	rm -rf .state out
+
+# The wheels the GPU machine lacks (trl, datasets, pydantic, a CUDA-13-only bitsandbytes, tool-distill) plus the
+# embedded tokenizer, under the ignored .whl/gpu, for benchmarks/gpu/first_contact.sh (see benchmarks/gpu/README.md).
+gpu-wheelhouse: install
+	$(BIN)/python -m benchmarks.gpu.wheelhouse .whl/gpu
+
+# The paper's experiment in one command, for a machine with a GPU and hub access (docs/paper.md):
+#   make paper TEACHER=openai/gpt-4o STUDENT=Qwen/Qwen2.5-1.5B-Instruct
+TEACHER ?= openai/gpt-4o-mini
+STUDENT ?= Qwen/Qwen2.5-1.5B-Instruct
+PAPER_OUT ?= out/paper
+paper: install
+	$(BIN)/python -m flows.paper --teacher $(TEACHER) --student $(STUDENT) --output-dir $(PAPER_OUT) $(PAPER_ARGS)
 
 # ---- Deployments (docs/deployments.md): `make server`, then in other terminals `make deploy`,
 # `make worker` (cpu-pool) and `make worker POOL=gpu-pool`. Server state (SQLite) stays in .state/prefect.
