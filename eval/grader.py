@@ -344,7 +344,11 @@ _TEXT_UNITS = re.compile(
 )
 _WORDS = re.compile(r"^[A-Za-z][A-Za-z '\-]*$")
 _CHOICE = re.compile(r"^\(?([A-Ea-e])\)?(?:[.:)]?\s+.*)?$")
-_UNICODE_SPACES = {"\u2009": " ", "\u202f": " ", "\u00a0": " ", "\u2212": "-", "\u00d7": "\\times "}
+_UNICODE = {"\u2009": " ", "\u202f": " ", "\u00a0": " ", "\u2007": " ", "\u2212": "-", "\u2013": "-", "\u00d7": "\\times ",
+            "\u00b7": "\\cdot ", "\u22c5": "\\cdot ", "\u221e": "\\infty ", "\u222a": "\\cup ", "\u2229": "\\cap ",
+            "\u2264": "\\le ", "\u2265": "\\ge ", "\u2260": "\\neq ", "\u03c0": "\\pi ", "\u221a": "\\sqrt ",
+            "\u00bd": "\\frac{1}{2}", "\u00bc": "\\frac{1}{4}", "\u00be": "\\frac{3}{4}"}
+_SUPERSCRIPTS = str.maketrans("\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079\u207b", "0123456789-")
 
 
 def _unwrap_text(s: str) -> str:
@@ -383,8 +387,9 @@ def normalize_answer(answer: str) -> tuple[str, bool]:
     a value, thousands separators, trailing zeros.
     """
     s = answer.strip()
-    for char, replacement in _UNICODE_SPACES.items():
+    for char, replacement in _UNICODE.items():
         s = s.replace(char, replacement)
+    s = re.sub(r"[\u2070\u00b9\u00b2\u00b3\u2074-\u2079\u207b]+", lambda m: "^{" + m.group(0).translate(_SUPERSCRIPTS) + "}", s)
     s = s.replace("\\$", "").replace("$", "")
     s = re.sub(r"^\\\(|\\\)$|^\\\[|\\\]$", "", s).strip()
     if "\\\\" in s and not re.search(r"(?<!\\)\\[a-zA-Z]", s):  # every command escaped twice: `\\\\frac`
@@ -394,7 +399,7 @@ def normalize_answer(answer: str) -> tuple[str, bool]:
     s = re.sub(r"(\d)\s*\{,\}\s*(?=\d)", r"\1,", s)  # 1{,}000 and the decimal comma 3{,}5
     s = re.sub(r"(?<!\\)\\[,;: ]|~|\\quad|\\qquad", " ", s)  # LaTeX spacing, not the row break `\\ `
     s = s.replace("\\left", "").replace("\\right", "")
-    s = re.sub(r"\\[dt]frac", r"\\frac", s)
+    s = re.sub(r"\\[dtc]frac", r"\\frac", s)
     s = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree", "", s)
     s = re.sub(r"\s*\b(?:degrees?|deg)\b\.?\s*$", "", s)
     percent = bool(re.search(r"\\?%|\\percent\b|\bpercent\b", s))
@@ -589,8 +594,9 @@ def _without_assignment(s: str) -> str:
 
 
 def _choice_letter(s: str) -> str | None:
-    s = _unwrap_text(s).strip().strip("*").strip()
-    s = re.sub(r"^\\text(?:bf)?\s*", "", s)
+    """The option letter an answer names: "(B)", "\\textbf{(B)} 12", "B) 12", "Option B", "**B**"."""
+    s = _unwrap_text(s.replace("$", "")).strip().strip("*").strip()
+    s = re.sub(r"^\\text(?:bf)?\s*|^(?:option|choice)\s+", "", s, flags=re.IGNORECASE)
     m = _CHOICE.match(s)
     return m.group(1).upper() if m else None
 
@@ -605,7 +611,7 @@ def _worker_loop() -> None:  # pragma: no cover - runs in the worker process
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     sys.stdout = sys.stderr  # nothing but replies on the pipe
     logging.disable(logging.WARNING)
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, StringExtractionConfig, parse, verify
 
     import functools
 
@@ -623,7 +629,11 @@ def _worker_loop() -> None:  # pragma: no cover - runs in the worker process
     for line in sys.stdin:
         request = json.loads(line)
         try:
-            if request.get("op") == "extract":
+            if request.get("op") == "extract" and request.get("choices"):  # option letters, math-verify's way
+                letters = StringExtractionConfig(strings=tuple(request["choices"]), lowercase=False)
+                found = parse(request["text"], extraction_config=[letters], parsing_timeout=None)
+                reply = {"extracted": next((f for f in found if isinstance(f, str)), None)}
+            elif request.get("op") == "extract":
                 found = parse_cached(request["text"])
                 reply = {"extracted": next((f for f in found if isinstance(f, str)), None)}
             else:
@@ -785,9 +795,14 @@ def _symbolic(reference: str, prediction: str, precision: Precision | None,
     return "math_verify" if reply and reply.get("verdict") else "mismatch"
 
 
-def _math_verify_extraction(completion: str, deadline: float) -> str | Literal["timeout"] | None:
-    """The answer math-verify's own extraction (LaTeX, then plain expressions) finds in unanchored text."""
-    reply = _ask_worker({"op": "extract", "text": completion[-_MAX_UNANCHORED_CHARS:]}, deadline)
+def _math_verify_extraction(completion: str, deadline: float,
+                            choices: bool = False) -> str | Literal["timeout"] | None:
+    """The answer math-verify's own extraction finds in unanchored text: LaTeX, then plain expressions,
+    or (for a multiple-choice reference) an option letter A-E."""
+    request = {"op": "extract", "text": completion[-_MAX_UNANCHORED_CHARS:]}
+    if choices:
+        request["choices"] = list("ABCDE")
+    reply = _ask_worker(request, deadline)
     if reply == "timeout":
         return "timeout"
     return reply.get("extracted") if reply else None
@@ -955,7 +970,8 @@ def grade(completion: str, reference: str, *, problem: str | None = None,
     found = _extract(completion)
     region = _unanchored_region(completion) if found is None and not _cut_off_in_box(completion) else None
     if region is not None:
-        extracted = _math_verify_extraction(region, deadline)
+        is_choice = _choice_letter(reference) is not None and len(_unwrap_text(reference).strip("()$ *")) == 1
+        extracted = _math_verify_extraction(region, deadline, choices=is_choice)
         if extracted == "timeout":
             return GradeResult(extracted=None, correct=False, method="timeout")
         if extracted:
