@@ -16,56 +16,26 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from flows.artifacts import publish_table
 from flows.run_names import named_after_params
-from tasks.llm import LLMSettings, call_limits
+from flows.run_report import publish_distill_report
+from flows.params import DistillParams
+from tasks.llm import call_limits
 from tasks.parquet_io import stage_path, write_records
 from tasks.prompt_store import load_prompt
 from tasks.records import FilterDecision, NLTraceRecord, ProblemRecord, SFTRecord, ToolCallRecord, TraceRecord
 from tasks.records import TranslationRecord
 from tasks.runtime import StageFunction, map_stage, row_threads
+from tasks.stages.failures import check_llm_failures
 from tasks.stages.dataset_card import DatasetCardInfo, push_to_hub, write_dataset_card
-from tasks.stages.decontam import DEFAULT_NGRAM_SIZE
 from tasks.stages.filter import calls_to_translate, filter_traces, rephrase_inputs, solved_traces
-from tasks.stages.problems import PreparedProblems, bundled_problems_path, prepare_problems
+from tasks.stages.problems import PreparedProblems, prepare_problems
 from tasks.stages.quality import QualitySummary, summarize_quality
-from tasks.stages.rephrase import RephraseConfig, rephrase_trace
-from tasks.stages.solve import SolveConfig, solve_problem
+from tasks.stages.rephrase import rephrase_trace
+from tasks.stages.solve import solve_problem
 from tasks.stages.summary import DistillSummary, summarize_distill
-from tasks.stages.translate import TranslateConfig, translate_tool_call
-
-
-class DistillParams(BaseModel):
-    """Parameters of the distill flow (rendered as a form in the Prefect UI)."""
-
-    problems: str = Field(default="bundled", description='A JSONL/Parquet/CSV file or folder, or "bundled" (24 easy demo problems).')
-    output_dir: str = Field(default="out/distill", description="Where the stage Parquet files go.")
-    limit: int | None = Field(default=None, ge=1, description="Use only the first N problems (after dedup and decontamination).")
-    skip_bad_rows: bool = Field(default=False, description="Skip malformed input rows (reported) instead of stopping.")
-    max_problem_chars: int = Field(default=20_000, gt=0, description="Longer problems are bad rows.")
-    decontaminate: bool = Field(default=True, description=f"Remove problems that overlap an eval benchmark ({DEFAULT_NGRAM_SIZE}-grams).")
-    llm: LLMSettings = Field(default_factory=LLMSettings)
-    max_concurrency: int = Field(default=4, ge=1, description="LLM calls in flight at once (capped by the Prefect limit `llm-<model>` if one exists).")
-    rows_per_task: int = Field(default=128, ge=1, description="Rows per Prefect task run: the stage runs its rows on "
-                                                           "2 x `max_concurrency` threads (1 x for an in-process model) and caches every row as it finishes.")
-    requests_per_minute: float | None = Field(default=None, gt=0, description="Start at most this many LLM calls per minute (capped by `llm-<model>-rpm` if it exists).")
-    solve: SolveConfig = Field(default_factory=SolveConfig)
-    translate: TranslateConfig = Field(default_factory=TranslateConfig)
-    rephrase: RephraseConfig = Field(default_factory=RephraseConfig)
-    license: str | None = Field(default=None, description='Dataset card licence; default "apache-2.0" for the bundled set, else "other".')
-    push_to_hub: str | None = Field(default=None, description="Hugging Face dataset repo to upload to (needs HF_TOKEN).")
-
-    def problems_path(self) -> Path:
-        return bundled_problems_path() if self.problems == "bundled" else Path(self.problems)
-
-    def dataset_name(self) -> str:
-        return "bundled" if self.problems == "bundled" else Path(self.problems).stem
-
-    def run_slug(self) -> str:
-        """`<dataset>-<model>`, the tail of flow run names shown in the Prefect UI."""
-        return f"{self.dataset_name()}-{self.llm.model.replace('/', '_')}"
+from tasks.stages.translate import translate_tool_call
 
 
 def _pin_prompt_versions(params: DistillParams) -> DistillParams:
@@ -93,12 +63,9 @@ def distill(params: DistillParams = DistillParams()) -> DistillSummary:
 
     with call_limits(params.llm, params.max_concurrency, params.requests_per_minute):
         prepared = prepare_problems(params.problems_path(), skip_bad_rows=params.skip_bad_rows,
-                                    max_problem_chars=params.max_problem_chars, decontaminate=params.decontaminate,
-                                    limit=params.limit)
+                                    max_problem_chars=params.max_problem_chars, max_input_bytes=params.max_input_mb << 20,
+                                    decontaminate=params.decontaminate, limit=params.limit)
         write_records(prepared.problems, ProblemRecord, stage_path(out, "problems"))
-        if prepared.decontamination is not None:
-            publish_table("distill-contamination", [h.model_dump() for h in prepared.decontamination.hits] or [{"hits": 0}],
-                          "Problems removed before solving because they overlap an eval benchmark")
         log.info("problems: %s (%d bad rows skipped, %d duplicates)", prepared.counts, prepared.skipped_rows,
                  prepared.duplicates)
 
@@ -107,16 +74,19 @@ def distill(params: DistillParams = DistillParams()) -> DistillSummary:
         calls = [c for o in outcomes for c in o.tool_calls]
         write_records(traces, TraceRecord, stage_path(out, "traces"))
         write_records(calls, ToolCallRecord, stage_path(out, "tool_calls"))
+        check_llm_failures("solve", outcomes, params.max_failed_fraction)
         solved = solved_traces(traces)
         log.info("solve: %d/%d correct, %d tool calls", len(solved), len(traces), len(calls))
 
         translations = run_stage("translate", translate_tool_call, [(c,) for c in calls_to_translate(solved, calls)],
                                  params.translate)
         write_records(translations, TranslationRecord, stage_path(out, "translations"))
+        check_llm_failures("translate", translations, params.max_failed_fraction)
         log.info("translate: %d/%d faithful", sum(t.faithful for t in translations), len(translations))
 
         nl_traces = run_stage("rephrase", rephrase_trace, rephrase_inputs(solved, calls, translations), params.rephrase)
         write_records(nl_traces, NLTraceRecord, stage_path(out, "nl_traces"))
+        check_llm_failures("rephrase", nl_traces, params.max_failed_fraction)
 
     filtered = filter_traces(traces, nl_traces, calls, translations, {p.id: p.source for p in prepared.problems})
     write_records(filtered.decisions, FilterDecision, stage_path(out, "filter_report"))
@@ -126,8 +96,7 @@ def distill(params: DistillParams = DistillParams()) -> DistillSummary:
     quality_summary = summarize_quality(filtered.quality)
     (out / "summary.json").write_text(summary.model_dump_json(indent=2))
     (out / "quality.json").write_text(quality_summary.model_dump_json(indent=2))
-    publish_table("distill-summary", [summary.model_dump()], "Rows per stage, tokens and cost of this distill run")
-    publish_table("distill-quality", [q.model_dump() for q in filtered.quality], "Per-trace quality metrics and drop reasons")
+    publish_distill_report(out, prepared, traces, calls, translations, nl_traces, filtered, summary)
     write_dataset_card(out, _card_info(params, prepared, summary, filtered.duplicate_traces, quality_summary))
     if params.push_to_hub:
         push_to_hub(out, params.push_to_hub)

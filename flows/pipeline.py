@@ -21,7 +21,7 @@ from prefect.states import State
 from pydantic import BaseModel, Field
 
 from flows.artifacts import publish_markdown
-from flows.distill import DistillParams
+from flows.params import DistillParams
 from flows.run_names import named_after_params
 from flows.runners import TaskRunnerSettings, distill_on
 from flows.train_eval import TrainEvalParams, train_eval

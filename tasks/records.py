@@ -35,6 +35,7 @@ class Lineage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    llm_error: str | None = None  # the call that failed for good (after retries), if one did: the row is a failed row
 
 
 class ProblemRecord(BaseModel):

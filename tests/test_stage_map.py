@@ -3,6 +3,7 @@ recomputes nothing finished, and the per-item store survives a torn write."""
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import Counter
 from pathlib import Path
@@ -80,13 +81,21 @@ def test_bad_sizes_are_refused(prefect_api, tmp_path: Path) -> None:
         squares(NAMES, 0, tmp_path, chunk_size=0)
 
 
-def test_item_store_treats_a_torn_entry_as_missing_and_keys_are_stable(tmp_path: Path) -> None:
-    store = ItemStore(tmp_path)
+class _Stale:
+    """A result type that later disappears, as a record class does when a module is renamed."""
+
+
+def test_item_store_keys_are_stable_and_a_stale_entry_is_recomputed_not_fatal(tmp_path: Path, monkeypatch) -> None:
     key = item_key("source", {"b": 1, "a": [1, 2]}, 3)
     assert key == item_key("source", {"a": [1, 2], "b": 1}, 3) != item_key("source", {"a": [1, 2], "b": 1}, 4)
-    assert store.get(key) == (False, None)
-    store.put(key, {"answer": 42})
-    assert store.get(key) == (True, {"answer": 42})
-    (tmp_path / f"{key}.pkl").write_bytes(b"\x80\x05\x95")  # cut off mid-write (power loss, no fsync)
-    assert store.get(key) == (False, None)
-    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    with ItemStore(tmp_path) as store:
+        assert store.get(key) == (False, None)
+        store.put(key, {"answer": 42})
+        store.put("stale", _Stale())
+        store.put("none", None)
+    with ItemStore(tmp_path) as store:  # another process's view: what was put is there
+        assert store.get(key) == (True, {"answer": 42})
+        assert store.get("none") == (True, None)  # a stored None is a result, not a miss
+        monkeypatch.delattr(sys.modules[_Stale.__module__], "_Stale")  # the class is gone: its pickle cannot load
+        assert store.get("stale") == (False, None)
+        assert sorted(map(repr, store.results())) == ["None", "{'answer': 42}"]

@@ -5,12 +5,35 @@ call gates (`limits`), the HTTP transport that holds a gate's slot per request (
 loop HTTP calls run on (`event_loop`), and the in-process providers: the embedded SmolLM2 model
 (`local_provider`, `embedded_model`, `local_batching`) and the scripted test double
 (`scripted_provider`).
+
+The records (`LLMSettings`, `Usage`, ...) import nothing heavy; the client's names load litellm on
+first use. That is why they are looked up lazily here: the CLI validates a run's settings, and
+fails on a bad one, before paying litellm's seconds-long import.
 """
 
-from tasks.llm.client import assistant_message, complete, parse_arguments, redact_secrets, supports_function_calling
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from tasks.llm.embedded_model import EMBEDDED_LITELLM_MODEL, embedded_model_dir
-from tasks.llm.limits import call_limits
 from tasks.llm.records import FunctionCall, LLMCallError, LLMReply, LLMSettings, Usage
+
+if TYPE_CHECKING:
+    from tasks.llm.client import assistant_message, complete, parse_arguments, redact_secrets, supports_function_calling
+    from tasks.llm.limits import call_limits
+    from tasks.llm.preflight import PreflightError, preflight
+
+_LAZY = {
+    "assistant_message": "tasks.llm.client",
+    "complete": "tasks.llm.client",
+    "parse_arguments": "tasks.llm.client",
+    "redact_secrets": "tasks.llm.client",
+    "supports_function_calling": "tasks.llm.client",
+    "call_limits": "tasks.llm.limits",
+    "PreflightError": "tasks.llm.preflight",
+    "preflight": "tasks.llm.preflight",
+}
 
 __all__ = [
     "EMBEDDED_LITELLM_MODEL",
@@ -18,12 +41,20 @@ __all__ = [
     "LLMCallError",
     "LLMReply",
     "LLMSettings",
+    "PreflightError",
+    "Usage",
     "assistant_message",
     "call_limits",
     "complete",
     "embedded_model_dir",
     "parse_arguments",
+    "preflight",
     "redact_secrets",
     "supports_function_calling",
-    "Usage",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tasks.llm' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)

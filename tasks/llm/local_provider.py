@@ -33,8 +33,9 @@ from litellm.types.utils import ModelResponse
 
 from tasks.llm.embedded_model import resolve_local_model
 from tasks.llm.local_batching import BatchItem, DynamicBatcher
+from tasks.llm.records import LOCAL_PROVIDER
 
-PROVIDER = "local"
+PROVIDER = LOCAL_PROVIDER
 MAX_BATCH_ENV = "TOOL_DISTILL_LOCAL_MAX_BATCH"
 DEFAULT_MAX_BATCH = 8
 _load_lock = threading.Lock()

@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from pydantic import BaseModel, Field
 
 from tasks.llm.embedded_model import EMBEDDED_LITELLM_MODEL
-from tasks.llm.local_provider import PROVIDER as LOCAL_PROVIDER
-from tasks.llm.scripted_provider import PROVIDER as SCRIPTED_PROVIDER
 
-# Providers served inside this process (no HTTP, no cost).
+# Providers served inside this process (no HTTP, no cost): the embedded model and the test double.
+LOCAL_PROVIDER = "local"
+SCRIPTED_PROVIDER = "scripted"
 IN_PROCESS_PROVIDERS = (LOCAL_PROVIDER, SCRIPTED_PROVIDER)
 
 

@@ -30,7 +30,9 @@ import sympy
 from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import ChatCompletionMessageToolCall, Function, ModelResponse
 
-PROVIDER = "scripted"
+from tasks.llm.records import SCRIPTED_PROVIDER
+
+PROVIDER = SCRIPTED_PROVIDER
 _EXPRESSION = re.compile(r"[-+*/^()\d. ]*\d[-+*/^()\d. ]*")
 _OUTPUT = re.compile(r"```output\s*\n(.*?)\n?```", re.DOTALL)
 _CODE_PRINT = re.compile(r"print\((.*)\)")

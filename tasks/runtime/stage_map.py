@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -43,6 +42,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from tasks.runtime.item_store import ItemStore, item_key
+from tasks.runtime.progress import StageProgress
 from tasks.llm.limits import CallGate, GateLimits, active_gates, using_gates
 
 StageFunction = Callable[..., Any]
@@ -54,6 +54,7 @@ class _StageRuntime:
 
     pool: ThreadPoolExecutor
     gates: dict[str, CallGate]
+    progress: StageProgress
 
 
 # The stages running in this process, by id. Chunks that run here share their stage's pool:
@@ -65,10 +66,10 @@ _stages: dict[str, _StageRuntime] = {}
 
 
 @contextmanager
-def _stage_runtime(workers: int, gates: dict[str, CallGate]) -> Iterator[str]:
+def _stage_runtime(workers: int, gates: dict[str, CallGate], progress: StageProgress) -> Iterator[str]:
     stage_id = uuid.uuid4().hex
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stage-row") as pool:
-        _stages[stage_id] = _StageRuntime(pool, gates)
+        _stages[stage_id] = _StageRuntime(pool, gates, progress)
         try:
             yield stage_id
         finally:
@@ -84,28 +85,34 @@ def _stage_in_this_process(stage_id: str) -> _StageRuntime | None:
 @task(name="chunk", task_run_name="{label}", cache_policy=NO_CACHE, persist_result=False, retries=1,
       retry_delay_seconds=2)
 def _run_chunk(label: str, item_fn: StageFunction, per_item: Sequence[tuple], shared: tuple, keys: Sequence[str],
-               store_dir: str, stage_id: str, remote_share: dict[str, GateLimits], remote_threads: int) -> list[Any]:
-    store = ItemStore(Path(store_dir))
+               store_dir: str, stage_id: str, remote_share: dict[str, GateLimits],
+               remote_threads: int) -> tuple[list[Any], bool]:
+    """The chunk's results, and whether its rows were counted as they finished (in the stage's own process)."""
     stage = _stage_in_this_process(stage_id)
     if stage is not None:
-        pool, gates = nullcontext(stage.pool), stage.gates
+        pool, gates, progress = nullcontext(stage.pool), stage.gates, stage.progress
     else:  # in another process: this chunk's share of the stage's limits
         pool = ThreadPoolExecutor(remote_threads, thread_name_prefix=label)
         gates = {key: CallGate(share.max_in_flight, share.requests_per_minute) for key, share in remote_share.items()}
+        progress = None
 
-    def run_item(args: tuple, key: str) -> Any:
-        found, result = store.get(key)
-        if not found:
-            with using_gates(gates):
-                result = item_fn(*args, *shared)
-            store.put(key, result)
-        return result
+    with ItemStore(Path(store_dir)) as store:
 
-    with pool as rows:
-        # Each row runs in a copy of this task's context: its log lines belong to this task run.
-        futures = [rows.submit(copy_context().run, run_item, args, key) for args, key in zip(per_item, keys)]
-        wait(futures)  # every row finishes (and is stored) before a failure is raised
-        return [future.result() for future in futures]
+        def run_item(args: tuple, key: str) -> Any:
+            found, result = store.get(key)
+            if not found:
+                with using_gates(gates):
+                    result = item_fn(*args, *shared)
+                store.put(key, result)
+            if progress is not None:
+                progress.item_done(result)
+            return result
+
+        with pool as rows:
+            # Each row runs in a copy of this task's context: its log lines belong to this task run.
+            futures = [rows.submit(copy_context().run, run_item, args, key) for args, key in zip(per_item, keys)]
+            wait(futures)  # every row finishes (and is stored) before a failure is raised
+            return [future.result() for future in futures], progress is not None
 
 
 @task(name="stage", task_run_name="{name}-stage", persist_result=True,
@@ -113,17 +120,17 @@ def _run_chunk(label: str, item_fn: StageFunction, per_item: Sequence[tuple], sh
 def _run_stage(name: str, item_fn: StageFunction, item_fn_source: str, per_item: Sequence[tuple], shared: tuple,
                store_dir: str, workers: int, chunk_size: int) -> list[Any]:
     log = get_run_logger()
-    store = ItemStore(Path(store_dir))
     shared_key = item_key(item_fn_source, *shared)
     keys = [item_key(shared_key, *args) for args in per_item]
     results: list[Any] = [None] * len(per_item)
     todo = []
-    for index, key in enumerate(keys):
-        found, result = store.get(key)
-        if found:
-            results[index] = result
-        else:
-            todo.append(index)
+    with ItemStore(Path(store_dir)) as store:
+        for index, key in enumerate(keys):
+            found, result = store.get(key)
+            if found:
+                results[index] = result
+            else:
+                todo.append(index)
     chunks = [todo[start:start + chunk_size] for start in range(0, len(todo), chunk_size)]
     log.info("%s: %d items, %d done before, %d to run in %d chunk(s) of up to %d, on %d threads",
              name, len(per_item), len(per_item) - len(todo), len(todo), len(chunks), chunk_size, workers)
@@ -132,7 +139,8 @@ def _run_stage(name: str, item_fn: StageFunction, item_fn_source: str, per_item:
     # no more chunks than the tightest gate has slots (a Prefect limit may have cut the run's share)
     parts = min([_chunks_at_once(len(chunks), workers), *(gate.max_in_flight for gate in gates.values())])
     remote_share = {key: gate.limits.share(parts) for key, gate in gates.items()}
-    with _stage_runtime(workers, gates) as stage_id:
+    progress = StageProgress(name, len(per_item), len(per_item) - len(todo))
+    with _stage_runtime(workers, gates, progress) as stage_id:
 
         def submit(number: int) -> tuple[PrefectFuture, list[int]]:
             chunk = chunks[number]
@@ -142,18 +150,21 @@ def _run_stage(name: str, item_fn: StageFunction, item_fn_source: str, per_item:
             return future, chunk
 
         in_flight = dict(submit(number) for number in range(min(parts, len(chunks))))
-        next_chunk, done, started = len(in_flight), len(per_item) - len(todo), time.perf_counter()
+        next_chunk = len(in_flight)
         while in_flight:
             future = next(as_completed(list(in_flight)))
             chunk = in_flight.pop(future)
-            for index, result in zip(chunk, future.result()):
+            chunk_results, counted = future.result()
+            if not counted:
+                progress.chunk_done(chunk_results)
+            for index, result in zip(chunk, chunk_results):
                 results[index] = result
             if next_chunk < len(chunks):
                 new_future, new_chunk = submit(next_chunk)
                 in_flight[new_future] = new_chunk
                 next_chunk += 1
-            done += len(chunk)
-            log.info("%s: %d/%d items done (%.1f s)", name, done, len(per_item), time.perf_counter() - started)
+            log.info(progress.line())
+    progress.finish()
     return results
 
 

@@ -22,11 +22,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from eval.grader import extract_boxed
 from tasks.records import ProblemRecord
+from tasks.stages.config import bundled_problems_path
 from tasks.stages.decontam import DecontaminationReport, decontaminate_with_report
 from tasks.stages.dedup import dedup_problems
 
@@ -35,6 +37,7 @@ PROBLEM_KEYS = ("problem", "question")
 ANSWER_KEYS = ("answer", "final_answer")
 ID_KEYS = ("id", "unique_id", "idx")
 SKIP_HINT = "or re-run with --skip-bad-rows to skip such rows"
+DEFAULT_MAX_INPUT_BYTES = 1 << 30  # a problems file is text: past this it is a mistake (a device, a dump)
 
 
 class BadRow(BaseModel):
@@ -69,16 +72,12 @@ class ProblemInputError(ValueError):
 
     def __init__(self, bad_rows: list[BadRow]):
         self.bad_rows = bad_rows
-        message = f"{bad_rows[0]}; {SKIP_HINT}"
+        # --skip-bad-rows skips rows; a fault of a whole file or folder (line 0) it cannot help with
+        message = f"{bad_rows[0]}; {SKIP_HINT}" if bad_rows[0].line else str(bad_rows[0])
         if len(bad_rows) > 1:
             more = ", ".join(f"{b.file}:{b.line}" for b in bad_rows[1:6])
             message += f" ({len(bad_rows) - 1} more bad rows: {more}{', ...' if len(bad_rows) > 6 else ''})"
         super().__init__(message)
-
-
-def bundled_problems_path() -> Path:
-    """The demo set shipped with the package: easy problems the embedded model can solve with code."""
-    return Path(__file__).parent / "data" / "demo_problems.jsonl"
 
 
 def load_problems(
@@ -86,6 +85,7 @@ def load_problems(
     *,
     skip_bad_rows: bool = False,
     max_problem_chars: int = 20_000,
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
     source: str | None = None,
 ) -> ProblemLoadReport:
     """Read every problem in `path` (a .jsonl/.parquet/.csv file, or a folder of them).
@@ -103,7 +103,7 @@ def load_problems(
     rows_read = 0
     for file in files:
         file_source = source or (f"{path.name}/{file.stem}" if from_folder else file.stem)
-        raw_rows, file_bad = _read_rows(file)
+        raw_rows, file_bad = _read_rows(file, max_input_bytes)
         bad_rows += file_bad
         if not raw_rows and not file_bad:
             bad_rows.append(BadRow(file=str(file), line=0, reason="empty file: it holds no rows; "
@@ -145,10 +145,11 @@ class PreparedProblems(BaseModel):
     decontamination: DecontaminationReport | None
 
 
-def prepare_problems(path: Path, *, skip_bad_rows: bool, max_problem_chars: int, decontaminate: bool,
-                     limit: int | None) -> PreparedProblems:
+def prepare_problems(path: Path, *, skip_bad_rows: bool, max_problem_chars: int, max_input_bytes: int,
+                     decontaminate: bool, limit: int | None) -> PreparedProblems:
     """Load, drop duplicates, drop benchmark problems (before any LLM call is paid), keep the first `limit`."""
-    report = load_problems(path, skip_bad_rows=skip_bad_rows, max_problem_chars=max_problem_chars)
+    report = load_problems(path, skip_bad_rows=skip_bad_rows, max_problem_chars=max_problem_chars,
+                           max_input_bytes=max_input_bytes)
     unique, duplicates = dedup_problems(report.problems)
     counts = {"loaded": len(report.problems), "after_dedup": len(unique)}
     decontamination = None
@@ -167,7 +168,7 @@ class _RowFault(ValueError):
 
 def _input_files(path: Path) -> list[Path]:
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in SUPPORTED_SUFFIXES)
+        files = sorted(p for p in path.iterdir() if p.suffix in SUPPORTED_SUFFIXES and p.is_file())
         if not files:
             raise ProblemInputError([BadRow(file=str(path), line=0, reason=(
                 f"no problem files in this folder; expected files ending in {', '.join(SUPPORTED_SUFFIXES)}"))])
@@ -175,17 +176,26 @@ def _input_files(path: Path) -> list[Path]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: problems file not found; pass a .jsonl, .parquet or .csv file "
                                 "(or omit it to use the bundled demo problems)")
+    if not path.is_file():
+        raise ProblemInputError([BadRow(file=str(path), line=0, reason=(
+            "not a regular file (a device, a pipe or a socket, perhaps behind a symlink); pass a .jsonl, .parquet "
+            "or .csv file, or a folder of them"))])
     if path.suffix not in SUPPORTED_SUFFIXES:
         raise ProblemInputError([BadRow(file=str(path), line=0, reason=(
             f"unsupported file type {path.suffix!r}; convert it to one of {', '.join(SUPPORTED_SUFFIXES)}"))])
     return [path]
 
 
-def _read_rows(file: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[BadRow]]:
+def _read_rows(file: Path, max_bytes: int) -> tuple[list[tuple[int, dict[str, Any]]], list[BadRow]]:
     """Parse one file into (line, row dict) pairs and the rows that could not even be parsed."""
+    with file.open("rb") as handle:  # read at most one byte past the limit: a file may grow, or lie about its size
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        return [], [BadRow(file=str(file), line=0, reason=(
+            f"larger than the {max_bytes >> 20} MiB input limit; split it into several files in one folder, "
+            "or raise --max-input-mb"))]
     if file.suffix == ".parquet":
-        return _read_parquet(file)
-    data = file.read_bytes()
+        return _read_parquet(data, file)
     if file.suffix == ".csv":
         return _read_csv(file, data)
     return _read_jsonl(file, data)
@@ -211,7 +221,7 @@ def _read_jsonl(file: Path, data: bytes) -> tuple[list[tuple[int, dict[str, Any]
             row = json.loads(text)
         except json.JSONDecodeError as error:
             bad.append(BadRow(file=str(file), line=line_no, reason=(
-                f"malformed JSON: {error.msg} at column {error.colno}; each line must be one JSON object "
+                f"malformed JSON: {error.msg.removesuffix(' at')} (column {error.colno}); each line must be one JSON object "
                 'like {"problem": "...", "answer": "..."}')))
             continue
         if not isinstance(row, dict):
@@ -247,9 +257,9 @@ def _has_surrogates(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
-def _read_parquet(file: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[BadRow]]:
+def _read_parquet(data: bytes, file: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[BadRow]]:
     try:
-        table = pq.read_table(file)
+        table = pq.read_table(pa.BufferReader(data))
     except Exception as error:  # pyarrow raises several types for a damaged file
         return [], [BadRow(file=str(file), line=0, reason=(
             f"unreadable Parquet ({error}); re-export the file, or convert it to JSONL"))]

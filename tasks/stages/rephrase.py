@@ -17,22 +17,16 @@ from __future__ import annotations
 import json
 import re
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from eval.grader import extract_final_answer
 from tasks.stages.filter import solution_drop_reason
 from tasks.llm import LLMCallError, LLMSettings, Usage, complete
+from tasks.stages.config import RephraseConfig
 from tasks.prompt_store import load_prompt
 from tasks.records import NLTraceRecord, ToolCallRecord, TraceRecord, TranslationRecord
 
 _FENCE = re.compile(r"```.*?(?:```|$)", re.DOTALL)
-
-
-class RephraseConfig(BaseModel):
-    max_tokens: int = 1024
-    max_attempts: int = Field(default=2, ge=1, description="Samples to try while the solution fails the filter's checks.")
-    retry_temperature: float = 0.7
-    prompt_version: str = "latest"
 
 
 def build_draft(trace: TraceRecord, calls: list[ToolCallRecord], translations: list[TranslationRecord]) -> str:
@@ -79,7 +73,7 @@ def rephrase_trace(trace: TraceRecord, calls: list[ToolCallRecord], translations
     messages = [{"role": "system", "content": prompt.render("system")},
                 {"role": "user", "content": prompt.render("user", problem=trace.problem,
                                                           draft=build_draft(trace, calls, translations))}]
-    solution, final_answer, usage, attempts = "", None, Usage(), 0
+    solution, final_answer, usage, attempts, llm_error = "", None, Usage(), 0, None
     try:
         for attempt in range(config.max_attempts):
             attempts = attempt + 1
@@ -90,7 +84,8 @@ def rephrase_trace(trace: TraceRecord, calls: list[ToolCallRecord], translations
             final_answer = extract_final_answer(solution) if solution else None
             if solution_drop_reason(solution, final_answer, trace.reference_answer, trace.problem) is None:
                 break
-    except LLMCallError:
+    except LLMCallError as exc:
+        llm_error = str(exc)
         if attempts == 1:  # a retry that failed leaves the last solution, and the reason it was dropped
             solution, final_answer = "", None
     return NLTraceRecord(
@@ -102,5 +97,6 @@ def rephrase_trace(trace: TraceRecord, calls: list[ToolCallRecord], translations
         attempts=attempts,
         model=settings.model,
         prompt_version=prompt.id,
+        llm_error=llm_error,
         **usage.model_dump(),
     )

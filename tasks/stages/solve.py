@@ -18,11 +18,12 @@ import re
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from eval.grader import answers_match, extract_boxed
 from tasks.llm import LLMCallError, LLMReply, LLMSettings, Usage, assistant_message, complete, parse_arguments
 from tasks.llm import supports_function_calling
+from tasks.stages.config import SolveConfig
 from tasks.prompt_store import PromptTemplate, load_prompt
 from tasks.records import ProblemRecord, ToolCallRecord, TraceRecord
 from tool_sandbox import ExecResult, Sandbox, get_default_sandbox
@@ -36,21 +37,13 @@ _CODE_BLOCK = re.compile(r"```python[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
 CODE_PROTOCOL_STOPS = ["```output", "\n```\n"]
 
 
-class SolveConfig(BaseModel):
-    tool_protocol: Literal["auto", "functions", "code"] = Field(
-        default="auto", description="auto: function calling where the model supports it, else code blocks."
-    )
-    max_turns: int = Field(default=15, ge=1, description="Model turns after the plan.")
-    plan_first: bool = Field(default=True, description="Ask for a tool-free plan before acting (the paper's protocol).")
-    plan_max_tokens: int = 256
-    turn_max_tokens: int = 512
-    tool_timeout_s: float = 10.0
-    prompt_version: str = "latest"
-
-
 class SolveOutcome(BaseModel):
     trace: TraceRecord
     tool_calls: list[ToolCallRecord]
+
+    @property
+    def llm_error(self) -> str | None:
+        return self.trace.llm_error
 
 
 def resolve_protocol(config: SolveConfig, settings: LLMSettings) -> ToolProtocol:
@@ -151,7 +144,7 @@ def solve_problem(problem: ProblemRecord, settings: LLMSettings, config: SolveCo
     protocol = resolve_protocol(config, settings)
     prompt = load_prompt("solver", config.prompt_version)
     episode = _Episode(problem, settings, config, prompt, protocol, sandbox or get_default_sandbox())
-    plan, final_answer, status, error = "", None, "no_answer", None
+    plan, final_answer, status, error, llm_error = "", None, "no_answer", None, None
     try:
         if config.plan_first:
             plan = episode.ask(prompt.render("plan", problem=problem.problem), max_tokens=config.plan_max_tokens,
@@ -182,6 +175,7 @@ def solve_problem(problem: ProblemRecord, settings: LLMSettings, config: SolveCo
             next_user = prompt.render("followup")
     except LLMCallError as exc:
         status, error = "error", str(exc)
+        llm_error = error
     finally:
         episode.sandbox.close_session(episode.session_id)
     trace = TraceRecord(
@@ -196,6 +190,7 @@ def solve_problem(problem: ProblemRecord, settings: LLMSettings, config: SolveCo
         n_turns=episode.assistant_turns,
         status=status,
         error=error,
+        llm_error=llm_error,
         tool_protocol=protocol,
         model=settings.model,
         prompt_version=prompt.id,

@@ -28,26 +28,15 @@ import re
 from typing import Any
 
 import sympy
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from eval.grader import answers_match, clean_sentence_answer, extract_boxed
 from tasks.stages.arithmetic_check import find_equalities
 from tasks.llm import LLMCallError, LLMReply, LLMSettings, Usage, complete
+from tasks.stages.config import TranslateConfig
 from tasks.prompt_store import PromptTemplate, load_prompt
 from tasks.records import CheckMethod, ToolCallRecord, TranslationRecord
 from tool_sandbox.sympy_toolkit import tool_description
-
-class TranslateConfig(BaseModel):
-    max_attempts: int = Field(default=3, ge=1)
-    retry_temperature: float = 0.7
-    use_judge: bool = Field(default=True, description="Ask an LLM judge only when the tool output is not math.")
-    max_tokens: int = 512
-    show_tool_output: bool = Field(default=False, description=(
-        "Guided mode: show the model the tool's output and accept only derivations whose written arithmetic is "
-        "all true. For weak teachers (the embedded demo model); blind derivation is the stronger check."))
-    prompt_version: str = "latest"
-    judge_prompt_version: str = "latest"
-
 
 class Check(BaseModel):
     faithful: bool
@@ -158,7 +147,7 @@ def translate_tool_call(call: ToolCallRecord, settings: LLMSettings, config: Tra
     usage = Usage()
     explanation, derived = "", None
     check = Check(faithful=False, method="none", reason="not attempted")
-    attempts = 0
+    attempts, llm_error = 0, None
     try:
         for attempt in range(config.max_attempts):
             attempts = attempt + 1
@@ -180,6 +169,7 @@ def translate_tool_call(call: ToolCallRecord, settings: LLMSettings, config: Tra
                 messages += [{"role": "assistant", "content": reply.content},
                              {"role": "user", "content": prompt.render("retry_feedback", previous=derived or "no boxed result")}]
     except LLMCallError as exc:
+        llm_error = str(exc)
         check = Check(faithful=False, method=check.method, reason=f"LLM call failed: {exc}")
     return TranslationRecord(
         problem_id=call.problem_id,
@@ -194,5 +184,6 @@ def translate_tool_call(call: ToolCallRecord, settings: LLMSettings, config: Tra
         reason=check.reason,
         model=settings.model,
         prompt_version=f"{prompt.id}+{judge_prompt.id}",
+        llm_error=llm_error,
         **usage.model_dump(),
     )

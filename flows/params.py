@@ -1,0 +1,48 @@
+"""The flows' parameters: one pydantic model per flow, the Prefect UI form and the CLI both render it.
+
+Light on purpose (pydantic and the stages' light config module only): the CLI validates a run's
+parameters, and fails on a bad one, before Prefect, litellm or sympy is imported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from tasks.llm.records import LLMSettings
+from tasks.stages.config import RephraseConfig, SolveConfig, TranslateConfig, bundled_problems_path
+
+
+class DistillParams(BaseModel):
+    """Parameters of the distill flow (rendered as a form in the Prefect UI)."""
+
+    problems: str = Field(default="bundled", description='A JSONL/Parquet/CSV file or folder, or "bundled" (24 easy demo problems).')
+    output_dir: str = Field(default="out/distill", description="Where the stage Parquet files go.")
+    limit: int | None = Field(default=None, ge=1, description="Use only the first N problems (after dedup and decontamination).")
+    skip_bad_rows: bool = Field(default=False, description="Skip malformed input rows (reported) instead of stopping.")
+    max_problem_chars: int = Field(default=20_000, gt=0, description="Longer problems are bad rows.")
+    max_input_mb: int = Field(default=1024, ge=1, description="Read at most this much of any one problems file.")
+    decontaminate: bool = Field(default=True, description="Remove problems that overlap an eval benchmark (8-gram coverage, tasks/stages/decontam.py).")
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    max_concurrency: int = Field(default=4, ge=1, description="LLM calls in flight at once (capped by the Prefect limit `llm-<model>` if one exists).")
+    rows_per_task: int = Field(default=128, ge=1, description="Rows per Prefect task run: the stage runs its rows on "
+                                                           "2 x `max_concurrency` threads (1 x for an in-process model) and caches every row as it finishes.")
+    requests_per_minute: float | None = Field(default=None, gt=0, description="Start at most this many LLM calls per minute (capped by `llm-<model>-rpm` if it exists).")
+    solve: SolveConfig = Field(default_factory=SolveConfig)
+    translate: TranslateConfig = Field(default_factory=TranslateConfig)
+    rephrase: RephraseConfig = Field(default_factory=RephraseConfig)
+    license: str | None = Field(default=None, description='Dataset card licence; default "apache-2.0" for the bundled set, else "other".')
+    max_failed_fraction: float = Field(default=0.5, ge=0, le=1, description=(
+        "Fail the run when more than this share of a stage's rows failed in their LLM calls (a wrong model, key or endpoint)."))
+    push_to_hub: str | None = Field(default=None, description="Hugging Face dataset repo to upload to (needs HF_TOKEN).")
+
+    def problems_path(self) -> Path:
+        return bundled_problems_path() if self.problems == "bundled" else Path(self.problems)
+
+    def dataset_name(self) -> str:
+        return "bundled" if self.problems == "bundled" else Path(self.problems).stem
+
+    def run_slug(self) -> str:
+        """`<dataset>-<model>`, the tail of flow run names shown in the Prefect UI."""
+        return f"{self.dataset_name()}-{self.llm.model.replace('/', '_')}"

@@ -1,0 +1,60 @@
+"""One tiny call before a run: a model that cannot answer fails the run in seconds, with the fix, not hours later.
+
+Without it, a wrong model name, a missing key or an endpoint that is down turns every row into a
+failed row. The check goes through `complete`, the same door the run uses, with no retries and a
+short timeout; the error is mapped to what the user must check (the model name, the key's
+environment variable, the URL). In-process models (the embedded one, the scripted test double)
+need no network and are only checked for a known provider name.
+"""
+
+from __future__ import annotations
+
+import litellm
+
+from tasks.llm.client import _placement, complete
+from tasks.llm.records import IN_PROCESS_PROVIDERS, LLMCallError, LLMSettings
+
+PREFLIGHT_TIMEOUT_S = 30.0
+
+
+class PreflightError(RuntimeError):
+    """The model cannot be used as configured; the message is one line naming what to check."""
+
+
+def _key_variable(settings: LLMSettings) -> str:
+    placement = _placement(settings.model)
+    provider = placement[1] if placement else settings.model.split("/", 1)[0]
+    return f"{provider.upper()}_API_KEY"
+
+
+def preflight(settings: LLMSettings) -> None:
+    """Raise `PreflightError` unless `settings.model` answers a one-token request."""
+    provider = settings.model.split("/", 1)[0]
+    if settings.in_process or provider in IN_PROCESS_PROVIDERS:
+        return
+    if _placement(settings.model) is None:
+        raise PreflightError(f"unknown model {settings.model!r}: litellm cannot tell its provider; write it as "
+                             "<provider>/<model>, e.g. openai/gpt-4o-mini or hosted_vllm/Qwen/Qwen2.5-7B-Instruct")
+    missing = litellm.validate_environment(model=settings.model).get("missing_keys") or []
+    if missing and settings.api_base is None:
+        raise PreflightError(f"model {settings.model}: no API key; set {' or '.join(missing)} in the environment")
+    quick = settings.model_copy(update={"num_retries": 0, "timeout_s": min(settings.timeout_s, PREFLIGHT_TIMEOUT_S)})
+    try:
+        complete([{"role": "user", "content": "Reply with the word OK."}], quick, max_tokens=1, temperature=0.0)
+    except LLMCallError as exc:
+        raise PreflightError(_explain(settings, exc.__cause__, str(exc))) from exc
+
+
+def _explain(settings: LLMSettings, cause: BaseException | None, text: str) -> str:
+    where = f" at {settings.api_base}" if settings.api_base else ""
+    if isinstance(cause, litellm.AuthenticationError):
+        return f"model {settings.model}{where} rejected the API key (401); check {_key_variable(settings)}"
+    if isinstance(cause, litellm.NotFoundError):
+        return (f"model {settings.model}{where} was not found (404); check the model name"
+                + (f" and that {settings.api_base} serves it" if settings.api_base else ""))
+    if isinstance(cause, (litellm.APIConnectionError, litellm.Timeout)):
+        return (f"model {settings.model}: cannot reach the endpoint{where or ''} ({type(cause).__name__}); "
+                f"is the server up{' and the URL right (--api-base)' if settings.api_base else ''}?")
+    if isinstance(cause, litellm.PermissionDeniedError):
+        return f"model {settings.model}{where}: permission denied (403); check that {_key_variable(settings)} may use it"
+    return f"model {settings.model}{where} failed a one-token test call: {text[:300]}"
