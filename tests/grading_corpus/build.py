@@ -189,7 +189,7 @@ def build() -> list[dict]:
               and "=" not in i.answer and "\\cup" not in i.answer]
 
     # boxed_final: the reference as written in a final box; wrong: perturbed or another reference
-    for item in sample(simple, 260):
+    for item in sample(simple, 130):
         corpus.add("boxed_final", item, corpus.boxed(item.answer), item.answer, True, "the reference itself, boxed")
         wrong = perturbed(item.answer, rng) if rng.random() < 0.5 else other_reference(item)
         if wrong:
@@ -198,7 +198,7 @@ def build() -> list[dict]:
 
     # multi_boxed: several boxes; the last one is the answer, or the last k hold a k-element answer
     numeric = [i for i in every if plain_value(i.answer) is not None]
-    for item in sample(numeric, 110):
+    for item in sample(numeric, 60):
         wrong = perturbed(item.answer, rng)
         corpus.add("multi_boxed", item,
                    f"{corpus.preamble()}A first attempt gives $\\boxed{{{wrong}}}$, but that misses a case.\n"
@@ -220,7 +220,7 @@ def build() -> list[dict]:
                    f"$\\boxed{{{perturbed(b, rng)}}}$.", item.answer, False, "one of the two boxed elements is wrong")
 
     # minerva: "Final Answer: The final answer is $X$. I hope it is correct."
-    for item in sample(simple, 150):
+    for item in sample(simple, 80):
         template = "{pre}\nFinal Answer: The final answer is ${a}$. I hope it is correct."
         corpus.add("minerva", item, template.format(pre=corpus.preamble(), a=item.answer), item.answer, True,
                    "Minerva format stating the reference")
@@ -232,7 +232,7 @@ def build() -> list[dict]:
     # free_text: answer sentences without a box
     sentences = ["The answer is ${a}$.", "**Answer:** ${a}$", "Therefore, the final answer is ${a}$.",
                  "So the answer is: ${a}$", "Answer: ${a}$\n\nLet me know if you need more detail."]
-    for item in sample(simple, 180):
+    for item in sample(simple, 90):
         if item.benchmark == "gsm8k" and rng.random() < 0.4:
             text, why = f"{corpus.preamble()}\n#### {item.answer}", "GSM8K '#### n' line with the reference"
         else:
@@ -245,7 +245,7 @@ def build() -> list[dict]:
 
     # relation: "x = 3", "so k equals 4" for a value reference; inequalities for interval references
     variables = ["x", "k", "n", "m", "a", "t"]
-    for item in sample([i for i in simple if plain_value(i.answer) is not None], 120):
+    for item in sample([i for i in simple if plain_value(i.answer) is not None], 60):
         v = rng.choice(variables)
         forms = [f"So ${v} = {item.answer}$.", f"Therefore, ${v} = {item.answer}$.", f"\\boxed{{{v} = {item.answer}}}",
                  f"So {v} equals {item.answer}.", f"The answer is ${v}={item.answer}$."]
@@ -283,7 +283,7 @@ def build() -> list[dict]:
     big = [i for i in every if INT.match(i.answer) and abs(int(i.answer)) >= 1000]
     separators = [(",", "comma"), ("{,}", "LaTeX {,}"), (",\\!", "comma with \\!"), ("\\,", "thin space \\,"),
                   ("\u2009", "Unicode thin space"), ("\\ ", "control space"), (" ", "plain space")]
-    for item in sample(big, 200):
+    for item in sample(big, 100):
         n = int(item.answer)
         sep, name = rng.choice(separators)
         corpus.add("thousands", item, corpus.boxed(with_separator(n, sep)), item.answer, True,
@@ -317,7 +317,7 @@ def build() -> list[dict]:
         if value is None or (exact is not None and exact.denominator in (1, 2, 4, 5, 10, 20, 25, 50, 100)):
             continue
         inexact.append((item, exact, value))
-    for item, exact, value in sample(inexact, 120):
+    for item, exact, value in sample(inexact, 80):
         phrase, places = rng.choice(places_by_phrase)
         problem = f"{item.problem} Express your answer {phrase}."
         right = exact_rounded(exact, places) if exact is not None else rounded(value, places)
@@ -339,7 +339,7 @@ def build() -> list[dict]:
                    problem=f"{item.problem} Round your answer to {places} decimal places.")
 
     # scientific notation for integers
-    for item in sample([i for i in every if INT.match(i.answer) and abs(int(i.answer)) >= 100], 130):
+    for item in sample([i for i in every if INT.match(i.answer) and abs(int(i.answer)) >= 100], 70):
         n = int(item.answer)
         digits = str(abs(n)).rstrip("0")
         exponent = len(str(abs(n))) - 1
@@ -357,7 +357,7 @@ def build() -> list[dict]:
     units = ["\\text{ cm}^2", "\\text{cm}^2", "\\mbox{ inches}^2", "\\,\\text{m/s}", " \\text{ hours}", "\\text{ m}^3",
              " dollars", "\\text{ cents}", " \\mathrm{kg}", " square units", "\\text{ feet}"]
     plain_numbers = [i for i in every if (INT.match(i.answer) or DEC.match(i.answer)) and not i.answer.startswith("-")]
-    for item in sample(plain_numbers, 200):
+    for item in sample(plain_numbers, 100):
         unit = rng.choice(units)
         corpus.add("units", item, corpus.boxed(f"{item.answer}{unit}"), item.answer, True, f"the reference followed by {unit!r}")
         corpus.add("units", item, corpus.boxed(f"{perturbed(item.answer, rng)}{unit}"), item.answer, False,
@@ -408,7 +408,7 @@ def build() -> list[dict]:
         replaced = parts[:-1] + [perturbed(parts[-1], rng)]
         corpus.add("set", item, corpus.boxed(", ".join(replaced)), item.answer, False, "one solution replaced")
         corpus.add("set", item, corpus.boxed(", ".join(parts[:-1])), item.answer, False, "one solution missing")
-    for item in sample([i for i in every if INT.match(i.answer)], 80):  # constructed solution sets
+    for item in sample([i for i in every if INT.match(i.answer)], 40):  # constructed solution sets
         a = int(item.answer)
         b = a + rng.choice([2, 5, -3])
         gold = f"{a}, {b}"
@@ -440,7 +440,7 @@ def build() -> list[dict]:
 
     # fractions: \dfrac, \tfrac, a/b, unreduced, decimal; wrong: reciprocal, numerator moved
     fractions = [i for i in every if FRAC.match(i.answer)]
-    for item in sample(fractions, 150):
+    for item in sample(fractions, 80):
         sign, a, b = FRAC.match(item.answer).groups()
         forms = [(f"{sign}\\dfrac{{{a}}}{{{b}}}", "\\dfrac"), (f"{sign}\\tfrac{{{a}}}{{{b}}}", "\\tfrac"),
                  (f"{sign}{a}/{b}", "a/b"), (f"{sign}\\frac{{{2 * int(a)}}}{{{2 * int(b)}}}", "unreduced"),
@@ -479,7 +479,7 @@ def build() -> list[dict]:
 
     # percent: the value with a percent sign for a percentage question
     percent_items = [i for i in every if plain_value(i.answer) is not None and re.search(r"percent|%", i.problem)]
-    for item in sample(percent_items, 90):
+    for item in sample(percent_items, 50):
         form = rng.choice([f"{item.answer}\\%", f"{item.answer}%", f"{item.answer} percent"])
         corpus.add("percent", item, corpus.boxed(form), item.answer, True, "the reference with a percent sign")
         corpus.add("percent", item, corpus.boxed(f"{perturbed(item.answer, rng)}\\%"), item.answer, False,
@@ -492,7 +492,7 @@ def build() -> list[dict]:
                            f"\\left({item.answer}\\right)"])
         corpus.add("negative", item, corpus.boxed(form), item.answer, True, "the same negative value")
         corpus.add("negative", item, corpus.boxed(item.answer[1:]), item.answer, False, "the sign dropped")
-    for item in sample([i for i in every if plain_value(i.answer) not in (None, 0) and not i.answer.startswith("-")], 120):
+    for item in sample([i for i in every if plain_value(i.answer) not in (None, 0) and not i.answer.startswith("-")], 60):
         corpus.add("negative", item, corpus.boxed(negated(item.answer)), item.answer, False, "the sign flipped")
 
     # text answers: case and \text wrappers; wrong: an anagram, or another text answer
@@ -530,7 +530,7 @@ def build() -> list[dict]:
                    "\\boxed{}.", item.answer, False, "only the instruction's empty box: no answer was given")
 
     # unanchored: a short reply with no box and no "answer is"; or a long one cut off mid-sentence
-    for item in sample(simple, 150):
+    for item in sample(simple, 80):
         reply = rng.choice(["We find that ${a}$.", "Here it is: ${a}$", "${a}$", "The value we want is ${a}$.",
                             "Thus ${a}$ is the result.", "\\[{a}\\]"])
         corpus.add("unanchored", item, reply.format(a=item.answer), item.answer, True,
@@ -545,7 +545,7 @@ def build() -> list[dict]:
     # prose_answer: the answer anchor opens a sentence that states the value inside it
     nouns = ["total number of apples", "largest possible value of $n$", "area of the triangle", "sum of the roots",
              "number of ways", "final count"]
-    for item in sample([i for i in simple if plain_value(i.answer) is not None], 120):
+    for item in sample([i for i in simple if plain_value(i.answer) is not None], 60):
         noun = rng.choice(nouns)
         forms = ["Final Answer: The {n} is {a}. I hope it is correct.", "**Final Answer**\nThe {n} is ${a}$.",
                  "Answer: the {n} equals {a}.",
@@ -563,7 +563,7 @@ def build() -> list[dict]:
     solutions = {f"math500/{row['unique_id']}": row["solution"] for row in map(
         json_module.loads, (Path(__file__).resolve().parents[2] / "eval" / "data" / "math500" / "test.jsonl")
         .read_text().splitlines())}
-    for item in sample(items["math500"], 100):
+    for item in sample(items["math500"], 60):
         solution = solutions[item.id]
         corpus.add("gold_solution", item, corpus.boxed(item.answer), solution, True,
                    "the answer the reference solution boxes")
