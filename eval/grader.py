@@ -6,16 +6,23 @@ harness all call `grade` / `answers_match`, so a fix here changes every stage at
     grade(completion, reference, problem=None)  -> GradeResult(extracted, span, correct, method, confidence)
     answers_match(prediction, reference, problem=None) -> bool   (an already extracted answer)
 
-Extraction (`extract_final_answer`), in this order:
+Extraction (`extract_final_answer`), in this order; text after a chat-template token such as
+`<|im_start|>` is the next turn and is dropped first:
 1. the Minerva sentence "Final Answer: The final answer is $X$. I hope it is correct." (the last one);
 2. the last non-empty `\\boxed{}` / `\\fbox{}`; when the reference has k > 1 elements and the last k
    boxes hold one element each, `grade` also tries them as one list ("\\boxed{2} and \\boxed{3}");
-3. the last "the (final) answer is X" / "Answer: X" sentence, then "#### X";
-4. the last conclusion "so/thus/therefore ... X equals/is/= Y" (confidence `heuristic`).
-Measured against math-verify's own extraction (`parse` on the whole completion): it takes *all*
-boxes as a set when one answer has several (`\\boxed{2} ... \\boxed{3}` -> {2, 3}), and without an
-anchor it takes the last number anywhere, so extraction is ours; the span, once isolated, is parsed
-by math-verify's `LatexExtractionConfig` / `ExprExtractionConfig`.
+   a box that never closes means the completion was cut off: no answer;
+3. the last "the (final) answer is X" / "Answer: X" / "**Final Answer**" sentence, then "#### X"; a
+   sentence of prose there ("The largest $n$ is 34") gives the value after its last "is / = ";
+4. a reply that is only an answer ("$x \\le 5$", "p - q", "28 percent", "so k equals 4");
+5. otherwise math-verify's own extraction (`LatexExtractionConfig(boxed_match_priority=0)`,
+   `ExprExtractionConfig()`, or `StringExtractionConfig` for option letters), on a short one-line
+   reply or on the conclusion ("therefore / thus / so ...") of the last line only, never on a
+   completion that stops mid-sentence (confidence `heuristic`).
+Why extraction is ours first, measured: on the whole completion math-verify takes *all* boxes as a
+set (`\\boxed{2} ... \\boxed{3}` -> {2, 3}), reads `1\\,000` as 1*0 and `1e6` as 1, and without an
+anchor takes the last number anywhere, which accepted 3 of the 200 committed eval completions that
+were cut off before answering. A reference that is a whole solution is reduced to its boxes.
 
 Comparison, cheapest and strictest first (`method`, then `confidence`):
 - `exact`   (exact):    equal after a conservative normalisation: layout, `$`, `\\text{}`, `\\dfrac`,
@@ -69,8 +76,8 @@ GradeMethod = Literal[
 Confidence = Literal["exact", "numeric", "symbolic", "heuristic"]
 
 DEFAULT_TIME_LIMIT_S = 5.0  # per grade, all symbolic comparisons together
-_MAX_ANSWER_CHARS = 1000
-_MAX_UNANCHORED_CHARS = 4000  # math-verify searches only the end of a long unanchored completion  # longer "answers" are runaway text, not answers; judged by string only
+_MAX_ANSWER_CHARS = 1000  # longer "answers" are runaway text, not answers: judged by string only
+_MAX_UNANCHORED_CHARS = 4000  # math-verify searches only the end of a long unanchored text
 _CONFIDENCE: dict[str, Confidence] = {
     "exact": "exact", "choice": "exact", "words": "exact", "numeric": "numeric",
     "math_verify": "symbolic", "sympy": "symbolic",
@@ -679,7 +686,7 @@ def _symbolic_verdict(gold_text, pred_text, places, configs, parse, verify) -> b
                 p_r = sympy.Integer(sympy.floor(sympy.N(p, 30) / quantum + sympy.Rational(1, 2)))
                 return bool(g_r == p_r)
         return False
-    return _sympy_equal(gold_text, pred_text)
+    return "sympy" if _sympy_equal(gold_text, pred_text) else False
 
 
 def _sympy_equal(reference: str, prediction: str) -> bool | None:  # pragma: no cover - worker process
@@ -810,12 +817,13 @@ def _ask_worker(request: dict, deadline: float) -> dict | Literal["timeout"] | N
 
 
 def _symbolic(reference: str, prediction: str, precision: Precision | None,
-              deadline: float) -> Literal["math_verify", "mismatch", "timeout"]:
+              deadline: float) -> Literal["math_verify", "sympy", "mismatch", "timeout"]:
     places = precision.decimals if precision is not None else None
     reply = _ask_worker({"op": "verify", "gold": reference, "pred": prediction, "places": places}, deadline)
     if reply == "timeout":
         return "timeout"
-    return "math_verify" if reply and reply.get("verdict") else "mismatch"
+    verdict = reply.get("verdict") if reply else None
+    return "sympy" if verdict == "sympy" else "math_verify" if verdict else "mismatch"
 
 
 def _math_verify_extraction(completion: str, deadline: float,
