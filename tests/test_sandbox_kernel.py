@@ -107,6 +107,7 @@ def test_network_namespace_alone_cannot_reach_even_the_hosts_localhost(confineme
             import sys, socket
             sys.path.insert(0, {str(PROJECT_DIR)!r})
             from tool_sandbox import isolation
+            isolation.prepare_root({str(staging)!r})
             isolation.enter_namespaces({str(staging)!r}, 1 << 20)  # no seccomp: sockets can be made
             try:
                 socket.create_connection(("127.0.0.1", {port}), timeout=2)

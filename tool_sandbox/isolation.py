@@ -1,10 +1,10 @@
 """The kernel layers that confine a session process, through raw libc calls (Python 3.11 has no os.unshare).
 
-Applied in two steps in every session (see zygote.py): `enter_namespaces` in the session's first
-fork (user, PID, mount, network, IPC and UTS namespaces; a new root that holds only the Python
-installation and its libraries read-only, plus a size-limited tmpfs scratch; an unprivileged uid),
-then `lock_down` in the session process itself, just before it serves calls (rlimits, no_new_privs,
-no capabilities, the seccomp filter). `probe` says which layers this kernel allows, for `doctor`,
+`prepare_root` runs once in the zygote (a private mount namespace holding the sessions' future root:
+only the Python installation and its libraries, read-only). Then, in every session (see zygote.py):
+`enter_namespaces` in the session's first fork (user, PID, mount, network, IPC and UTS namespaces;
+that root, plus a size-limited tmpfs scratch; an unprivileged uid), and `lock_down` in the session
+process itself, just before it serves calls (rlimits, no_new_privs, no capabilities, seccomp). `probe` says which layers this kernel allows, for `doctor`,
 `Sandbox.confinement()` and the `isolation` level recorded on every call.
 """
 
@@ -124,13 +124,32 @@ def _bind_read_only(source: str, target: str, in_user_namespace: bool) -> None:
     mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | locked)
 
 
-def build_root(staging: str, scratch_bytes: int, scratch_uid: int, in_user_namespace: bool) -> None:
-    """Make `staging` (an empty dir, in this process's private mount namespace) the new root and switch to it.
+_REAL_ROOT = os.geteuid() == 0  # decided before the zygote may become "root" of a user namespace of its own
 
-    The new root is a small read-only tmpfs with the read-only roots bind-mounted at their own paths, a
-    few device nodes, and a tmpfs of `scratch_bytes` at /tmp; the old root is detached, so no path leads
-    back to the project, home dirs or secrets.
+
+def running_as_root() -> bool:
+    return _REAL_ROOT
+
+
+def prepare_root(staging: str) -> None:
+    """Once, in the zygote: a private mount namespace in which `staging` holds the sessions' future root.
+
+    That root is a small read-only tmpfs with the read-only roots bind-mounted at their own paths and a
+    few device nodes. Each session copies this namespace (`enter_namespaces`), so it pays for one tmpfs
+    mount and a pivot_root instead of a dozen bind mounts. As an ordinary user the zygote first enters
+    a user namespace of its own, where it is root over its namespaces only.
     """
+    if running_as_root():
+        unshare(CLONE_NEWNS)
+    else:
+        uid, gid = os.geteuid(), os.getegid()
+        proc_self = os.open("/proc/self", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            unshare(CLONE_NEWUSER | CLONE_NEWNS)
+            _write_id_maps(proc_self, 0, uid, gid)
+        finally:
+            os.close(proc_self)
+    in_user_namespace = not running_as_root()
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing mounted here propagates back to the host
     mount("tool_sandbox_root", staging, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=0755")
     for legacy in ("/lib", "/lib64", "/lib32", "/bin", "/sbin"):  # merged-/usr symlinks, recreated as they are
@@ -145,14 +164,7 @@ def build_root(staging: str, scratch_bytes: int, scratch_uid: int, in_user_names
             open(staging + device, "w").close()
             mount(device, staging + device, None, MS_BIND)
     os.makedirs(staging + SCRATCH_DIR)
-    mount("tool_sandbox_scratch", staging + SCRATCH_DIR, "tmpfs", MS_NOSUID | MS_NODEV,
-          f"size={scratch_bytes},nr_inodes=16384,mode=0700,uid={scratch_uid},gid={scratch_uid}")
-    os.makedirs(staging + "/.old")
-    pivot_root(staging, staging + "/.old")
-    os.chdir("/")
-    _check(_libc.umount2(b"/.old", MNT_DETACH), "umount2 old root")
-    os.rmdir("/.old")
-    mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    mount(None, staging, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
 def _write_id_maps(proc_dir_fd: int, inside: int, outside_uid: int, outside_gid: int) -> None:
@@ -166,30 +178,30 @@ def _write_id_maps(proc_dir_fd: int, inside: int, outside_uid: int, outside_gid:
 
 
 def enter_namespaces(staging: str, scratch_bytes: int) -> None:
-    """Put this (single-threaded) process in fresh namespaces behind an unprivileged uid; its next child is PID 1.
+    """In a session's leader (single-threaded, after `prepare_root` in the zygote): fresh namespaces, the
+    prepared root with a private tmpfs scratch at /tmp, an unprivileged uid; its next child is PID 1.
 
-    As root the namespaces other than the user one are created first, while root may still bind any
-    path, and the process then drops to uid/gid 65534 before creating the user namespace, where it is
-    uid 1000: nothing it owns outside is privileged, and RLIMIT_NPROC counts per user namespace. As an
-    ordinary user everything is created at once and mapped to that user.
+    As root it drops to uid/gid 65534 before creating the user namespace; as an ordinary user it stays
+    that user. Inside, user code is uid 1000, and RLIMIT_NPROC counts per (this) user namespace.
     """
-    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
     proc_self = os.open("/proc/self", os.O_RDONLY | os.O_DIRECTORY)
     try:
-        if os.geteuid() == 0:
-            unshare(flags)
-            build_root(staging, scratch_bytes, OUTSIDE_UID, in_user_namespace=False)
+        unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
+        # The old root is parked on the scratch's mount point, detached, and the scratch mounted over it.
+        pivot_root(staging, staging + SCRATCH_DIR)
+        os.chdir("/")
+        _check(_libc.umount2(SCRATCH_DIR.encode(), MNT_DETACH), "umount2 old root")
+        owner = OUTSIDE_UID if running_as_root() else 0  # 0: the zygote's user namespace maps it to the user
+        mount("tool_sandbox_scratch", SCRATCH_DIR, "tmpfs", MS_NOSUID | MS_NODEV,
+              f"size={scratch_bytes},nr_inodes=16384,mode=0700,uid={owner},gid={owner}")
+        if running_as_root():
             os.setgroups([])
             os.setresgid(OUTSIDE_GID, OUTSIDE_GID, OUTSIDE_GID)
             os.setresuid(OUTSIDE_UID, OUTSIDE_UID, OUTSIDE_UID)
             prctl(PR_SET_DUMPABLE, 1)  # a uid change made /proc/self root-owned; the id maps must be writable
-            unshare(CLONE_NEWUSER)
-            _write_id_maps(proc_self, INSIDE_UID, OUTSIDE_UID, OUTSIDE_GID)
-        else:
-            uid, gid = os.geteuid(), os.getegid()
-            unshare(flags | CLONE_NEWUSER)
-            _write_id_maps(proc_self, 0, uid, gid)  # ns root, to mount; its capabilities are dropped later
-            build_root(staging, scratch_bytes, 0, in_user_namespace=True)
+        outside_uid, outside_gid = os.geteuid(), os.getegid()
+        unshare(CLONE_NEWUSER)
+        _write_id_maps(proc_self, INSIDE_UID, outside_uid, outside_gid)
     finally:
         os.close(proc_self)
 
@@ -328,12 +340,13 @@ class Probe:
 
 
 def probe_namespaces(staging: str) -> tuple[bool, str]:
-    """Fork a throwaway child that enters every namespace and builds the root, as a session would."""
+    """Fork a throwaway child that prepares the root and enters every namespace, as the zygote and a session would."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: report the first failure, never return into the caller's code
         try:
             os.close(read_fd)
+            prepare_root(staging)
             enter_namespaces(staging, 1 << 20)
             message = b"ok"
         except BaseException as exc:  # noqa: BLE001
@@ -345,7 +358,7 @@ def probe_namespaces(staging: str) -> tuple[bool, str]:
         message = reader.read().decode(errors="replace")
     os.waitpid(pid, 0)
     if message == "ok":
-        who = "root, sessions drop to uid 65534" if os.geteuid() == 0 else f"uid {os.geteuid()}, unprivileged"
+        who = "root, sessions drop to uid 65534" if running_as_root() else f"uid {os.geteuid()}, unprivileged"
         return True, f"user+pid+mount+net+ipc+uts namespaces, private read-only root, tmpfs scratch ({who})"
     hint = ("; in Docker run with --security-opt seccomp=unconfined --security-opt apparmor=unconfined "
             "(or a profile that allows unshare, mount and pivot_root), and check sysctl "

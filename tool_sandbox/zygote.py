@@ -106,6 +106,7 @@ def close_all_fds_except(keep: set[int]) -> None:
 class Zygote:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
+        self.uid = os.getuid()  # before prepare_root, which may make us root of a user namespace of our own
         self.spares: collections.deque[list[int]] = collections.deque()
         for name in PRELOADED_MODULES:  # numpy is optional
             try:
@@ -124,6 +125,8 @@ class Zygote:
         self.staging = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-root-")
         os.chmod(self.staging, 0o755)
         namespaces, namespaces_why = isolation.probe_namespaces(self.staging)
+        if namespaces:
+            isolation.prepare_root(self.staging)
         seccomp, seccomp_why = isolation.seccomp_available()
         self.seccomp_program = isolation.build_seccomp_filter() if seccomp else None
         self.probe = isolation.Probe(namespaces, namespaces_why, seccomp, seccomp_why)
@@ -133,7 +136,7 @@ class Zygote:
     def describe(self) -> dict[str, Any]:
         return {"isolation": self.probe.level, "namespaces": self.probe.namespaces,
                 "namespaces_why": self.probe.namespaces_why, "seccomp": self.probe.seccomp,
-                "seccomp_why": self.probe.seccomp_why, "uid": os.geteuid()}
+                "seccomp_why": self.probe.seccomp_why, "uid": self.uid}
 
     def serve(self, control: socket.socket) -> None:
         poller = select.poll()
@@ -158,7 +161,7 @@ class Zygote:
                     for fd in handed:
                         os.close(fd)
         finally:
-            os.rmdir(self.staging)
+            self._reap()  # the staging dir is a mount point in our namespace: the parent removes it
 
     @staticmethod
     def _reap() -> None:
@@ -200,7 +203,7 @@ class Zygote:
                 workdir = isolation.SCRATCH_DIR
             else:
                 workdir = host_scratch = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{zygote_pid}-")
-                if os.geteuid() == 0:
+                if isolation.running_as_root():
                     os.chown(host_scratch, isolation.OUTSIDE_UID, isolation.OUTSIDE_GID)
                     os.setgroups([])
                     os.setresgid(isolation.OUTSIDE_GID, isolation.OUTSIDE_GID, isolation.OUTSIDE_GID)
