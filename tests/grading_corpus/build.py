@@ -486,7 +486,8 @@ def build() -> list[dict]:
                    "another percentage")
 
     # negatives: the minus written differently; wrong: sign flipped
-    negatives = [i for i in every if i.answer.startswith("-") and len(i.answer) < 40]
+    negatives = [i for i in every if i.answer.startswith("-") and len(i.answer) < 40
+                 and "," not in i.answer]  # one value: parentheses around a list would make it a tuple
     for item in negatives:
         form = rng.choice([item.answer.replace("-", "- ", 1), item.answer.replace("-", "\u2212", 1),
                            f"\\left({item.answer}\\right)"])
