@@ -275,18 +275,20 @@ def publish_distill_report(output_dir: Path, prepared: PreparedProblems, traces:
     kept = len(filtered.sft)
     model = traces[0].model if traces else "no model call"
     publish_table("distill-funnel", funnel_table(steps),
-                  f"Funnel: problems -> solved -> faithful -> kept ({kept} of {len(traces)}), with drop reasons")
+                  f"{kept} of {len(traces)} problems kept: problems → solved → faithful → kept, with drop reasons")
     chart = funnel_chart_png(steps, f"{len(traces)} problems, {kept} kept ({model})")
     reasons = [f"- **{s.stage}** lost {s.dropped}: {_reasons_text(s.drop_reasons)}" for s in steps if s.dropped]
     publish_markdown("distill-funnel-chart",
                      "\n".join(["# Distill funnel", "", png_markdown(chart, "funnel chart"), "",
                                 *(reasons or ["Nothing was dropped."]), "", stage_files_markdown(output_dir)]),
-                     "Funnel chart of the distill run, with drop reasons and the Parquet files")
+                     f"Funnel chart: {kept} of {len(traces)} kept; the drop reasons; links to the Parquet files")
     publish_table("distill-cost", cost_rows(traces, translations, nl_traces, kept),
-                  f"LLM tokens and cost per stage and per kept trace ({summary.cost_usd:.4f} USD in all)")
+                  f"{summary.cost_usd:.4f} USD, {summary.prompt_tokens + summary.completion_tokens} tokens in all: "
+                  "per stage and per kept trace")
     publish_markdown("distill-samples", samples_markdown(output_dir, traces, calls, translations, nl_traces,
                                                          filtered.decisions),
-                     "Sample traces: problem, tool calls with outputs, derivations with verdicts, final solution")
+                     "Sample kept and dropped traces: tool calls with real outputs, derivations with verdicts, "
+                     "final solutions")
     publish_table("distill-summary", [summary.model_dump()], "Rows per stage, tokens and cost of this distill run")
     publish_table("distill-quality", [q.model_dump() for q in filtered.quality], "Per-trace quality metrics and drop reasons")
     if prepared.decontamination is not None:

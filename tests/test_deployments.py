@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -210,7 +209,9 @@ def test_distill_deployment_run_on_a_process_worker_writes_parquet_and_artifacts
     data = artifacts["distill-summary"]["data"]
     table = json.loads(data) if isinstance(data, str) else data
     assert table[0]["problems"] == 2 and table[0]["kept"] == summary["kept"]
-    assert len(artifacts) >= 2 and {a["type"] for a in artifacts.values()} == {"table"}
+    kinds = {"distill-funnel": "table", "distill-cost": "table", "distill-funnel-chart": "markdown",
+             "distill-samples": "markdown", "distill-quality": "table"}
+    assert {key: artifacts[key]["type"] for key in kinds if key in artifacts} == kinds
 
 
 def test_pipeline_hands_train_eval_to_the_gpu_pool_and_waits_for_it(stack: PrefectStack, tmp_path: Path) -> None:
@@ -236,27 +237,16 @@ def test_pipeline_hands_train_eval_to_the_gpu_pool_and_waits_for_it(stack: Prefe
     assert "pipeline-summary" in _artifacts(stack, pipeline["id"])
 
 
-def test_ui_renders_the_finished_run_and_its_artifacts(stack: PrefectStack, distill_run: tuple[dict[str, Any], Path],
-                                                       tmp_path: Path) -> None:
+def test_ui_serves_the_page_of_a_run_a_worker_finished(stack: PrefectStack, distill_run: tuple[dict[str, Any], Path]) -> None:
+    """The UI's own page for the worker's run is served; what it renders is checked in Chromium by test_ui_browser.py."""
     run, _ = distill_run
     assert stack.api("GET", f"/flow_runs/{run['id']}")["state"]["name"] == "Completed"
     settings = httpx.get(f"{stack.ui_url}/ui-settings", timeout=30).json()
+    assert settings["api_url"] == stack.api_url  # the JS app would otherwise fetch from another server
     base = settings[f"{settings['default_ui']}_base_url"].rstrip("/")
     url = f"{stack.ui_url}{base}/runs/flow-run/{run['id']}?tab=Artifacts"
     page = httpx.get(url, headers={"Accept": "text/html"}, follow_redirects=True, timeout=30)
     assert page.status_code == 200 and "<title>Prefect" in page.text
-
-    chromium = shutil.which("chromium-headless-shell") or shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("no headless Chromium (apt-get install chromium-headless-shell) to render the UI; HTML and API checked")
-    browser = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=25000",
-               f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1400,900"]
-    dom = subprocess.run([*browser, "--dump-dom", url], capture_output=True, text=True, timeout=180)
-    assert run["name"] in dom.stdout and "distill-summary" in dom.stdout, \
-        f"the UI page of {run['name']} does not show its name and artifacts:\n{dom.stderr[-2000:]}"
-    shot = tmp_path / "flow-run.png"
-    subprocess.run([*browser, f"--screenshot={shot}", url], capture_output=True, timeout=180, check=True)
-    assert shot.stat().st_size > 10_000
 
 
 def test_gpu_job_templates_for_docker_and_kubernetes_pools_are_accepted(stack: PrefectStack) -> None:
