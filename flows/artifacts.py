@@ -14,6 +14,7 @@ then shows each kind's history across runs.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import threading
 import time
@@ -62,6 +63,19 @@ def _publish(key: str, create: Callable[[], Any]) -> Any | None:
             _warn("artifact %r not published (%s: %s); no more artifacts for this run, which goes on",
                   key, type(exc).__name__, redact_secrets(str(exc))[:300])
         return None
+
+
+def never_fails(build: Callable[..., None]) -> Callable[..., None]:
+    """For the functions that build and publish a run's artifacts: a bug or a missing file in the building logs
+    one warning instead of failing the run (publishing itself is guarded by `_publish`)."""
+    @functools.wraps(build)
+    def guarded(*args: Any, **kwargs: Any) -> None:
+        try:
+            build(*args, **kwargs)
+        except Exception as exc:
+            _warn("artifacts of %s not built (%s: %s); the run goes on", build.__name__, type(exc).__name__,
+                  redact_secrets(str(exc))[:300])
+    return guarded
 
 
 def _cell(value: Any) -> int | float | str | bool | None:

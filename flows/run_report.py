@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from flows.artifacts import png_markdown, publish_markdown, publish_table
+from flows.artifacts import never_fails, png_markdown, publish_markdown, publish_table
 from tasks.llm import Usage
 from tasks.parquet_io import stage_path
 from tasks.records import STAGE_RECORDS, FilterDecision, NLTraceRecord, ToolCallRecord, TraceRecord, TranslationRecord
@@ -267,6 +267,7 @@ def samples_markdown(output_dir: Path, traces: Sequence[TraceRecord], calls: Seq
 
 # ---- publishing ---------------------------------------------------------------------------------------------------
 
+@never_fails
 def publish_distill_report(output_dir: Path, prepared: PreparedProblems, traces: Sequence[TraceRecord],
                            calls: Sequence[ToolCallRecord], translations: Sequence[TranslationRecord],
                            nl_traces: Sequence[NLTraceRecord], filtered: FilterOutcome, summary: DistillSummary) -> None:
@@ -362,6 +363,7 @@ def accuracy_markdown(report: EvalReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+@never_fails
 def publish_train_eval_report(result: TrainResult, report: EvalReport) -> None:
     """The loss curve and the base-vs-tuned accuracy of a train-eval run (a no-op outside a run)."""
     metrics = json.loads(Path(result.metrics_path).read_text()) if Path(result.metrics_path).exists() else {}

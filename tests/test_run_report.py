@@ -16,7 +16,7 @@ from prefect.testing.utilities import prefect_test_harness
 from eval.records import BenchmarkSummary, EvalReport
 from flows.artifacts import StageProgressArtifact, publish_markdown, publish_table
 from flows.run_report import (accuracy_markdown, cost_rows, funnel_chart_png, funnel_steps, loss_markdown, pick_samples,
-                              sample_markdown, samples_markdown)
+                              publish_train_eval_report, sample_markdown, samples_markdown)
 from tasks.records import FilterDecision, NLTraceRecord, ToolCallRecord, TraceRecord, TranslationRecord
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -229,3 +229,29 @@ def test_stage_progress_artifact_counts_items_and_ends_at_100(prefect_api) -> No
     artifact = _latest("distill-solve-progress")
     assert artifact.type == "progress" and artifact.data == pytest.approx(100.0)
     assert artifact.description == "solve: 4/4 items done, 1 failed"
+
+
+def test_train_eval_artifacts_are_published_and_a_broken_input_only_warns(prefect_api, tmp_path: Path, caplog) -> None:
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"loss_curve": [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}]}))
+
+    class Result:
+        steps, resumed_from_step, final_loss, train_tokens_per_s, peak_memory_mb = 2, 0, 1.0, 50.0, 900.0
+        device, load_in_4bit, adapter_dir, metrics_path = "cpu", False, tmp_path / "adapter", metrics
+
+    report = EvalReport(output_dir=tmp_path, summary_path=tmp_path / "s.json", report_path=tmp_path / "report.md",
+                        chart_path=tmp_path / "no-chart.png", published_artifacts=False,
+                        summaries=[_summary("base", "gsm8k", 0.2, 0.1, 0.3), _summary("tuned", "gsm8k", 0.3, 0.2, 0.4)])
+
+    @flow(name="artifact-train-eval")
+    def train_eval_like(result, eval_report) -> str:
+        publish_train_eval_report(result, eval_report)
+        return "went on"
+
+    assert train_eval_like(Result(), report) == "went on"
+    assert "](data:image/png;base64," in _latest("train-eval-loss").data
+    assert "| gsm8k | 50 | 20.0 [10.0, 30.0] | 30.0 [20.0, 40.0] | +10.0 points" in _latest("train-eval-accuracy").data
+
+    caplog.set_level(logging.WARNING)
+    assert train_eval_like(object(), report) == "went on"  # no TrainResult fields at all
+    assert any("artifacts of publish_train_eval_report not built (AttributeError" in r.getMessage() for r in caplog.records)
