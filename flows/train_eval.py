@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from eval.benchmarks import BENCHMARK_NAMES
 from eval.generation import ModelUnderTest
 from eval.harness import EvalConfig, EvalReport
+from flows.run_report import publish_train_eval_report
 from tasks.parquet_io import read_records
 from tasks.prefect_model_tasks import evaluate_task, resolve_embedded_model, train_task
 from tasks.records import SFTRecord
@@ -89,6 +90,7 @@ def train_eval(params: TrainEvalParams = TrainEvalParams()) -> TrainEvalSummary:
                              load_in_4bit=quantized)]
     eval_config = EvalConfig(limit=params.eval_limit, max_new_tokens=params.max_new_tokens, batch_size=params.batch_size)
     report: EvalReport = evaluate_task(models, params.benchmarks, eval_config, out / "eval")
+    publish_train_eval_report(result, report)  # loss curve, base vs tuned accuracy (artifacts)
     accuracy: dict[str, dict[str, float]] = {}
     for s in report.summaries:
         accuracy.setdefault(s.label, {})[s.benchmark] = s.accuracy
