@@ -877,8 +877,8 @@ def _collections_match(pred: str, ref: str, precision: Precision | None) -> Grad
     unordered = {"set", "list"}
     if ref_kind in unordered and pred_kind not in unordered or ref_kind not in unordered and pred_kind != ref_kind:
         return None  # a point vs a set of solutions, an interval vs a tuple: math-verify decides
-    if ref_kind == "interval" and (ref[0], ref[-1]) != (pred[0], pred[-1]):
-        return "mismatch"
+    if ref_kind not in unordered and (ref[0], ref[-1]) != (pred[0], pred[-1]):
+        return "mismatch"  # (2, 3) is not [2, 3], nor [2, 3)
     if len(ref_items) != len(pred_items):
         return "mismatch"
     pred_items = [_without_assignment(item) for item in pred_items]
@@ -897,6 +897,9 @@ def _collections_match(pred: str, ref: str, precision: Precision | None) -> Grad
             remaining.remove(hit)
         return "numeric"
     return "numeric" if all(verdicts[i][i] != "mismatch" for i in range(len(ref_items))) else "mismatch"
+
+
+_RELATION_SIGN = re.compile(r"=|<|>|\\(?:approx|le|ge|leq|geq|lt|gt|neq|ne|in|to|equiv|sim)(?![a-zA-Z])")
 
 
 def _free_letters(s: str) -> set[str]:
@@ -943,7 +946,7 @@ def _match_method(prediction: str, reference: str, problem: str | None = None,
             return method
     if (method := _collections_match(pred, ref, precision)) is not None:
         return method
-    if _as_number(ref) is not None and _free_letters(pred):
+    if _as_number(ref) is not None and _free_letters(pred) and not _RELATION_SIGN.search(pred):
         return "mismatch"  # "AZYUK2A" for 2: a number is never equal to an expression in unknowns
     raw = prediction.replace("$", "").strip()
     if re.fullmatch(r"-?\d+(?:,-?\d+)+", raw) and (ref_collection := _as_collection(ref)) and ref_collection[0] == "list":
@@ -972,9 +975,10 @@ def answers_match(prediction: str, reference: str, *, problem: str | None = None
     return _match_method(prediction, reference, problem, deadline) not in ("mismatch", "no_answer", "timeout")
 
 
-def _reference_size(reference: str) -> int:
+def _reference_shape(reference: str) -> tuple[int, str]:
+    """How many elements a reference lists, and as what ("list", "set", "tuple", "interval")."""
     collection = _as_collection(normalize_answer(reference)[0])
-    return len(collection[1]) if collection and collection[0] == "list" else 1
+    return (len(collection[1]), collection[0]) if collection else (1, "value")
 
 
 _CHAT_TOKEN_AND_AFTER = re.compile(r"<\|(?:im_start|im_end|endoftext|eot_id|end|user|assistant)\|>.*$", re.DOTALL)
@@ -1019,12 +1023,13 @@ def grade(completion: str, reference: str, *, problem: str | None = None,
     if found is None:
         return GradeResult(extracted=None, correct=False, method="no_answer")
     candidates = [found]
-    size = _reference_size(reference)
+    size, kind = _reference_shape(reference)
     boxes = _boxes(completion)
     if size > 1 and len(boxes) >= size and found.start == boxes[-1][1]:  # "\boxed{2} and \boxed{3}"
         last = boxes[-size:]
         if all(_as_collection(content) is None for content, _, _ in last):
             combined = ", ".join(content for content, _, _ in last)
+            combined = f"({combined})" if kind == "tuple" else combined  # "x = \\boxed{2}, y = \\boxed{3}" for (2, 3)
             candidates.append(_Extraction(combined, last[0][1], last[-1][2], True))
     method: GradeMethod = "mismatch"
     for candidate in candidates:

@@ -72,6 +72,8 @@ def test_gold_solutions_of_math500_and_gsm8k_grade_as_correct():
         ("First \\boxed{3}, then corrected to \\boxed{2}.", "3", False),
         ("The roots are $\\boxed{2}$ and $\\boxed{-5}$.", "-5, 2", True),
         ("The roots are $\\boxed{2}$ and $\\boxed{-4}$.", "-5, 2", False),
+        ("So $x = \\boxed{2}$ and $y = \\boxed{3}$.", "(2, 3)", True),
+        ("So $x = \\boxed{3}$ and $y = \\boxed{2}$.", "(2, 3)", False),  # a point's order matters
     ],
 )
 def test_several_boxes_mean_the_last_or_together_the_listed_answer(completion, reference, correct):
@@ -96,6 +98,7 @@ def test_minerva_final_answer_sentence_is_extracted_whole():
         ("5\\text{ cm}^2", "5", True), ("5\\text{ cm}^2", "25", False), ("18 dollars", "18", True),
         ("12.5\\%", "12.5", True), ("30^\\circ", "30", True), ("x = 3", "3", True), ("x = 4", "3", False),
         ("2516_{11}", "2516_8", False),  # digits in another base are not the same number
+        ("(2, 3)", "[2, 3]", False), ("\\left[2,3\\right)", "[2, 3)", True), ("x \\approx 11", "11", True),
     ],
 )
 def test_separators_notation_units_and_relations(prediction, reference, correct):
