@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -184,3 +185,38 @@ def test_closing_the_sandbox_leaves_no_process_and_no_staging_dir() -> None:
     assert not [name for name in os.listdir(tempfile.gettempdir()) if name.startswith(f"{SCRATCH_PREFIX}{pids[0]}-")]
     with pytest.raises(SandboxError, match="closed"):
         box.run("1", "a")
+
+
+@pytest.mark.parametrize("identity", [["--map-user=1000", "--map-group=1000"], ["--map-root-user"]],
+                         ids=["unprivileged-user", "root-of-its-own-user-namespace"])
+def test_the_same_layers_hold_without_real_root(identity: list[str]) -> None:
+    """As the non-root user of the Docker image, or as root of a user namespace that maps only itself
+    (`unshare -Ur`), sessions get every layer and stay that uid outside."""
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "-U", *identity, "true"], capture_output=True).returncode:
+        pytest.skip("this machine cannot create a user namespace with `unshare -U` (or util-linux is too old)")
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(PROJECT_DIR)!r})
+        from tool_sandbox import Sandbox, SandboxLimits
+        with Sandbox(limits=SandboxLimits(timeout_s=5)) as box:
+            runs = {{name: box.run(code, name) for name, code in {{
+                "solve": "x = symbols('x')\\nsolve(x**2 - 4, x)",
+                "socket": "import socket\\nsocket.socket()",
+                "project": "open({str(PROJECT_DIR / 'pyproject.toml')!r}).read()",
+                "nproc": "import resource\\nresource.getrlimit(resource.RLIMIT_NPROC)",
+                "who": "import os\\n(os.getuid(), os.getpid())"}}.items()}}
+            print(json.dumps({{name: [out.status, out.result, (out.error or '').splitlines()[:1], out.isolation]
+                              for name, out in runs.items()}}))
+    """)
+    done = subprocess.run([unshare, "-U", *identity, sys.executable, "-I", "-c", script], capture_output=True,
+                          text=True, timeout=120, cwd="/")
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = json.loads(done.stdout.splitlines()[-1])
+    assert runs["solve"][:2] == ["ok", "[-2, 2]"] and runs["solve"][3] == FULL
+    assert runs["socket"][2] == ["PermissionError: [Errno 1] Operation not permitted"]
+    assert runs["project"][2][0].startswith("FileNotFoundError")
+    # set, though the kernel exempts this test's processes from it: its user namespaces map them to the
+    # host's uid 0 (a deployment's non-root user is not exempt; the corpus's fork bomb checks it as root)
+    assert runs["nproc"][1] == "(16, 16)"
+    assert runs["who"][1] == "(1000, 1)"

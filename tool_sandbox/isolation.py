@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import os
 import platform
 import resource
@@ -115,12 +116,11 @@ def read_only_roots() -> list[str]:
 DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
 
 
-def _bind_read_only(source: str, target: str, in_user_namespace: bool) -> None:
+def _bind_read_only(source: str, target: str) -> None:
     mount(source, target, None, MS_BIND | MS_REC)
-    locked = 0
-    if in_user_namespace:  # flags of the original mount are locked there: the remount must keep them
-        f_flag = os.statvfs(source).f_flag
-        locked = sum(ms for st, ms in _LOCKED_STATVFS_FLAGS.items() if f_flag & st)
+    # In a user namespace the original mount's flags are locked: the remount must repeat them (harmless elsewhere).
+    f_flag = os.statvfs(source).f_flag
+    locked = sum(ms for st, ms in _LOCKED_STATVFS_FLAGS.items() if f_flag & st)
     mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | locked)
 
 
@@ -131,6 +131,21 @@ def running_as_root() -> bool:
     return _REAL_ROOT
 
 
+@functools.cache
+def can_drop_to_nobody() -> bool:
+    """Root whose user namespace maps uid/gid 65534 (real root, or a rootless container's mapped range);
+    root of a namespace that maps only itself (`unshare -Ur`) stays that uid, as an ordinary user does."""
+    if not running_as_root():
+        return False
+    try:
+        with open("/proc/self/uid_map") as uid_map, open("/proc/self/gid_map") as gid_map:
+            return all(any(int(start) <= wanted < int(start) + int(count)
+                           for start, _, count in (line.split() for line in f))
+                       for f, wanted in ((uid_map, OUTSIDE_UID), (gid_map, OUTSIDE_GID)))
+    except (OSError, ValueError):
+        return False
+
+
 def prepare_root(staging: str) -> None:
     """Once, in the zygote: a private mount namespace in which `staging` holds the sessions' future root.
 
@@ -139,6 +154,7 @@ def prepare_root(staging: str) -> None:
     mount and a pivot_root instead of a dozen bind mounts. As an ordinary user the zygote first enters
     a user namespace of its own, where it is root over its namespaces only.
     """
+    can_drop_to_nobody()  # decided while /proc shows the zygote's own user namespace
     if running_as_root():
         unshare(CLONE_NEWNS)
     else:
@@ -149,7 +165,6 @@ def prepare_root(staging: str) -> None:
             _write_id_maps(proc_self, 0, uid, gid)
         finally:
             os.close(proc_self)
-    in_user_namespace = not running_as_root()
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing mounted here propagates back to the host
     mount("tool_sandbox_root", staging, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=0755")
     for legacy in ("/lib", "/lib64", "/lib32", "/bin", "/sbin"):  # merged-/usr symlinks, recreated as they are
@@ -157,7 +172,7 @@ def prepare_root(staging: str) -> None:
             os.symlink(os.readlink(legacy), staging + legacy)
     for root in read_only_roots():
         os.makedirs(staging + root, exist_ok=True)
-        _bind_read_only(root, staging + root, in_user_namespace)
+        _bind_read_only(root, staging + root)
     os.makedirs(staging + "/dev", exist_ok=True)
     for device in DEVICES:
         if os.path.exists(device):
@@ -184,6 +199,7 @@ def enter_namespaces(staging: str, scratch_bytes: int) -> None:
     As root it drops to uid/gid 65534 before creating the user namespace; as an ordinary user it stays
     that user. Inside, user code is uid 1000, and RLIMIT_NPROC counts per (this) user namespace.
     """
+    drop_to_nobody = can_drop_to_nobody()  # reads /proc, gone after the pivot (cached from the zygote)
     proc_self = os.open("/proc/self", os.O_RDONLY | os.O_DIRECTORY)
     try:
         unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
@@ -191,10 +207,11 @@ def enter_namespaces(staging: str, scratch_bytes: int) -> None:
         pivot_root(staging, staging + SCRATCH_DIR)
         os.chdir("/")
         _check(_libc.umount2(SCRATCH_DIR.encode(), MNT_DETACH), "umount2 old root")
-        owner = OUTSIDE_UID if running_as_root() else 0  # 0: the zygote's user namespace maps it to the user
+        # 0 when not root: the zygote's own user namespace maps it to the user running the sandbox.
+        owner = OUTSIDE_UID if drop_to_nobody else 0
         mount("tool_sandbox_scratch", SCRATCH_DIR, "tmpfs", MS_NOSUID | MS_NODEV,
               f"size={scratch_bytes},nr_inodes=16384,mode=0700,uid={owner},gid={owner}")
-        if running_as_root():
+        if owner == OUTSIDE_UID:
             os.setgroups([])
             os.setresgid(OUTSIDE_GID, OUTSIDE_GID, OUTSIDE_GID)
             os.setresuid(OUTSIDE_UID, OUTSIDE_UID, OUTSIDE_UID)
@@ -358,7 +375,8 @@ def probe_namespaces(staging: str) -> tuple[bool, str]:
         message = reader.read().decode(errors="replace")
     os.waitpid(pid, 0)
     if message == "ok":
-        who = "root, sessions drop to uid 65534" if running_as_root() else f"uid {os.geteuid()}, unprivileged"
+        who = ("root, sessions drop to uid 65534" if can_drop_to_nobody()
+               else f"uid {os.geteuid()}, sessions stay that uid outside")
         return True, f"user+pid+mount+net+ipc+uts namespaces, private read-only root, tmpfs scratch ({who})"
     hint = ("; in Docker run with --security-opt seccomp=unconfined --security-opt apparmor=unconfined "
             "(or a profile that allows unshare, mount and pivot_root), and check sysctl "
