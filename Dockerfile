@@ -4,6 +4,15 @@
 # Run a GPU container with `docker run --gpus all ...` (the NVIDIA container toolkit provides the driver);
 # the Docker work pool does the same through deployments/docker-gpu-job-template.json.
 # No secret is baked in: API keys (OPENAI_API_KEY, ...) and PREFECT_API_URL come from the environment at run time.
+# The tool sandbox (tool_sandbox/, docs/sandbox.md) confines every session with user, PID, mount and network
+# namespaces plus seccomp. Docker's default seccomp and AppArmor profiles refuse unshare/mount/pivot_root, so
+# run containers that execute tool calls with
+#   docker run --security-opt seccomp=unconfined --security-opt apparmor=unconfined ...
+# (or a seccomp profile that also allows unshare, mount, umount2, pivot_root and setns), on a host where
+# unprivileged user namespaces are enabled (kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0).
+# No --privileged and no capabilities are needed: the sandbox runs as the image's non-root user.
+# Check with `docker run <those flags> tool-distill:cpu python -m tool_sandbox doctor` (exit 0 = all layers).
+# Without them every tool call fails with SandboxError, unless TOOL_SANDBOX_REQUIRE_ISOLATION=0 (demo only).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -42,6 +51,10 @@ ARG VARIANT=cpu
 LABEL org.opencontainers.image.title="tool-distill" \
       org.opencontainers.image.description="Distil tool knowledge into LMs via back-translated traces (Prefect flows)" \
       tool-distill.variant="${VARIANT}"
+# libseccomp2: the system library pyseccomp loads for the sandbox's seccomp filter.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libseccomp2=2.5.4-1+deb12u1 \
+ && rm -rf /var/lib/apt/lists/*
 RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
 COPY --chown=10001:10001 . /opt/tool-distill
