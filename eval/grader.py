@@ -659,6 +659,9 @@ def _worker_loop() -> None:  # pragma: no cover - runs in the worker process
             elif request.get("op") == "extract":
                 found = parse_cached(request["text"])
                 reply = {"extracted": next((f for f in found if isinstance(f, str)), None)}
+                if request.get("gold") is not None and reply["extracted"]:  # spares a second round trip
+                    gold = parse_cached(f"${request['gold']}$")
+                    reply["verdict"] = _parsed_verdict(gold, found, request.get("places"), verify)
             else:
                 reply = {"verdict": _symbolic_verdict(request["gold"], request["pred"], request.get("places"),
                                                       configs, parse_cached, verify)}
@@ -668,11 +671,19 @@ def _worker_loop() -> None:  # pragma: no cover - runs in the worker process
         out.flush()
 
 
-def _symbolic_verdict(gold_text, pred_text, places, configs, parse, verify) -> bool | None:  # pragma: no cover
-    import sympy
-
+def _symbolic_verdict(gold_text, pred_text, places, configs, parse, verify) -> bool | str | None:  # pragma: no cover
     gold = parse(f"${gold_text}$", extraction_config=configs, parsing_timeout=None)
     pred = parse(f"${pred_text}$", extraction_config=configs, parsing_timeout=None)
+    verdict = _parsed_verdict(gold, pred, places, verify)
+    if verdict is not None:
+        return verdict
+    return "sympy" if _sympy_equal(gold_text, pred_text) else False
+
+
+def _parsed_verdict(gold, pred, places, verify) -> bool | None:  # pragma: no cover - worker process
+    """math-verify's verdict on two `parse` results, at a stated precision if any; None if one is empty."""
+    import sympy
+
     gold_values = [g for g in gold if not isinstance(g, str)]
     pred_values = [p for p in pred if not isinstance(p, str)]
     if gold_values and pred_values:
@@ -686,7 +697,7 @@ def _symbolic_verdict(gold_text, pred_text, places, configs, parse, verify) -> b
                 p_r = sympy.Integer(sympy.floor(sympy.N(p, 30) / quantum + sympy.Rational(1, 2)))
                 return bool(g_r == p_r)
         return False
-    return "sympy" if _sympy_equal(gold_text, pred_text) else False
+    return None
 
 
 def _sympy_equal(reference: str, prediction: str) -> bool | None:  # pragma: no cover - worker process
@@ -826,17 +837,18 @@ def _symbolic(reference: str, prediction: str, precision: Precision | None,
     return "sympy" if verdict == "sympy" else "math_verify" if verdict else "mismatch"
 
 
-def _math_verify_extraction(completion: str, deadline: float,
-                            choices: bool = False) -> str | Literal["timeout"] | None:
-    """The answer math-verify's own extraction finds in unanchored text: LaTeX, then plain expressions,
-    or (for a multiple-choice reference) an option letter A-E."""
-    request = {"op": "extract", "text": completion[-_MAX_UNANCHORED_CHARS:]}
+def _math_verify_extraction(completion: str, deadline: float, choices: bool = False, gold: str | None = None,
+                            places: int | None = None) -> tuple[str | None, bool | None] | Literal["timeout"]:
+    """The answer math-verify's own extraction finds in unanchored text (LaTeX, then plain expressions,
+    or for a multiple-choice reference an option letter A-E), and math-verify's verdict on it against
+    `gold` when given (None when it could not decide)."""
+    request = {"op": "extract", "text": completion[-_MAX_UNANCHORED_CHARS:], "gold": gold, "places": places}
     if choices:
         request["choices"] = list("ABCDE")
     reply = _ask_worker(request, deadline)
     if reply == "timeout":
         return "timeout"
-    return reply.get("extracted") if reply else None
+    return (reply.get("extracted"), reply.get("verdict")) if reply else (None, None)
 
 
 # ---------------------------------------------------------------- equivalence
@@ -902,6 +914,45 @@ def _collections_match(pred: str, ref: str, precision: Precision | None) -> Grad
 _RELATION_SIGN = re.compile(r"=|<|>|\\(?:approx|le|ge|leq|geq|lt|gt|neq|ne|in|to|equiv|sim)(?![a-zA-Z])")
 
 
+_BOUND = r"(-?(?:\d+(?:\.\d+)?|\\frac\{-?\d+\}\{\d+\}|\d+/\d+))"
+_LESS = {"<": ")", "\\lt": ")", "\\le": "]", "\\leq": "]", "\\leqslant": "]", "<=": "]"}
+_MORE = {">": "(", "\\gt": "(", "\\ge": "[", "\\geq": "[", "\\geqslant": "[", ">=": "["}
+_REL = r"(<=|>=|<|>|\\leqslant|\\geqslant|\\leq|\\geq|\\le|\\ge|\\lt|\\gt)"
+_ONE_SIDED = re.compile(rf"^[A-Za-z]\s*{_REL}\s*{_BOUND}$")
+_TWO_SIDED = re.compile(rf"^{_BOUND}\s*{_REL}\s*[A-Za-z]\s*{_REL}\s*{_BOUND}$")
+
+
+def _relation_as_interval(s: str) -> str | None:
+    """"x \\le 8" -> "(-\\infty, 8]", "2 < x \\le 7" -> "(2, 7]": the interval a one-variable inequality
+    with numeric bounds describes (math-verify's own set-relation comparison costs a sympy solve)."""
+    if m := _ONE_SIDED.match(s):
+        relation, bound = m.groups()
+        if relation in _LESS:
+            return f"(-\\infty, {bound}{_LESS[relation]}"
+        return f"{_MORE[relation]}{bound}, \\infty)"
+    if m := _TWO_SIDED.match(s):
+        low, first, second, high = m.groups()
+        if first in _LESS and second in _LESS:
+            return f"{'(' if _LESS[first] == ')' else '['}{low}, {high}{_LESS[second]}"
+    return None
+
+
+def _intervals_match(pred: str, ref: str, precision: Precision | None) -> GradeMethod | None:
+    """Two intervals "(a, b]": the same brackets and endpoints; None if either is not one."""
+    def parts(s: str):
+        if len(s) > 2 and s[0] in "([" and s[-1] in ")]" and len(items := _split_top_level(s[1:-1])) == 2:
+            return s[0], s[-1], items
+        return None
+
+    p, r = parts(pred.replace(" ", "")), parts(ref.replace(" ", ""))
+    if p is None or r is None:
+        return None
+    verdicts = [_values_match(a, b, False, False, precision) for a, b in zip(p[2], r[2], strict=True)]
+    if None in verdicts:
+        return None
+    return "numeric" if p[:2] == r[:2] and "mismatch" not in verdicts else "mismatch"
+
+
 def _free_letters(s: str) -> set[str]:
     """Letters of `s` that name unknowns: not LaTeX commands, not the constants e and i."""
     bare = re.sub(r"\\[a-zA-Z]+|\\text\{[^}]*\}", " ", s)
@@ -909,7 +960,7 @@ def _free_letters(s: str) -> set[str]:
 
 
 def _match_method(prediction: str, reference: str, problem: str | None = None,
-                  deadline: float | None = None) -> GradeMethod:
+                  deadline: float | None = None, symbolic_verdict: bool | None = None) -> GradeMethod:
     if deadline is None:
         deadline = time.monotonic() + DEFAULT_TIME_LIMIT_S
     pred, pred_percent = normalize_answer(prediction)
@@ -946,6 +997,10 @@ def _match_method(prediction: str, reference: str, problem: str | None = None,
             return method
     if (method := _collections_match(pred, ref, precision)) is not None:
         return method
+    pred_interval, ref_interval = _relation_as_interval(pred), _relation_as_interval(ref)
+    if (pred_interval or ref_interval) and not (pred_interval and ref_interval):
+        if (method := _intervals_match(pred_interval or pred, ref_interval or ref, precision)) is not None:
+            return method
     if _as_number(ref) is not None and _free_letters(pred) and not _RELATION_SIGN.search(pred):
         return "mismatch"  # "AZYUK2A" for 2: a number is never equal to an expression in unknowns
     raw = prediction.replace("$", "").strip()
@@ -954,6 +1009,8 @@ def _match_method(prediction: str, reference: str, problem: str | None = None,
             return method  # "113,108" for the two solutions 108 and 113: the list reading of the commas
     if len(pred) > _MAX_ANSWER_CHARS or len(ref) > _MAX_ANSWER_CHARS:
         return "mismatch"
+    if symbolic_verdict is not None:  # math-verify already compared this extraction with the reference
+        return "math_verify" if symbolic_verdict else "mismatch"
     if pred_percent != ref_percent:  # math-verify reads 12.5\% as 0.125: keep the sign on both or neither
         pred, ref = (pred + "\\%" if pred_percent else pred), (ref + "\\%" if ref_percent else ref)
     return _symbolic(ref, pred, precision, deadline)
@@ -1008,18 +1065,23 @@ def grade(completion: str, reference: str, *, problem: str | None = None,
     step included, returns within `time_limit_s` (then `method="timeout"`, `correct=False`).
     """
     deadline = _deadline(time_limit_s)
+    symbolic_verdict: bool | None = None
     reference = _reference_answer(reference)
     completion = _CHAT_TOKEN_AND_AFTER.sub("", completion) or completion  # the next turn is not this answer
     found = _extract(completion)
     region = _unanchored_region(completion) if found is None and not _cut_off_in_box(completion) else None
     if region is not None:
         is_choice = _choice_letter(reference) is not None and len(_unwrap_text(reference).strip("()$ *")) == 1
-        extracted = _math_verify_extraction(region, deadline, choices=is_choice)
-        if extracted == "timeout":
+        gold, percent = normalize_answer(reference)
+        precision = stated_precision(problem, reference)
+        reply = _math_verify_extraction(region, deadline, choices=is_choice, gold=gold + ("\\%" if percent else ""),
+                                        places=precision.decimals if precision else None)
+        if reply == "timeout":
             return GradeResult(extracted=None, correct=False, method="timeout")
+        extracted, symbolic_verdict = reply
         if extracted:
-            start = completion.rfind(extracted)
-            found = _Extraction(extracted, max(start, 0), max(start, 0) + len(extracted), False)
+            start = completion.rfind(extracted)  # -1 when math-verify rewrote the span (\mathbf -> \text)
+            found = _Extraction(extracted, start, start + len(extracted) if start >= 0 else -1, False)
     if found is None:
         return GradeResult(extracted=None, correct=False, method="no_answer")
     candidates = [found]
@@ -1033,7 +1095,8 @@ def grade(completion: str, reference: str, *, problem: str | None = None,
             candidates.append(_Extraction(combined, last[0][1], last[-1][2], True))
     method: GradeMethod = "mismatch"
     for candidate in candidates:
-        method = _match_method(candidate.answer, reference, problem, deadline)
+        hint = symbolic_verdict if candidate is found and not found.anchored else None
+        method = _match_method(candidate.answer, reference, problem, deadline, hint)
         if method not in ("mismatch", "no_answer"):
             found = candidate
             break
@@ -1042,4 +1105,4 @@ def grade(completion: str, reference: str, *, problem: str | None = None,
     if correct:
         confidence = _CONFIDENCE[method] if found.anchored else "heuristic"
     return GradeResult(extracted=found.answer, correct=correct, method=method, confidence=confidence,
-                       span=(found.start, found.end))
+                       span=(found.start, found.end) if found.start >= 0 else None)
