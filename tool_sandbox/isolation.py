@@ -69,6 +69,10 @@ def unshare(flags: int) -> None:
     _check(_libc.unshare(ctypes.c_int(flags)), f"unshare({flags:#x})")
 
 
+def setns(fd: int, nstype: int) -> None:
+    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), f"setns({nstype:#x})")
+
+
 def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
     enc = lambda s: s.encode() if s is not None else None  # noqa: E731
     _check(_libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)), f"mount {source} on {target}")
@@ -192,7 +196,7 @@ def _write_id_maps(proc_dir_fd: int, inside: int, outside_uid: int, outside_gid:
             os.close(fd)
 
 
-def enter_namespaces(staging: str, scratch_bytes: int) -> None:
+def enter_namespaces(staging: str, scratch_bytes: int, new_pid_namespace: bool = True) -> None:
     """In a session's leader (single-threaded, after `prepare_root` in the zygote): fresh namespaces, the
     prepared root with a private tmpfs scratch at /tmp, an unprivileged uid; its next child is PID 1.
 
@@ -202,7 +206,7 @@ def enter_namespaces(staging: str, scratch_bytes: int) -> None:
     drop_to_nobody = can_drop_to_nobody()  # reads /proc, gone after the pivot (cached from the zygote)
     proc_self = os.open("/proc/self", os.O_RDONLY | os.O_DIRECTORY)
     try:
-        unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
+        unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | (CLONE_NEWPID if new_pid_namespace else 0))
         # The old root is parked on the scratch's mount point, detached, and the scratch mounted over it.
         pivot_root(staging, staging + SCRATCH_DIR)
         os.chdir("/")
@@ -221,6 +225,37 @@ def enter_namespaces(staging: str, scratch_bytes: int) -> None:
         _write_id_maps(proc_self, INSIDE_UID, outside_uid, outside_gid)
     finally:
         os.close(proc_self)
+
+
+def fork_into_new_pid_namespace(own_pid_namespace_fd: int) -> int:
+    """os.fork(), the child being PID 1 of a fresh PID namespace; the caller's later children are not.
+
+    Needs CAP_SYS_ADMIN over the caller's own PID namespace (real root): `setns` back to it is what
+    lets the next call create another namespace. Saves a session its leader process (one fork).
+    """
+    unshare(CLONE_NEWPID)
+    try:
+        return os.fork()
+    finally:
+        if os.getpid() != 1:  # in the parent (the child is PID 1 of the new namespace)
+            setns(own_pid_namespace_fd, CLONE_NEWPID)
+
+
+def probe_direct_fork(own_pid_namespace_fd: int) -> bool:
+    """Whether `fork_into_new_pid_namespace` works here, twice in a row, tried in a throwaway child."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for _ in range(2):
+                child = fork_into_new_pid_namespace(own_pid_namespace_fd)
+                if child == 0:
+                    os._exit(0 if os.getpid() == 1 else 1)
+                if os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) != 0:
+                    os._exit(1)
+            os._exit(0)
+        except BaseException:  # noqa: BLE001
+            os._exit(1)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
 
 
 # --- the session process's own limits --------------------------------------------------------------------

@@ -134,18 +134,19 @@ class Zygote:
         self._log.seek(0)
         return f"it exited ({self.process.wait()}): " + self._log.read()[-2000:].decode(errors="replace")
 
-    def spawn(self, timeout_s: float) -> tuple[int, int, int]:
-        """A new session: (request pipe, reply pipe, pidfd of its leader). Restarts a dead zygote once."""
+    def spawn(self, timeout_s: float) -> tuple[int, int, int, int | None]:
+        """A new session: (request pipe, reply pipe, pidfd to kill it, its pid). Restarts a dead zygote once."""
         with self._lock:
             for attempt in (1, 2):
                 self.wait_ready(timeout_s)
                 try:
                     self._control.send(b'{"op": "spawn"}')
-                    _, fds, _, _ = socket.recv_fds(self._control, 1 << 16, 3)
+                    message, fds, _, _ = socket.recv_fds(self._control, 1 << 16, 3)
                 except OSError:
-                    fds = []
+                    message, fds = b"", []
                 if len(fds) == 3:
-                    return fds[0], fds[1], fds[2]
+                    pid = json.loads(message).get("pid")
+                    return fds[0], fds[1], fds[2], pid if isinstance(pid, int) else None
                 for fd in fds:
                     os.close(fd)
                 if attempt == 1:  # it died (or was killed): start another
@@ -181,8 +182,8 @@ class SessionHandle:
         self.host_scratch: str | None = None
 
     def kill(self) -> None:
-        """SIGKILL the leader: its death kills the session process (PR_SET_PDEATHSIG), whose end as PID 1
-        kills the rest of its PID namespace; the kernel finishes that within milliseconds, unwaited."""
+        """SIGKILL the session process (or its leader, whose death kills it through PR_SET_PDEATHSIG): as
+        PID 1 of its namespace its end kills everything in it; the kernel finishes that, unwaited."""
         if self.dead:
             return
         self.dead = True
@@ -332,7 +333,7 @@ class Sandbox:
         while it waited is replaced once."""
         self._check_isolation()
         for attempt in (1, 2):
-            handle.req_fd, handle.resp_fd, handle.pidfd = self._zygote.spawn(self.limits.startup_timeout_s)
+            handle.req_fd, handle.resp_fd, handle.pidfd, pid = self._zygote.spawn(self.limits.startup_timeout_s)
             try:
                 started = SessionStarted.model_validate(
                     read_frame(handle.resp_fd, time.monotonic() + SESSION_START_TIMEOUT_S, max_bytes=1 << 16))
@@ -340,8 +341,9 @@ class Sandbox:
             except (FrameError, ValidationError) as exc:
                 problem, started = f"it did not start ({exc})", None
             if problem is None and started is not None:
-                handle.started, handle.pid, handle.isolation = True, started.pid, started.isolation
-                handle.leader_pid, handle.host_scratch = started.leader_pid, started.scratch
+                # With a leader, the zygote's pid is the leader's and the leader names the session process.
+                handle.started, handle.isolation, handle.host_scratch = True, started.isolation, started.scratch
+                handle.pid, handle.leader_pid = (started.pid, pid) if started.leader_pid else (pid, None)
                 return
             handle.kill()
             handle.dead = False

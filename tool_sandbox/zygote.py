@@ -130,23 +130,40 @@ class Zygote:
         seccomp, seccomp_why = isolation.seccomp_available()
         self.seccomp_program = isolation.build_seccomp_filter() if seccomp else None
         self.probe = isolation.Probe(namespaces, namespaces_why, seccomp, seccomp_why)
+        # As real root a session needs no leader: the zygote forks it straight into a new PID namespace,
+        # reaps it and reports how it ended. Elsewhere a leader process does that (one more fork).
+        self.own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY)
+        self.direct = namespaces and isolation.probe_direct_fork(self.own_pid_namespace)
+        self.live: dict[int, int] = {}  # session pid -> our copy of its reply pipe, for the "exited" report
+        self.wake_read, self.wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.wake_write)  # a session's death wakes the loop at once, to report it
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         gc.collect()
         gc.freeze()  # the collector then never touches the inherited objects, so forks share their pages
 
     def describe(self) -> dict[str, Any]:
         return {"isolation": self.probe.level, "namespaces": self.probe.namespaces,
                 "namespaces_why": self.probe.namespaces_why, "seccomp": self.probe.seccomp,
-                "seccomp_why": self.probe.seccomp_why, "uid": self.uid}
+                "seccomp_why": self.probe.seccomp_why, "uid": self.uid,
+                "session_leader": not self.direct}
 
     def serve(self, control: socket.socket) -> None:
         poller = select.poll()
         poller.register(control, select.POLLIN)
+        poller.register(self.wake_read, select.POLLIN)
         want = int(self.config["spare_sessions"])
         try:
             while True:
                 self._reap()
-                if not poller.poll(0 if len(self.spares) < want else 100):
-                    if len(self.spares) < want:
+                events = dict(poller.poll(0 if len(self.spares) < want else 1000))
+                if self.wake_read in events:
+                    while True:
+                        try:
+                            os.read(self.wake_read, 4096)
+                        except BlockingIOError:
+                            break
+                if control.fileno() not in events:
+                    if not events and len(self.spares) < want:
                         self.spares.append(self.spawn())
                     continue
                 message, fds, _, _ = socket.recv_fds(control, CONTROL_MESSAGE_BYTES, 0)
@@ -155,26 +172,70 @@ class Zygote:
                 if not message:
                     return  # the parent closed the sandbox (or died)
                 handed = self.spares.popleft() if self.spares else self.spawn()
+                pid, fds = handed[0], handed[1:]
                 try:
-                    socket.send_fds(control, [b'{"spawned": true}'], handed)
+                    socket.send_fds(control, [json.dumps({"pid": pid}).encode()], fds)
                 finally:
-                    for fd in handed:
+                    for fd in fds:
                         os.close(fd)
         finally:
             self._reap()  # the staging dir is a mount point in our namespace: the parent removes it
 
-    @staticmethod
-    def _reap() -> None:
+    def _reap(self) -> None:
         while True:
             try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
+            resp_write = self.live.pop(pid, None)
+            if resp_write is not None:  # a direct session: tell the parent how it ended, unless its pipe is full
+                try:
+                    if select.select([], [resp_write], [], 0)[1]:
+                        write_frame(resp_write, {"exited": status})  # < PIPE_BUF: never blocks when writable
+                except OSError:
+                    pass  # the parent closed the session first
+                os.close(resp_write)
 
     def spawn(self) -> list[int]:
-        """Fork a session leader; returns the parent's ends: request pipe, reply pipe, pidfd of the leader."""
+        """A new session: [its pid, request pipe, reply pipe, pidfd] (the parent's ends)."""
+        return self._spawn_direct() if self.direct else self._spawn_with_leader()
+
+    def _spawn_direct(self) -> list[int]:
+        req_read, req_write = os.pipe()
+        resp_read, resp_write = os.pipe()
+        pid = isolation.fork_into_new_pid_namespace(self.own_pid_namespace)
+        if pid == 0:
+            try:
+                self._start_direct_session(req_read, resp_write)
+            finally:
+                os._exit(1)
+        os.close(req_read)
+        self.live[pid] = resp_write
+        return [pid, req_write, resp_read, os.pidfd_open(pid)]  # unreaped child: its pid is still its own
+
+    def _start_direct_session(self, req_read: int, resp_write: int) -> None:
+        try:
+            self._leave_zygote_state(req_read, resp_write)
+            isolation.enter_namespaces(self.staging, int(self.config["scratch_bytes"]), new_pid_namespace=False)
+            report = self._lock_down_session()
+        except BaseException as exc:  # noqa: BLE001 - the parent must learn why the session did not start
+            write_frame(resp_write, {"started": False, "error": f"{type(exc).__name__}: {exc}"})
+            return
+        write_frame(resp_write, {"started": True, **report})
+        serve(self._session, req_read, resp_write, int(self.config["max_reply_chars"]))
+
+    def _leave_zygote_state(self, *keep: int) -> None:
+        """First thing in a forked child: none of the zygote's descriptors, signal set-up or output."""
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        devnull = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):  # nothing a session writes to fd 1/2 reaches a log or terminal
+            os.dup2(devnull, fd)
+        close_all_fds_except({0, 1, 2, *keep})
+
+    def _spawn_with_leader(self) -> list[int]:
         request = self.config
         req_read, req_write = os.pipe()
         resp_read, resp_write = os.pipe()
@@ -188,16 +249,13 @@ class Zygote:
         os.close(req_read)
         os.close(resp_write)
         pidfd = os.pidfd_open(pid)  # safe: the leader is our unreaped child, so the pid cannot be reused yet
-        return [req_write, resp_read, pidfd]
+        return [pid, req_write, resp_read, pidfd]
 
     # --- in the session leader --------------------------------------------------------------------------
     def _lead_session(self, zygote_pid: int, req_read: int, resp_write: int, request: dict[str, Any]) -> None:
         host_scratch = None
         try:
-            devnull = os.open("/dev/null", os.O_RDWR)
-            for fd in (0, 1, 2):  # nothing a session writes to fd 1/2 reaches a log or terminal
-                os.dup2(devnull, fd)
-            close_all_fds_except({0, 1, 2, req_read, resp_write})
+            self._leave_zygote_state(req_read, resp_write)
             if self.probe.namespaces:
                 isolation.enter_namespaces(self.staging, int(request["scratch_bytes"]))
                 workdir = isolation.SCRATCH_DIR
@@ -239,27 +297,34 @@ class Zygote:
     # --- in the session process -------------------------------------------------------------------------
     def _run_session(self, req_read: int, resp_write: int, sync_write: int, workdir: str,
                      request: dict[str, Any]) -> None:
+        """The session process under a leader: lock down, report to the leader, serve."""
         try:
-            isolation.set_parent_death_signal()
-            os.setsid()  # its own process group: PRIO_PGRP and kill(0) reach no other session
             close_all_fds_except({0, 1, 2, req_read, resp_write, sync_write})
-            os.environ.clear()
-            os.chdir(workdir)
-            tempfile.tempdir = workdir
-            session = SessionProcess(dict(self.namespace), int(request["max_output_chars"]),
-                                     int(request["memory_bytes"]))
-            limits = isolation.ProcessLimits(int(request["memory_bytes"]), int(request["max_file_bytes"]),
-                                             int(request["max_open_files"]), int(request["max_processes"]))
-            layers = isolation.lock_down(limits, self.seccomp_program)
-            layers["namespaces"] = self.probe.namespaces
-            report = {"isolation": isolation.level(self.probe.namespaces, layers["seccomp"]), "layers": layers}
+            report = self._lock_down_session(workdir)
         except BaseException as exc:  # noqa: BLE001
             os.write(sync_write, json.dumps({"error": f"{type(exc).__name__}: {exc}"})[:4000].encode())
             os._exit(1)
         os.write(sync_write, json.dumps(report).encode())
         os.close(sync_write)
-        serve(session, req_read, resp_write, int(request["max_reply_chars"]))
+        serve(self._session, req_read, resp_write, int(request["max_reply_chars"]))
         os._exit(0)
+
+    def _lock_down_session(self, workdir: str = isolation.SCRATCH_DIR) -> dict[str, Any]:
+        """In the session process, after its namespaces: die with our parent, its own process group, an
+        empty environment, the scratch as cwd, then the limits and seccomp; returns its layers."""
+        config = self.config
+        isolation.set_parent_death_signal()  # after the uid change, which clears it
+        os.setsid()  # its own process group: PRIO_PGRP and kill(0) reach no other session
+        os.environ.clear()
+        os.chdir(workdir)
+        tempfile.tempdir = workdir
+        self._session = SessionProcess(dict(self.namespace), int(config["max_output_chars"]),
+                                       int(config["memory_bytes"]))
+        limits = isolation.ProcessLimits(int(config["memory_bytes"]), int(config["max_file_bytes"]),
+                                         int(config["max_open_files"]), int(config["max_processes"]))
+        layers = isolation.lock_down(limits, self.seccomp_program)
+        layers["namespaces"] = self.probe.namespaces
+        return {"isolation": isolation.level(self.probe.namespaces, layers["seccomp"]), "layers": layers}
 
 
 def main() -> None:
