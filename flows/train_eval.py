@@ -21,29 +21,18 @@ from eval.benchmarks import BENCHMARK_NAMES
 from eval.generation import ModelUnderTest
 from eval.harness import EvalConfig, EvalReport
 from flows.run_report import publish_train_eval_report
+from flows.params import TrainEvalParams
 from tasks.parquet_io import read_records
-from tasks.prefect_model_tasks import evaluate_task, resolve_embedded_model, train_task
+from tasks.prefect_model_tasks import evaluate_task, resolve_model_dir, train_task
 from tasks.records import SFTRecord
 from training.config import TrainConfig, load_recipe
-
-
-class TrainEvalParams(BaseModel):
-    """Parameters of the train-eval flow (rendered as a form in the Prefect UI)."""
-
-    sft_path: str = Field(default="out/distill/sft.parquet", description="sft.parquet from the distill flow.")
-    output_dir: str = Field(default="out/train_eval")
-    recipe: str = Field(default="embedded", description="training/recipes/<name>.yaml or a path to a recipe file.")
-    max_steps: int | None = Field(default=None, description="Override the recipe's optimizer steps.")
-    benchmarks: list[str] = Field(default_factory=lambda: ["math500", "gsm8k"])
-    eval_limit: int | None = Field(default=10, ge=1, description="First N problems of each benchmark (None: all).")
-    max_new_tokens: int = Field(default=256, gt=0)
-    batch_size: int = Field(default=8, ge=1)
 
 
 class TrainEvalSummary(BaseModel):
     adapter_dir: str
     train_steps: int
     final_loss: float
+    load_in_4bit: bool = Field(description="trained (and evaluated) on a 4-bit NF4 base: QLoRA; else plain LoRA")
     accuracy: dict[str, dict[str, float]] = Field(description="label -> benchmark -> accuracy")
     report_path: str
 
@@ -76,8 +65,10 @@ def train_eval(params: TrainEvalParams = TrainEvalParams()) -> TrainEvalSummary:
                          "Use a stronger teacher model (--model) or more problems, then re-run distill.")
     out = Path(params.output_dir)
     overrides = {"max_steps": params.max_steps} if params.max_steps else {}
+    if params.base_model:
+        overrides["base_model"] = params.base_model
     config = load_recipe(params.recipe, **overrides)
-    config = config.model_copy(update={"base_model": resolve_embedded_model(config.base_model)})
+    config = config.model_copy(update={"base_model": resolve_model_dir(config.base_model)})
     dataset_sha256 = _sha256(sft_path)
     run_dir = training_run_dir(out, config, dataset_sha256)
     log.info("training %s on %d examples from %s into %s", config.base_model, n_examples, sft_path, run_dir)
@@ -85,14 +76,17 @@ def train_eval(params: TrainEvalParams = TrainEvalParams()) -> TrainEvalSummary:
         config, sft_path, dataset_sha256, run_dir, resume=True)
 
     quantized = result.load_in_4bit  # the base the adapter was trained on, for base and tuned alike
+    log.info("trained %s on %s", "QLoRA (4-bit NF4 base)" if quantized else "LoRA (full-precision base)",
+             result.device)
     models = [ModelUnderTest(model=config.base_model, label="base", load_in_4bit=quantized),
               ModelUnderTest(model=config.base_model, adapter=result.adapter_dir, label="tuned",
                              load_in_4bit=quantized)]
-    eval_config = EvalConfig(limit=params.eval_limit, max_new_tokens=params.max_new_tokens, batch_size=params.batch_size)
+    eval_config = EvalConfig(limit=params.eval_limit, max_new_tokens=params.max_new_tokens, batch_size=params.batch_size,
+                             source=params.eval_source)
     report: EvalReport = evaluate_task(models, params.benchmarks, eval_config, out / "eval")
     publish_train_eval_report(result, report)  # loss curve, base vs tuned accuracy (artifacts)
     accuracy: dict[str, dict[str, float]] = {}
     for s in report.summaries:
         accuracy.setdefault(s.label, {})[s.benchmark] = s.accuracy
     return TrainEvalSummary(adapter_dir=str(result.adapter_dir), train_steps=result.steps, final_loss=result.final_loss,
-                            accuracy=accuracy, report_path=str(report.report_path))
+                            load_in_4bit=result.load_in_4bit, accuracy=accuracy, report_path=str(report.report_path))

@@ -18,17 +18,22 @@ from training.config import TrainConfig
 from training.sft import TrainResult, train
 
 
-def resolve_embedded_model(base_model: str) -> str:
-    """A recipe's "embedded" as the directory of the offline SmolLM2 copy; any other dir or hub id as is.
+def resolve_model_dir(base_model: str) -> str:
+    """A recipe's base model as a local directory: "embedded" is the offline SmolLM2 copy, a hub id is
+    downloaded once into the Hugging Face cache, and a directory stays as it is.
 
     The one place outside tasks/llm that knows where the pipeline keeps its model: training/ and
-    eval/ are handed the path.
+    eval/ are handed the path (eval needs a directory to tell a local model from an API model).
     """
-    if base_model != "embedded":
-        return base_model
-    from tasks.llm.embedded_model import embedded_model_dir
+    if base_model == "embedded":
+        from tasks.llm.embedded_model import embedded_model_dir
 
-    return str(embedded_model_dir())
+        return str(embedded_model_dir())
+    if Path(base_model).expanduser().is_dir():
+        return str(Path(base_model).expanduser())
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download(base_model, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"])
 
 
 @task(name="train", task_run_name="train-{output_dir.name}", cache_policy=INPUTS + TASK_SOURCE, persist_result=True)

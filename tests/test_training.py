@@ -276,3 +276,13 @@ def test_auto_recipe_trains_4bit_nf4_qlora_on_cuda(tmp_path, sft_path):
     result = train(config, sft_path, tmp_path / "run", show_progress=False)
     assert (result.device, result.load_in_4bit, result.steps) == ("cuda", True, 4)
     assert math.isfinite(result.final_loss) and result.peak_memory_mb > 0 and result.train_tokens_per_s > 0
+
+
+@pytest.mark.slow  # a fresh interpreter importing torch, transformers, trl, peft and bitsandbytes (~10 s)
+def test_training_and_eval_import_nothing_of_tasks():
+    """They are handed model paths; the pipeline's model store and LLM client stay in tasks/."""
+    script = ("import sys\nimport training.sft, training.__main__, eval.harness, eval.cli, eval.report\n"
+              "print(sorted(m for m in sys.modules if m == 'tasks' or m.startswith('tasks.')))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,145 @@
+"""The paper's experiment in one command: distil MATH train with a teacher, QLoRA the student, evaluate base vs tuned.
+
+    python -m flows.paper --teacher openai/gpt-4o --student Qwen/Qwen2.5-1.5B-Instruct   # or: make paper
+    python -m flows.paper --teacher openai/gpt-4o --student Qwen/Qwen2.5-7B-Instruct --distill-limit 500
+
+For a machine with a CUDA GPU and network (the teacher's API, the Hugging Face Hub for MATH train
+and the student; the six benchmarks are bundled in full). The flow only wires the others:
+
+1. MATH train (7,500 problems, all seven subjects, `EleutherAI/hendrycks_math`) is written once
+   as problems JSONL; the distill flow reads it (the answer is each solution's last \\boxed{}).
+2. `distill` with the teacher: solve with tools, translate, rephrase, filter -> sft.parquet.
+3. `train_eval` with `training/recipes/paper_qlora.yaml` on the student (4-bit NF4 QLoRA; what
+   changes from the released full fine-tuning and why: docs/paper.md), then base vs tuned on all
+   six benchmarks without tools, both on the same 4-bit base.
+4. paper_report.md: teacher, student, the distillation funnel, training figures, the accuracy
+   table and chart (accuracy.png, from eval).
+
+Expected hours and GPU memory per student size: docs/paper.md (arithmetic, not yet measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, Field
+
+from eval.benchmarks import BENCHMARK_NAMES
+from flows.train_eval import TrainEvalParams, TrainEvalSummary, train_eval
+from tasks.stages.summary import DistillSummary
+
+MATH_TRAIN_HUB_ID = "EleutherAI/hendrycks_math"
+MATH_SUBJECTS = ["algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
+                 "prealgebra", "precalculus"]
+
+
+class PaperParams(BaseModel):
+    """Parameters of the paper flow (a form in the Prefect UI; the CLI's flags)."""
+
+    teacher: str = Field(default="openai/gpt-4o-mini", description="litellm model string of the teacher.")
+    student: str = Field(default="Qwen/Qwen2.5-1.5B-Instruct", description="Hub id or local dir of the student.")
+    output_dir: str = Field(default="out/paper")
+    math_train: str = Field(default="hub", description='"hub" (MATH train from the Hub) or a local problems file.')
+    distill_limit: int | None = Field(default=None, ge=1, description="Distil only the first N problems (a dry run).")
+    recipe: str = Field(default="paper_qlora", description="Training recipe; its base model is replaced by student.")
+    max_steps: int | None = Field(default=None, ge=1, description="Stop training after N steps (a dry run).")
+    eval_limit: int | None = Field(default=None, ge=1, description="First N problems of each benchmark (None: all).")
+    max_new_tokens: int = Field(default=2048, gt=0, description="Eval generation budget per problem.")
+    batch_size: int = Field(default=64, ge=1, description="Eval prompts per generate call.")
+
+
+class PaperSummary(BaseModel):
+    sft_path: str
+    sft_rows: int
+    train_eval: TrainEvalSummary
+    report_path: str
+
+
+def write_math_train(path: Path) -> Path:
+    """MATH train as problems JSONL (problem, solution, level, type): the distill flow's input format."""
+    from datasets import load_dataset
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    with path.open("w", encoding="utf-8") as out:
+        for subject in MATH_SUBJECTS:
+            for index, row in enumerate(load_dataset(MATH_TRAIN_HUB_ID, subject, split="train")):
+                out.write(json.dumps({"id": f"math-train-{subject}-{index}", "problem": row["problem"],
+                                      "solution": row["solution"], "level": row["level"],
+                                      "source": f"MATH/{row['type']}"}) + "\n")
+                rows += 1
+    if rows == 0:
+        raise RuntimeError(f"{MATH_TRAIN_HUB_ID}: no rows read; check network access to the Hugging Face Hub")
+    return path
+
+
+def paper_report(params: PaperParams, sft_rows: int, distill: DistillSummary, result: TrainEvalSummary) -> str:
+    eval_dir = Path(result.report_path).parent
+    eval_report = Path(result.report_path).read_text(encoding="utf-8")
+    metrics = json.loads((Path(result.adapter_dir).parent / "metrics.json").read_text(encoding="utf-8"))
+    lines = [
+        "# tool-distill: the paper's experiment",
+        "",
+        f"- Teacher: `{params.teacher}`; student: `{params.student}`; recipe: `{params.recipe}`",
+        f"- Distillation: {distill.problems} MATH train problems -> {sft_rows} SFT rows "
+        f"(teacher tokens: {distill.prompt_tokens} in, {distill.completion_tokens} out, cost ${distill.cost_usd:.2f})",
+        f"- Training: {result.train_steps} steps, final loss {result.final_loss:.4f}, "
+        f"{metrics.get('train_tokens_per_s', 0):.0f} tokens/s, peak memory {metrics.get('peak_memory_mb', 0):.0f} MB "
+        f"({metrics.get('peak_memory_kind', '')}), 4-bit base: {metrics.get('load_in_4bit')}",
+        f"- Evaluation (no tools, {', '.join(BENCHMARK_NAMES)}): {eval_dir}",
+        "",
+        "## Base vs tuned",
+        "",
+        eval_report.replace("](accuracy.png)", f"]({eval_dir / 'accuracy.png'})"),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@flow(name="paper", flow_run_name="paper-{params.student}")
+def paper(params: PaperParams = PaperParams()) -> PaperSummary:
+    from flows.distill import distill
+    from flows.params import DistillParams
+    from tasks.llm import LLMSettings
+
+    log = get_run_logger()
+    out = Path(params.output_dir)
+    problems = Path(params.math_train) if params.math_train != "hub" else out / "math_train.jsonl"
+    if params.math_train == "hub" and not problems.exists():
+        log.info("writing MATH train (%s, %d subjects) to %s", MATH_TRAIN_HUB_ID, len(MATH_SUBJECTS), problems)
+        write_math_train(problems)
+    distilled = distill(DistillParams(problems=str(problems), output_dir=str(out / "distill"), limit=params.distill_limit,
+                                      llm=LLMSettings(model=params.teacher), license="other"))
+    sft_path = out / "distill" / "sft.parquet"
+    import pyarrow.parquet as pq
+
+    sft_rows = pq.read_metadata(sft_path).num_rows
+    log.info("distilled %d SFT rows with %s", sft_rows, params.teacher)
+    result = train_eval(TrainEvalParams(
+        sft_path=str(sft_path), output_dir=str(out / "train_eval"), recipe=params.recipe, base_model=params.student,
+        max_steps=params.max_steps,
+        benchmarks=list(BENCHMARK_NAMES), eval_limit=params.eval_limit, max_new_tokens=params.max_new_tokens,
+        batch_size=params.batch_size))  # the bundled benchmark copies are the full test sets
+    report_path = out / "paper_report.md"
+    report_path.write_text(paper_report(params, sft_rows, distilled, result), encoding="utf-8")
+    log.info("paper report: %s", report_path)
+    return PaperSummary(sft_path=str(sft_path), sft_rows=sft_rows, train_eval=result, report_path=str(report_path))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m flows.paper` (and `make paper`): the PaperParams fields as flags."""
+    parser = argparse.ArgumentParser(prog="python -m flows.paper", description=__doc__.split("\n\n")[0])
+    for name, field in PaperParams.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        kind = int if field.annotation in (int, int | None) else str
+        parser.add_argument(flag, type=kind, default=field.default, help=field.description)
+    args = parser.parse_args(argv)
+    summary = paper(PaperParams(**vars(args)))
+    print(Path(summary.report_path).read_text(encoding="utf-8"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
