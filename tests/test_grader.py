@@ -166,3 +166,25 @@ def test_symbolic_step_stops_at_its_limit_in_a_worker_thread():
     assert (results["grade"].method, results["grade"].correct) == ("timeout", False)
     assert results["seconds"] <= 0.5
     assert grade("\\boxed{\\sqrt{8}}", "2\\sqrt{2}").correct  # a fresh worker replaces the killed one
+
+
+@pytest.mark.parametrize(
+    ("completion", "reference", "correct"),
+    [
+        ("The solution set is $\\boxed{x \\le 8}$.", "(-\\infty, 8]", True),
+        ("The solution set is $\\boxed{x < 8}$.", "(-\\infty, 8]", False),  # the endpoint is in one only
+        ("Therefore $x \\geq 5$ is the solution.", "$x >= 5$", True),
+        ("Therefore $x < 5$ is the solution.", "$x > 5$", False),
+        ("We get $2 < x \\le 7$.", "(2, 7]", True),
+        ("Final Answer: The largest $n$ is 34.", "$34$", True),
+        ("So the answer is 19 points. <|im_start|>user\nAnd 20?", "19", True),
+        ("The identity matrix is $\\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix}$.",
+         "$\\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix}$", True),
+        ("$\\boxed{28 pct}$", "$28\\%$", True),
+        ("is $\\boxed{32,\\! 349}$", "\\boxed{32349}", True),
+        ("is $\\boxed{32, 349}$", "\\boxed{32349}", False),  # a space after the comma makes a list
+        ("AZYUK2A", "2", False),
+    ],
+)
+def test_answers_in_sentences_relations_and_references_with_delimiters(completion, reference, correct):
+    assert grade(completion, reference).correct is correct
