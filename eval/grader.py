@@ -772,6 +772,10 @@ class _Worker:
 
 _idle_workers: list[_Worker] = []
 _workers_lock = threading.Lock()
+# Each worker holds sympy and the LaTeX parser (~100 MB): at most this many, however many threads
+# grade at once; a thread beyond them waits for one within its own deadline.
+_MAX_WORKERS = min(8, max(2, os.cpu_count() or 2))
+_worker_slots = threading.BoundedSemaphore(_MAX_WORKERS)
 
 
 def _checkout_worker() -> _Worker:
@@ -813,9 +817,13 @@ def _stop_workers() -> None:
 
 def _ask_worker(request: dict, deadline: float) -> dict | Literal["timeout"] | None:
     """One request to a worker process under the deadline; None if the worker broke."""
-    if time.monotonic() >= deadline:
+    if time.monotonic() >= deadline or not _worker_slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
         return "timeout"
-    worker = _checkout_worker()
+    try:
+        worker = _checkout_worker()
+    except OSError:
+        _worker_slots.release()
+        return None
     try:
         if not worker.wait_ready(deadline):
             return "timeout"  # still importing sympy: the worker stays for the next grade
@@ -825,6 +833,7 @@ def _ask_worker(request: dict, deadline: float) -> dict | Literal["timeout"] | N
         return None
     finally:
         _return_worker(worker)
+        _worker_slots.release()
 
 
 def _symbolic(reference: str, prediction: str, precision: Precision | None,
