@@ -227,12 +227,14 @@ def _prose_words(text: str) -> int:
 
 
 def _is_bare_answer(text: str) -> bool:
-    """A one-line reply that is an answer: math or a number ("p - q", "12 apples"), one word ("Evelyn"),
-    or a short statement of a value ("so k equals 4"); not a sentence such as "I don't know"."""
+    """A one-line reply that is an answer: math or a number ("p - q", "12 apples"), one or two words
+    ("Evelyn", "no solution"), or a short statement of a value ("so k equals 4"); not a sentence such as
+    "I don't know". Words are compared exactly, so a phrase taken as an answer cannot match by accident."""
     words = _prose_words(text)
     if words <= 1:
         return True
-    return words < 3 and (bool(re.search(r"\d", text)) or bool(_PROSE_RELATION.search(text)))
+    # two words: a value with a relation or digits, or a phrase answer ("no solution"); not "I don't know"
+    return words < 3 and not re.search(r"'|\bI\b|\?", text)
 
 
 def _value_of_prose(answer: str) -> str:
