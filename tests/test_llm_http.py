@@ -107,3 +107,29 @@ def test_a_session_the_user_set_for_litellm_is_kept_and_calls_are_still_capped()
         assert stats.requests == 8 and stats.peak_in_flight == 2
     finally:
         litellm.aclient_session = previous
+
+
+def test_requests_are_gated_one_by_one_whichever_transport_litellm_builds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """litellm's httpx transport instead of its aiohttp one: each request still holds its own slot (a 429's backoff none)."""
+    from tasks.llm import http
+
+    monkeypatch.setattr(litellm, "disable_aiohttp_transport", True)
+    monkeypatch.setattr(http, "_clients", {})  # clients built from now on, with litellm's httpx transport
+    finished: dict[str, float] = {}
+    with MockLLMServer(faults=[FaultRule("rate_limit", match="What is 1 + 3?")], retry_after_s=1) as server:
+        settings = _settings(server, "hosted_vllm")
+
+        def call(name: str, i: int) -> None:
+            complete(_messages(i), settings)
+            finished[name] = time.monotonic()
+
+        with call_limits(settings, max_concurrency=1):
+            a = threading.Thread(target=contextvars.copy_context().run, args=(call, "a", 1))
+            a.start()
+            time.sleep(0.3)
+            call("b", 2)
+            a.join()
+        stats = server.stats()
+    transports = {type(c.handler.client._transport._inner._transport).__name__ for c in http._clients.values()}
+    assert transports == {"AsyncHTTPTransport"}  # httpx's own, not aiohttp's
+    assert stats.requests == 3 and stats.peak_in_flight == 1 and finished["b"] < finished["a"] - 0.4

@@ -12,6 +12,7 @@ import pytest
 from mock_llm_server import MockLLMServer
 
 from tasks.llm import LLMSettings, complete
+from tasks.llm.event_loop import portal
 from tasks.llm.limits import CallGate, GateLimits, call_limits, gate_for, limit_name
 
 
@@ -81,18 +82,87 @@ def test_requests_per_minute_holds_for_http_calls_made_on_the_event_loop(monkeyp
     assert time.monotonic() - started >= 0.45  # 6 starts 0.1 s apart: the last one 0.5 s after the first
 
 
-def test_a_gate_serves_one_door_only() -> None:
-    """Threads and coroutines would each count against a semaphore of their own: mixing them would double the cap."""
-    gate = CallGate(max_in_flight=1)
-    with gate.slot():
-        pass
+def test_in_process_calls_take_their_slots_from_the_gate_on_the_loop(monkeypatch) -> None:
+    """`scripted/` calls run in their row threads; their slots (and rpm turns) come from the shared loop."""
+    from tasks.llm.scripted_provider import ScriptedLLM
 
-    async def enter() -> None:
+    served = ScriptedLLM.completion
+    in_flight, peak, starts, lock = 0, 0, [], threading.Lock()
+
+    def slow_completion(self, *args, **kwargs):
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+            starts.append(time.monotonic())
+        time.sleep(0.1)
+        with lock:
+            in_flight -= 1
+        return served(self, *args, **kwargs)
+
+    monkeypatch.setattr(ScriptedLLM, "completion", slow_completion)
+    settings = LLMSettings(model="scripted/arithmetic")
+    with call_limits(settings, max_concurrency=2, requests_per_minute=1200), ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, complete, [{"role": "user", "content": f"What is {i} + 1?"}],
+                               settings) for i in range(8)]
+        replies = [f.result() for f in futures]
+    gaps = [b - a for a, b in zip(sorted(starts), sorted(starts)[1:])]
+    assert len(replies) == 8 and peak == 2 and min(gaps) >= 0.045  # one start every 0.05 s at most
+
+
+def test_threads_and_coroutines_on_the_loop_count_against_the_same_slots() -> None:
+    """A blocking thread's `slot()` is taken on the shared loop, from the same semaphore as `async_slot()`."""
+    gate = CallGate(max_in_flight=2)
+    held, release = threading.Event(), threading.Event()
+    in_flight, peak = 0, 0
+
+    def thread_call() -> None:
+        with gate.slot():
+            held.set()
+            release.wait(5)
+
+    async def loop_call() -> None:
+        nonlocal in_flight, peak
         async with gate.async_slot():
-            pass
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.05)
+            in_flight -= 1
 
-    with pytest.raises(RuntimeError, match="slot"):
-        asyncio.run(enter())
+    async def loop_calls() -> None:
+        await asyncio.gather(*(loop_call() for _ in range(4)))
+
+    holder = threading.Thread(target=thread_call)
+    holder.start()
+    assert held.wait(5)
+    started = time.monotonic()
+    portal().call(loop_calls)  # one slot left while the thread holds the other: one at a time
+    elapsed = time.monotonic() - started
+    release.set()
+    holder.join()
+    assert peak == 1 and elapsed >= 0.19
+    portal().call(loop_calls)  # the thread's slot is back
+    assert peak == 2
+
+
+def test_a_waiting_thread_gets_the_slot_a_coroutine_frees() -> None:
+    gate = CallGate(max_in_flight=1)
+    order: list[str] = []
+
+    async def hold_then_free() -> None:
+        async with gate.async_slot():
+            waiter.start()
+            await asyncio.sleep(0.1)
+            order.append("coroutine done")
+
+    def thread_call() -> None:
+        with gate.slot():
+            order.append("thread in")
+
+    waiter = threading.Thread(target=thread_call)
+    portal().call(hold_then_free)
+    waiter.join(5)
+    assert order == ["coroutine done", "thread in"]
 
 
 def test_gate_is_set_only_inside_the_block_and_only_for_its_model() -> None:

@@ -11,13 +11,13 @@
   `tenacity` with no wait and for any API error, 400s included; `tenacity` is not even installed,
   so against the mock server every `hosted_vllm/` fault ended at once as "tenacity import failed". Prefect task retries never see LLM errors either: a call that still
   fails raises `LLMCallError`, which every stage turns into a failed row with the reason.
-- Concurrency and requests/min: each call holds a slot of the gate set by `llm_limits.call_limits`
+- Concurrency and requests/min: each call holds a slot of the gate set by `limits.call_limits`
   (the flow sets it per run and model; see tasks/llm/limits.py for why not a Prefect limit per call);
   for `openai/` and `hosted_vllm/` each HTTP request holds it while the endpoint has it (tasks/llm/http.py).
 - Accounting: every reply carries its token counts and cost (litellm's cost map; 0 for local models).
-- HTTP providers are called through the Router's async API on one event loop per process
-  (tasks/llm/event_loop.py): the calling thread blocks as before, the loop shares connections; for
-  `openai/` and `hosted_vllm/` litellm's request building runs on the loop thread too.
+- HTTP providers are called through the Router's async API on one event loop per process, behind
+  anyio's blocking portal (tasks/llm/event_loop.py): the calling thread blocks, the loop shares
+  connections; for `openai/` and `hosted_vllm/` litellm's request building runs on the loop thread too.
 """
 
 from __future__ import annotations
@@ -118,9 +118,8 @@ def _price_at_zero_if_unknown(model: str) -> None:
     """Give litellm a zero price for a model its cost map lacks (a self-hosted vLLM, a model newer than the map).
 
     Such a model's calls are recorded at cost 0 anyway (`_cost`). Without a price, litellm's own
-    logging of every call looks for one and fails, raising and catching on the way: 1.5 ms of
-    CPU per call here, a quarter of litellm's whole cost (sequential `hosted_vllm/` calls to the
-    mock server: 5.7-6.2 ms each unpriced, 4.0-5.1 ms priced at zero).
+    logging of every call looks for one and fails, raising and catching on the way, a large part
+    of litellm's CPU per call (docs/llm.md, "Tokens and cost").
     """
     try:
         litellm.get_model_info(model)
@@ -141,8 +140,8 @@ def _detach_deployment_tracking(router: litellm.Router) -> None:
 
     A Router registers it for every litellm call in the process (each router runs on every
     other router's calls too); it feeds load balancing and cooldowns, which one deployment with
-    cooldowns off never uses. It cost ~2 ms of CPU per call, a fifth of litellm's whole cost:
-    1,500 async calls at 16 in flight took 10.4 ms of CPU each with it, 8.4 ms without.
+    cooldowns off never uses, and it deep-copies the deployment on every call (its cost:
+    docs/llm.md, "Throughput").
     """
     for callbacks, callback in ((litellm._async_success_callback, router.deployment_callback_on_success),
                                 (litellm.success_callback, router.sync_deployment_callback_on_success),

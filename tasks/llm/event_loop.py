@@ -1,23 +1,27 @@
-"""One asyncio event loop per process, on a daemon thread, for blocking code that needs async I/O.
+"""One event loop per process, run by anyio's blocking portal, for blocking code that needs async I/O.
 
 The stages are plain blocking code on threads (a solver waits on the sandbox, a translator on its
 check), but their HTTP calls are cheaper on one event loop: litellm's sync Router runs its async
-retry machinery in a brand-new event loop for every call, and 16 threads each parsing their own
+retry machinery in a brand-new event loop for every call, and many threads each parsing their own
 replies fight over the GIL. Sent to one long-lived loop, every call shares litellm's cached async
-client (its keep-alive connections) and the loop thread does all socket work: measured 1,500
-calls at 16 in flight against the 200 ms mock server, 29.0 s from threads, 23.0 s through here.
+clients (their keep-alive connections) and the loop thread does all socket work. The call gates
+(tasks/llm/limits.py) keep their semaphores on this loop too, so a blocking thread takes its slot
+here as well (`portal().call`).
 
 `litellm.acompletion` builds each request in the loop's default executor (`run_in_executor`), a
 CPU-only job for providers with a native async client, which then hops back to the loop through
 its self-pipe while a second thread fights the loop thread for the GIL. `run_blocking(...,
-inline_executor_jobs=True)` runs such jobs on the loop thread instead (see `_InlineableExecutor`).
-It is only for coroutines whose executor jobs never block: for a provider without an async
-client litellm makes the whole HTTP call in that job, which inline would stall every other call.
+inline_executor_jobs=True)` runs such jobs on the loop thread instead (see `_InlineableExecutor`;
+what it is worth: docs/llm.md). It is only for coroutines whose executor jobs never block: for a
+provider without an async client litellm makes the whole HTTP call in that job, which inline would
+stall every other call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Coroutine
@@ -25,11 +29,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
 T = TypeVar("T")
 
+LOOP_THREAD_NAME = "tool-distill-event-loop"
 _lock = threading.Lock()
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_pid: int | None = None
+_portal: BlockingPortal | None = None
+_portal_pid: int | None = None
 _run_jobs_inline: ContextVar[bool] = ContextVar("run_executor_jobs_inline", default=False)
 
 
@@ -37,9 +44,7 @@ class _InlineableExecutor(ThreadPoolExecutor):
     """The loop's default executor: a thread pool, except for the coroutines that asked to run their jobs inline.
 
     Inline, the job runs at once in the loop thread and the returned future is already done, so
-    `run_in_executor` resumes its caller without a thread switch. Measured with `hosted_vllm/`,
-    1,600 calls at 16 in flight against the 200 ms mock server, 4 interleaved pairs on 2 cores:
-    21.75 s and 6.7 ms of CPU per call inline, 22.6 s and 7.2 ms through the pool.
+    `run_in_executor` resumes its caller without a thread switch.
     """
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
@@ -53,16 +58,31 @@ class _InlineableExecutor(ThreadPoolExecutor):
         return future
 
 
-def _running_loop() -> asyncio.AbstractEventLoop:
-    """This process's loop, started on first use (and again in a forked child, where the thread is gone)."""
-    global _loop, _loop_pid
+def _use_inlineable_executor() -> None:
+    asyncio.get_running_loop().set_default_executor(_InlineableExecutor(thread_name_prefix=f"{LOOP_THREAD_NAME}-executor"))
+
+
+def portal() -> BlockingPortal:
+    """This process's portal, started on first use (and again in a forked child, where its thread is gone)."""
+    global _portal, _portal_pid
     with _lock:
-        if _loop is None or _loop_pid != os.getpid():
-            _loop = asyncio.new_event_loop()
-            _loop.set_default_executor(_InlineableExecutor(thread_name_prefix="tool-distill-loop-executor"))
-            _loop_pid = os.getpid()
-            threading.Thread(target=_loop.run_forever, name="tool-distill-event-loop", daemon=True).start()
-        return _loop
+        if _portal is None or _portal_pid != os.getpid():
+            running = contextlib.ExitStack()
+            _portal = running.enter_context(start_blocking_portal(name=LOOP_THREAD_NAME))
+            _portal_pid = os.getpid()
+            _portal.call(_use_inlineable_executor)
+            # Stopped before the interpreter freezes daemon threads: left to garbage collection, the
+            # portal's exit would wait on a loop thread that can no longer run.
+            atexit.register(_stop, _portal, _portal_pid, running)
+        return _portal
+
+
+def _stop(started: BlockingPortal, pid: int, running: contextlib.ExitStack) -> None:
+    if os.getpid() != pid:  # a forked child never started this portal's thread
+        return
+    with contextlib.suppress(RuntimeError):  # stopped already
+        started.call(started.stop, True)  # cancel calls still in flight: nothing waits for them any more
+    running.close()
 
 
 async def _with_inline_jobs(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -74,10 +94,12 @@ def run_blocking(coroutine: Coroutine[Any, Any, T], *, inline_executor_jobs: boo
     """Run `coroutine` on the shared loop and wait for its result in the calling thread.
 
     `inline_executor_jobs`: run the coroutine's `run_in_executor(None, ...)` jobs on the loop
-    thread; only for jobs that are pure CPU (see the module docstring).
-    Must not be called from the loop's own thread (it would wait on itself); nothing in the
-    pipeline does, since only blocking stage code calls it.
+    thread; only for jobs that are pure CPU (see the module docstring). Raises RuntimeError when
+    called from the loop's own thread (it would wait on itself); only blocking stage code calls it.
     """
     if inline_executor_jobs:
         coroutine = _with_inline_jobs(coroutine)
-    return asyncio.run_coroutine_threadsafe(coroutine, _running_loop()).result()
+    try:
+        return portal().call(lambda: coroutine)
+    finally:
+        coroutine.close()  # a no-op once it has run; one that never started (a wrong thread) must not warn

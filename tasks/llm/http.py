@@ -1,22 +1,21 @@
-"""The HTTP clients litellm sends our calls through: a call holds its gate's slot only while the endpoint has it.
+"""The HTTP clients litellm sends our calls through: a request holds its gate's slot only while the endpoint has it.
 
 A gate (tasks/llm/limits.py) caps the calls an endpoint has in flight. Held around the whole
-litellm call, a slot also covers litellm's work before the request goes out (building it, its
-logging set-up) and after the reply is back (parsing, cost, logging), 8-12 ms of the ~215 ms a
-200 ms call held it on 2 cores, and every backoff sleep between retries. Taken in the HTTP
-transport instead, from the moment a request is sent until its reply has been read (or the
-attempt failed), a slot is what the endpoint counts as in flight, and the next request goes out
-while litellm is still parsing the last reply. Each attempt takes a slot (and an RPM turn) of its
-own, as the endpoint sees it. (1,500 calls at 16 in flight, 200 ms, one event loop: 0.922-0.931
-of the ideal gated around the call, 0.939-0.941 in the transport with `hosted_vllm/`; 0.875-0.898
-and 0.898-0.908 with `openai/`.)
+litellm call, a slot would also cover litellm's work before the request goes out (building it,
+its logging set-up), after the reply is back (parsing, cost, logging) and every backoff sleep
+between retries. Taken in the HTTP transport instead, from the moment a request is sent until its
+reply has been read (or the attempt failed), a slot is what the endpoint counts as in flight, and
+the next request goes out while litellm is still parsing the last reply. Each attempt takes a slot
+(and an RPM turn) of its own, as the endpoint sees it. What it is worth: docs/llm.md.
 
-Which client carries the gate depends on how litellm builds the request:
-- `hosted_vllm/` (litellm's own HTTP handler) takes an `AsyncHTTPHandler` as `client=`;
-- `openai/` (the OpenAI SDK) sends through `litellm.aclient_session` when one is set, so this module
-  sets one, unless the user has set their own (then those calls are gated around the call, as before).
-Both wrap litellm's default aiohttp transport; under another transport (`litellm.disable_aiohttp_transport`,
-`force_ipv4`) the calls are gated around the call, since httpx would route proxied URLs past ours.
+Only public APIs: litellm's `AsyncHTTPHandler` builds its own client as it would for any call
+(its aiohttp transport, proxy mounts, SSL settings, headers, cookie policy), and `gated` puts it
+behind an httpx client whose transport (httpx's public transport interface) holds the slot and
+hands the request on. litellm takes the result where it takes a client of ours:
+- `hosted_vllm/` (litellm's own HTTP handler) as `client=` an `AsyncHTTPHandler` whose clients,
+  the fresh one it opens to re-send a request after a reset included, are gated;
+- `openai/` (the OpenAI SDK) as `litellm.aclient_session`, unless the user has set one of their
+  own (then those calls are gated around the call).
 Other providers are gated around the call.
 """
 
@@ -31,8 +30,6 @@ from typing import Any, TypeVar
 
 import httpx
 import litellm
-from litellm.llms.custom_httpx.aiohttp_transport import LiteLLMAiohttpTransport
-from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler, get_default_headers
 
 from tasks.llm.limits import CallGate
 
@@ -60,19 +57,19 @@ class _SlotHeldUntilRead(httpx.AsyncByteStream):
 
 
 class GatedTransport(httpx.AsyncBaseTransport):
-    """`inner`, with each request holding a slot of the gate its call set (`gated_requests`), if any."""
+    """Sends through `inner`, each request holding a slot of the gate its call set (`gated_requests`), if any."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+    def __init__(self, inner: httpx.AsyncClient) -> None:
         self._inner = inner
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         gate = _request_gate.get()
         if gate is None:  # a call outside any `call_limits`: not throttled, as elsewhere
-            return await self._inner.handle_async_request(request)
+            return await self._inner.send(request, stream=True)
         slot = contextlib.AsyncExitStack()
         await slot.enter_async_context(gate.async_slot())
         try:
-            response = await self._inner.handle_async_request(request)
+            response = await self._inner.send(request, stream=True)
         except BaseException:  # refused, reset, timed out or cancelled: the slot is free again
             await slot.aclose()
             raise
@@ -83,31 +80,29 @@ class GatedTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def _gated_client() -> httpx.AsyncClient | None:
-    """An httpx client on litellm's own transport, gated; None when litellm would not use aiohttp here."""
-    inner = AsyncHTTPHandler._create_async_transport()
-    if not isinstance(inner, LiteLLMAiohttpTransport):
-        return None
-    return httpx.AsyncClient(transport=GatedTransport(inner), timeout=_BACKSTOP_TIMEOUT_S, follow_redirects=True,
-                             headers=get_default_headers())
+def gated(inner: httpx.AsyncClient) -> httpx.AsyncClient:
+    """A client that builds requests as `inner` would and sends them through it, gated.
+
+    It reads no proxy settings of its own (`trust_env=False`): `inner` routes each request, so a
+    proxied URL cannot go around the gate.
+    """
+    return httpx.AsyncClient(transport=GatedTransport(inner), headers=inner.headers, cookies=inner.cookies.jar,
+                             timeout=inner.timeout, follow_redirects=False, trust_env=False)
 
 
-class _GatedHTTPHandler(AsyncHTTPHandler):
+class _GatedHTTPHandler(litellm.AsyncHTTPHandler):
     """litellm's handler, on gated clients: also the fresh one it opens to re-send a request after a reset."""
 
-    def create_client(self, timeout: Any, event_hooks: Any, ssl_verify: Any = None,
-                      shared_session: Any = None) -> httpx.AsyncClient:
-        client = _gated_client()
-        assert client is not None, "made only where _gated_client() gave one"
-        return client
+    def create_client(self, *args: Any, **kwargs: Any) -> httpx.AsyncClient:
+        return gated(super().create_client(*args, **kwargs))
 
 
 class _LoopClients:
     """The gated clients of one event loop (aiohttp sessions belong to the loop that opened them)."""
 
     def __init__(self) -> None:
-        self.openai_session = _gated_client()
-        self.handler = _GatedHTTPHandler(timeout=_BACKSTOP_TIMEOUT_S) if self.openai_session is not None else None
+        self.handler = _GatedHTTPHandler(timeout=_BACKSTOP_TIMEOUT_S)
+        self.openai_session = gated(litellm.AsyncHTTPHandler(timeout=_BACKSTOP_TIMEOUT_S).client)
 
 
 _clients: dict[tuple[int, int], _LoopClients] = {}  # by (process, loop): a forked child opens its own
@@ -121,19 +116,18 @@ def _loop_clients() -> _LoopClients:
 
 
 def _client_kwargs(provider: str) -> dict[str, Any] | None:
-    """The acompletion kwargs that send `provider`'s requests through a gated transport, or None when they cannot.
+    """The acompletion kwargs that send `provider`'s requests through a gated client, or None when they cannot.
 
     Must run on the event loop that will make the call. For `openai`, installs the gated session
     as `litellm.aclient_session` unless the user set one of their own.
     """
-    clients = _loop_clients()
-    if provider == "hosted_vllm" and clients.handler is not None:
-        return {"client": clients.handler}
-    if provider == "openai" and clients.openai_session is not None:
+    if provider == "hosted_vllm":
+        return {"client": _loop_clients().handler}
+    if provider == "openai":
+        session = _loop_clients().openai_session
         current = litellm.aclient_session
-        ours = {id(c.openai_session) for c in _clients.values()}
-        if current is None or id(current) in ours:
-            litellm.aclient_session = clients.openai_session
+        if current is None or any(current is c.openai_session for c in _clients.values()):
+            litellm.aclient_session = session
             return {}
     return None
 
@@ -142,8 +136,7 @@ async def gated_requests(gate: CallGate | None, provider: str | None, call: Call
     """`await call(**client_kwargs)`, each of its HTTP requests holding a slot of `gate` while the endpoint has it.
 
     Where `provider`'s requests cannot be gated one by one (None: a model litellm cannot place), the
-    whole call holds one slot. On the loop, a slot that frees goes to a waiting request in the same
-    loop turn.
+    whole call holds one slot.
     """
     if gate is None:
         return await call()

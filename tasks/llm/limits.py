@@ -1,21 +1,17 @@
 """How many LLM calls a run may have in flight, and how many it may start per minute.
 
-Two layers, because the one Prefect offers is too slow to sit on every call:
+Two layers, because the one Prefect offers is too slow to sit on every call (docs/llm.md, "Limits"):
 
-- **In the process (every call):** a `CallGate` per model, a semaphore for in-flight calls plus an
-  even spacing of call starts for requests/min. It costs microseconds. Prefect's own global
-  concurrency limit (GCL) was measured here at 40-60 ms to acquire and 200-370 ms to release one
-  slot with nothing else running, and 2-6 s per slot with 4-16 threads asking at once: 64
-  uncontended 0.2 s calls took 34 s instead of 0.8 s (docs/llm.md). Its rate limit (slot decay)
-  ran 40 calls at "10/s" in 50 s.
-- **Across runs (once per run):** when an operator has created a GCL for the model,
-  `prefect gcl create llm-openai-gpt-4o-mini --limit 32` (and `...-rpm --limit 500` for
-  requests/min), each run leases a block of it for its whole duration: its share,
-  min(its own `max_concurrency`, the limit). Runs on any number of workers then stay under the
-  model's cap, and the per-call path never talks to the API. A run killed with its block gives
-  the block back when the lease expires (the server's repossessor). Nothing is created by default:
-  an ephemeral API (the CLI's) keeps leases in memory, so slots held by a killed run would never
-  come back and would stall the re-run.
+- **In the process (every call):** a `CallGate` per model: in-flight slots plus an even spacing
+  of call starts for requests/min, a few microseconds per call.
+- **Across runs (once per run):** when an operator has created a Prefect global concurrency limit
+  for the model, `prefect gcl create llm-openai-gpt-4o-mini --limit 32` (and `...-rpm --limit 500`
+  for requests/min), each run leases a block of it for its whole duration: its share, min(its own
+  `max_concurrency`, the limit). Runs on any number of workers then stay under the model's cap,
+  and the per-call path never talks to the API. A run killed with its block gives the block back
+  when the lease expires (the server's repossessor). Nothing is created by default: an ephemeral
+  API (the CLI's) keeps leases in memory, so slots held by a killed run would never come back and
+  would stall the re-run.
 
 `call_limits(...)` sets the gates for the calls made inside it (in this thread and in the task
 threads Prefect starts from it, which copy the context); `complete` picks them up with `gate_for`.
@@ -31,12 +27,14 @@ import contextlib
 import logging
 import math
 import re
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from aiolimiter import AsyncLimiter
+
+from tasks.llm.event_loop import portal
 
 if TYPE_CHECKING:
     from tasks.llm.records import LLMSettings
@@ -62,12 +60,13 @@ class GateLimits:
 class CallGate:
     """At most `max_in_flight` calls at once, and call starts spaced by 60/`requests_per_minute` s.
 
-    Two doors to the same limit: `slot()` for a call made in the calling thread (in-process and
-    custom providers) and `async_slot()` for one made on the shared event loop (HTTP providers,
-    tasks/llm/event_loop.py). On the loop, a call that ends hands its slot to a waiting call in the
-    same loop turn, with no thread to wake: the row threads (more of them than slots) prepare their
-    next requests and handle replies while others are in flight. One model is always called
-    through the same door; a gate refuses the other one, since the two would count apart.
+    Both limits live on the process's event loop (tasks/llm/event_loop.py): an asyncio semaphore
+    for the calls in flight and an `aiolimiter.AsyncLimiter` of capacity one for the starts (even
+    spacing, not a bucket with bursts: every 60 s window stays under the rate, which is what
+    providers count). A coroutine on that loop takes a slot with `async_slot()` (HTTP requests, in
+    tasks/llm/http.py), a blocking thread with `slot()` (in-process providers), which asks the loop
+    for it; both count against the same limits. A request that ends hands its slot to a waiting
+    one in the same loop turn, with no thread to wake.
     """
 
     def __init__(self, max_in_flight: int, requests_per_minute: float | None = None) -> None:
@@ -77,55 +76,43 @@ class CallGate:
             raise ValueError(f"requests_per_minute must be > 0 or None, got {requests_per_minute}")
         self.max_in_flight = max_in_flight
         self.requests_per_minute = requests_per_minute
-        self._slots = threading.BoundedSemaphore(max_in_flight)
-        self._async_slots: asyncio.Semaphore | None = None  # made by the first `async_slot`, on the loop it serves
-        self._door: str | None = None
-        self._interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
-        self._next_start = 0.0
-        self._clock = threading.Lock()
+        self._in_flight = asyncio.Semaphore(max_in_flight)  # bound to the loop that first waits on it
+        self._starts = AsyncLimiter(1, 60.0 / requests_per_minute) if requests_per_minute else None
 
     @property
     def limits(self) -> GateLimits:
         return GateLimits(self.max_in_flight, self.requests_per_minute)
 
-    @contextlib.contextmanager
-    def slot(self) -> Iterator[None]:
-        """Hold one in-flight slot; with a rate, also wait for this call's turn to start.
-
-        Even spacing (not a bucket with bursts) keeps every 60 s window under the rate, which is
-        what providers count. Retries inside the call (litellm's) reuse the slot and its turn.
-        """
-        self._enter_by("slot")
-        with self._slots:
-            if self._interval:
-                time.sleep(self._wait_for_turn())
-            yield
+    async def _acquire(self) -> None:
+        await self._in_flight.acquire()
+        if self._starts is not None:
+            try:
+                await self._starts.acquire()
+            except BaseException:  # cancelled while waiting for its turn: the slot is free again
+                self._in_flight.release()
+                raise
 
     @contextlib.asynccontextmanager
     async def async_slot(self) -> AsyncIterator[None]:
-        """`slot()` for a coroutine: waits without blocking the event loop it runs on."""
-        self._enter_by("async_slot")
-        if self._async_slots is None:  # no await since the check: no other coroutine can get here first
-            self._async_slots = asyncio.Semaphore(self.max_in_flight)
-        async with self._async_slots:
-            if self._interval:
-                await asyncio.sleep(self._wait_for_turn())
+        """Hold one in-flight slot (and, with a rate, this call's turn to start) on the running loop."""
+        await self._acquire()
+        try:
             yield
+        finally:
+            self._in_flight.release()
 
-    def _enter_by(self, door: str) -> None:
-        if self._door is None:
-            self._door = door
-        elif self._door != door:
-            raise RuntimeError(f"this call gate is used through {self._door}() already; {door}() would not count "
-                               "the same calls: give each model its own gate (`call_limits` does)")
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """`async_slot()` for a blocking thread: waits for the slot on the shared loop, holds it here.
 
-    def _wait_for_turn(self) -> float:
-        """Seconds until this call may start, booking its turn."""
-        with self._clock:
-            now = time.monotonic()
-            start = max(now, self._next_start)
-            self._next_start = start + self._interval
-        return start - now
+        Retries inside the call (litellm's, for an in-process provider) reuse the slot and its turn.
+        """
+        loop = portal()
+        loop.call(self._acquire)
+        try:
+            yield
+        finally:
+            loop.call(self._in_flight.release)
 
 
 def limit_name(settings: LLMSettings) -> str | None:
