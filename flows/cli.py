@@ -1,79 +1,180 @@
-"""`tool-distill` command line: run the flows on Prefect's ephemeral API, no server needed.
+"""`tool-distill`: the pipeline from a terminal, on Prefect's ephemeral API (no server needed).
 
-    tool-distill demo                                   # whole pipeline, embedded model, offline
+    tool-distill demo                                       # whole pipeline, embedded model, offline
     tool-distill distill --problems data.jsonl --model openai/gpt-4o-mini --limit 100
     tool-distill train-eval --sft out/distill/sft.parquet --recipe qwen2.5-1.5b-instruct
-    tool-distill pipeline --model hosted_vllm/Qwen/Qwen2.5-7B-Instruct --api-base http://host:8000/v1
+    tool-distill paper --teacher openai/gpt-4o-mini --student Qwen/Qwen2.5-1.5B-Instruct
+
+Every flag is a field of the flow's own parameter model (flows/params.py), the one the Prefect UI
+renders as a form, so defaults and checks are written once; nested fields take dotted flags
+(`--solve.max-turns 5`), the common ones also a short form (`--max-turns 5`).
+
+Before Prefect starts, the parameters, the input files and the output folder are checked, and
+the model answers one tiny request (`--skip-preflight` to skip it): a mistake costs a second, not
+a run. Exit codes: 0 done; 1 the run failed (most LLM calls failed, or an error; what finished is
+kept, and the same command resumes); 2 bad input or a model that cannot answer (nothing started).
 """
 
 from __future__ import annotations
 
-import argparse
+import os
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, CliApp, CliSubCommand, SettingsConfigDict, SettingsError, get_subcommand
+
+from flows.console import Console
 from flows.offline_env import apply_offline_defaults
+from flows.params import DistillParams, TrainEvalParams
+from flows.process_guard import run_guarded
+from tasks.stages.config import RephraseConfig, SolveConfig, TranslateConfig
 
-# PREFECT_HOME is project-local so the ephemeral API's database (and its concurrency slots) is not shared
-# machine-wide. Set before Prefect is imported.
-apply_offline_defaults(Path(".state/prefect"))
-
-from flows.distill import DistillParams, DistillSummary, distill  # noqa: E402
-from flows.train_eval import TrainEvalParams, TrainEvalSummary, train_eval  # noqa: E402
-from tasks.llm import LLMSettings  # noqa: E402
-from tasks.stages.problems import ProblemInputError  # noqa: E402
-
-DEMO_DIR = Path("out/demo")
-
-
-def _add_distill_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--problems", default="bundled", help='JSONL/Parquet/CSV file or folder, or "bundled"')
-    parser.add_argument("--model", default=LLMSettings().model, help="any litellm model string (keys from env)")
-    parser.add_argument("--api-base", default=None, help="endpoint for hosted_vllm/ or an OpenAI-compatible proxy")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N problems")
-    parser.add_argument("--tool-protocol", choices=["auto", "functions", "code"], default="auto")
-    parser.add_argument("--max-turns", type=int, default=15)
-    parser.add_argument("--no-plan", action="store_true", help="skip the solver's planning turn (tiny models plan badly)")
-    parser.add_argument("--max-problem-chars", type=int, default=20_000, help="longer problems are bad rows")
-    parser.add_argument("--max-tokens", type=int, default=None,
-                        help="cap every agent reply at N tokens (solver turns, translations, rephrasing)")
-    parser.add_argument("--max-concurrency", type=int, default=4, help="LLM calls in flight at once")
-    parser.add_argument("--rows-per-task", type=int, default=DistillParams().rows_per_task,
-                        help="rows per Prefect task run (each row is still cached as soon as it is done)")
-    parser.add_argument("--guided-translation", action="store_true",
-                        help="show the translator the tool output and check its arithmetic instead (weak teachers)")
-    parser.add_argument("--translate-attempts", type=int, default=3, help="tries per tool call before it is dropped")
-    parser.add_argument("--translate-max-tokens", type=int, default=None, help="cap translator replies (else --max-tokens)")
-    parser.add_argument("--skip-bad-rows", action="store_true")
+EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+SHORT_FLAGS = {
+    "llm.model": "model", "llm.api-base": "api-base", "solve.max-turns": "max-turns",
+    "solve.tool-protocol": "tool-protocol", "solve.plan-first": "plan",
+    "translate.show-tool-output": "guided-translation", "translate.max-attempts": "translate-attempts",
+    "sft-path": "sft",
+}
 
 
-def _distill_params(args: argparse.Namespace, output_dir: Path) -> DistillParams:
-    params = DistillParams(
-        problems=args.problems,
-        output_dir=str(output_dir),
-        limit=args.limit,
-        skip_bad_rows=args.skip_bad_rows,
-        max_problem_chars=args.max_problem_chars,
-        max_concurrency=args.max_concurrency,
-        rows_per_task=args.rows_per_task,
-        llm=LLMSettings(model=args.model, api_base=args.api_base),
+class BadInput(ValueError):
+    """Input the run cannot use; the message says what and how to fix it."""
+
+
+class RunOptions(BaseModel):
+    """How the command talks to the terminal; not part of the flow's parameters."""
+
+    quiet: bool = Field(default=False, description="No progress bars or lines: only the summary and errors.")
+    verbose: bool = Field(default=False, description="Library output and tracebacks on the terminal "
+                                                     "(otherwise they go to <output-dir>/tool-distill.log).")
+
+
+class DistillCommand(DistillParams, RunOptions):
+    """problems -> solve -> translate -> rephrase -> filter -> sft.parquet"""
+
+    skip_preflight: bool = Field(default=False, description="Do not send the model one test request first.")
+
+
+class DemoCommand(DistillCommand):
+    """The whole pipeline offline on the embedded model (what `make demo` runs)."""
+
+    # A 135M model on 2 CPU cores: no planning turn (its plans are noise), short replies, a small
+    # eval slice. Every correct embedded-model solve answers by turn 2; blind, it derives almost no
+    # tool result by hand, guided it derives some within a few fresh samples (docs/results/demo_embedded).
+    # 8 calls in flight fill the local model's batches (tasks/llm/local_batching.py).
+    output_dir: str = Field(default="out/demo", description="distill/ and train_eval/ go under it.")
+    max_concurrency: int = Field(default=8, ge=1, description="LLM calls in flight at once.")
+    solve: SolveConfig = Field(default_factory=lambda: SolveConfig(plan_first=False, max_turns=3, turn_max_tokens=128))
+    translate: TranslateConfig = Field(default_factory=lambda: TranslateConfig(show_tool_output=True, max_attempts=6,
+                                                                               max_tokens=96))
+    rephrase: RephraseConfig = Field(default_factory=lambda: RephraseConfig(max_tokens=128))
+    train_eval: TrainEvalParams = Field(
+        default_factory=lambda: TrainEvalParams(eval_limit=6, max_new_tokens=160),
+        description="Training and evaluation after distill; sft_path and output_dir are set under --output-dir.")
+
+
+class TrainEvalCommand(TrainEvalParams, RunOptions):
+    """Fine-tune on sft.parquet, evaluate base vs tuned without tools."""
+
+
+class ToolDistill(BaseSettings):
+    """Distil tool knowledge into a small model (arXiv 2506.19171) as a Prefect pipeline.
+
+    tool-distill demo                                        # everything, offline, embedded model
+    tool-distill distill --problems data.jsonl --model openai/gpt-4o-mini --limit 100
+    tool-distill train-eval --sft out/distill/sft.parquet --recipe qwen2.5-1.5b-instruct
+
+    `tool-distill COMMAND --help` lists a command's flags. Exit codes: 0 done, 1 the run failed
+    (what finished is kept; the same command resumes), 2 bad input (nothing was started).
+    """
+
+    model_config = SettingsConfigDict(
+        cli_prog_name="tool-distill", cli_kebab_case=True, cli_implicit_flags=True, cli_avoid_json=True,
+        cli_exit_on_error=False, cli_shortcuts=SHORT_FLAGS, nested_model_default_partial_update=True,
+        env_prefix="TOOL_DISTILL_CLI_", cli_use_class_docs_for_groups=True,
     )
-    params.solve.tool_protocol = args.tool_protocol
-    params.solve.max_turns = args.max_turns
-    params.solve.plan_first = not args.no_plan
-    if args.max_tokens:
-        params.solve.turn_max_tokens = params.translate.max_tokens = params.rephrase.max_tokens = args.max_tokens
-    if args.translate_max_tokens:
-        params.translate.max_tokens = args.translate_max_tokens
-    params.translate.show_tool_output = args.guided_translation
-    params.translate.max_attempts = args.translate_attempts
-    return params
+
+    distill: CliSubCommand[DistillCommand]
+    demo: CliSubCommand[DemoCommand]
+    train_eval: CliSubCommand[TrainEvalCommand]
 
 
-def print_distill_summary(summary: DistillSummary) -> None:
+# ---------------------------------------------------------------- checks before Prefect starts
+
+
+def _check_output_dir(path: Path) -> None:
+    """An output dir must be a folder, or creatable: its first existing ancestor a writable folder."""
+    if path.exists() and not path.is_dir():
+        raise BadInput(f"--output-dir {path} is a file, not a folder; pass a folder path (it is created if missing)")
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise BadInput(f"--output-dir {path}: cannot create it under {ancestor} (not a writable folder); "
+                       "pass a folder you can write to")
+
+
+def _check_distill_input(command: DistillCommand) -> None:
+    from tasks.stages.problems import ProblemInputError, load_problems
+
+    _check_output_dir(Path(command.output_dir))
+    try:
+        load_problems(command.problems_path(), skip_bad_rows=command.skip_bad_rows,
+                      max_problem_chars=command.max_problem_chars, max_input_bytes=command.max_input_mb << 20)
+    except (ProblemInputError, FileNotFoundError) as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _check_train_eval_input(command: TrainEvalCommand) -> None:
+    from eval.benchmarks import BENCHMARK_NAMES
+
+    sft = Path(command.sft_path)
+    if not sft.is_file():
+        raise BadInput(f"--sft {sft}: no such file; run `tool-distill distill` first, or pass the path of its sft.parquet")
+    unknown = sorted(set(command.benchmarks) - set(BENCHMARK_NAMES))
+    if unknown:
+        raise BadInput(f"--benchmarks: unknown {', '.join(unknown)}; choose from {', '.join(BENCHMARK_NAMES)}")
+    _check_output_dir(Path(command.output_dir))
+
+
+def _validation_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    flag = "--" + ".".join(str(part).replace("_", "-") for part in first["loc"][1:] or first["loc"])
+    return f"{flag}: {first['msg']} (got {first.get('input')!r})"
+
+
+# ---------------------------------------------------------------- running
+
+
+def _distill_params(command: DistillCommand, output_dir: Path) -> DistillParams:
+    fields = command.model_dump(include=set(DistillParams.model_fields))
+    return DistillParams.model_validate({**fields, "output_dir": str(output_dir)})
+
+
+def _run_distill(command: DistillCommand, console: Console, output_dir: Path) -> Any:
+    from flows.distill import distill
+
+    summary = distill(_distill_params(command, output_dir))
+    _print_distill_summary(summary, console)
+    return summary
+
+
+def _run_train_eval(params: TrainEvalParams, console: Console, sft_path: Path, output_dir: Path) -> None:
+    from flows.train_eval import train_eval
+
+    fields = params.model_dump(include=set(TrainEvalParams.model_fields))
+    params = TrainEvalParams.model_validate({**fields, "sft_path": str(sft_path), "output_dir": str(output_dir)})
+    _print_train_eval_summary(train_eval(params), console)
+
+
+def _print_distill_summary(summary: Any, console: Console) -> None:
     out = Path(summary.output_dir)
-    print("\n== distill ==")
     rows = [
         ("problems", summary.problems, out / "problems.parquet"),
         ("solved correctly", summary.solved_correct, out / "traces.parquet"),
@@ -82,86 +183,128 @@ def print_distill_summary(summary: DistillSummary) -> None:
         ("NL traces", summary.nl_traces, out / "nl_traces.parquet"),
         ("kept for SFT", summary.kept, out / "sft.parquet"),
     ]
+    print("\n== distill ==", file=console.out)
     for label, value, path in rows:
-        print(f"  {label:<24}{value!s:>8}   {path}")
-    print(f"  drop reasons: {summary.drop_reasons or 'none'}")
-    print(f"  tokens: {summary.prompt_tokens} in / {summary.completion_tokens} out, cost ${summary.cost_usd:.4f}")
+        print(f"  {label:<24}{value!s:>8}   {path}", file=console.out)
+    print(f"  drop reasons: {summary.drop_reasons or 'none'}", file=console.out)
+    print(f"  tokens: {summary.prompt_tokens} in / {summary.completion_tokens} out, cost ${summary.cost_usd:.4f}",
+          file=console.out)
 
 
-def _add_train_eval_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--recipe", default="embedded", help="training/recipes/<name>.yaml or a recipe path")
-    parser.add_argument("--max-steps", type=int, default=None)
-    parser.add_argument("--benchmarks", default="math500,gsm8k", help="comma-separated eval benchmarks")
-    parser.add_argument("--eval-limit", type=int, default=10, help="first N problems of each benchmark")
-    parser.add_argument("--max-new-tokens", type=int, default=256)
-
-
-def _train_eval_params(args: argparse.Namespace, sft_path: Path, output_dir: Path) -> TrainEvalParams:
-    return TrainEvalParams(sft_path=str(sft_path), output_dir=str(output_dir), recipe=args.recipe,
-                           max_steps=args.max_steps, benchmarks=args.benchmarks.split(","),
-                           eval_limit=args.eval_limit, max_new_tokens=args.max_new_tokens)
-
-
-def print_train_eval_summary(summary: TrainEvalSummary) -> None:
-    print("\n== train + eval (no tools) ==")
-    print(f"  trained {summary.train_steps} steps, final loss {summary.final_loss:.4f}, adapter: {summary.adapter_dir}")
+def _print_train_eval_summary(summary: Any, console: Console) -> None:
+    print("\n== train + eval (no tools) ==", file=console.out)
+    print(f"  trained {summary.train_steps} steps, final loss {summary.final_loss:.4f}, adapter: {summary.adapter_dir}",
+          file=console.out)
     benchmarks = sorted({b for per_label in summary.accuracy.values() for b in per_label})
-    print(f"  {'benchmark':<14}" + "".join(f"{label:>10}" for label in summary.accuracy))
+    print(f"  {'benchmark':<14}" + "".join(f"{label:>10}" for label in summary.accuracy), file=console.out)
     for benchmark in benchmarks:
-        print(f"  {benchmark:<14}" + "".join(f"{100 * acc[benchmark]:>9.1f}%" for acc in summary.accuracy.values()))
-    print(f"  report: {summary.report_path}")
+        print(f"  {benchmark:<14}" + "".join(f"{100 * acc[benchmark]:>9.1f}%" for acc in summary.accuracy.values()),
+              file=console.out)
+    print(f"  report: {summary.report_path}", file=console.out)
 
 
-def _run_command(args: argparse.Namespace) -> bool:
-    """Run the chosen command and print its summary; False when the demo has nothing to train on."""
-    if args.command == "distill":
-        print_distill_summary(distill(_distill_params(args, args.output_dir)))
-    elif args.command == "train-eval":
-        print_train_eval_summary(train_eval(_train_eval_params(args, args.sft, args.output_dir)))
-    elif args.command == "demo":
-        summary = distill(_distill_params(args, args.output_dir / "distill"))
-        print_distill_summary(summary)
+def _preflight(command: DistillCommand) -> None:
+    from tasks.llm import PreflightError, preflight
+
+    if command.skip_preflight:
+        return
+    try:
+        preflight(command.llm)
+    except PreflightError as exc:
+        raise BadInput(f"{exc} (or pass --skip-preflight)") from None
+
+
+def _work(name: str, command: Any, console: Console) -> int:
+    """The part that runs Prefect: inside the process guard, library output already routed."""
+    started = time.perf_counter()
+    if isinstance(command, DemoCommand):
+        root = Path(command.output_dir)
+        summary = _run_distill(command, console, root / "distill")
         if summary.kept == 0:
             print(f"\nNo trace survived the filter, so there is nothing to fine-tune on. The embedded teacher is a "
-                  f"135M model and its hand derivations are sampled; delete {args.output_dir} to sample again, or "
-                  "pass --model with a real teacher.", file=sys.stderr)
-            return False
-        print_train_eval_summary(train_eval(_train_eval_params(args, args.output_dir / "distill" / "sft.parquet",
-                                                               args.output_dir / "train_eval")))
-    return True
+                  f"135M model and its hand derivations are sampled; delete {root} to sample again, or pass --model "
+                  "with a real teacher.", file=console.err)
+            return EXIT_FAILED
+        _run_train_eval(command.train_eval, console, root / "distill" / "sft.parquet", root / "train_eval")
+    elif isinstance(command, DistillCommand):
+        _run_distill(command, console, Path(command.output_dir))
+    else:
+        _run_train_eval(command, console, Path(command.sft_path), Path(command.output_dir))
+    warnings = console.library_warnings()
+    tail = f"; {warnings} library warnings in {console.log_path}" if warnings else ""
+    print(f"\ndone in {time.perf_counter() - started:.0f} s{tail}", file=console.out)
+    return 0
+
+
+def _report_failure(name: str, exc: BaseException, console: Console, verbose: bool) -> int:
+    from tasks.stages.failures import TooManyLLMFailures
+
+    if isinstance(exc, BadInput):
+        print(f"tool-distill {name}: {exc}", file=console.err)
+        return EXIT_BAD_INPUT
+    if verbose:
+        traceback.print_exception(exc, file=console.err)
+    where = f" (details: {console.log_path})" if console.log_path else ""
+    what = str(exc) if isinstance(exc, TooManyLLMFailures) else f"{type(exc).__name__}: {exc}"
+    print(f"tool-distill {name}: failed: {' '.join(what.split())}{where}", file=console.err)
+    return EXIT_FAILED
+
+
+def _guarded_work(name: str, command: Any) -> Callable[[], int]:
+    def work() -> int:
+        console = Console()
+        if not command.verbose:
+            console.send_libraries_away()
+        try:
+            if isinstance(command, DistillCommand):
+                _preflight(command)  # before anything is written: a model that cannot answer leaves no files
+        except BadInput as exc:
+            console.discard_log()
+            return _report_failure(name, exc, console, command.verbose)
+        console.keep_log_in(Path(command.output_dir))
+        if command.quiet:
+            os.environ["TOOL_DISTILL_PROGRESS"] = "off"
+        try:
+            return _work(name, command, console)
+        except KeyboardInterrupt:
+            print(f"tool-distill {name}: interrupted; finished rows are kept, the same command resumes", file=console.err)
+            return 130
+        except Exception as exc:  # the one place a run's error becomes one line and an exit code
+            return _report_failure(name, exc, console, command.verbose)
+
+    return work
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tool-distill", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_distill = sub.add_parser("distill", help="problems → solve → translate → rephrase → filter → sft.parquet")
-    _add_distill_args(p_distill)
-    p_distill.add_argument("--output-dir", type=Path, default=Path("out/distill"))
-    p_train = sub.add_parser("train-eval", help="fine-tune on sft.parquet, evaluate base vs tuned without tools")
-    p_train.add_argument("--sft", type=Path, default=Path("out/distill/sft.parquet"))
-    p_train.add_argument("--output-dir", type=Path, default=Path("out/train_eval"))
-    _add_train_eval_args(p_train)
-    p_demo = sub.add_parser("demo", help="the whole pipeline offline on the embedded model (make demo)")
-    p_demo.add_argument("--output-dir", type=Path, default=DEMO_DIR)
-    _add_distill_args(p_demo)
-    _add_train_eval_args(p_demo)
-    # A 135M model on 2 CPU cores: no planning turn (its plans are noise), short replies, a small eval slice.
-    # Measured: every correct embedded-model solve answered by turn 2; none recovered in turns 3-4. Blind, it
-    # derived 0 of 9 tool results by hand; guided, 2 of 9 within 4 fresh samples (it writes "12 * 7 = 78"),
-    # so it gets 6. 8 calls in flight fill the local model's batches (tasks/llm/local_batching.py).
-    p_demo.set_defaults(no_plan=True, max_turns=3, max_tokens=128, eval_limit=6, max_new_tokens=160,
-                        guided_translation=True, translate_attempts=6, translate_max_tokens=96, max_concurrency=8)
-    args = parser.parse_args(argv)
-
-    started = time.perf_counter()
+    args = sys.argv[1:] if argv is None else argv
     try:
-        if not _run_command(args):
-            return 1
-    except (ProblemInputError, FileNotFoundError) as exc:  # bad input: the message says what to fix, no traceback
-        print(f"tool-distill {args.command}: {exc}", file=sys.stderr)
-        return 2
-    print(f"\ndone in {time.perf_counter() - started:.0f} s")
-    return 0
+        root = CliApp.run(ToolDistill, cli_args=args)
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else 0
+    except ValidationError as exc:
+        print(f"tool-distill: {_validation_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except SettingsError as exc:
+        message = str(exc).removeprefix("error parsing CLI: ")
+        print(f"tool-distill: {message}; see tool-distill --help", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    command = get_subcommand(root, is_required=False)
+    if command is None:
+        CliApp.run(ToolDistill, cli_args=["--help"])
+        return EXIT_BAD_INPUT
+    name = args[0]
+    try:
+        if isinstance(command, DistillCommand):
+            _check_distill_input(command)
+        else:
+            _check_train_eval_input(command)
+    except BadInput as exc:
+        print(f"tool-distill {name}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    # PREFECT_HOME is project-local so the ephemeral API's database (and its concurrency slots) is not
+    # shared machine-wide. Set before Prefect is imported.
+    apply_offline_defaults(Path(".state/prefect"))
+    return run_guarded(_guarded_work(name, command), verbose=command.verbose)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from flows.run_names import named_after_params
 from flows.run_report import publish_distill_report
+from flows.artifacts import StageProgressArtifact
 from flows.params import DistillParams
 from tasks.llm import call_limits
 from tasks.parquet_io import stage_path, write_records
@@ -59,7 +60,7 @@ def distill(params: DistillParams = DistillParams()) -> DistillSummary:
 
     def run_stage(name: str, stage_fn: StageFunction, per_item: list[tuple], config: BaseModel) -> list:
         return map_stage(name, stage_fn, per_item, params.llm, config, cache_dir=out / ".prefect-results",
-                         workers=threads, chunk_size=params.rows_per_task)
+                         workers=threads, chunk_size=params.rows_per_task, progress_sink=StageProgressArtifact())
 
     with call_limits(params.llm, params.max_concurrency, params.requests_per_minute):
         prepared = prepare_problems(params.problems_path(), skip_bad_rows=params.skip_bad_rows,

@@ -7,6 +7,7 @@ parameters, and fails on a bad one, before Prefect, litellm or sympy is imported
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -46,3 +47,20 @@ class DistillParams(BaseModel):
     def run_slug(self) -> str:
         """`<dataset>-<model>`, the tail of flow run names shown in the Prefect UI."""
         return f"{self.dataset_name()}-{self.llm.model.replace('/', '_')}"
+
+
+class TrainEvalParams(BaseModel):
+    """Parameters of the train-eval flow (rendered as a form in the Prefect UI)."""
+
+    sft_path: str = Field(default="out/distill/sft.parquet", description="sft.parquet from the distill flow.")
+    output_dir: str = Field(default="out/train_eval")
+    recipe: str = Field(default="embedded", description="training/recipes/<name>.yaml or a path to a recipe file.")
+    max_steps: int | None = Field(default=None, description="Override the recipe's optimizer steps.")
+    base_model: str | None = Field(default=None, description='Override the recipe\'s base model: a model dir, a hub id, '
+                                   'or "embedded".')
+    benchmarks: list[str] = Field(default_factory=lambda: ["math500", "gsm8k"])
+    eval_limit: int | None = Field(default=10, ge=1, description="First N problems of each benchmark (None: all).")
+    max_new_tokens: int = Field(default=256, gt=0)
+    batch_size: int = Field(default=8, ge=1)
+    eval_source: Literal["offline", "hub"] = Field(default="offline", description="Benchmark data: the bundled "
+                                                   "copies, or the Hugging Face Hub (needs network).")

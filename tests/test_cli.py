@@ -1,39 +1,173 @@
-"""`tool-distill` as a user runs it: in a fresh checkout, and with input it cannot use."""
+"""`tool-distill` as a user runs it: in a fresh checkout, with input it cannot use, and killed mid-run."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from command_lines import TOOL_DISTILL, env_without_prefect
 
+# What "before Prefect starts" means on a 2-core machine: parsing, the parameter model and the
+# input files, not the seconds-long imports of litellm and Prefect or a temporary API server.
+FAST_ERROR_S = 5.0
 
-def _tool_distill(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*TOOL_DISTILL, *args], cwd=cwd, env=env_without_prefect(), capture_output=True, text=True,
-                          timeout=300)
+
+def _tool_distill(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*TOOL_DISTILL, *args], cwd=cwd, env=env or env_without_prefect(), capture_output=True,
+                          text=True, timeout=300)
+
+
+def _inputs(tmp_path: Path) -> Path:
+    """A folder of the mistaken inputs a new user hands the CLI."""
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "a_file").write_text("not a folder")
+    (inputs / "empty_folder").mkdir()
+    (inputs / "zero.jsonl").symlink_to("/dev/zero")
+    (inputs / "bad.jsonl").write_text(json.dumps({"problem": "What is 2 + 2?", "answer": "4"}) + "\n"
+                                      + json.dumps({"problem": "What is 3 + 3?", "solution": "It is six."}) + "\n")
+    (inputs / "broken.jsonl").write_text('{"problem": "unterminated\n')
+    return inputs
+
+
+BAD_INVOCATIONS = [
+    (["distill", "--limit", "-1"], "--limit: Input should be greater than or equal to 1"),
+    (["distill", "--limit", "0"], "--limit: Input should be greater than or equal to 1"),
+    (["distill", "--max-concurrency", "many"], "--max-concurrency"),
+    (["distill", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["distill", "--output-dir", "{inputs}/a_file"], "is a file, not a folder"),
+    (["distill", "--problems", "{inputs}/zero.jsonl"], "not a regular file"),
+    (["distill", "--problems", "{inputs}/empty_folder"], "no problem files in this folder"),
+    (["distill", "--problems", "{inputs}/missing.jsonl"], "problems file not found"),
+    (["distill", "--problems", "{inputs}/bad.jsonl"], 'line 2: missing field: "answer"'),
+    (["distill", "--problems", "{inputs}/broken.jsonl"], "line 1: malformed JSON"),
+    (["train-eval", "--sft", "{inputs}/missing.parquet"], "no such file; run `tool-distill distill` first"),
+    (["train-eval", "--sft", "{inputs}/bad.jsonl", "--benchmarks", "math501"], "unknown math501"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), BAD_INVOCATIONS, ids=[" ".join(a) for a, _ in BAD_INVOCATIONS])
+def test_bad_input_ends_in_one_line_exit_2_before_prefect_and_writes_nothing(tmp_path: Path, args, expected) -> None:
+    inputs = _inputs(tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    started = time.perf_counter()
+    proc = _tool_distill(*(a.format(inputs=inputs) for a in args), cwd=tmp_path)
+    elapsed = time.perf_counter() - started
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tool-distill"), proc.stderr
+    assert expected in lines[0] and "Traceback" not in proc.stderr and "at at" not in lines[0]
+    if "empty_folder" in " ".join(args):
+        assert "--skip-bad-rows" not in lines[0]  # skipping rows cannot help a folder without files
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # no .state/, no output dir
+    assert elapsed < FAST_ERROR_S, f"{elapsed:.1f} s to a parameter error"
+
+
+def test_help_lists_every_command_with_an_example(tmp_path: Path) -> None:
+    proc = _tool_distill("--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    for command in ("demo", "distill", "train-eval"):
+        assert f"tool-distill {command}" in proc.stdout
 
 
 @pytest.mark.slow
-def test_cli_runs_in_a_directory_without_state(tmp_path: Path) -> None:
-    """What `make demo` does on a fresh clone: before the fix Prefect only warned that it could not create
-    `.state/prefect`, and the run died 120 s later waiting for its ephemeral API server."""
+def test_a_model_that_cannot_answer_is_refused_before_the_run(tmp_path: Path) -> None:
+    env = {k: v for k, v in env_without_prefect().items() if k != "OPENAI_API_KEY"}
+    cases = [
+        (["--model", "no-provider-model"], "unknown model 'no-provider-model'"),
+        (["--model", "openai/gpt-4o-mini"], "no API key; set OPENAI_API_KEY"),
+        (["--model", "hosted_vllm/m", "--api-base", "http://127.0.0.1:9/v1"], "cannot reach the endpoint at http://127.0.0.1:9/v1"),
+    ]
+    for flags, expected in cases:
+        proc = _tool_distill("distill", "--limit", "1", "--output-dir", "out", *flags, cwd=tmp_path, env=env)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        ours = proc.stderr.strip().splitlines()
+        assert len(ours) == 1 and expected in ours[0] and "--skip-preflight" in ours[0], proc.stderr
+        assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_run_whose_llm_calls_all_fail_fails_with_the_error_classes(tmp_path: Path) -> None:
+    from mock_llm_server import FaultRule, MockLLMServer
+
+    env = {**env_without_prefect(), "OPENAI_API_KEY": "sk-fake-cli-0000"}
+    with MockLLMServer(faults=[FaultRule("bad_key", times=1000)]) as server:  # a revoked key: every call is a 401
+        proc = _tool_distill("distill", "--limit", "3", "--output-dir", "out", "--model", "openai/scripted",
+                             "--api-base", server.url, "--skip-preflight", "--llm.num-retries", "0",
+                             "--tool-protocol", "code", cwd=tmp_path, env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("tool-distill distill: failed: solve: 3 of 3 rows failed in their LLM calls (AuthenticationError x3)")
+    assert "Traceback" not in proc.stderr
+    assert (tmp_path / "out" / "traces.parquet").is_file()  # what ran is kept, for the resumed run
+
+
+@pytest.mark.slow
+def test_cli_runs_in_a_directory_without_state_and_prints_only_its_own_lines(tmp_path: Path) -> None:
+    """What `make demo` does on a fresh clone, as far as the output goes: library warnings land in the log."""
     proc = _tool_distill("distill", "--limit", "1", "--model", "scripted/arith", "--output-dir", "out", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert (tmp_path / ".state" / "prefect").is_dir()
     assert (tmp_path / "out" / "sft.parquet").is_file()
+    assert "Warning" not in proc.stdout and "WARNING" not in proc.stdout + proc.stderr
+    assert "== distill ==" in proc.stdout and "solve: 1/1 rows" in proc.stderr  # the summary, and progress lines
+    assert (tmp_path / "out" / "tool-distill.log").stat().st_size > 0
 
 
 @pytest.mark.slow
-def test_bad_problem_rows_end_the_cli_with_exit_2_and_the_fix_in_one_line(tmp_path: Path) -> None:
-    problems = tmp_path / "problems.jsonl"
-    problems.write_text(json.dumps({"problem": "What is 2 + 2?", "answer": "4"}) + "\n"
-                        + json.dumps({"problem": "What is 3 + 3?", "solution": "It is six."}) + "\n")
-    proc = _tool_distill("distill", "--problems", str(problems), "--model", "scripted/arith", "--output-dir", "out",
-                         cwd=tmp_path)
-    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
-    # one line of ours, after Prefect's own log of the failed flow run (Prefect logs its server stopping last)
-    ours = [line for line in proc.stderr.splitlines() if line.startswith("tool-distill distill: ")]
-    assert len(ours) == 1
-    assert f"{problems} line 2" in ours[0] and 'missing field: "answer"' in ours[0] and "--skip-bad-rows" in ours[0]
+def test_kill_9_of_the_cli_leaves_no_process_of_the_run(tmp_path: Path) -> None:
+    """The temporary Prefect server and the sandbox die with the CLI, though it had no chance to stop them."""
+    from mock_llm_server import MockLLMServer
+
+    env = {**env_without_prefect(), "OPENAI_API_KEY": "sk-fake-cli-0000"}
+    with MockLLMServer(latency_s=30.0) as server:  # every call hangs: the run is surely mid-flight when killed
+        cli = subprocess.Popen([*TOOL_DISTILL, "distill", "--limit", "2", "--output-dir", "out", "--model",
+                                "openai/scripted", "--api-base", server.url, "--skip-preflight",
+                                "--tool-protocol", "code"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 240
+        while server.stats().requests == 0 and time.monotonic() < deadline and cli.poll() is None:
+            time.sleep(0.5)
+        assert server.stats().requests > 0, "the run never called the model"
+        descendants = _descendants(cli.pid)
+        assert any("uvicorn" in cmd for cmd in descendants.values()), descendants  # the temporary Prefect server
+        os.kill(cli.pid, signal.SIGKILL)
+        cli.wait()
+        deadline = time.monotonic() + 20
+        while any(_alive(pid) for pid in descendants) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert [cmd for pid, cmd in descendants.items() if _alive(pid)] == []
+
+
+def _descendants(root: int) -> dict[int, str]:
+    children: dict[int, list[int]] = {}
+    commands: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            commands[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = {}, [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found[child] = commands.get(child, "")
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -22,7 +22,7 @@ from tasks.llm.records import FunctionCall, LLMCallError, LLMReply, LLMSettings,
 if TYPE_CHECKING:
     from tasks.llm.client import assistant_message, complete, parse_arguments, redact_secrets, supports_function_calling
     from tasks.llm.limits import call_limits
-    from tasks.llm.preflight import PreflightError, preflight
+    from tasks.llm.probe import PreflightError, preflight
 
 _LAZY = {
     "assistant_message": "tasks.llm.client",
@@ -31,8 +31,8 @@ _LAZY = {
     "redact_secrets": "tasks.llm.client",
     "supports_function_calling": "tasks.llm.client",
     "call_limits": "tasks.llm.limits",
-    "PreflightError": "tasks.llm.preflight",
-    "preflight": "tasks.llm.preflight",
+    "PreflightError": "tasks.llm.probe",
+    "preflight": "tasks.llm.probe",
 }
 
 __all__ = [

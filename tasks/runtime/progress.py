@@ -5,25 +5,37 @@ rate, the time left and how many failed so far. `StageProgress` counts rows as t
 the row threads of the stage's chunks) and shows the counts three ways:
 - on a terminal (stderr is a TTY), a tqdm bar per stage;
 - otherwise (CI logs, a worker's log), one plain line every `PLAIN_EVERY_S` seconds and at the end;
-- on the Prefect run, a progress artifact per stage (`<stage>-progress`), so the UI shows a live bar.
-`TOOL_DISTILL_PROGRESS=off` (the CLI's `--quiet`) keeps the terminal quiet; the artifact stays.
-The artifact is updated at most every `ARTIFACT_EVERY_S` seconds: each update is an API call.
+- to a `ProgressSink` the flow passes in: the distill flow's is a Prefect progress artifact per
+  stage, so the UI shows a live bar (flows/artifacts.py; the runtime cannot import flows/).
+`TOOL_DISTILL_PROGRESS=off` (the CLI's `--quiet`) keeps the terminal quiet; the sink still counts.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import threading
 import time
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 MODE_ENV = "TOOL_DISTILL_PROGRESS"  # auto (bar on a TTY, else plain lines) | plain | off
 PLAIN_EVERY_S = 15.0
-ARTIFACT_EVERY_S = 2.0
 
-log = logging.getLogger(__name__)
+
+class ProgressSink(Protocol):
+    """Where else the counts go (flows/artifacts.py's `StageProgressArtifact`: a live bar in the Prefect UI)."""
+
+    def start(self, stage: str, total: int) -> None: ...
+    def advance(self, done: int, failed: int = 0) -> None: ...
+    def finish(self) -> None: ...
+
+_stream: TextIO | None = None  # where bars and lines go; None: sys.stderr at the time
+
+
+def show_progress_on(stream: TextIO) -> None:
+    """Send the bars and lines to `stream` (the CLI's own stderr, when library output goes to its log file)."""
+    global _stream
+    _stream = stream
 
 
 def _failed(result: Any) -> bool:
@@ -33,25 +45,35 @@ def _failed(result: Any) -> bool:
 class StageProgress:
     """Counts one stage's finished rows; thread-safe, cheap per row (a lock and a clock read)."""
 
-    def __init__(self, stage: str, total: int, done_before: int, *, stream: TextIO | None = None) -> None:
+    def __init__(self, stage: str, total: int, done_before: int, *, sink: ProgressSink | None = None,
+                 stream: TextIO | None = None) -> None:
         self.stage, self.total = stage, total
         self.done, self.failed = done_before, 0
         self._done_before = done_before
+        self._counted: set[str] = set()
         self._lock = threading.Lock()
         self._started = time.monotonic()
-        self._stream = stream or sys.stderr
+        self._stream = stream or _stream or sys.stderr
         mode = os.environ.get(MODE_ENV, "auto")
         self._bar = self._make_bar() if mode == "auto" and self._stream.isatty() else None
         self._plain = mode == "plain" or (mode == "auto" and self._bar is None)
-        self._last_plain = self._last_artifact = 0.0
-        self._artifact_id = self._create_artifact()
+        self._last_plain = 0.0
+        self._sink = sink
+        if sink is not None:
+            sink.start(stage, total)
+            sink.advance(done_before)
 
-    def item_done(self, result: Any) -> None:
-        """One row finished (its result says whether its LLM calls failed)."""
+    def item_done(self, key: str, result: Any) -> None:
+        """Row `key` finished (its result says whether its LLM calls failed); a retried chunk's rows count once."""
         with self._lock:
+            if key in self._counted:
+                return
+            self._counted.add(key)
             self.done += 1
             self.failed += _failed(result)
             self._show(final=False)
+            if self._sink is not None:
+                self._sink.advance(1, _failed(result))
 
     def chunk_done(self, results: list[Any]) -> None:
         """A chunk finished in another process (Dask, Ray): its rows were not counted one by one here."""
@@ -59,12 +81,16 @@ class StageProgress:
             self.done += len(results)
             self.failed += sum(map(_failed, results))
             self._show(final=False)
+            if self._sink is not None:
+                self._sink.advance(len(results), sum(map(_failed, results)))
 
     def finish(self) -> None:
         with self._lock:
             self._show(final=True)
             if self._bar is not None:
                 self._bar.close()
+            if self._sink is not None:
+                self._sink.finish()
 
     def line(self) -> str:
         elapsed = time.monotonic() - self._started
@@ -83,37 +109,9 @@ class StageProgress:
         elif self._plain and (final or now - self._last_plain >= PLAIN_EVERY_S):
             self._last_plain = now
             print(self.line(), file=self._stream, flush=True)
-        if self._artifact_id is not None and (final or now - self._last_artifact >= ARTIFACT_EVERY_S):
-            self._last_artifact = now
-            self._update_artifact()
 
     def _make_bar(self) -> Any:
         from tqdm import tqdm
 
         return tqdm(total=self.total, initial=self.done, desc=self.stage, unit="row", file=self._stream,
                     dynamic_ncols=True, leave=True)
-
-    def _create_artifact(self) -> Any:
-        from prefect.artifacts import create_progress_artifact
-        from prefect.context import TaskRunContext
-
-        if TaskRunContext.get() is None:  # outside a Prefect run (a script, a unit test): nothing to attach to
-            return None
-        try:
-            return create_progress_artifact(progress=self._percent(), key=f"{self.stage}-progress",
-                                            description=f"Rows of the {self.stage} stage done so far")
-        except Exception as exc:  # a UI/API outage must never fail the run
-            log.warning("no progress artifact for %s: %s", self.stage, exc)
-            return None
-
-    def _update_artifact(self) -> None:
-        from prefect.artifacts import update_progress_artifact
-
-        try:
-            update_progress_artifact(self._artifact_id, progress=self._percent())
-        except Exception as exc:
-            log.warning("progress artifact of %s not updated: %s", self.stage, exc)
-            self._artifact_id = None
-
-    def _percent(self) -> float:
-        return round(100.0 * self.done / max(self.total, 1), 1)

@@ -52,8 +52,9 @@ def _explain(settings: LLMSettings, cause: BaseException | None, text: str) -> s
     if isinstance(cause, litellm.NotFoundError):
         return (f"model {settings.model}{where} was not found (404); check the model name"
                 + (f" and that {settings.api_base} serves it" if settings.api_base else ""))
-    if isinstance(cause, (litellm.APIConnectionError, litellm.Timeout)):
-        return (f"model {settings.model}: cannot reach the endpoint{where or ''} ({type(cause).__name__}); "
+    unreachable = "Cannot connect to host" in text or "Connection refused" in text or "Connect call failed" in text
+    if unreachable or isinstance(cause, (litellm.APIConnectionError, litellm.Timeout)):
+        return (f"model {settings.model}: cannot reach the endpoint{where} ({type(cause).__name__}); "
                 f"is the server up{' and the URL right (--api-base)' if settings.api_base else ''}?")
     if isinstance(cause, litellm.PermissionDeniedError):
         return f"model {settings.model}{where}: permission denied (403); check that {_key_variable(settings)} may use it"
