@@ -55,7 +55,7 @@ TEACHER ?= openai/gpt-4o-mini
 STUDENT ?= Qwen/Qwen2.5-1.5B-Instruct
 PAPER_OUT ?= out/paper
 paper: install
-	$(BIN)/python -m flows.paper --teacher $(TEACHER) --student $(STUDENT) --output-dir $(PAPER_OUT) $(PAPER_ARGS)
+	$(BIN)/tool-distill paper --teacher $(TEACHER) --student $(STUDENT) --output-dir $(PAPER_OUT) $(PAPER_ARGS)
 
 # ---- Deployments (docs/deployments.md): `make server`, then in other terminals `make deploy`,
 # `make worker` (cpu-pool) and `make worker POOL=gpu-pool`. Server state (SQLite) stays in .state/prefect.

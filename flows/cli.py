@@ -30,7 +30,7 @@ from pydantic_settings import BaseSettings, CliApp, CliSubCommand, SettingsConfi
 
 from flows.console import Console
 from flows.offline_env import apply_offline_defaults
-from flows.params import DistillParams, TrainEvalParams
+from flows.params import DistillParams, PaperParams, TrainEvalParams
 from flows.process_guard import run_guarded
 from tasks.stages.config import RephraseConfig, SolveConfig, TranslateConfig
 
@@ -83,12 +83,17 @@ class TrainEvalCommand(TrainEvalParams, RunOptions):
     """Fine-tune on sft.parquet, evaluate base vs tuned without tools."""
 
 
+class PaperCommand(PaperParams, RunOptions):
+    """The paper's experiment: distil MATH train, QLoRA the student, evaluate base vs tuned on six benchmarks."""
+
+
 class ToolDistill(BaseSettings):
     """Distil tool knowledge into a small model (arXiv 2506.19171) as a Prefect pipeline.
 
     tool-distill demo                                        # everything, offline, embedded model
     tool-distill distill --problems data.jsonl --model openai/gpt-4o-mini --limit 100
     tool-distill train-eval --sft out/distill/sft.parquet --recipe qwen2.5-1.5b-instruct
+    tool-distill paper --teacher openai/gpt-4o-mini --student Qwen/Qwen2.5-1.5B-Instruct  # a GPU, the Hub
 
     `tool-distill COMMAND --help` lists a command's flags. Exit codes: 0 done, 1 the run failed
     (what finished is kept; the same command resumes), 2 bad input (nothing was started).
@@ -103,6 +108,7 @@ class ToolDistill(BaseSettings):
     distill: CliSubCommand[DistillCommand]
     demo: CliSubCommand[DemoCommand]
     train_eval: CliSubCommand[TrainEvalCommand]
+    paper: CliSubCommand[PaperCommand]
 
 
 # ---------------------------------------------------------------- checks before Prefect starts
@@ -228,6 +234,11 @@ def _work(name: str, command: Any, console: Console) -> int:
         _run_train_eval(command.train_eval, console, root / "distill" / "sft.parquet", root / "train_eval")
     elif isinstance(command, DistillCommand):
         _run_distill(command, console, Path(command.output_dir))
+    elif isinstance(command, PaperCommand):
+        from flows.paper import paper
+
+        summary = paper(PaperParams.model_validate(command.model_dump(include=set(PaperParams.model_fields))))
+        print(Path(summary.report_path).read_text(encoding="utf-8"), file=console.out)
     else:
         _run_train_eval(command, console, Path(command.sft_path), Path(command.output_dir))
     warnings = console.library_warnings()
@@ -296,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if isinstance(command, DistillCommand):
             _check_distill_input(command)
+        elif isinstance(command, PaperCommand):
+            _check_output_dir(Path(command.output_dir))
         else:
             _check_train_eval_input(command)
     except BadInput as exc:

@@ -1,7 +1,7 @@
 """The paper's experiment in one command: distil MATH train with a teacher, QLoRA the student, evaluate base vs tuned.
 
-    python -m flows.paper --teacher openai/gpt-4o --student Qwen/Qwen2.5-1.5B-Instruct   # or: make paper
-    python -m flows.paper --teacher openai/gpt-4o --student Qwen/Qwen2.5-7B-Instruct --distill-limit 500
+    tool-distill paper --teacher openai/gpt-4o --student Qwen/Qwen2.5-1.5B-Instruct   # or: make paper
+    tool-distill paper --teacher openai/gpt-4o --student Qwen/Qwen2.5-7B-Instruct --distill-limit 500
 
 For a machine with a CUDA GPU and network (the teacher's API, the Hugging Face Hub for MATH train
 and the student; the six benchmarks are bundled in full). The flow only wires the others:
@@ -20,35 +20,20 @@ Expected hours and GPU memory per student size: docs/paper.md (arithmetic, not y
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from eval.benchmarks import BENCHMARK_NAMES
+from flows.params import PaperParams
 from flows.train_eval import TrainEvalParams, TrainEvalSummary, train_eval
 from tasks.stages.summary import DistillSummary
 
 MATH_TRAIN_HUB_ID = "EleutherAI/hendrycks_math"
 MATH_SUBJECTS = ["algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
                  "prealgebra", "precalculus"]
-
-
-class PaperParams(BaseModel):
-    """Parameters of the paper flow (a form in the Prefect UI; the CLI's flags)."""
-
-    teacher: str = Field(default="openai/gpt-4o-mini", description="litellm model string of the teacher.")
-    student: str = Field(default="Qwen/Qwen2.5-1.5B-Instruct", description="Hub id or local dir of the student.")
-    output_dir: str = Field(default="out/paper")
-    math_train: str = Field(default="hub", description='"hub" (MATH train from the Hub) or a local problems file.')
-    distill_limit: int | None = Field(default=None, ge=1, description="Distil only the first N problems (a dry run).")
-    recipe: str = Field(default="paper_qlora", description="Training recipe; its base model is replaced by student.")
-    max_steps: int | None = Field(default=None, ge=1, description="Stop training after N steps (a dry run).")
-    eval_limit: int | None = Field(default=None, ge=1, description="First N problems of each benchmark (None: all).")
-    max_new_tokens: int = Field(default=2048, gt=0, description="Eval generation budget per problem.")
-    batch_size: int = Field(default=64, ge=1, description="Eval prompts per generate call.")
 
 
 class PaperSummary(BaseModel):
@@ -126,20 +111,3 @@ def paper(params: PaperParams = PaperParams()) -> PaperSummary:
     report_path.write_text(paper_report(params, sft_rows, distilled, result), encoding="utf-8")
     log.info("paper report: %s", report_path)
     return PaperSummary(sft_path=str(sft_path), sft_rows=sft_rows, train_eval=result, report_path=str(report_path))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m flows.paper` (and `make paper`): the PaperParams fields as flags."""
-    parser = argparse.ArgumentParser(prog="python -m flows.paper", description=__doc__.split("\n\n")[0])
-    for name, field in PaperParams.model_fields.items():
-        flag = "--" + name.replace("_", "-")
-        kind = int if field.annotation in (int, int | None) else str
-        parser.add_argument(flag, type=kind, default=field.default, help=field.description)
-    args = parser.parse_args(argv)
-    summary = paper(PaperParams(**vars(args)))
-    print(Path(summary.report_path).read_text(encoding="utf-8"))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -64,3 +64,18 @@ class TrainEvalParams(BaseModel):
     batch_size: int = Field(default=8, ge=1)
     eval_source: Literal["offline", "hub"] = Field(default="offline", description="Benchmark data: the bundled "
                                                    "copies, or the Hugging Face Hub (needs network).")
+
+
+class PaperParams(BaseModel):
+    """Parameters of the paper flow (a form in the Prefect UI; the CLI's flags)."""
+
+    teacher: str = Field(default="openai/gpt-4o-mini", description="litellm model string of the teacher.")
+    student: str = Field(default="Qwen/Qwen2.5-1.5B-Instruct", description="Hub id or local dir of the student.")
+    output_dir: str = Field(default="out/paper")
+    math_train: str = Field(default="hub", description='"hub" (MATH train from the Hub) or a local problems file.')
+    distill_limit: int | None = Field(default=None, ge=1, description="Distil only the first N problems (a dry run).")
+    recipe: str = Field(default="paper_qlora", description="Training recipe; its base model is replaced by student.")
+    max_steps: int | None = Field(default=None, ge=1, description="Stop training after N steps (a dry run).")
+    eval_limit: int | None = Field(default=None, ge=1, description="First N problems of each benchmark (None: all).")
+    max_new_tokens: int = Field(default=2048, gt=0, description="Eval generation budget per problem.")
+    batch_size: int = Field(default=64, ge=1, description="Eval prompts per generate call.")

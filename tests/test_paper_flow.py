@@ -21,7 +21,8 @@ def test_paper_recipe_keeps_the_released_schedule_and_says_what_qlora_changes():
 
 @pytest.mark.slow  # distill (scripted teacher) + 1 training step + 12 short generations of the embedded model
 def test_paper_flow_distils_trains_evaluates_all_six_benchmarks_and_writes_the_report(tmp_path: Path):
-    from flows.paper import PaperParams, paper
+    from flows.paper import paper
+    from flows.params import PaperParams
 
     problems = tmp_path / "math_train.jsonl"
     problems.write_text("".join(json.dumps({"id": f"p{i}", "problem": f"What is {i} * 7?", "answer": str(7 * i)}) + "\n"
