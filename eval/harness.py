@@ -71,7 +71,7 @@ def _records(spec: ModelUnderTest, backend: str, item: BenchmarkItem, prompt: st
              completions: list[Completion], config: EvalConfig) -> list[EvalRecord]:
     records = []
     for index, completion in enumerate(completions):
-        verdict = grade(completion.text, item.answer)
+        verdict = grade(completion.text, item.answer, problem=item.problem)  # a stated precision applies
         records.append(EvalRecord(
             benchmark=item.benchmark, problem_id=item.id, label=spec.label, model=spec.model,
             adapter=str(spec.adapter) if spec.adapter else None, backend=backend, prompt=prompt,

@@ -53,7 +53,7 @@ def solution_drop_reason(solution: str, final_answer: str | None, reference_answ
     checks = (
         (lambda: not solution.strip(), "empty_solution"),
         (lambda: extract_boxed(solution) is None, "no_boxed_answer"),
-        (lambda: final_answer is None or not answers_match(final_answer, reference_answer), "wrong_answer"),
+        (lambda: final_answer is None or not answers_match(final_answer, reference_answer, problem=problem), "wrong_answer"),
         (lambda: len(find_arithmetic_errors(solution)) > 0, "arithmetic_error"),
         (lambda: count_tool_mentions(solution, problem=problem) > 0, "tool_mentions_left"),
         (lambda: count_repeated_lines(solution) > 0, "repetitive"),
@@ -74,7 +74,8 @@ def decide(trace: TraceRecord, nl: NLTraceRecord | None, calls: list[ToolCallRec
         problem_id=trace.problem_id,
         kept=reason is None,
         drop_reason=reason,
-        answer_correct=final_answer is not None and answers_match(final_answer, trace.reference_answer),
+        answer_correct=final_answer is not None and answers_match(final_answer, trace.reference_answer,
+                                                                   problem=trace.problem),
         all_calls_faithful=n_faithful == len(successful),
         n_tool_calls=len(successful),
         n_faithful_calls=n_faithful,

@@ -185,7 +185,7 @@ def solve_problem(problem: ProblemRecord, settings: LLMSettings, config: SolveCo
         plan=plan,
         messages_json=json.dumps(episode.conversation, ensure_ascii=False),
         final_answer=final_answer,
-        answer_correct=final_answer is not None and answers_match(final_answer, problem.answer),
+        answer_correct=final_answer is not None and answers_match(final_answer, problem.answer, problem=problem.problem),
         n_tool_calls=len(episode.calls),
         n_turns=episode.assistant_turns,
         status=status,
