@@ -195,10 +195,29 @@ def process_cpu_seconds(pid: int, children: bool = False) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def sandbox_cpu_seconds(sandbox: Sandbox) -> float:
-    """CPU of this process, the zygote with every session it reaped, and the live sessions."""
-    zygote, *live = sandbox.worker_pids()
-    return time.process_time() + process_cpu_seconds(zygote, children=True) + sum(map(process_cpu_seconds, live))
+class SandboxCPU:
+    """CPU of this process, the zygote with every session it reaped, and the live sessions.
+
+    A closed session's time moves into the zygote's children's time only once the zygote has reaped
+    it, so `close` notes its pids and `seconds` first waits (milliseconds) until they are gone.
+    """
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.closing: set[int] = set()
+
+    def close(self, session: str) -> None:
+        before = set(self.sandbox.worker_pids())
+        self.sandbox.close_session(session)
+        self.closing |= before - set(self.sandbox.worker_pids())
+
+    def seconds(self) -> float:
+        deadline = time.monotonic() + 2.0
+        while self.closing and time.monotonic() < deadline:
+            self.closing = {pid for pid in self.closing if os.path.exists(f"/proc/{pid}")}
+            time.sleep(0.001)
+        zygote, *live = self.sandbox.worker_pids()
+        return time.process_time() + process_cpu_seconds(zygote, children=True) + sum(map(process_cpu_seconds, live))
 
 
 def measure_session_starts(sandbox: Sandbox, n: int, label: str) -> dict[str, float]:
@@ -216,7 +235,8 @@ def measure_session_starts(sandbox: Sandbox, n: int, label: str) -> dict[str, fl
             "p95_ms": round(ordered[min(n - 1, int(0.95 * n))] * 1000, 3)}
 
 
-def measure_short_sessions(sandbox: Sandbox, snippets: list[str], failures: list[str]) -> dict[str, float]:
+def measure_short_sessions(sandbox: Sandbox, cpu: SandboxCPU, snippets: list[str],
+                           failures: list[str]) -> dict[str, float]:
     """Sessions of 3 calls each, THREADS at a time: the sessions/s this machine sustains, start and close included."""
     groups = [snippets[i:i + CALLS_PER_SHORT_SESSION] for i in range(0, len(snippets), CALLS_PER_SHORT_SESSION)]
 
@@ -226,15 +246,14 @@ def measure_short_sessions(sandbox: Sandbox, snippets: list[str], failures: list
             out = sandbox.run(code, f"short-{index}", timeout=CALL_TIMEOUT_S)
             if not out.ok:
                 failures.append(out.text_for_model())
-        sandbox.close_session(f"short-{index}")
+        cpu.close(f"short-{index}")
 
-    cpu_before, started = sandbox_cpu_seconds(sandbox), time.perf_counter()
+    cpu_before, started = cpu.seconds(), time.perf_counter()
     with ThreadPoolExecutor(THREADS) as threads:
         list(threads.map(one_session, enumerate(groups)))
     elapsed = time.perf_counter() - started
-    time.sleep(0.3)  # the zygote reaps the last sessions (their CPU shows in its children's time)
     return {"sessions": len(groups), "sessions_per_s": round(len(groups) / elapsed, 2),
-            "cpu_ms_per_session": round((sandbox_cpu_seconds(sandbox) - cpu_before) / len(groups) * 1000, 2)}
+            "cpu_ms_per_session": round((cpu.seconds() - cpu_before) / len(groups) * 1000, 2)}
 
 
 def _traces(snippets: list[str]) -> list[list[str]]:
@@ -267,8 +286,9 @@ def main() -> None:
         def warm_pool_run(code: str, session: str) -> str:
             return warm_pool.schedule(exec_snippet, args=(code,), timeout=CALL_TIMEOUT_S).result()
 
+        cpu = SandboxCPU(sandbox)
         executors = [
-            Executor("a_sandbox", sandbox_run, sandbox.close_session, cpu_seconds=lambda: sandbox_cpu_seconds(sandbox)),
+            Executor("a_sandbox", sandbox_run, cpu.close, cpu_seconds=cpu.seconds),
             Executor("b_fresh_subprocess", lambda code, session: exec_in_fresh_interpreter(code), sample=n_fresh),
             Executor("c_pool_per_call", lambda code, session: exec_in_pool_per_call(code), sample=n_pool_per_call),
             Executor("d_warm_pebble", warm_pool_run),
@@ -284,7 +304,7 @@ def main() -> None:
         measure_interleaved(executors, latency_traces, throughput_traces)
         print("session starts and short sessions ...", file=sys.stderr, flush=True)
         starts_with_spares = measure_session_starts(sandbox, n_starts, "start")
-        short_sessions = measure_short_sessions(sandbox, make_snippets(n_short, seed=3), failures)
+        short_sessions = measure_short_sessions(sandbox, cpu, make_snippets(n_short, seed=3), failures)
     with Sandbox(limits=SandboxLimits(spare_sessions=0)) as cold:
         cold.run("None", "warm")
         starts_cold = measure_session_starts(cold, n_starts, "cold")

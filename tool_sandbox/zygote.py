@@ -3,17 +3,18 @@
 Started by `sandbox.Zygote` as `python -I -B -c <bootstrap> CONTROL_FD PARENT_PID CONFIG_JSON`. It never
 runs user code. It keeps a few sessions ready (forked, confined, waiting for their first call), and for
 each "spawn" request on its control socket (a SOCK_SEQPACKET socketpair with the parent) hands one to
-the parent, over SCM_RIGHTS: the session's request pipe, reply pipe and a pidfd of its leader; then it
+the parent, over SCM_RIGHTS: the session's request pipe, reply pipe and a pidfd to kill it by; then it
 forks a replacement while the parent is busy. A session is:
 
-    parent ── zygote ── session leader (namespaces entered, unprivileged uid)
-                           └── session process: PID 1 of the session's PID namespace, locked down,
-                               runs the calls (session.py); whatever it forks lives and dies in there
+    parent ── zygote ── session process: PID 1 of the session's PID namespace, locked down, runs the
+                        calls (session.py); whatever it forks lives and dies in there
 
-The leader reports the session process's layers on the reply pipe ("started"), waits for it to end
-and reports how it ended ("exited"). Killing the leader (the parent holds its pidfd) kills the
-session process (PR_SET_PDEATHSIG), and the end of a PID namespace's init kills everything in it.
-The zygote, every leader and every session process die with their parent, even on SIGKILL.
+As real root the zygote forks it straight into a new PID namespace (unshare + setns back), reaps it
+and writes how it ended ("exited") on its reply pipe. Where that setns is refused (not real root), a
+session leader sits in between: it enters the namespaces, forks the session process, reports its
+layers ("started") and its end; killing the leader kills the session process (PR_SET_PDEATHSIG).
+The end of a PID namespace's init kills everything in it; the zygote and every session die with
+their parent, even on SIGKILL.
 """
 
 from __future__ import annotations
