@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tool_sandbox import Sandbox, SandboxError, SandboxLimits
-from tool_sandbox.isolation import FULL, seccomp_available
+from tool_sandbox.isolation import FULL, SCRATCH_DIR, seccomp_available
 from tool_sandbox.zygote import SCRATCH_PREFIX
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -97,12 +97,12 @@ def test_namespaces_give_a_root_with_only_python_and_scratch(confinement: dict[s
     with Sandbox(limits=SandboxLimits(scratch_bytes=8 << 20), require_isolation=False) as box:
         out = box.run(f"import os, sys\nprint(sorted(os.listdir('/')))\nprint(os.path.exists({str(PROJECT_DIR)!r} + "
                       "'/pyproject.toml'), os.path.exists('/etc'), os.path.exists('/proc/self'))\n"
-                      "s = os.statvfs('/tmp')\nprint(os.getcwd(), s.f_blocks * s.f_frsize >> 20)", "view")
+                      "s = os.statvfs(os.getcwd())\nprint(os.getcwd(), s.f_blocks * s.f_frsize >> 20)", "view")
         lines = out.stdout.splitlines()
-        assert set(eval(lines[0])) <= {"bin", "dev", "lib", "lib32", "lib64", "root", "sbin", "tmp", "usr", "work",
+        assert set(eval(lines[0])) <= {"bin", "dev", "lib", "lib32", "lib64", "root", "sbin", "scratch", "tmp", "usr", "work",
                                        "opt", "home", "srv"}, lines[0]
         assert lines[1] == "False False False"  # no project files, no /etc, no /proc
-        assert lines[2] == "/tmp 8"  # cwd is the tmpfs scratch of the size asked for
+        assert lines[2] == f"{SCRATCH_DIR} 8"  # cwd is the tmpfs scratch of the size asked for
 
 
 def test_network_namespace_alone_cannot_reach_even_the_hosts_localhost(confinement: dict[str, object],

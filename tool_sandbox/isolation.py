@@ -47,7 +47,6 @@ _SYSCALL_NUMBERS = {"x86_64": {"pivot_root": 155, "capset": 126}, "aarch64": {"p
 OUTSIDE_UID = OUTSIDE_GID = 65534
 # What user code sees as its own uid/gid inside the user namespace.
 INSIDE_UID = INSIDE_GID = 1000
-SCRATCH_DIR = "/tmp"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -115,6 +114,16 @@ def read_only_roots() -> list[str]:
     resolved = sorted({os.path.realpath(r) for r in roots if os.path.isdir(r)})
     # A root inside another is already visible through it.
     return [r for r in resolved if not any(r != o and r.startswith(o + os.sep) for o in resolved)]
+
+
+def _scratch_dir() -> str:
+    """/tmp, where code expects a scratch; another path when the Python installation itself lives under /tmp
+    (a checkout or venv there), which a tmpfs over /tmp would hide from the session."""
+    return "/scratch" if any(r == "/tmp" or r.startswith("/tmp/") for r in read_only_roots()) else "/tmp"
+
+
+# Where a session's tmpfs scratch is mounted inside its root (also its cwd, HOME and TMPDIR).
+SCRATCH_DIR = _scratch_dir()
 
 
 DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
