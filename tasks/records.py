@@ -82,6 +82,7 @@ class ToolCallRecord(Lineage):
     status: str
     duration_s: float
     turn_index: int = 0
+    isolation: str | None = None  # the sandbox layers the call ran under ("namespaces+seccomp"); None: it never ran
 
 
 # How a back-translation was checked against the tool's real output (see tasks/stages/translate.py).

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tool_sandbox import get_default_sandbox
 from tasks.stages.filter import decide, to_sft_record
 from tasks.llm import LLMSettings
 from tasks.records import ProblemRecord, ToolCallRecord
@@ -38,6 +39,7 @@ def test_solver_plans_runs_code_in_the_sandbox_and_boxes_the_real_output():
     assert trace.plan.startswith("1.")
     [call] = outcome.tool_calls
     assert (call.tool_name, call.code, call.output.strip(), call.status) == ("python", "print(12 * 7)", "84", "ok")
+    assert call.isolation == get_default_sandbox().confinement()["isolation"]  # the row says how the call was confined
     assert trace.model == "scripted/arithmetic" and trace.prompt_version == "solver/v1"
     roles = [m["role"] for m in json.loads(trace.messages_json)]
     assert roles == ["user", "assistant", "user", "assistant", "user", "assistant"]

@@ -110,6 +110,7 @@ class _Episode:
             status=result.status if result else "error",
             duration_s=result.duration_s if result else 0.0,
             turn_index=self.assistant_turns - 1,
+            isolation=result.isolation if result else None,
             model=self.settings.model,
             prompt_version=self.prompt.id,
         ))
