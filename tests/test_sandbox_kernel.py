@@ -172,19 +172,29 @@ def test_every_sandbox_process_dies_with_its_parent_even_on_sigkill() -> None:
     assert not [pid for pid in pids if pid_alive(pid)]
 
 
-def test_stale_scratch_of_a_dead_run_is_removed_at_the_next_start() -> None:
-    dead = subprocess.Popen(["true"])
-    dead.wait()  # a pid that was just used and is now free: no zygote of ours has it
-    stale = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{dead.pid}-root-")
+def test_stale_scratch_of_a_dead_run_is_removed_at_the_next_start_and_a_live_one_kept() -> None:
+    stale = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-root-")  # its pid lives, its zygote does not
     Path(stale, "left.txt").write_text("from a run killed with -9")
-    live = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+    # A live zygote in a PID namespace of its own: its pid names no process here, but it holds its lock.
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, tempfile, time
+        sys.path.insert(0, {str(PROJECT_DIR)!r})
+        from tool_sandbox.zygote import SCRATCH_PREFIX, hold_alive_lock
+        live = tempfile.mkdtemp(prefix=SCRATCH_PREFIX + "999999-root-")
+        hold_alive_lock(live)
+        print(live, flush=True)
+        time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True)
+    live = holder.stdout.readline().strip()
     try:
         with Sandbox(require_isolation=False) as box:
             box.confinement()
         assert not os.path.exists(stale)
-        assert os.path.exists(live)  # its owner is alive
+        assert os.path.isdir(live)
     finally:
-        os.rmdir(live)
+        holder.kill()
+        holder.wait()
+        shutil.rmtree(live, ignore_errors=True)
 
 
 def test_closing_the_sandbox_leaves_no_process_and_no_staging_dir() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import fcntl
 import gc
 import importlib
 import json
@@ -67,10 +68,23 @@ def base_namespace() -> dict[str, Any]:
     return namespace
 
 
-def clean_stale_scratch(directory: str | None = None) -> list[str]:
-    """Remove `tool_sandbox-<pid>-*` dirs whose zygote is dead (a run killed with -9 leaves them).
+def hold_alive_lock(path: str) -> int:
+    """Lock `path` (a dir) for as long as this process lives; the fd returned must stay open.
 
-    Dirs of the older `tool_sandbox-<random>` form carry no pid: they go once untouched for an hour.
+    A pid in the dir's name cannot tell a live zygote from a dead one: a run in a PID namespace of its
+    own (the CLI's) has pids that mean other processes outside it, so a pid check removed live dirs.
+    A lock is released by the kernel when its holder dies, in whatever namespace.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def clean_stale_scratch(directory: str | None = None) -> list[str]:
+    """Remove `tool_sandbox-*` dirs that no live zygote holds (a run killed with -9 leaves them).
+
+    A zygote's `-root-` dir is live while it holds its lock (`hold_alive_lock`). Other dirs (a
+    session's host scratch where namespaces are missing) hold no lock: they go once untouched for an hour.
     """
     directory = directory or tempfile.gettempdir()
     removed = []
@@ -80,17 +94,18 @@ def clean_stale_scratch(directory: str | None = None) -> list[str]:
         return removed
     for name in names:
         path = os.path.join(directory, name)
-        owner = name[len(SCRATCH_PREFIX):].split("-", 1)[0]
         try:
-            if owner.isdigit():
-                os.kill(int(owner), 0)
-                continue  # its zygote still runs
-            if time.time() - os.stat(path).st_mtime < STALE_UNNAMED_SCRATCH_S:
-                continue
-        except ProcessLookupError:
-            pass
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
             continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if "-root-" not in name and time.time() - os.stat(path).st_mtime < STALE_UNNAMED_SCRATCH_S:
+                continue
+        except OSError:
+            continue  # locked: its zygote lives
+        finally:
+            os.close(fd)
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed
@@ -124,6 +139,7 @@ class Zygote:
         clean_stale_scratch()
         # Only a mount point, used inside each session's private mount namespace; empty on the host.
         self.staging = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-root-")
+        self.alive_lock_fd = hold_alive_lock(self.staging)
         os.chmod(self.staging, 0o755)
         namespaces, namespaces_why = isolation.probe_namespaces(self.staging)
         if namespaces:
