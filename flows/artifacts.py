@@ -127,6 +127,11 @@ class StageProgressArtifact:
         self._total = self._done = self._failed = 0
         self._last_update = 0.0
 
+    def __reduce__(self) -> tuple[type[StageProgressArtifact], tuple[str, float]]:
+        # The stage task's parameters (this sink among them) travel in the Prefect context of every chunk sent to
+        # another process (a Dask worker); the copy there starts fresh, since only the stage's own process reports.
+        return type(self), (self.flow, self.min_interval_s)
+
     @property
     def key(self) -> str:
         return f"{self.flow}-{self._stage}-progress".lower().replace("_", "-")

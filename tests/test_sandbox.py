@@ -146,3 +146,13 @@ def test_cpu_time_limit_stops_a_busy_call_before_the_wall_timeout() -> None:
         assert out.status == "timeout" and "CPU-time limit" in out.error
         assert out.duration_s < 10
         assert box.run("kept + 1", "cpu").result == "2"  # stopped in Python: the session lives on
+
+
+def test_threads_that_first_use_a_new_sandbox_together_all_get_their_answer() -> None:
+    """Every row thread of a stage may make the process's first call at once: each waits for the one zygote
+    (its start-up message is read once), none hangs on a message another thread took."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with Sandbox(limits=SandboxLimits(timeout_s=5)) as box, ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: box.run(f"{i} * 7", f"first-{i}"), range(8)))
+    assert [r.result for r in results] == [str(i * 7) for i in range(8)]

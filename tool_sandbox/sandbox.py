@@ -93,7 +93,8 @@ class Zygote:
     """The parent's handle on the zygote process: start it, ask it for sessions. Thread-safe."""
 
     def __init__(self, limits: SandboxLimits) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one spawn or restart at a time
+        self._ready_lock = threading.Lock()
         self.info: dict[str, Any] = {}
         self.config = {"scratch_bytes": limits.scratch_bytes, "max_output_chars": limits.max_output_chars,
                        "memory_bytes": limits.memory_bytes, "max_file_bytes": limits.max_file_bytes,
@@ -116,16 +117,19 @@ class Zygote:
         self.ready = False
 
     def wait_ready(self, timeout_s: float) -> dict[str, Any]:
-        if self.ready:
-            return self.info
-        ready, _, _ = select.select([self._control], [], [], timeout_s)
-        message = self._control.recv(1 << 16) if ready else b""
-        hello = json.loads(message) if message else {"ready": False, "error": self._failure(timeout_s, bool(ready))}
-        if not hello.get("ready"):
-            self.kill()
-            raise SandboxError(f"the sandbox's zygote failed to start:\n{hello.get('error')}")
-        self.info, self.ready = hello, True
-        return hello
+        # One reader of the hello: two threads that both saw the socket readable would otherwise both recv, and
+        # the second would block for good on a message the first had taken.
+        with self._ready_lock:
+            if self.ready:
+                return self.info
+            ready, _, _ = select.select([self._control], [], [], timeout_s)
+            message = self._control.recv(1 << 16) if ready else b""
+            hello = json.loads(message) if message else {"ready": False, "error": self._failure(timeout_s, bool(ready))}
+            if not hello.get("ready"):
+                self.kill()
+                raise SandboxError(f"the sandbox's zygote failed to start:\n{hello.get('error')}")
+            self.info, self.ready = hello, True
+            return hello
 
     def _failure(self, timeout_s: float, closed: bool) -> str:
         if not closed:
