@@ -774,7 +774,7 @@ class _Worker:
 
 _idle_workers: list[_Worker] = []
 _workers_lock = threading.Lock()
-# Each worker holds sympy and the LaTeX parser (~100 MB): at most this many, however many threads
+# Each worker holds its own sympy and LaTeX parser in memory: at most this many, however many threads
 # grade at once; a thread beyond them waits for one within its own deadline.
 _MAX_WORKERS = min(8, max(2, os.cpu_count() or 2))
 _worker_slots = threading.BoundedSemaphore(_MAX_WORKERS)

@@ -326,7 +326,7 @@ def seccomp_available() -> tuple[bool, str]:
 
 def build_seccomp_filter() -> bytes:
     """The filter as a BPF program, compiled once in the zygote by libseccomp; each session loads the bytes
-    (`load_seccomp_program`), which costs microseconds where libseccomp's own load recompiles (~3 ms)."""
+    (`load_seccomp_program`), far cheaper than libseccomp's own load, which recompiles it every time."""
     import tempfile
 
     import pyseccomp as sc

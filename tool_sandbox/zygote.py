@@ -45,7 +45,7 @@ SCRATCH_PREFIX = "tool_sandbox-"
 CONTROL_MESSAGE_BYTES = 1 << 16
 STALE_UNNAMED_SCRATCH_S = 3600.0
 # Run once in the zygote so that SymPy's lazily imported modules (solvers, polys, integrals, printers,
-# matrices) are loaded before any fork: otherwise every session would pay ~50 ms on its first call.
+# matrices) are loaded before any fork: otherwise every session would pay for them on its first call.
 WARM_UP = """
 x, y, k = symbols('x y k')
 solve(x**2 - 4, x); solve([x + y - 10, x - y - 2], [x, y]); solveset(x**2 - 5*x + 6 < 0, x, S.Reals)

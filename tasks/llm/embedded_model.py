@@ -43,8 +43,8 @@ def embedded_model_dir() -> Path:
     """Path of the plain HF copy of the embedded model, converting it from GGUF on first use.
 
     The first use is often many at once (a stage's threads, or several processes): they queue on a
-    file lock and only the first converts. Without it, a fresh clone's demo converted the model 15
-    times in parallel, each peaking at ~1.2 GB of memory.
+    file lock and only the first converts. Without it, a fresh clone's demo converted the model once
+    per solve thread, in parallel, each conversion holding a whole fp32 copy in memory.
     """
     target = state_dir() / "models" / EMBEDDED_MODEL_NAME
     if (target / "config.json").exists():

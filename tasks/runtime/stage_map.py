@@ -1,9 +1,8 @@
 """Run a stage's items (solve a problem, translate a tool call, ...) in chunked Prefect tasks.
 
-Why chunks and not one Prefect task per item: a task run costs ~20 ms of CPU in the flow process
-(state transitions, events, result records), more than the LLM call it wraps (~10 ms in litellm).
-With one task per call the translate stage reached a third of what the endpoint allowed
-(docs/benchmarks.md). A chunk task runs up to `chunk_size` items on `workers` threads of its own,
+Why chunks and not one Prefect task per item: a task run costs more CPU in the flow process (state
+transitions, events, result records) than the LLM call it wraps, so with one task per call the
+translate stage reached only a fraction of what the endpoint allowed (docs/benchmarks.md, "History"). A chunk task runs up to `chunk_size` items on `workers` threads of its own,
 so Prefect's cost is paid once per chunk, and chunks still spread over Dask or Ray workers.
 
 The run's call gates (tasks/llm/limits.py) bound the LLM calls in flight across chunks. Chunks in
@@ -59,9 +58,8 @@ class _StageRuntime:
 
 # The stages running in this process, by id. Chunks that run here share their stage's pool:
 # `workers` threads in all, fed in chunk order, so one chunk's last rows overlap the next chunk's
-# first ones and no more threads than that compete for the GIL. (1,500 calls at 16 in flight: a
-# pool per chunk of 64 rows, 25.0 s; two such chunks at a time, 27.5 s; one shared pool, 128 rows
-# per chunk, 23.2-24.9 s.) A chunk in another process (Dask, Ray) finds nothing here.
+# first ones and no more threads than that compete for the GIL (a pool per chunk was slower:
+# docs/benchmarks.md, "History"). A chunk in another process (Dask, Ray) finds nothing here.
 _stages: dict[str, _StageRuntime] = {}
 
 
@@ -202,12 +200,11 @@ def row_threads(max_in_flight: int, *, in_process_model: bool = False) -> int:
 
     The gate, not the pool, caps the calls in flight. An HTTP call takes its slot on the event
     loop (`CallGate.async_slot`), so with spare threads a slot that frees goes at once to a row
-    whose request is ready, while other rows read replies, run tools and check results. 1,500
-    translate calls at 16 in flight against the 200 ms mock server on 2 cores: 16 threads reached
-    0.865-0.893 of the ideal, 24 threads 0.900-0.908, 32 threads 0.909 (twice), 48 threads 0.92
-    (docs/benchmarks.md). An in-process model takes its slot in the row thread and batches
-    whatever holds one, so spare threads would only add GIL contention (`make demo`'s solve stage:
-    224 s on 8 threads, 243 s on 16, one run each).
+    whose request is ready, while other rows read replies, run tools and check results: twice the
+    slots reached 0.9 of the ideal where as many threads as slots did not (docs/benchmarks.md,
+    "LLM layer throughput"). An in-process model takes its slot in the row thread and batches
+    whatever holds one, so spare threads would only add GIL contention (the demo's solve stage was
+    slower on 16 threads than on 8: docs/benchmarks.md).
     """
     return max_in_flight if in_process_model else 2 * max_in_flight
 
@@ -226,8 +223,7 @@ def map_stage(name: str, item_fn: StageFunction, per_item: list[tuple], *shared:
     # The whole module's source, not the function's: an edit to any helper of the stage changes its rows.
     source = hashlib.sha256(inspect.getsource(inspect.getmodule(item_fn)).encode()).hexdigest()
     stage = _run_stage.with_options(result_storage=cache_dir)
-    # quote: Prefect would otherwise walk every field of every row looking for futures to resolve,
-    # which made a cache hit on 1,500 rows take 1.2 s instead of 0.05 s. Quoted or not, the inputs
-    # hash to the same cache key.
+    # quote: Prefect would otherwise walk every field of every row looking for futures to resolve, which
+    # made a cache hit many times slower (docs/benchmarks.md). Quoted or not, the inputs hash to the same key.
     return stage(name, item_fn, source, quote(per_item), shared, str(cache_dir / "items" / name), workers, chunk_size,
                  progress_sink)
