@@ -83,8 +83,11 @@ def test_a_model_that_cannot_answer_is_refused_before_the_run(tmp_path: Path) ->
         (["--model", "openai/gpt-4o-mini"], "no API key; set OPENAI_API_KEY"),
         (["--model", "hosted_vllm/m", "--api-base", "http://127.0.0.1:9/v1"], "cannot reach the endpoint at http://127.0.0.1:9/v1"),
     ]
-    for flags, expected in cases:
-        proc = _tool_distill("distill", "--limit", "1", "--output-dir", "out", *flags, cwd=tmp_path, env=env)
+    # through the OpenAI SDK a refused connection surfaces as a 500 "Connection error." (a key is set: it is checked first)
+    env_with_key = {**env, "OPENAI_API_KEY": "sk-fake-cli-0000"}
+    cases_with_key = [(["--model", "openai/m", "--api-base", "http://127.0.0.1:9/v1"], "cannot reach the endpoint at http://127.0.0.1:9/v1")]
+    for flags, expected, case_env in [(*case, env) for case in cases] + [(*case, env_with_key) for case in cases_with_key]:
+        proc = _tool_distill("distill", "--limit", "1", "--output-dir", "out", *flags, cwd=tmp_path, env=case_env)
         assert proc.returncode == 2, proc.stdout + proc.stderr
         ours = proc.stderr.strip().splitlines()
         assert len(ours) == 1 and expected in ours[0] and "--skip-preflight" in ours[0], proc.stderr

@@ -53,9 +53,20 @@ def _explain(settings: LLMSettings, cause: BaseException | None, text: str) -> s
         return (f"model {settings.model}{where} was not found (404); check the model name"
                 + (f" and that {settings.api_base} serves it" if settings.api_base else ""))
     unreachable = "Cannot connect to host" in text or "Connection refused" in text or "Connect call failed" in text
-    if unreachable or isinstance(cause, (litellm.APIConnectionError, litellm.Timeout)):
-        return (f"model {settings.model}: cannot reach the endpoint{where} ({type(cause).__name__}); "
+    if unreachable or isinstance(cause, (litellm.APIConnectionError, litellm.Timeout)) or _refused(cause):
+        return (f"model {settings.model}: cannot reach the endpoint{where} (connection failed); "
                 f"is the server up{' and the URL right (--api-base)' if settings.api_base else ''}?")
     if isinstance(cause, litellm.PermissionDeniedError):
         return f"model {settings.model}{where}: permission denied (403); check that {_key_variable(settings)} may use it"
     return f"model {settings.model}{where} failed a one-token test call: {text[:300]}"
+
+
+def _refused(error: BaseException | None) -> bool:
+    """Whether a connection error lies anywhere under `error`: litellm reports a refused connection through the
+    OpenAI SDK as a 500 ("InternalServerError: Connection error."), with the socket's error a few causes down."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
