@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -124,19 +125,25 @@ def test_cli_runs_in_a_directory_without_state_and_prints_only_its_own_lines(tmp
 
 @pytest.mark.slow
 def test_kill_9_of_the_cli_leaves_no_process_of_the_run(tmp_path: Path) -> None:
-    """The temporary Prefect server and the sandbox die with the CLI, though it had no chance to stop them."""
+    """The temporary Prefect server and the sandbox die with the CLI, though it had no chance to stop them, and
+    the next start removes the sandbox scratch dirs the killed run could not."""
     from mock_llm_server import MockLLMServer
 
     env = {**env_without_prefect(), "OPENAI_API_KEY": "sk-fake-cli-0000"}
-    with MockLLMServer(latency_s=30.0) as server:  # every call hangs: the run is surely mid-flight when killed
+    scratch_before = _sandbox_scratch_dirs()
+    def hang_after_the_first_tool_calls(agent: str, stats) -> None:
+        if stats.requests > 4:  # both problems' plan and first act are answered, so their code ran in the sandbox
+            time.sleep(60)
+
+    with MockLLMServer(latency_s=0.05, on_request=hang_after_the_first_tool_calls) as server:
         cli = subprocess.Popen([*TOOL_DISTILL, "distill", "--limit", "2", "--output-dir", "out", "--model",
                                 "openai/scripted", "--api-base", server.url, "--skip-preflight",
                                 "--tool-protocol", "code"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 240
-        while server.stats().requests == 0 and time.monotonic() < deadline and cli.poll() is None:
+        while server.stats().requests < 5 and time.monotonic() < deadline and cli.poll() is None:
             time.sleep(0.5)
-        assert server.stats().requests > 0, "the run never called the model"
+        assert server.stats().requests >= 5, "the run never got past its first tool calls"
         descendants = _descendants(cli.pid)
         assert any("uvicorn" in cmd for cmd in descendants.values()), descendants  # the temporary Prefect server
         os.kill(cli.pid, signal.SIGKILL)
@@ -145,6 +152,18 @@ def test_kill_9_of_the_cli_leaves_no_process_of_the_run(tmp_path: Path) -> None:
         while any(_alive(pid) for pid in descendants) and time.monotonic() < deadline:
             time.sleep(0.2)
     assert [cmd for pid, cmd in descendants.items() if _alive(pid)] == []
+    left_by_the_killed_run = _sandbox_scratch_dirs() - scratch_before
+    assert left_by_the_killed_run, "the killed run made no scratch dir: nothing to clean, the check below proves nothing"
+
+    proc = _tool_distill("distill", "--limit", "1", "--model", "scripted/arith", "--output-dir", "next", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert left_by_the_killed_run & _sandbox_scratch_dirs() == set()
+
+
+def _sandbox_scratch_dirs() -> set[str]:
+    from tool_sandbox.zygote import SCRATCH_PREFIX
+
+    return {str(p) for p in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*")}
 
 
 def _descendants(root: int) -> dict[int, str]:
