@@ -23,6 +23,7 @@ import gc
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -114,8 +115,13 @@ def summarize(records: list[EvalRecord], generation_s: float, path: Path) -> Ben
     )
 
 
-def evaluate_model(spec: ModelUnderTest, benchmarks: list[str], config: EvalConfig,
-                   output_dir: Path, completion: ChatCompletionFn | None = None) -> list[BenchmarkSummary]:
+# Told "<label>/<benchmark>", the problems in it, and how many more are done (a caller's progress display).
+ProgressHook = Callable[[str, int, int], None]
+
+
+def evaluate_model(spec: ModelUnderTest, benchmarks: list[str], config: EvalConfig, output_dir: Path,
+                   completion: ChatCompletionFn | None = None,
+                   on_progress: ProgressHook | None = None) -> list[BenchmarkSummary]:
     """Load one model once and run it over every benchmark; one Parquet file per benchmark."""
     log = _logger()
     backend = open_backend(spec, completion)
@@ -127,8 +133,15 @@ def evaluate_model(spec: ModelUnderTest, benchmarks: list[str], config: EvalConf
             log.info("%s/%s: generating for %d problems with %s", spec.label, name, len(items), backend.description)
             with tqdm(total=len(items), desc=f"{spec.label}/{name}", unit="problem",
                       disable=not config.progress) as bar:
+
+                def advance(count: int, bar: tqdm = bar, name: str = name, total: int = len(items)) -> None:
+                    bar.update(count)
+                    if on_progress is not None:
+                        on_progress(f"{spec.label}/{name}", total, count)
+
                 started = time.perf_counter()
-                completions = backend.generate(conversations, config, progress=bar.update)
+                advance(0)  # the caller's display starts its clock with the generation
+                completions = backend.generate(conversations, config, progress=advance)
                 generation_s = time.perf_counter() - started
             records = [record
                        for item, conversation, samples in zip(items, conversations, completions, strict=True)
@@ -154,8 +167,8 @@ def _free_cuda_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def evaluate_models(models: list[ModelUnderTest], benchmarks: list[str], config: EvalConfig,
-                    output_dir: Path, completion: ChatCompletionFn | None = None) -> EvalReport:
+def evaluate_models(models: list[ModelUnderTest], benchmarks: list[str], config: EvalConfig, output_dir: Path,
+                    completion: ChatCompletionFn | None = None, on_progress: ProgressHook | None = None) -> EvalReport:
     """Evaluate every model on every benchmark the same way, then write the summary, report and chart.
 
     `completion` answers the litellm model strings among `models` (default: `litellm.completion`).
@@ -167,7 +180,8 @@ def evaluate_models(models: list[ModelUnderTest], benchmarks: list[str], config:
         load_benchmark(name, 1, source=config.source)  # fail on a typo before any model loads
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    summaries = [s for spec in models for s in evaluate_model(spec, benchmarks, config, output_dir, completion)]
+    summaries = [s for spec in models for s in evaluate_model(spec, benchmarks, config, output_dir, completion,
+                                                              on_progress)]
     return write_outputs(models, summaries, config, output_dir)
 
 

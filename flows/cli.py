@@ -199,8 +199,9 @@ def _print_distill_summary(summary: Any, console: Console) -> None:
 
 def _print_train_eval_summary(summary: Any, console: Console) -> None:
     print("\n== train + eval (no tools) ==", file=console.out)
-    print(f"  trained {summary.train_steps} steps, final loss {summary.final_loss:.4f}, adapter: {summary.adapter_dir}",
-          file=console.out)
+    print(f"  trained {'QLoRA (4-bit NF4 base)' if summary.load_in_4bit else 'LoRA'} {summary.train_steps} steps, "
+          f"final loss {summary.final_loss:.4f}, adapter: {summary.adapter_dir}", file=console.out)
+    print(f"  evaluated on the {'4-bit' if summary.eval_in_4bit else 'full-precision'} base", file=console.out)
     benchmarks = sorted({b for per_label in summary.accuracy.values() for b in per_label})
     print(f"  {'benchmark':<14}" + "".join(f"{label:>10}" for label in summary.accuracy), file=console.out)
     for benchmark in benchmarks:

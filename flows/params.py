@@ -62,6 +62,9 @@ class TrainEvalParams(BaseModel):
     eval_limit: int | None = Field(default=10, ge=1, description="First N problems of each benchmark (None: all).")
     max_new_tokens: int = Field(default=256, gt=0)
     batch_size: int = Field(default=8, ge=1)
+    eval_in_4bit: bool | None = Field(default=None, description=(
+        "Evaluate base and tuned on the 4-bit base QLoRA trained against. Default: yes on CUDA; on a CPU the "
+        "full-precision base, since bitsandbytes' CPU backend dequantizes every weight for every generated token."))
     eval_source: Literal["offline", "hub"] = Field(default="offline", description="Benchmark data: the bundled "
                                                    "copies, or the Hugging Face Hub (needs network).")
 

@@ -32,7 +32,8 @@ class TrainEvalSummary(BaseModel):
     adapter_dir: str
     train_steps: int
     final_loss: float
-    load_in_4bit: bool = Field(description="trained (and evaluated) on a 4-bit NF4 base: QLoRA; else plain LoRA")
+    load_in_4bit: bool = Field(description="trained on a 4-bit NF4 base: QLoRA; else plain LoRA")
+    eval_in_4bit: bool = Field(description="base and tuned evaluated on the 4-bit base; else on the full-precision one")
     accuracy: dict[str, dict[str, float]] = Field(description="label -> benchmark -> accuracy")
     report_path: str
 
@@ -75,9 +76,12 @@ def train_eval(params: TrainEvalParams = TrainEvalParams()) -> TrainEvalSummary:
     result = train_task.with_options(result_storage=out / ".prefect-results")(
         config, sft_path, dataset_sha256, run_dir, resume=True)
 
-    quantized = result.load_in_4bit  # the base the adapter was trained on, for base and tuned alike
-    log.info("trained %s on %s", "QLoRA (4-bit NF4 base)" if quantized else "LoRA (full-precision base)",
-             result.device)
+    # Base and tuned alike: on the 4-bit base the adapter was trained on, unless that is slow (a CPU) or the user
+    # says otherwise; then the adapter is applied to the full-precision base, as QLoRA adapters usually are served.
+    on_cuda = result.device == "cuda"
+    quantized = result.load_in_4bit and (params.eval_in_4bit if params.eval_in_4bit is not None else on_cuda)
+    log.info("trained %s on %s; evaluating on the %s base", "QLoRA (4-bit NF4 base)" if result.load_in_4bit
+             else "LoRA (full-precision base)", result.device, "4-bit NF4" if quantized else "full-precision")
     models = [ModelUnderTest(model=config.base_model, label="base", load_in_4bit=quantized),
               ModelUnderTest(model=config.base_model, adapter=result.adapter_dir, label="tuned",
                              load_in_4bit=quantized)]
@@ -89,4 +93,5 @@ def train_eval(params: TrainEvalParams = TrainEvalParams()) -> TrainEvalSummary:
     for s in report.summaries:
         accuracy.setdefault(s.label, {})[s.benchmark] = s.accuracy
     return TrainEvalSummary(adapter_dir=str(result.adapter_dir), train_steps=result.steps, final_loss=result.final_loss,
-                            load_in_4bit=result.load_in_4bit, accuracy=accuracy, report_path=str(report.report_path))
+                            load_in_4bit=result.load_in_4bit, eval_in_4bit=quantized, accuracy=accuracy,
+                            report_path=str(report.report_path))

@@ -14,6 +14,7 @@ from prefect.logging import get_run_logger
 
 from eval.generation import ModelUnderTest
 from eval.harness import EvalConfig, EvalReport, evaluate_models
+from tasks.runtime.progress import StageProgress
 from training.config import TrainConfig
 from training.sft import TrainResult, train
 
@@ -40,12 +41,22 @@ def resolve_model_dir(base_model: str) -> str:
 def train_task(config: TrainConfig, dataset_path: Path, dataset_sha256: str, output_dir: Path, resume: bool) -> TrainResult:
     """Fine-tune; cached on the config and the dataset's content hash (the path alone could hide new data)."""
     logger = get_run_logger()
+    progress: StageProgress | None = None
 
     def log_progress(entry: dict) -> None:
-        if "loss" in entry:
-            logger.info("step %s: loss %.4f", entry.get("step", "?"), entry["loss"])
+        nonlocal progress
+        if "loss" not in entry:
+            return
+        logger.info("step %s: loss %.4f", entry.get("step", "?"), entry["loss"])
+        step, total = entry.get("step"), entry.get("max_steps")
+        if isinstance(step, int) and isinstance(total, int) and total > 0:
+            if progress is None:  # the rate counts from here; a resumed run starts at its checkpoint's step
+                progress = StageProgress("train", total, step, unit="steps")
+            progress.advance(step - progress.done)
 
     result = train(config, dataset_path, output_dir, resume=resume, on_log=log_progress)
+    if progress is not None:
+        progress.finish()
     logger.info("trained %d steps, final loss %.4f, adapter at %s", result.steps, result.final_loss, result.adapter_dir)
     return result
 
@@ -53,7 +64,15 @@ def train_task(config: TrainConfig, dataset_path: Path, dataset_sha256: str, out
 @task(name="evaluate", task_run_name="evaluate-{output_dir.name}")
 def evaluate_task(models: list[ModelUnderTest], benchmarks: list[str], config: EvalConfig, output_dir: Path) -> EvalReport:
     """Not cached: evaluation is the measurement, and it publishes the report artifacts each run."""
-    report = evaluate_models(models, benchmarks, config, output_dir)
+    shown: dict[str, StageProgress] = {}
+
+    def show_progress(name: str, total: int, count: int) -> None:
+        progress = shown.setdefault(name, StageProgress(f"eval {name}", total, unit="problems"))
+        progress.advance(count)
+        if progress.done >= total:
+            progress.finish()
+
+    report = evaluate_models(models, benchmarks, config, output_dir, on_progress=show_progress)
     for s in report.summaries:
         get_run_logger().info("%s %s: %.1f%% (n=%d)", s.label, s.benchmark, 100 * s.accuracy, s.n_problems)
     return report

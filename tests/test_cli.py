@@ -18,9 +18,10 @@ from command_lines import TOOL_DISTILL, env_without_prefect
 FAST_ERROR_S = 5.0
 
 
-def _tool_distill(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def _tool_distill(*args: str, cwd: Path, env: dict[str, str] | None = None,
+                  timeout_s: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([*TOOL_DISTILL, *args], cwd=cwd, env=env or env_without_prefect(), capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=timeout_s)
 
 
 def _inputs(tmp_path: Path) -> Path:
@@ -193,3 +194,20 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+@pytest.mark.slow
+def test_demo_shows_progress_for_every_stage_and_no_library_warnings(tmp_path: Path) -> None:
+    """`make demo`'s command on one problem (the embedded model, QLoRA training, eval): the terminal shows our
+    progress lines and summary only; transformers' and math-verify's warnings go to the log file."""
+    proc = _tool_distill("demo", "--limit", "1", "--output-dir", "out", "--train-eval.max-steps", "2",
+                         "--train-eval.eval-limit", "1", "--train-eval.max-new-tokens", "8",
+                         "--train-eval.benchmarks", "gsm8k", cwd=tmp_path, timeout_s=1200)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    terminal = proc.stdout + proc.stderr
+    assert "Warning" not in terminal and "WARNING" not in terminal, terminal  # ("N library warnings in <log>" is ours)
+    for stage in ("solve: 1/1 rows", "translate: 1/1 rows", "rephrase: 1/1 rows", "train: 2/2 steps",
+                  "eval base/gsm8k: 1/1 problems", "eval tuned/gsm8k: 1/1 problems"):
+        assert stage in proc.stderr, proc.stderr
+    assert "== distill ==" in proc.stdout and "== train + eval (no tools) ==" in proc.stdout
+    assert "trained QLoRA (4-bit NF4 base) 2 steps" in proc.stdout

@@ -43,11 +43,12 @@ def _failed(result: Any) -> bool:
 
 
 class StageProgress:
-    """Counts one stage's finished rows; thread-safe, cheap per row (a lock and a clock read)."""
+    """Counts one stage's finished rows (or training steps, or eval problems: `unit`); thread-safe, cheap per
+    row (a lock and a clock read)."""
 
-    def __init__(self, stage: str, total: int, done_before: int, *, sink: ProgressSink | None = None,
-                 stream: TextIO | None = None) -> None:
-        self.stage, self.total = stage, total
+    def __init__(self, stage: str, total: int, done_before: int = 0, *, sink: ProgressSink | None = None,
+                 stream: TextIO | None = None, unit: str = "rows") -> None:
+        self.stage, self.total, self.unit = stage, total, unit
         self.done, self.failed = done_before, 0
         self._done_before = done_before
         self._counted: set[str] = set()
@@ -58,6 +59,7 @@ class StageProgress:
         self._bar = self._make_bar() if mode == "auto" and self._stream.isatty() else None
         self._plain = mode == "plain" or (mode == "auto" and self._bar is None)
         self._last_plain = 0.0
+        self._shown: int | None = None  # the count the last plain line showed: the final line is not repeated
         self._sink = sink
         if sink is not None:
             sink.start(stage, total)
@@ -74,6 +76,14 @@ class StageProgress:
             self._show(final=False)
             if self._sink is not None:
                 self._sink.advance(1, _failed(result))
+
+    def advance(self, count: int = 1) -> None:
+        """`count` more units done, for work that is not a stage's rows (training steps, eval problems)."""
+        with self._lock:
+            self.done += count
+            self._show(final=False)
+            if self._sink is not None:
+                self._sink.advance(count)
 
     def chunk_done(self, results: list[Any]) -> None:
         """A chunk finished in another process (Dask, Ray): its rows were not counted one by one here."""
@@ -97,21 +107,23 @@ class StageProgress:
         rate = (self.done - self._done_before) / elapsed if elapsed > 0 else 0.0
         left = (self.total - self.done) / rate if rate > 0 else None
         eta = f", ETA {left:.0f} s" if left is not None and self.done < self.total else ""
-        return (f"{self.stage}: {self.done}/{self.total} rows ({100 * self.done / max(self.total, 1):.0f}%), "
-                f"{rate:.2f}/s{eta}, {self.failed} failed")
+        failed = f", {self.failed} failed" if self.unit == "rows" else ""
+        return (f"{self.stage}: {self.done}/{self.total} {self.unit} ({100 * self.done / max(self.total, 1):.0f}%), "
+                f"{rate:.2f}/s{eta}{failed}")
 
     def _show(self, *, final: bool) -> None:
         now = time.monotonic()
         if self._bar is not None:
             self._bar.n = self.done
-            self._bar.set_postfix_str(f"{self.failed} failed", refresh=False)
+            if self.unit == "rows":
+                self._bar.set_postfix_str(f"{self.failed} failed", refresh=False)
             self._bar.refresh()
-        elif self._plain and (final or now - self._last_plain >= PLAIN_EVERY_S):
-            self._last_plain = now
+        elif self._plain and (final or now - self._last_plain >= PLAIN_EVERY_S) and self._shown != self.done:
+            self._last_plain, self._shown = now, self.done
             print(self.line(), file=self._stream, flush=True)
 
     def _make_bar(self) -> Any:
         from tqdm import tqdm
 
-        return tqdm(total=self.total, initial=self.done, desc=self.stage, unit="row", file=self._stream,
+        return tqdm(total=self.total, initial=self.done, desc=self.stage, unit=self.unit.rstrip("s"), file=self._stream,
                     dynamic_ncols=True, leave=True)
