@@ -38,7 +38,7 @@ def test_train_eval_trains_an_adapter_and_evaluates_base_and_tuned(tmp_path: Pat
     assert set(summary.accuracy) == {"base", "tuned"} and set(summary.accuracy["tuned"]) == {"gsm8k"}
     assert Path(summary.report_path).exists()
     # Base and tuned are evaluated on the base the adapter was trained on (4-bit NF4 when the recipe says so).
-    assert summary.load_in_4bit == (load_recipe("embedded").quantization == "4bit")
+    assert summary.load_in_4bit == load_recipe("embedded").model_args.load_in_4bit
     rows = pq.read_table(Path(summary.report_path).parent / "per_problem" / "tuned" / "gsm8k.parquet").to_pylist()
     assert all(("4-bit NF4" in r["backend"]) == summary.load_in_4bit for r in rows)
 
