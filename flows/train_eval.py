@@ -72,7 +72,7 @@ def train_eval(params: TrainEvalParams = TrainEvalParams()) -> TrainEvalSummary:
     recipe_model = load_recipe(params.recipe, **overrides).model_args.model_name_or_path
     if recipe_model is None:
         raise ValueError(f"recipe {params.recipe!r} names no model_name_or_path; pass base_model (--base-model)")
-    config = load_recipe(params.recipe, **overrides, model_name_or_path=resolve_model_dir(recipe_model))
+    config = load_recipe(params.recipe, **{**overrides, "model_name_or_path": resolve_model_dir(recipe_model)})
     base_model = config.model_args.model_name_or_path
     dataset_sha256 = _sha256(sft_path)
     run_dir = training_run_dir(out, config, dataset_sha256)
