@@ -20,7 +20,7 @@ from safetensors import safe_open
 from tasks.llm.embedded_model import embedded_model_dir
 from tasks.parquet_io import write_records
 from tasks.records import ChatMessage, SFTRecord
-from training.config import available_recipes, load_recipe, machine_defaults
+from training.config import available_recipes, dump_config, load_recipe, machine_defaults
 from training.data import load_chat_dataset
 
 PAIRS = [(2, 3), (10, 7), (12, 30), (8, 9)]
@@ -106,6 +106,14 @@ def test_recipe_typos_and_unknown_names_are_refused_with_the_fix():
         load_recipe("embedded", lora_target_modules="all-linear")  # peft cannot limit "all-linear" to layers
 
 
+def test_a_written_recipe_holds_this_machines_choices_and_loads_back_equal(tmp_path):
+    config = load_recipe("qwen2.5-1.5b-instruct", max_steps=5, lora_r=32)
+    path = dump_config(config, tmp_path / "train_config.yaml")
+    assert load_recipe(path) == config and load_recipe(path).model_args.lora_r == 32
+    written = path.read_text()
+    assert "use_cpu: true" in written and "optim: adamw_torch" in written and "trl 1." in written
+
+
 def test_unset_machine_fields_are_qlora_on_cuda_and_fp32_lora_on_cpu_and_explicit_values_win():
     gpu = machine_defaults({}, cuda=True, cuda_bf16=True)
     assert gpu == {"use_cpu": False, "load_in_4bit": True, "bf16": True, "fp16": False, "dtype": "bfloat16",
@@ -141,6 +149,8 @@ def test_training_takes_a_path_and_refuses_embedded_with_the_way_to_one(tmp_path
         train(load_recipe("embedded"), sft_path, tmp_path)
     with pytest.raises(SystemExit):
         main(["--config", "embedded", "--data", str(sft_path), "--output_dir", str(tmp_path)])
+    with pytest.raises(SystemExit):  # a flag typo is not taken for the flag it abbreviates
+        main(["--config", "embedded", "--data", str(sft_path), "--output_dir", str(tmp_path), "--max_step", "3"])
 
 
 def test_sft_parquet_becomes_prompt_and_final_assistant_completion(sft_path):
