@@ -5,8 +5,8 @@
     python -m benchmarks.training_bench --cpu [--quick]    # CPU: ours vs the plain script, slow
 
 Without CUDA the default run answers "what does QLoRA cost on a CPU?": `training.sft.train` with
-the embedded recipe on the embedded model, once with `quantization: 4bit` (NF4 + double quant,
-bitsandbytes' CPU backend) and once with `quantization: none` (fp32 LoRA), each in a fresh
+the embedded recipe on the embedded model, once with `load_in_4bit: true` (NF4 + double quant,
+bitsandbytes' CPU backend) and once with `load_in_4bit: false` (fp32 LoRA), each in a fresh
 process, same data, steps, batch and length. It reports seconds and CPU seconds per step (step 1,
 the warm-up, left out) and each process's peak RSS, and their 4-bit / fp32 ratios. The demo
 recipe trains QLoRA when the step-time ratio is at most 1.5 (docs/training.md says which it uses).
@@ -77,11 +77,12 @@ def random_model_dir(target: Path) -> Path:
     from training.config import load_recipe
 
     recipe = load_recipe("tiny-gpu-random")
-    source = embedded_dir() if recipe.base_model == "embedded" else recipe.base_model
+    model = recipe.model_args.model_name_or_path
+    source = embedded_dir() if model == "embedded" else model
     config = AutoConfig.from_pretrained(source)
-    for key, value in recipe.model_config_overrides.items():
+    for key, value in (recipe.extras.model_config_overrides or {}).items():
         setattr(config, key, value)
-    torch.manual_seed(recipe.seed)
+    torch.manual_seed(recipe.training_args.seed)
     AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).save_pretrained(target)
     AutoTokenizer.from_pretrained(source).save_pretrained(target)
     return target
@@ -111,18 +112,20 @@ def peak_memory_mb(cuda: bool) -> float:
 
 
 def run_ours(model_dir: str, data: Path, steps: int, batch: int, max_length: int, work: Path,
-             quantization: str = "auto", recipe: str | None = None) -> dict:
-    """`training.sft.train` with the device's recipe (CUDA: tiny-gpu-random's, CPU: embedded) unless one is named."""
+             load_in_4bit: bool | None = None, recipe: str | None = None) -> dict:
+    """`training.sft.train` with the device's recipe (CUDA: tiny-gpu-random's, CPU: embedded) unless one is named;
+    `load_in_4bit` None keeps the recipe's choice (unset there: 4-bit on CUDA only)."""
     import torch
 
     from training.config import load_recipe
     from training.sft import train
 
     cuda = torch.cuda.is_available()
-    config = load_recipe(recipe or ("tiny-gpu-random" if cuda else "embedded"), base_model=model_dir, random_init=False,
-                         model_config_overrides={}, max_steps=steps, save_steps=10 * steps,
-                         per_device_train_batch_size=batch, gradient_accumulation_steps=1, max_seq_length=max_length,
-                         quantization=quantization)
+    quantization = {} if load_in_4bit is None else {"load_in_4bit": load_in_4bit}
+    config = load_recipe(recipe or ("tiny-gpu-random" if cuda else "embedded"), model_name_or_path=model_dir,
+                         random_init=False, model_config_overrides=None, max_steps=steps, save_steps=10 * steps,
+                         per_device_train_batch_size=batch, gradient_accumulation_steps=1, max_length=max_length,
+                         **quantization)
     clock = StepClock()
     result = train(config, data, work / "ours", show_progress=False, on_log=clock.hook)
     metrics = json.loads(result.metrics_path.read_text())
@@ -260,10 +263,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.side:  # child process: one side, result to a file
         runner = {"ours": run_ours, "plain": run_plain,
-                  "ours-4bit": lambda *a: run_ours(*a, quantization="4bit"),
-                  "ours-fp32": lambda *a: run_ours(*a, quantization="none"),
+                  "ours-4bit": lambda *a: run_ours(*a, load_in_4bit=True),
+                  "ours-fp32": lambda *a: run_ours(*a, load_in_4bit=False),
                   # the GPU recipe's QLoRA on any device (benchmarks/gpu/first_contact.py, also its CPU mode)
-                  "ours-qlora": lambda *a: run_ours(*a, quantization="4bit", recipe="tiny-gpu-random")}[args.side]
+                  "ours-qlora": lambda *a: run_ours(*a, load_in_4bit=True, recipe="tiny-gpu-random")}[args.side]
         with tempfile.TemporaryDirectory(prefix="bench-work-") as work:
             result = runner(args.model_dir, args.data, args.steps, args.batch, args.max_length, Path(work))
         args.result.write_text(json.dumps(result))

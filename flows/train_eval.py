@@ -12,6 +12,7 @@ handed paths and know nothing of the pipeline's model store.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -49,7 +50,8 @@ def training_run_dir(output_dir: Path, config: TrainConfig, dataset_sha256: str)
     a re-run with the same data and recipe continues its own checkpoints, so the flow always
     resumes and never mixes two runs.
     """
-    key = hashlib.sha256(f"{config.model_dump_json()}\n{dataset_sha256}".encode()).hexdigest()[:12]
+    recipe = json.dumps(config.recipe, sort_keys=True)
+    key = hashlib.sha256(f"{recipe}\n{dataset_sha256}".encode()).hexdigest()[:12]
     return output_dir / "train" / key
 
 
@@ -67,12 +69,15 @@ def train_eval(params: TrainEvalParams = TrainEvalParams()) -> TrainEvalSummary:
     out = Path(params.output_dir)
     overrides = {"max_steps": params.max_steps} if params.max_steps else {}
     if params.base_model:
-        overrides["base_model"] = params.base_model
-    config = load_recipe(params.recipe, **overrides)
-    config = config.model_copy(update={"base_model": resolve_model_dir(config.base_model)})
+        overrides["model_name_or_path"] = params.base_model
+    recipe_model = load_recipe(params.recipe, **overrides).model_args.model_name_or_path
+    if recipe_model is None:
+        raise ValueError(f"recipe {params.recipe!r} names no model_name_or_path; pass base_model (--base-model)")
+    config = load_recipe(params.recipe, **{**overrides, "model_name_or_path": resolve_model_dir(recipe_model)})
+    base_model = config.model_args.model_name_or_path
     dataset_sha256 = _sha256(sft_path)
     run_dir = training_run_dir(out, config, dataset_sha256)
-    log.info("training %s on %d examples from %s into %s", config.base_model, n_examples, sft_path, run_dir)
+    log.info("training %s on %d examples from %s into %s", base_model, n_examples, sft_path, run_dir)
     result = train_task.with_options(result_storage=out / ".prefect-results")(
         config, sft_path, dataset_sha256, run_dir, resume=True)
 
@@ -82,8 +87,8 @@ def train_eval(params: TrainEvalParams = TrainEvalParams()) -> TrainEvalSummary:
     quantized = result.load_in_4bit and (params.eval_in_4bit if params.eval_in_4bit is not None else on_cuda)
     log.info("trained %s on %s; evaluating on the %s base", "QLoRA (4-bit NF4 base)" if result.load_in_4bit
              else "LoRA (full-precision base)", result.device, "4-bit NF4" if quantized else "full-precision")
-    models = [ModelUnderTest(model=config.base_model, label="base", load_in_4bit=quantized),
-              ModelUnderTest(model=config.base_model, adapter=result.adapter_dir, label="tuned",
+    models = [ModelUnderTest(model=base_model, label="base", load_in_4bit=quantized),
+              ModelUnderTest(model=base_model, adapter=result.adapter_dir, label="tuned",
                              load_in_4bit=quantized)]
     eval_config = EvalConfig(limit=params.eval_limit, max_new_tokens=params.max_new_tokens, batch_size=params.batch_size,
                              source=params.eval_source)

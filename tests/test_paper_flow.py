@@ -14,9 +14,10 @@ from training.config import load_recipe
 
 def test_paper_recipe_keeps_the_released_schedule_and_says_what_qlora_changes():
     recipe = load_recipe("paper_qlora")
-    assert (recipe.num_train_epochs, recipe.max_seq_length) == (3, 4096)  # as released
-    assert recipe.quantization == "4bit" and recipe.learning_rate == 2e-4  # QLoRA's rate, not full FT's 2e-5
-    assert recipe.per_device_train_batch_size * recipe.gradient_accumulation_steps == 16
+    args = recipe.training_args
+    assert (args.num_train_epochs, args.max_length) == (3, 4096)  # as released
+    assert recipe.model_args.load_in_4bit and args.learning_rate == 2e-4  # QLoRA's rate, not full FT's 2e-5
+    assert args.per_device_train_batch_size * args.gradient_accumulation_steps == 16
 
 
 @pytest.mark.slow  # distill (scripted teacher) + 1 training step + 12 short generations of the embedded model

@@ -52,9 +52,9 @@ def sft_path(tmp_path_factory) -> Path:
 
 
 def qlora_config(model_dir: Path, **overrides):
-    settings = dict(base_model=str(model_dir), quantization="4bit", lora_target_modules="all-linear",
+    settings = dict(model_name_or_path=str(model_dir), load_in_4bit=True, lora_target_modules="all-linear",
                     lora_last_layers=None, lora_dropout=0.0, max_steps=6, learning_rate=1e-2, save_steps=100,
-                    max_seq_length=64, per_device_train_batch_size=4)
+                    max_length=64, per_device_train_batch_size=4)
     return load_recipe("embedded", **{**settings, **overrides})
 
 
@@ -63,8 +63,8 @@ def test_qlora_on_cpu_trains_a_4bit_nf4_base_and_lowers_the_loss(tiny_model_dir,
 
     from training.sft import prepare_trainer, train
 
-    trainer, runtime = prepare_trainer(qlora_config(tiny_model_dir), sft_path, tmp_path / "probe", show_progress=False)
-    assert (runtime.device, runtime.load_in_4bit, runtime.optim) == ("cpu", True, "adamw_torch")
+    trainer = prepare_trainer(qlora_config(tiny_model_dir), sft_path, tmp_path / "probe", show_progress=False)
+    assert (trainer.args.use_cpu, trainer.args.bf16, trainer.args.optim) == (True, False, "adamw_torch")
     quantized = [m for m in trainer.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert len(quantized) == 2 * 7  # every projection of both layers (lm_head stays full precision)
     state = quantized[0].weight.quant_state
@@ -88,7 +88,7 @@ def test_qlora_adapter_round_trips_into_evals_4bit_base(tiny_model_dir, sft_path
     from eval.generation import GenerationParams, TransformersBackend
     from training.sft import prepare_trainer
 
-    trainer, _ = prepare_trainer(qlora_config(tiny_model_dir, max_steps=3), sft_path, tmp_path, show_progress=False)
+    trainer = prepare_trainer(qlora_config(tiny_model_dir, max_steps=3), sft_path, tmp_path, show_progress=False)
     trainer.train()
     adapter_dir = tmp_path / "adapter"
     trainer.save_model(str(adapter_dir))

@@ -39,7 +39,7 @@ def test_train_eval_trains_an_adapter_and_evaluates_base_and_tuned(tmp_path: Pat
     assert Path(summary.report_path).exists()
     # The recipe trains QLoRA even here; without CUDA base and tuned are both evaluated on the full-precision base
     # (a 4-bit base on a CPU dequantizes every weight per token; tests/test_qlora_cpu.py evaluates one).
-    assert summary.load_in_4bit == (load_recipe("embedded").quantization == "4bit")
+    assert summary.load_in_4bit == (load_recipe("embedded").model_args.load_in_4bit)
     assert summary.eval_in_4bit is False
     for label in ("base", "tuned"):
         rows = pq.read_table(Path(summary.report_path).parent / "per_problem" / label / "gsm8k.parquet").to_pylist()

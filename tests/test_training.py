@@ -20,7 +20,7 @@ from safetensors import safe_open
 from tasks.llm.embedded_model import embedded_model_dir
 from tasks.parquet_io import write_records
 from tasks.records import ChatMessage, SFTRecord
-from training.config import available_recipes, load_recipe, resolve_runtime
+from training.config import available_recipes, dump_config, load_recipe, machine_defaults
 from training.data import load_chat_dataset
 
 PAIRS = [(2, 3), (10, 7), (12, 30), (8, 9)]
@@ -51,8 +51,8 @@ def tiny_config(**overrides):
 
     The recipe's own 4-bit path is pinned by tests/test_qlora_cpu.py; these tests pin the fp32 one.
     """
-    settings = dict(base_model=str(embedded_model_dir()), quantization="none", max_steps=3, save_steps=2,
-                    save_total_limit=None, learning_rate=3e-3, lora_dropout=0.0, max_seq_length=96)
+    settings = dict(model_name_or_path=str(embedded_model_dir()), load_in_4bit=False, max_steps=3, save_steps=2,
+                    save_total_limit=None, learning_rate=3e-3, lora_dropout=0.0, max_length=96)
     return load_recipe("embedded", **{**settings, **overrides})
 
 
@@ -74,33 +74,70 @@ def trained(tmp_path_factory, sft_path):
 # --- config and data: no model needed ---------------------------------------------------------
 
 
-def test_every_shipped_recipe_validates_and_overrides_apply():
-    assert {"embedded", "qwen2.5-1.5b-instruct", "tiny-gpu-random"} <= set(available_recipes())
+def test_every_shipped_recipe_parses_into_trls_own_configs_and_overrides_apply():
+    from trl import ModelConfig, SFTConfig
+
+    assert {"embedded", "qwen2.5-1.5b-instruct", "tiny-gpu-random", "paper_qlora"} <= set(available_recipes())
     for name in available_recipes():
-        load_recipe(name)
+        config = load_recipe(name)
+        assert isinstance(config.training_args, SFTConfig) and isinstance(config.model_args, ModelConfig)
     qwen = load_recipe("qwen2.5-1.5b-instruct")
-    assert (qwen.lora_r, qwen.lora_alpha, qwen.lora_dropout, qwen.lora_target_modules) == (16, 32, 0.05, "all-linear")
-    assert (qwen.learning_rate, qwen.lr_scheduler_type, qwen.warmup_ratio) == (2e-4, "cosine", 0.03)
-    assert load_recipe("embedded", max_steps=3).max_steps == 3
+    model, args = qwen.model_args, qwen.training_args
+    assert (model.lora_r, model.lora_alpha, model.lora_dropout, model.lora_target_modules) == (16, 32, 0.05, "all-linear")
+    assert (args.learning_rate, args.lr_scheduler_type, args.warmup_steps, args.max_length) == (2e-4, "cosine", 0.03, 2048)
+    assert load_recipe("embedded", max_steps=3).training_args.max_steps == 3
+    assert load_recipe("embedded", model_name_or_path="/models/x").model_args.model_name_or_path == "/models/x"
 
 
 def test_recipe_typos_and_unknown_names_are_refused_with_the_fix():
-    with pytest.raises(ValueError, match="max_step"):
+    with pytest.raises(ValueError, match="'max_step'.*did you mean max_steps"):
         load_recipe("embedded", max_step=3)
+    with pytest.raises(ValueError, match="'max_seq_length'.*max_length"):  # the old name says the new one
+        load_recipe("embedded", max_seq_length=96)
+    with pytest.raises(ValueError, match="leave bf16 unset"):
+        load_recipe("embedded", bf16="auto")
+    with pytest.raises(ValueError, match="output_dir.*train"):
+        load_recipe("embedded", output_dir="/tmp/x")
+    with pytest.raises(ValueError, match="adamw_foo"):  # TRL's own validation, reached through the recipe
+        load_recipe("embedded", optim="adamw_foo")
     with pytest.raises(FileNotFoundError, match="embedded"):
         load_recipe("no-such-recipe")
     with pytest.raises(ValueError, match="list of module names"):
         load_recipe("embedded", lora_target_modules="all-linear")  # peft cannot limit "all-linear" to layers
 
 
-def test_auto_runtime_is_qlora_on_cuda_and_fp32_lora_on_cpu_and_4bit_is_honoured_on_cpu():
-    config = load_recipe("qwen2.5-1.5b-instruct")
-    cpu = resolve_runtime(config, cuda_available=False)
-    assert (cpu.load_in_4bit, cpu.bf16, cpu.gradient_checkpointing, cpu.optim) == (False, False, False, "adamw_torch")
-    qlora_cpu = resolve_runtime(load_recipe("embedded", quantization="4bit"), cuda_available=False)
-    # NF4 on the CPU backend; no paged optimizer (nothing to page without a GPU), fp32 compute.
-    assert (qlora_cpu.device, qlora_cpu.load_in_4bit, qlora_cpu.bf16, qlora_cpu.optim) == (
-        "cpu", True, False, "adamw_torch")
+def test_a_written_recipe_holds_this_machines_choices_and_loads_back_equal(tmp_path):
+    config = load_recipe("qwen2.5-1.5b-instruct", max_steps=5, lora_r=32)
+    path = dump_config(config, tmp_path / "train_config.yaml")
+    assert load_recipe(path) == config and load_recipe(path).model_args.lora_r == 32
+    written = path.read_text()
+    assert "use_cpu: true" in written and "optim: adamw_torch" in written and "trl 1." in written
+
+
+def test_unset_machine_fields_are_qlora_on_cuda_and_fp32_lora_on_cpu_and_explicit_values_win():
+    gpu = machine_defaults({}, cuda=True, cuda_bf16=True)
+    assert gpu == {"use_cpu": False, "load_in_4bit": True, "bf16": True, "fp16": False, "dtype": "bfloat16",
+                   "activation_checkpointing": True, "optim": "paged_adamw_32bit", "use_peft": True}
+    old_gpu = machine_defaults({}, cuda=True, cuda_bf16=False)  # QLoRA's fp16 fallback
+    assert (old_gpu["bf16"], old_gpu["fp16"], old_gpu["dtype"]) == (False, True, "float16")
+    cpu = machine_defaults({}, cuda=False, cuda_bf16=False)
+    assert cpu == {"use_cpu": True, "load_in_4bit": False, "bf16": False, "fp16": False, "dtype": "float32",
+                   "activation_checkpointing": False, "optim": "adamw_torch", "use_peft": True}
+    # What a recipe says is kept, and the choices that depend on it follow it.
+    assert machine_defaults({"load_in_4bit": True}, cuda=False, cuda_bf16=False)["optim"] == "adamw_torch"
+    full_gpu = machine_defaults({"load_in_4bit": False, "optim": "sgd"}, cuda=True, cuda_bf16=True)
+    assert "load_in_4bit" not in full_gpu and "optim" not in full_gpu and full_gpu["activation_checkpointing"]
+    # gradient_checkpointing, transformers 5's old name for activation_checkpointing, counts as set too.
+    assert "activation_checkpointing" not in machine_defaults({"gradient_checkpointing": True}, cuda=False, cuda_bf16=False)
+
+    # On this machine (no CUDA): the same choices land in TRL's configs, 4-bit honoured where the recipe asks.
+    qwen = load_recipe("qwen2.5-1.5b-instruct")
+    args = qwen.training_args
+    assert (qwen.device, qwen.model_args.load_in_4bit, args.bf16, args.gradient_checkpointing, args.optim) == (
+        "cpu", False, False, False, "adamw_torch")
+    qlora_cpu = load_recipe("embedded")
+    assert (qlora_cpu.device, qlora_cpu.model_args.load_in_4bit, qlora_cpu.training_args.bf16,
+            qlora_cpu.training_args.optim, qlora_cpu.model_args.dtype) == ("cpu", True, False, "adamw_torch", "float32")
 
 
 @pytest.mark.slow  # importing training.sft (torch, transformers, trl) alone takes ~10 s here
@@ -111,7 +148,9 @@ def test_training_takes_a_path_and_refuses_embedded_with_the_way_to_one(tmp_path
     with pytest.raises(ValueError, match="tool-distill"):
         train(load_recipe("embedded"), sft_path, tmp_path)
     with pytest.raises(SystemExit):
-        main(["--recipe", "embedded", "--data", str(sft_path), "--output-dir", str(tmp_path)])
+        main(["--config", "embedded", "--data", str(sft_path), "--output_dir", str(tmp_path)])
+    with pytest.raises(SystemExit):  # a flag typo is not taken for the flag it abbreviates
+        main(["--config", "embedded", "--data", str(sft_path), "--output_dir", str(tmp_path), "--max_step", "3"])
 
 
 def test_sft_parquet_becomes_prompt_and_final_assistant_completion(sft_path):
@@ -149,7 +188,7 @@ def test_a_dir_with_checkpoints_is_not_silently_overwritten(tmp_path, sft_path):
 def test_only_assistant_tokens_carry_loss(tmp_path, sft_path):
     from training.sft import prepare_trainer
 
-    trainer, _ = prepare_trainer(tiny_config(), sft_path, tmp_path, show_progress=False)
+    trainer = prepare_trainer(tiny_config(), sft_path, tmp_path, show_progress=False)
     tokenizer = trainer.processing_class
     for row in trainer.train_dataset:
         labelled = [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != -100]
@@ -230,9 +269,9 @@ def test_cli_trains_and_merges(tmp_path, sft_path):
     output_dir = tmp_path / "cli"
     script = (
         "import runpy, sys\n"
-        f"sys.argv = ['training', '--recipe', 'embedded', '--data', {str(sft_path)!r}, '--output-dir', "
-        f"{str(output_dir)!r}, '--base-model', {str(embedded_model_dir())!r}, '--max-steps', '1', "
-        "'--set', 'max_seq_length=96', '--set', 'quantization=none', '--merge']\n"
+        f"sys.argv = ['training', '--config', 'embedded', '--data', {str(sft_path)!r}, '--output_dir', "
+        f"{str(output_dir)!r}, '--model_name_or_path', {str(embedded_model_dir())!r}, '--max-steps', '1', "
+        "'--max_length', '96', '--load_in_4bit', 'false', '--merge_adapter']\n"
         "try:\n    runpy.run_module('training', run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
@@ -266,8 +305,9 @@ def test_auto_recipe_trains_4bit_nf4_qlora_on_cuda(tmp_path, sft_path):
     from training.sft import prepare_trainer, train
 
     config = load_recipe("tiny-gpu-random", max_steps=4, save_steps=2)
-    trainer, runtime = prepare_trainer(config, sft_path, tmp_path / "probe", show_progress=False)
-    assert runtime.load_in_4bit and runtime.gradient_checkpointing and runtime.optim == "paged_adamw_32bit"
+    trainer = prepare_trainer(config, sft_path, tmp_path / "probe", show_progress=False)
+    assert config.model_args.load_in_4bit and trainer.args.gradient_checkpointing
+    assert trainer.args.optim == "paged_adamw_32bit" and trainer.args.bf16 == torch.cuda.is_bf16_supported()
     quantized = [m for m in trainer.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert quantized and quantized[0].weight.quant_type == "nf4"
     del trainer

@@ -1,65 +1,71 @@
 """`python -m training`: SFT one recipe on one chat dataset, with a progress bar.
 
-    python -m training --recipe embedded --base-model models/smollm2-135m --data out/distill/sft.parquet \
-        --output-dir out/train
-    python -m training --recipe embedded --base-model models/smollm2-135m --data sft.parquet \
-        --output-dir out/train --resume --max-steps 40
-    python -m training --recipe qwen2.5-1.5b-instruct --data sft.parquet --output-dir out/qwen --set lora_r=32
+    python -m training --config embedded --model_name_or_path models/smollm2-135m \\
+        --data out/distill/sft.parquet --output_dir out/train
+    python -m training --config embedded --model_name_or_path models/smollm2-135m --data sft.parquet \\
+        --output_dir out/train --resume --max_steps 40
+    python -m training --config qwen2.5-1.5b-instruct --data sft.parquet --output_dir out/qwen --lora_r 32
 
-The base model is a directory or a hub id. A recipe whose base_model is "embedded" (the pipeline's
-offline SmolLM2 copy) needs --base-model here; `tool-distill train-eval` resolves "embedded" itself.
+The flags are TRL's: `TrlParser` over our `TrainExtras`, TRL's `SFTConfig` and `ModelConfig`, so
+every field of a recipe is also a flag (`--lora_r 32`, `--max-steps 40`, `--merge_adapter`), and
+the YAML named by `--config` (a recipe name or a path; default: embedded) sits under them, as in
+TRL's own scripts. The model is a directory or a hub id. A recipe whose model_name_or_path is
+"embedded" (the pipeline's offline SmolLM2 copy) needs --model_name_or_path here; `tool-distill
+train-eval` resolves "embedded" itself.
 """
-
-from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from training.config import available_recipes, load_recipe  # noqa: E402
+from trl import TrlParser  # noqa: E402
+
+from training.config import RECIPE_CLASSES, available_recipes, load_recipe  # noqa: E402
 
 
-def _parse_override(text: str) -> tuple[str, Any]:
-    """`key=value` with a YAML value, so `lora_r=32`, `packing=true`, `lora_target_modules=[q_proj]` all work."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"--set {text!r}: expected key=value, e.g. --set lora_r=32")
-    return key.strip(), yaml.safe_load(value)
+@dataclass
+class ScriptArguments:
+    """What the command takes besides the recipe: the data, and whether to continue a run."""
+
+    data: str = field(metadata={"help": "sft.parquet or any HF-style chat dataset (.parquet, .jsonl, a save_to_disk dir)"})
+    resume: bool = field(default=False, metadata={"help": "continue from the newest checkpoint in --output_dir"})
+
+
+def given_arguments(parser: TrlParser, argv: list[str] | None) -> dict:
+    """Only the flags present on the command line, typed by TrlParser: every default is dropped, so
+    what the command line does not say stays the recipe's (or, unset there, TRL's)."""
+    for action in parser._actions:  # as TrlParser.set_defaults_with_config does
+        if action.dest != "help":
+            action.default = argparse.SUPPRESS
+    return vars(parser.parse_args(argv))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recipe", default="embedded", help=f"one of {available_recipes()} or a YAML path")
-    parser.add_argument("--data", required=True, type=Path, help="sft.parquet or any HF-style chat dataset")
-    parser.add_argument("--output-dir", required=True, type=Path)
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output-dir")
-    parser.add_argument("--max-steps", type=int, default=None, help="override the recipe's max_steps")
-    parser.add_argument("--base-model", default=None, help="override the recipe's base_model (a model dir or hub id)")
-    parser.add_argument("--merge", action="store_true", help="also write output-dir/merged (adapter folded in)")
-    parser.add_argument("--set", dest="overrides", type=_parse_override, action="append", default=[],
-                        metavar="KEY=VALUE", help="override any TrainConfig field (repeatable)")
-    args = parser.parse_args(argv)
+    # No abbreviations: `--max_step 3` must fail naming the flag, not become --max_steps. The usage line is
+    # short because TRL's three dataclasses make ~200 flags (all listed by --help).
+    parser = TrlParser((ScriptArguments, *RECIPE_CLASSES), prog="python -m training", allow_abbrev=False,
+                       usage="python -m training [--config RECIPE] --data FILE --output_dir DIR [--FIELD VALUE ...]",
+                       description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", help=f"recipe: one of {available_recipes()} or a YAML path (default: embedded)")
+    given = given_arguments(parser, argv)
+    recipe, data, resume = given.pop("config", "embedded"), Path(given.pop("data")), given.pop("resume", False)
+    if "output_dir" not in given:
+        parser.error("--output_dir is required: the run writes adapter/, checkpoints/ and metrics.json under it")
+    output_dir = Path(given.pop("output_dir"))
+    try:
+        config = load_recipe(recipe, **given)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
+    if config.model_args.model_name_or_path == "embedded":
+        parser.error('model_name_or_path "embedded" is resolved by the pipeline, not by training: pass '
+                     "--model_name_or_path DIR (the directory `tool-distill` keeps it in), or run `tool-distill train-eval`")
 
-    overrides = dict(args.overrides)
-    if args.max_steps is not None:
-        overrides["max_steps"] = args.max_steps
-    if args.base_model is not None:
-        overrides["base_model"] = args.base_model
-    if args.merge:
-        overrides["merge_adapter"] = True
-    config = load_recipe(args.recipe, **overrides)
-    if config.base_model == "embedded":
-        parser.error('base_model "embedded" is resolved by the pipeline, not by training: pass --base-model DIR '
-                     "(the directory `tool-distill` keeps it in), or run `tool-distill train-eval`")
+    from training.sft import train  # the trainer's own imports (peft, datasets) only once the arguments are valid
 
-    from training.sft import train  # heavy imports (torch, transformers, trl) only once the arguments are valid
-
-    result = train(config, args.data, args.output_dir, resume=args.resume)
+    result = train(config, data, output_dir, resume=resume)
     print(
         f"\n== train ==\nsteps          {result.steps} (resumed from {result.resumed_from_step})\n"
         f"final loss     {result.final_loss:.4f}\n"

@@ -1,174 +1,223 @@
-"""The typed training config, and the YAML recipes under `training/recipes/` that fill it.
+"""A training recipe: TRL's `SFTConfig` and `ModelConfig`, plus the few fields of ours, read by TRL's own parser.
 
-One `TrainConfig` describes a whole SFT run (model, LoRA, quantization, schedule, checkpoints); the
-CLI and the Prefect flow both take it, and `train()` writes it next to the adapter so a run can be
-repeated exactly. Fields set to "auto" are resolved on the machine that trains (CUDA or not) by
-`resolve_runtime`, so one recipe runs as 4-bit QLoRA on a GPU and as plain fp32 LoRA on a CPU;
-`quantization: 4bit` asks for QLoRA everywhere, on a CPU through bitsandbytes' CPU backend.
+A recipe (`training/recipes/<name>.yaml`, a YAML path, or a dict) is one flat mapping that
+`TrlParser((TrainExtras, SFTConfig, ModelConfig))` splits into three dataclasses, as TRL's scripts
+and open-r1's `sft.py` do: every TRL/transformers field keeps TRL's name, default and validation
+(`max_length`, `warmup_steps`, `lora_r`, `load_in_4bit`, `model_name_or_path` ...), and an unknown
+key is refused, naming it. Only what neither class has lives in `TrainExtras`.
 
-`base_model` is a local model directory or a hub id. Recipes may say "embedded" (the offline
-SmolLM2 copy), but that name is resolved by the caller (the train-eval flow, `tool-distill`), never
-here: training/ knows nothing of where the pipeline keeps its models.
+Fields decided per machine. A recipe that leaves these unset gets them from `machine_defaults`
+on the machine that loads it, so one recipe trains 4-bit QLoRA with bf16, gradient checkpointing
+and paged AdamW on a GPU and fp32 LoRA with AdamW on a CPU; a value the recipe (or an override)
+sets always wins, e.g. `load_in_4bit: true` trains QLoRA on a CPU too, through bitsandbytes' CPU
+backend. They are `use_cpu`, `load_in_4bit`, `bf16`, `fp16`, `dtype`, `activation_checkpointing`
+(transformers 5's name for gradient checkpointing; a recipe may set either name), `optim`, and
+`use_peft` (always true: training/ trains and saves an adapter).
 
-Defaults follow common QLoRA practice (Dettmers et al. 2023, and the TRL/peft QLoRA examples):
-LoRA r=16, alpha=32, dropout 0.05 on all linear projections, 4-bit NF4 with double quantization and
-bf16 compute, lr 2e-4 with a cosine schedule and 3 % warmup, max grad norm 0.3, paged AdamW.
+`model_name_or_path` is a local model directory or a hub id. Recipes may say "embedded" (the
+offline SmolLM2 copy), but that name is resolved by the caller (the train-eval flow,
+`tool-distill`), never here: training/ knows nothing of where the pipeline keeps its models.
+
+`TrainConfig.recipe` keeps the mapping the three dataclasses were parsed from, with this
+machine's choices filled in; `train()` writes it next to the adapter, and `load_recipe` on that
+file gives the same config again.
 """
 
-from __future__ import annotations
-
+import dataclasses
+import difflib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+from trl import ModelConfig, SFTConfig, TrlParser
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 
+# TrainConfig fields of the old pydantic config whose TRL names differ: a recipe written for it gets the new name.
+RENAMED = {
+    "base_model": "model_name_or_path",
+    "max_seq_length": "max_length (TRL 1.x)",
+    "warmup_ratio": "warmup_steps (transformers 5: a value below 1 is a ratio of the total steps)",
+    "quantization": "load_in_4bit (true: 4-bit NF4 on any device; false: none; unset: 4-bit on CUDA only)",
+}
+
+# SFTConfig fields `train()` sets itself, so a recipe cannot make them say something the run does not do.
+SET_BY_TRAIN = {
+    "output_dir": "the output dir is train()'s argument (CLI: --output_dir); checkpoints go to <output_dir>/checkpoints",
+    "resume_from_checkpoint": "pass resume=True to train() (CLI: --resume)",
+    "disable_tqdm": "pass show_progress to train()",
+    "include_num_input_tokens_seen": "train() counts non-padding tokens for metrics.json's tokens/s",
+}
+
+
+@dataclass
+class TrainExtras:
+    """The fields of a recipe that neither TRL's SFTConfig nor its ModelConfig has."""
+
+    random_init: bool = field(
+        default=False,
+        metadata={"help": "Build the model from model_name_or_path's config with random weights (GPU throughput "
+                          "runs where no weights can travel); only config and tokenizer files are read."},
+    )
+    model_config_overrides: dict[str, Any] | str | None = field(
+        default=None,
+        metadata={"help": 'Config fields replaced before a random_init build, e.g. {"num_hidden_layers": 8} '
+                          "(JSON on the command line)."},
+    )
+    lora_last_layers: int | None = field(
+        default=None,
+        metadata={"help": "Adapt only the last N transformer layers (None: all). On CPU this is the cheap knob: "
+                          "backward stops below the lowest adapted layer."},
+    )
+    merge_adapter: bool = field(
+        default=False, metadata={"help": "Also write the base model with the adapter merged in (output_dir/merged)."}
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model_config_overrides, str):  # the command line passes JSON, as TRL's dict fields do
+            self.model_config_overrides = json.loads(self.model_config_overrides)
+        if self.lora_last_layers is not None and self.lora_last_layers <= 0:
+            raise ValueError(f"lora_last_layers={self.lora_last_layers}: use a positive number of layers, or leave it unset")
+
+
+RECIPE_CLASSES = (TrainExtras, SFTConfig, ModelConfig)
+MACHINE_FIELDS = ("use_cpu", "load_in_4bit", "bf16", "fp16", "dtype", "activation_checkpointing", "gradient_checkpointing",
+                  "optim", "use_peft")
+
+
+def machine_defaults(recipe: Mapping[str, Any], cuda: bool, cuda_bf16: bool) -> dict[str, Any]:
+    """The values of the MACHINE_FIELDS a recipe leaves unset, for a machine with or without CUDA.
+
+    - device: the GPU when there is one (`use_cpu: false`), else the CPU;
+    - base weights: 4-bit NF4 (QLoRA) on the GPU, full precision on a CPU. 4-bit is honoured on a CPU
+      when asked: bitsandbytes' CPU backend holds NF4 weights and dequantizes them per matmul, so the
+      same QLoRA code path (and its quantization error) runs on a laptop;
+    - precision: bf16 on a GPU that has it; fp16 for a 4-bit base on an older GPU (QLoRA's fallback);
+      fp32 on a CPU (bf16 autocast is slow there); `dtype` (load and 4-bit compute dtype) follows;
+    - gradient checkpointing on the GPU (memory); off on a CPU, where it only costs time;
+    - paged AdamW with a 4-bit base on the GPU (QLoRA paper: optimizer state paged under memory
+      spikes); plain AdamW otherwise, since on a CPU there is nothing to page.
+    """
+    on_gpu = not recipe.get("use_cpu", not cuda)
+    load_in_4bit = recipe.get("load_in_4bit", on_gpu)
+    bf16 = recipe.get("bf16", on_gpu and cuda_bf16)
+    fp16 = recipe.get("fp16", on_gpu and load_in_4bit and not bf16)
+    chosen = {
+        "use_cpu": not on_gpu,
+        "load_in_4bit": load_in_4bit,
+        "bf16": bf16,
+        "fp16": fp16,
+        "dtype": "bfloat16" if bf16 else "float16" if fp16 else "float32",
+        # transformers 5 renamed gradient_checkpointing to activation_checkpointing and reads the old
+        # name (TRL's default: true, with a FutureWarning) only when the new one is unset.
+        "activation_checkpointing": on_gpu,
+        "optim": "paged_adamw_32bit" if load_in_4bit and on_gpu else "adamw_torch",
+        "use_peft": True,
+    }
+    if "gradient_checkpointing" in recipe:
+        del chosen["activation_checkpointing"]
+    return {key: value for key, value in chosen.items() if key not in recipe}
+
 
 class TrainConfig(BaseModel):
-    """Everything that decides what a training run does; unknown keys are rejected, not ignored."""
+    """A parsed recipe: `extras` (ours), `training_args` (TRL's SFTConfig), `model_args` (TRL's ModelConfig).
 
-    model_config = ConfigDict(extra="forbid")
-
-    # Model
-    base_model: str = Field(
-        "embedded",
-        description='A local HF model dir or a hub id; "embedded" (the offline SmolLM2-135M-Instruct copy) '
-        "only through the train-eval flow or tool-distill, which resolve it to its directory.",
-    )
-    random_init: bool = Field(
-        False,
-        description="Build the model from base_model's config with random weights (GPU throughput runs "
-        "where no weights can travel); only config and tokenizer files are read.",
-    )
-    model_config_overrides: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Config fields replaced before a random_init build, e.g. num_hidden_layers.",
-    )
-    quantization: Literal["auto", "4bit", "none"] = Field(
-        "auto",
-        description='"auto" = 4-bit NF4 (QLoRA) on CUDA, no quantization (fp32 LoRA) on CPU; '
-        '"4bit" = NF4 + double quantization on either (bitsandbytes has a CPU backend).',
-    )
-
-    # LoRA
-    lora_r: int = Field(16, gt=0)
-    lora_alpha: int = Field(32, gt=0)
-    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    lora_target_modules: str | list[str] = Field(
-        "all-linear", description='"all-linear" or module names such as [q_proj, v_proj].'
-    )
-    lora_last_layers: int | None = Field(
-        None,
-        gt=0,
-        description="Adapt only the last N transformer layers (None: all). On CPU this is the cheap knob: "
-        "backward stops below the lowest adapted layer.",
-    )
-
-    # Schedule
-    max_steps: int = Field(-1, description="Optimizer steps; -1 trains for num_train_epochs instead.")
-    num_train_epochs: float = Field(1.0, gt=0)
-    learning_rate: float = Field(2e-4, gt=0)
-    lr_scheduler_type: str = "cosine"
-    warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
-    weight_decay: float = Field(0.0, ge=0.0)
-    max_grad_norm: float = Field(0.3, gt=0)
-    optim: str = Field(
-        "auto",
-        description='"auto" = paged_adamw_32bit with 4-bit on CUDA (QLoRA paper), adamw_torch otherwise '
-        "(paging moves optimizer state between GPU and host memory; on a CPU there is nothing to page).",
-    )
-
-    # Batches and sequences
-    per_device_train_batch_size: int = Field(4, gt=0)
-    gradient_accumulation_steps: int = Field(4, gt=0)
-    max_seq_length: int = Field(1024, gt=0, description="Longer examples are truncated (prompt kept first).")
-    packing: bool = False
-    gradient_checkpointing: bool | Literal["auto"] = Field(
-        "auto", description='"auto" = on with CUDA (memory), off on CPU (it only costs time there).'
-    )
-    bf16: bool | Literal["auto"] = Field(
-        "auto", description='"auto" = bf16 on a CUDA GPU that supports it; fp32 on CPU (bf16 autocast is slow there).'
-    )
-
-    # Checkpoints, logging, output
-    save_steps: int = Field(50, gt=0, description="Checkpoint every N optimizer steps (for --resume).")
-    save_total_limit: int | None = Field(2, description="Checkpoints kept on disk; None keeps all.")
-    logging_steps: int = Field(1, gt=0)
-    seed: int = 42
-    merge_adapter: bool = Field(False, description="Also write the base model with the adapter merged in.")
-
-    @model_validator(mode="after")
-    def _check_consistency(self) -> TrainConfig:
-        if self.max_steps == 0 or self.max_steps < -1:
-            raise ValueError(f"max_steps={self.max_steps}: use a positive number of steps, or -1 to train by epochs")
-        if self.lora_last_layers is not None and isinstance(self.lora_target_modules, str):
-            raise ValueError(
-                "lora_last_layers needs lora_target_modules as a list of module names (peft cannot restrict "
-                f"{self.lora_target_modules!r} to layers), e.g. [q_proj, k_proj, v_proj, o_proj, up_proj, down_proj]"
-            )
-        if self.model_config_overrides and not self.random_init:
-            raise ValueError(
-                "model_config_overrides only apply with random_init: true (pretrained weights fix the shapes)"
-            )
-        return self
-
-
-class Runtime(BaseModel):
-    """The "auto" fields of a TrainConfig, decided for the machine that trains."""
-
-    device: Literal["cuda", "cpu"]
-    load_in_4bit: bool
-    bf16: bool
-    gradient_checkpointing: bool
-    optim: str
-
-
-def resolve_runtime(config: TrainConfig, cuda_available: bool) -> Runtime:
-    """Turn "auto" into concrete choices for this machine.
-
-    4-bit is honoured without CUDA too: bitsandbytes' CPU backend holds NF4 weights and dequantizes
-    them per matmul, so the same QLoRA code path (and its quantization error) runs on a laptop.
+    Build it with `load_recipe`. It compares, hashes (Prefect's task cache, the train-eval run dir)
+    and serializes as `recipe`, the exact mapping it was parsed from.
     """
-    load_in_4bit = config.quantization == "4bit" or (config.quantization == "auto" and cuda_available)
-    if config.bf16 == "auto":
-        bf16 = cuda_available and _cuda_supports_bf16()
-    else:
-        bf16 = config.bf16
-    if config.gradient_checkpointing == "auto":
-        checkpointing = cuda_available
-    else:
-        checkpointing = config.gradient_checkpointing
-    if config.optim == "auto":
-        optim = "paged_adamw_32bit" if load_in_4bit and cuda_available else "adamw_torch"
-    else:
-        optim = config.optim
-    return Runtime(
-        device="cuda" if cuda_available else "cpu",
-        load_in_4bit=load_in_4bit,
-        bf16=bf16,
-        gradient_checkpointing=checkpointing,
-        optim=optim,
-    )
+
+    model_config = ConfigDict(frozen=True)
+
+    recipe: dict[str, Any]
+    _parsed: tuple[TrainExtras, SFTConfig, ModelConfig] = PrivateAttr()
+
+    def __init__(self, recipe: dict[str, Any]) -> None:
+        super().__init__(recipe=recipe)
+        # Parsed outside pydantic's validation so TRL's own errors reach the caller as they are.
+        self._parsed = _parse(self.recipe)
+
+    @property
+    def extras(self) -> TrainExtras:
+        return self._parsed[0]
+
+    @property
+    def training_args(self) -> SFTConfig:
+        return self._parsed[1]
+
+    @property
+    def model_args(self) -> ModelConfig:
+        return self._parsed[2]
+
+    @property
+    def device(self) -> str:
+        return "cpu" if self.training_args.use_cpu else "cuda"
 
 
-def _cuda_supports_bf16() -> bool:
-    import torch
+def known_fields() -> set[str]:
+    return {f.name for cls in RECIPE_CLASSES for f in dataclasses.fields(cls) if f.init}
 
-    return torch.cuda.is_bf16_supported()
+
+def check_keys(recipe: Mapping[str, Any]) -> None:
+    """Refuse keys no class has (with the likely intended one), keys train() sets, and "auto" values."""
+    known = known_fields()
+    for key, value in recipe.items():
+        if key in RENAMED:
+            raise ValueError(f"unknown key {key!r}: it is now {RENAMED[key]}")
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise ValueError(f"unknown key {key!r}: not a field of TrainExtras, TRL's SFTConfig or ModelConfig{hint}")
+        if key in SET_BY_TRAIN:
+            raise ValueError(f"{key!r} cannot be set in a recipe: {SET_BY_TRAIN[key]}")
+        if key in MACHINE_FIELDS and value == "auto":
+            raise ValueError(f"{key}: auto: leave {key} unset instead; unset, it is decided for the machine that "
+                             "trains (training/config.py machine_defaults)")
+
+
+def _parse(recipe: dict[str, Any]) -> tuple[TrainExtras, SFTConfig, ModelConfig]:
+    """TRL's parser over the whole mapping, then the checks that span the classes."""
+    check_keys(recipe)
+    extras, training_args, model_args = TrlParser(RECIPE_CLASSES).parse_dict(recipe)
+    if not model_args.use_peft:
+        raise ValueError("use_peft: false: training/ trains and saves a LoRA adapter; leave use_peft unset or true")
+    if training_args.max_steps == 0 or training_args.max_steps < -1:
+        raise ValueError(f"max_steps={training_args.max_steps}: use a positive number of steps, "
+                         "or -1 to train by num_train_epochs")
+    if extras.lora_last_layers is not None and isinstance(model_args.lora_target_modules, str | None):
+        raise ValueError(
+            "lora_last_layers needs lora_target_modules as a list of module names, two or more (peft cannot restrict "
+            f"{model_args.lora_target_modules!r} to layers), e.g. [q_proj, k_proj, v_proj, o_proj, up_proj, down_proj]"
+        )
+    if extras.model_config_overrides and not extras.random_init:
+        raise ValueError("model_config_overrides only apply with random_init: true (pretrained weights fix the shapes)")
+    if extras.random_init and extras.merge_adapter:
+        raise ValueError("merge_adapter with random_init: there are no base weights to merge into; drop one of them")
+    if model_args.dtype not in ("bfloat16", "float16", "float32"):
+        raise ValueError(f"dtype: {model_args.dtype}: use bfloat16, float16 or float32, or leave it unset "
+                         "(then it follows bf16/fp16)")
+    if model_args.load_in_8bit:
+        raise ValueError("load_in_8bit: eval loads a full or 4-bit NF4 base only; use load_in_4bit")
+    if model_args.load_in_4bit and (model_args.bnb_4bit_quant_type != "nf4" or not model_args.use_bnb_nested_quant
+                                    or model_args.bnb_4bit_quant_storage is not None):
+        # eval loads the 4-bit base through training.quantization.nf4_config; the adapter must be
+        # evaluated on the very base it was trained on.
+        raise ValueError("load_in_4bit: eval loads NF4 with double quantization (training/quantization.py), so "
+                         "train on the same base: bnb_4bit_quant_type: nf4, use_bnb_nested_quant: true, "
+                         "no bnb_4bit_quant_storage")
+    return extras, training_args, model_args
 
 
 def available_recipes() -> list[str]:
     return sorted(path.stem for path in RECIPES_DIR.glob("*.yaml"))
 
 
-def load_recipe(name_or_path: str | Path, **overrides: Any) -> TrainConfig:
-    """A recipe by name (`training/recipes/<name>.yaml`) or YAML path, with keyword overrides on top.
-
-    Overrides go through the same validation as the file, so `load_recipe("embedded", max_steps=3)`
-    and a typo such as `load_recipe("embedded", max_step=3)` fail or pass exactly like YAML would.
-    """
+def recipe_path(name_or_path: str | Path) -> Path:
+    """`training/recipes/<name>.yaml` for a name, the path itself for a .yaml/.yml path."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = RECIPES_DIR / f"{name_or_path}.yaml"
@@ -176,17 +225,37 @@ def load_recipe(name_or_path: str | Path, **overrides: Any) -> TrainConfig:
         raise FileNotFoundError(
             f"recipe {str(name_or_path)!r}: no file {path}. Use one of {available_recipes()} or a path to a YAML file."
         )
+    return path
+
+
+def load_recipe(name_or_path: str | Path, **overrides: Any) -> TrainConfig:
+    """A recipe by name (`training/recipes/<name>.yaml`) or YAML path, with keyword overrides on top.
+
+    Overrides go through the same parser as the file, so `load_recipe("embedded", max_steps=3)`
+    and a typo such as `load_recipe("embedded", max_step=3)` fail or pass exactly like YAML would.
+    Fields of MACHINE_FIELDS left unset by both are then decided for this machine.
+    """
+    import torch
+
+    path = recipe_path(name_or_path)
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping of TrainConfig fields at the top level, got {type(raw).__name__}")
+        raise ValueError(f"{path}: expected a mapping of recipe fields at the top level, got {type(raw).__name__}")
+    recipe = {**raw, **overrides}
+    cuda = torch.cuda.is_available()
+    recipe |= machine_defaults(recipe, cuda=cuda, cuda_bf16=cuda and torch.cuda.is_bf16_supported())
     try:
-        return TrainConfig.model_validate({**raw, **overrides})
-    except ValidationError as error:
-        raise ValueError(f"{path} (with overrides {overrides}): invalid training config\n{error}") from error
+        return TrainConfig(recipe)
+    except (ValueError, TypeError) as error:
+        where = f"{path}" + (f" (with overrides {overrides})" if overrides else "")
+        raise ValueError(f"{where}: {error}") from error
 
 
 def dump_config(config: TrainConfig, path: Path) -> Path:
-    """Write the exact config as YAML, loadable again with `load_recipe(path)`."""
+    """Write the exact recipe of a run as YAML, loadable again with `load_recipe(path)`."""
+    versions = ", ".join(f"{package} {version(package)}" for package in ("trl", "transformers", "peft"))
+    header = (f"# The recipe of this run, with the choices made for its machine ({config.device}).\n"
+              f"# Fields not listed took the defaults of {versions}.\n")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    path.write_text(header + yaml.safe_dump(config.recipe, sort_keys=False), encoding="utf-8")
     return path

@@ -27,17 +27,19 @@ def nf4_config(compute_dtype: torch.dtype) -> Any:
     )
 
 
-def load_causal_lm(source: str | Path, *, load_in_4bit: bool, dtype: torch.dtype, device: str) -> Any:
+def load_causal_lm(source: str | Path, *, load_in_4bit: bool, dtype: torch.dtype, device: str,
+                   **from_pretrained: Any) -> Any:
     """`AutoModelForCausalLM.from_pretrained(source)`, quantized to NF4 while loading when asked.
 
     bitsandbytes places 4-bit weights while loading, so the device goes in as a device_map; a
-    full-precision model is moved by the caller (`.to(device)`), as before.
+    full-precision model is moved by the caller (`.to(device)`), as before. `from_pretrained` passes
+    the recipe's ModelConfig options on (revision, attn_implementation, trust_remote_code).
     """
     from transformers import AutoModelForCausalLM
 
     if not load_in_4bit:
-        return AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+        return AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **from_pretrained)
     device_map = {"": torch.cuda.current_device()} if device == "cuda" else {"": "cpu"}
     return AutoModelForCausalLM.from_pretrained(
-        source, dtype=dtype, quantization_config=nf4_config(dtype), device_map=device_map
+        source, dtype=dtype, quantization_config=nf4_config(dtype), device_map=device_map, **from_pretrained
     )

@@ -1,14 +1,15 @@
 """SFT of a causal LM on chat traces: TRL `SFTTrainer` + peft LoRA, on a 4-bit NF4 base (QLoRA) or a full one.
 
-The training loop is TRL's; this module only decides how to load the model (quantized or not, real
-or random weights), configures LoRA and `SFTConfig` from a `TrainConfig`, and lays out the output.
+The training loop is TRL's, and so are its options: a `TrainConfig` (training/config.py) holds TRL's
+own `SFTConfig` and `ModelConfig`. This module only loads the model (quantized or not, real or
+random weights), builds the LoRA config with TRL's `get_peft_config`, and lays out the output.
 QLoRA runs through the same path on CUDA and on a CPU: TRL's `SFTTrainer` sees a 4-bit model and
 calls peft's `prepare_model_for_kbit_training` itself, whichever device holds it.
 
     output_dir/
       adapter/              LoRA adapter + tokenizer (load with peft.PeftModel.from_pretrained)
       checkpoints/          checkpoint-N every save_steps (what `resume=True` continues from)
-      train_config.yaml     the exact TrainConfig of the run (load_recipe(path) reads it back)
+      train_config.yaml     the exact recipe of the run (load_recipe(path) reads it back)
       metrics.json          loss curve, tokens/s, peak memory, device, steps
       merged/               base model with the adapter merged in (only with merge_adapter)
 
@@ -18,6 +19,7 @@ the label mask can be inspected before any step runs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import resource
@@ -32,9 +34,9 @@ from peft import LoraConfig, PeftModel
 from pydantic import BaseModel
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
-from trl import SFTConfig, SFTTrainer
+from trl import SFTConfig, SFTTrainer, get_peft_config
 
-from training.config import Runtime, TrainConfig, dump_config, resolve_runtime
+from training.config import TrainConfig, dump_config
 from training.data import load_chat_dataset
 from training.quantization import load_causal_lm
 
@@ -59,95 +61,66 @@ class TrainResult(BaseModel):
     load_in_4bit: bool
 
 
-def resolve_base_model(base_model: str) -> Path | str:
+def resolve_base_model(model_name_or_path: str | None) -> Path | str:
     """A local dir (as a Path) or a hub id, passed as is; "embedded" is refused with the way to a path."""
-    if base_model == "embedded":
+    if model_name_or_path is None:
+        raise ValueError("model_name_or_path is not set: name a model directory or hub id in the recipe, "
+                         "or pass it (CLI: --model_name_or_path DIR)")
+    if model_name_or_path == "embedded":
         raise ValueError(
-            'base_model "embedded": training takes a model directory or hub id. Run through `tool-distill '
+            'model_name_or_path "embedded": training takes a model directory or hub id. Run through `tool-distill '
             'train-eval` (it resolves "embedded"), or pass the directory `tool-distill` prints for it.'
         )
-    path = Path(base_model).expanduser()
-    return path if path.exists() else base_model
+    path = Path(model_name_or_path).expanduser()
+    return path if path.exists() else model_name_or_path
 
 
-def compute_dtype(runtime: Runtime) -> torch.dtype:
-    """bf16 where the GPU has it; fp16 for a 4-bit base on an older GPU (QLoRA's fallback); fp32 on a CPU."""
-    if runtime.bf16:
-        return torch.bfloat16
-    return torch.float16 if runtime.load_in_4bit and runtime.device == "cuda" else torch.float32
+def load_model_and_tokenizer(config: TrainConfig) -> tuple[Any, Any]:
+    """The base model (4-bit NF4 when the recipe says load_in_4bit) and its tokenizer."""
+    model_args, extras = config.model_args, config.extras
+    source = resolve_base_model(model_args.model_name_or_path)
+    hub_kwargs = {"revision": model_args.model_revision, "trust_remote_code": config.training_args.trust_remote_code}
+    tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
+    dtype = getattr(torch, model_args.dtype)
+    if not extras.random_init:
+        return load_causal_lm(source, load_in_4bit=model_args.load_in_4bit, dtype=dtype, device=config.device,
+                              attn_implementation=model_args.attn_implementation, **hub_kwargs), tokenizer
 
-
-def load_model_and_tokenizer(config: TrainConfig, runtime: Runtime) -> tuple[Any, Any]:
-    """The base model (4-bit NF4 when the runtime says so) and its tokenizer."""
-    source = resolve_base_model(config.base_model)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    dtype = compute_dtype(runtime)
-    if not config.random_init:
-        return load_causal_lm(source, load_in_4bit=runtime.load_in_4bit, dtype=dtype, device=runtime.device), tokenizer
-
-    model_config = AutoConfig.from_pretrained(source)
-    for key, value in config.model_config_overrides.items():
+    model_config = AutoConfig.from_pretrained(source, **hub_kwargs)
+    for key, value in (extras.model_config_overrides or {}).items():
         if not hasattr(model_config, key):
             raise ValueError(f"model_config_overrides: {type(model_config).__name__} has no field {key!r}")
         setattr(model_config, key, value)
-    torch.manual_seed(config.seed)
-    model = AutoModelForCausalLM.from_config(model_config, dtype=dtype)
-    if not runtime.load_in_4bit:
+    torch.manual_seed(config.training_args.seed)
+    model = AutoModelForCausalLM.from_config(model_config, dtype=dtype, attn_implementation=model_args.attn_implementation)
+    if not model_args.load_in_4bit:
         return model, tokenizer
     # bitsandbytes quantizes while loading weights, so a random model goes through disk once.
     with tempfile.TemporaryDirectory(prefix="random-init-") as scratch:
         model.save_pretrained(scratch)
-        return load_causal_lm(scratch, load_in_4bit=True, dtype=dtype, device=runtime.device), tokenizer
+        return load_causal_lm(scratch, load_in_4bit=True, dtype=dtype, device=config.device,
+                              attn_implementation=model_args.attn_implementation), tokenizer
 
 
-def sft_arguments(config: TrainConfig, runtime: Runtime, checkpoints_dir: Path, show_progress: bool) -> SFTConfig:
-    return SFTConfig(
+def sft_arguments(config: TrainConfig, checkpoints_dir: Path, show_progress: bool) -> SFTConfig:
+    """The recipe's SFTConfig with the fields train() owns (training/config.py SET_BY_TRAIN) filled in."""
+    return dataclasses.replace(
+        config.training_args,
         output_dir=str(checkpoints_dir),
-        max_steps=config.max_steps,
-        num_train_epochs=config.num_train_epochs,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_ratio,  # transformers 5: a value below 1 is a ratio of the total steps
-        weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm,
-        optim=runtime.optim,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        max_length=config.max_seq_length,
-        packing=config.packing,
-        completion_only_loss=True,
-        gradient_checkpointing=runtime.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
-        bf16=runtime.bf16,
-        fp16=compute_dtype(runtime) == torch.float16,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        logging_steps=config.logging_steps,
         include_num_input_tokens_seen="non_padding",
-        seed=config.seed,
-        data_seed=config.seed,
-        report_to=[],
         disable_tqdm=not show_progress,
-        use_cpu=runtime.device == "cpu",
     )
 
 
 def lora_config(config: TrainConfig, num_layers: int) -> LoraConfig:
-    layers = None
-    if config.lora_last_layers is not None:
-        if config.lora_last_layers > num_layers:
-            raise ValueError(f"lora_last_layers={config.lora_last_layers}: the model has only {num_layers} layers")
-        layers = list(range(num_layers - config.lora_last_layers, num_layers))
-    return LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=config.lora_target_modules,
-        layers_to_transform=layers,
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
+    """TRL's LoraConfig for the recipe's ModelConfig, limited to the last `lora_last_layers` layers if set."""
+    peft_config = get_peft_config(config.model_args)
+    last = config.extras.lora_last_layers
+    if last is None:
+        return peft_config
+    if last > num_layers:
+        raise ValueError(f"lora_last_layers={last}: the model has only {num_layers} layers")
+    return dataclasses.replace(peft_config, layers_to_transform=list(range(num_layers - last, num_layers)))
 
 
 def prepare_trainer(
@@ -157,20 +130,18 @@ def prepare_trainer(
     *,
     show_progress: bool = True,
     callbacks: list[TrainerCallback] | None = None,
-) -> tuple[SFTTrainer, Runtime]:
+) -> SFTTrainer:
     """A ready SFTTrainer (model loaded, LoRA attached, dataset tokenized and label-masked)."""
-    runtime = resolve_runtime(config, cuda_available=torch.cuda.is_available())
     dataset = load_chat_dataset(Path(dataset_path))
-    model, tokenizer = load_model_and_tokenizer(config, runtime)
-    trainer = SFTTrainer(
+    model, tokenizer = load_model_and_tokenizer(config)
+    return SFTTrainer(
         model=model,
-        args=sft_arguments(config, runtime, Path(output_dir) / "checkpoints", show_progress),
+        args=sft_arguments(config, Path(output_dir) / "checkpoints", show_progress),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora_config(config, model.config.get_text_config().num_hidden_layers),
         callbacks=callbacks,
     )
-    return trainer, runtime
 
 
 class _ForwardLogs(TrainerCallback):
@@ -193,7 +164,7 @@ def train(
     on_log: LogHook | None = None,
     show_progress: bool = True,
 ) -> TrainResult:
-    """Fine-tune `config.base_model` with LoRA on the chat data at `dataset_path`; see the module doc for outputs.
+    """Fine-tune `config.model_args.model_name_or_path` with LoRA on the chat data at `dataset_path`; see the module doc for outputs.
 
     With `resume=True` the run continues from the newest checkpoint under `output_dir/checkpoints`
     (step count, optimizer, scheduler and data order included); with no checkpoint there it starts
@@ -208,15 +179,11 @@ def train(
             f"{output_dir}: holds checkpoints of an earlier run ({Path(last_checkpoint).name}). "
             "Pass resume=True (CLI: --resume) to continue it, or choose an empty output dir."
         )
-    if config.random_init and config.merge_adapter:
-        raise ValueError("merge_adapter with random_init: there are no base weights to merge into; drop one of them")
 
     callbacks = [_ForwardLogs(on_log)] if on_log else None
-    trainer, runtime = prepare_trainer(
-        config, dataset_path, output_dir, show_progress=show_progress, callbacks=callbacks
-    )
+    trainer = prepare_trainer(config, dataset_path, output_dir, show_progress=show_progress, callbacks=callbacks)
     config_path = dump_config(config, output_dir / "train_config.yaml")
-    if runtime.device == "cuda":
+    if config.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
 
     started = time.perf_counter()
@@ -226,10 +193,10 @@ def train(
     adapter_dir = output_dir / "adapter"
     trainer.save_model(str(adapter_dir))  # adapter weights + adapter_config.json + tokenizer
     resumed_state = _checkpoint_state(last_checkpoint) if resume and last_checkpoint else {}
-    metrics = _run_metrics(trainer, runtime, output.metrics, resumed_state)  # before merging loads another model
+    metrics = _run_metrics(trainer, config, output.metrics, resumed_state)  # before merging loads another model
     metrics_path = output_dir / "metrics.json"
     metrics_path.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    merged_dir = merge_adapter(config, runtime, adapter_dir, output_dir / "merged") if config.merge_adapter else None
+    merged_dir = merge_adapter(config, adapter_dir, output_dir / "merged") if config.extras.merge_adapter else None
     return TrainResult(
         output_dir=output_dir,
         adapter_dir=adapter_dir,
@@ -242,8 +209,8 @@ def train(
         train_tokens_per_s=metrics["train_tokens_per_s"],
         peak_memory_mb=metrics["peak_memory_mb"],
         runtime_s=runtime_s,
-        device=runtime.device,
-        load_in_4bit=runtime.load_in_4bit,
+        device=config.device,
+        load_in_4bit=config.model_args.load_in_4bit,
     )
 
 
@@ -252,7 +219,7 @@ def _checkpoint_state(checkpoint: str) -> dict[str, Any]:
     return json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
 
 
-def _run_metrics(trainer: SFTTrainer, runtime: Runtime, train_metrics: dict[str, Any], resumed_state: dict) -> dict:
+def _run_metrics(trainer: SFTTrainer, config: TrainConfig, train_metrics: dict[str, Any], resumed_state: dict) -> dict:
     """Loss curve of the whole run (a resumed run keeps the earlier steps); speed and memory of this session.
 
     Tokens are the non-padding input tokens (prompt + completion) the model processed in this
@@ -263,7 +230,7 @@ def _run_metrics(trainer: SFTTrainer, runtime: Runtime, train_metrics: dict[str,
         for entry in trainer.state.log_history
         if "loss" in entry
     ]
-    if runtime.device == "cuda":
+    if config.device == "cuda":
         peak_mb, peak_kind = torch.cuda.max_memory_allocated() / 2**20, "cuda_max_memory_allocated"
     else:  # ru_maxrss is in KiB on Linux: the process's peak, model load and data included
         peak_mb, peak_kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
@@ -282,24 +249,24 @@ def _run_metrics(trainer: SFTTrainer, runtime: Runtime, train_metrics: dict[str,
         "seconds_per_step": runtime_s / max(1, trainer.state.global_step - resumed_state.get("global_step", 0)),
         "peak_memory_mb": peak_mb,
         "peak_memory_kind": peak_kind,
-        "device": runtime.device,
-        "load_in_4bit": runtime.load_in_4bit,
-        "bf16": runtime.bf16,
-        "gradient_checkpointing": runtime.gradient_checkpointing,
-        "optim": runtime.optim,
+        "device": config.device,
+        "load_in_4bit": config.model_args.load_in_4bit,
+        "bf16": trainer.args.bf16,
+        "gradient_checkpointing": trainer.args.gradient_checkpointing,
+        "optim": str(getattr(trainer.args.optim, "value", trainer.args.optim)),
         "trainable_params": trainable,
         "total_params": total,
     }
 
 
-def merge_adapter(config: TrainConfig, runtime: Runtime, adapter_dir: Path, merged_dir: Path) -> Path:
+def merge_adapter(config: TrainConfig, adapter_dir: Path, merged_dir: Path) -> Path:
     """Reload the base model unquantized, fold the adapter in, save a plain model + tokenizer.
 
     A 4-bit base cannot hold merged weights exactly, so merging always starts from the full-precision
     weights (bf16 where the GPU trained in bf16, fp32 otherwise).
     """
-    source = resolve_base_model(config.base_model)
-    dtype = torch.bfloat16 if runtime.bf16 else torch.float32
+    source = resolve_base_model(config.model_args.model_name_or_path)
+    dtype = torch.bfloat16 if config.training_args.bf16 else torch.float32
     base = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     merged.save_pretrained(merged_dir)
