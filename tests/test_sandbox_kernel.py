@@ -108,8 +108,11 @@ def test_namespaces_give_a_root_with_only_python_and_scratch(confinement: dict[s
         assert lines[2] == f"{SCRATCH_DIR} 8"  # cwd is the tmpfs scratch of the size asked for
 
 
+@pytest.mark.parametrize("own_net_ipc", [True, False], ids=["own-namespace", "the-zygotes-shared-one"])
 def test_network_namespace_alone_cannot_reach_even_the_hosts_localhost(confinement: dict[str, object],
-                                                                        tmp_path: Path) -> None:
+                                                                        tmp_path: Path, own_net_ipc: bool) -> None:
+    """A session's own network namespace, and the empty one the zygote makes once and shares with the
+    sessions under seccomp: only a down loopback in either, even before seccomp refuses sockets."""
     if not confinement["namespaces"]:
         pytest.skip(f"no namespaces here: {confinement['namespaces_why']}")
     with socket.socket() as server:
@@ -123,8 +126,9 @@ def test_network_namespace_alone_cannot_reach_even_the_hosts_localhost(confineme
             import sys, socket
             sys.path.insert(0, {str(PROJECT_DIR)!r})
             from tool_sandbox import isolation
-            isolation.prepare_root({str(staging)!r})
-            isolation.enter_namespaces({str(staging)!r}, 1 << 20)  # no seccomp: sockets can be made
+            proc = isolation.prepare_root({str(staging)!r})
+            isolation.enter_namespaces(isolation.open_own_proc_dir(proc), 1 << 20,  # no seccomp: sockets can be made
+                                       own_net_ipc={own_net_ipc})
             try:
                 socket.create_connection(("127.0.0.1", {port}), timeout=2)
                 print("connected")

@@ -7,16 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from tool_sandbox.protocol import truncate
+
 ExecStatus = Literal["ok", "error", "timeout", "memory", "killed"]
-
-TRUNCATION_MARKER = "…[truncated {n} more characters]"
-
-
-def truncate(text: str, max_chars: int) -> str:
-    """Cut `text` to `max_chars`, saying how much was dropped so the reader knows it is partial."""
-    if len(text) <= max_chars:
-        return text
-    return text[:max_chars] + "\n" + TRUNCATION_MARKER.format(n=len(text) - max_chars)
 
 
 def _require_isolation_default() -> bool:

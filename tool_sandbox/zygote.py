@@ -141,15 +141,18 @@ class Zygote:
         self.staging = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-root-")
         self.alive_lock_fd = hold_alive_lock(self.staging)
         os.chmod(self.staging, 0o755)
-        namespaces, namespaces_why = isolation.probe_namespaces(self.staging)
-        if namespaces:
-            isolation.prepare_root(self.staging)
         seccomp, seccomp_why = isolation.seccomp_available()
         self.seccomp_program = isolation.build_seccomp_filter() if seccomp else None
+        # Sessions share our empty network and IPC namespaces only where seccomp refuses sockets and IPC.
+        self.own_net_ipc = self.seccomp_program is None
+        namespaces, namespaces_why = isolation.probe_namespaces(self.staging)
         self.probe = isolation.Probe(namespaces, namespaces_why, seccomp, seccomp_why)
+        self.own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY)
+        # Last: from here on this process sees only the sessions' read-only root (and the host's /proc
+        # through this descriptor alone).
+        self.proc = isolation.prepare_root(self.staging) if namespaces else -1
         # As real root a session needs no leader: the zygote forks it straight into a new PID namespace,
         # reaps it and reports how it ended. Elsewhere a leader process does that (one more fork).
-        self.own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY)
         self.direct = namespaces and isolation.probe_direct_fork(self.own_pid_namespace)
         self.live: dict[int, int] = {}  # session pid -> our copy of its reply pipe, for the "exited" report
         self.wake_read, self.wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -196,7 +199,7 @@ class Zygote:
                     for fd in fds:
                         os.close(fd)
         finally:
-            self._reap()  # the staging dir is a mount point in our namespace: the parent removes it
+            self._reap()  # the staging dir, our root in our namespace, is removed on the host by the parent
 
     def _reap(self) -> None:
         while True:
@@ -234,8 +237,10 @@ class Zygote:
 
     def _start_direct_session(self, req_read: int, resp_write: int) -> None:
         try:
-            self._leave_zygote_state(req_read, resp_write)
-            isolation.enter_namespaces(self.staging, int(self.config["scratch_bytes"]), new_pid_namespace=False)
+            proc_self = isolation.open_own_proc_dir(self.proc)
+            self._leave_zygote_state(req_read, resp_write, proc_self)
+            isolation.enter_namespaces(proc_self, int(self.config["scratch_bytes"]), new_pid_namespace=False,
+                                       own_net_ipc=self.own_net_ipc)
             report = self._lock_down_session()
         except BaseException as exc:  # noqa: BLE001 - the parent must learn why the session did not start
             write_frame(resp_write, {"started": False, "error": f"{type(exc).__name__}: {exc}"})
@@ -272,11 +277,13 @@ class Zygote:
     def _lead_session(self, zygote_pid: int, req_read: int, resp_write: int, request: dict[str, Any]) -> None:
         host_scratch = None
         try:
-            self._leave_zygote_state(req_read, resp_write)
             if self.probe.namespaces:
-                isolation.enter_namespaces(self.staging, int(request["scratch_bytes"]))
+                proc_self = isolation.open_own_proc_dir(self.proc)
+                self._leave_zygote_state(req_read, resp_write, proc_self)
+                isolation.enter_namespaces(proc_self, int(request["scratch_bytes"]), own_net_ipc=self.own_net_ipc)
                 workdir = isolation.SCRATCH_DIR
             else:
+                self._leave_zygote_state(req_read, resp_write)
                 workdir = host_scratch = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{zygote_pid}-")
                 if isolation.running_as_root():
                     os.chown(host_scratch, isolation.OUTSIDE_UID, isolation.OUTSIDE_GID)
@@ -335,8 +342,9 @@ class Zygote:
         os.environ.clear()
         os.chdir(workdir)
         tempfile.tempdir = workdir
-        self._session = SessionProcess(dict(self.namespace), int(config["max_output_chars"]),
-                                       int(config["memory_bytes"]))
+        # Our own copy already (the fork's): copying the dict would write to the refcount of each of its
+        # ~1,000 values and so copy-on-write hundreds of the zygote's pages into every session.
+        self._session = SessionProcess(self.namespace, int(config["max_output_chars"]), int(config["memory_bytes"]))
         limits = isolation.ProcessLimits(int(config["memory_bytes"]), int(config["max_file_bytes"]),
                                          int(config["max_open_files"]), int(config["max_processes"]))
         layers = isolation.lock_down(limits, self.seccomp_program)
