@@ -37,7 +37,7 @@ import traceback
 from typing import Any
 
 from tool_sandbox import isolation, prefault
-from tool_sandbox.protocol import write_frame
+from tool_sandbox.protocol import read_frame, write_frame
 from tool_sandbox.session import SessionProcess, serve
 
 PRELOADED_MODULES = ("sympy", "math", "fractions", "itertools", "numpy", "tool_sandbox.sympy_toolkit")
@@ -178,11 +178,15 @@ class Zygote:
                           if config.get("prefault_spares", True) else [])
 
     def _probe_session(self) -> None:
-        """In a throwaway fork: a session's first calls, from the call to the reply (prefault.py)."""
+        """In a throwaway fork: a session's first calls, from reading the request to writing the reply."""
         session = SessionProcess(self.namespace, int(self.config["max_output_chars"]), int(self.config["memory_bytes"]))
-        sink = os.open("/dev/null", os.O_WRONLY)
+        requests, sink = os.pipe()
         for code in PROBE_CALLS:
-            write_frame(sink, session.run(code, 10.0, 10.0))
+            write_frame(sink, {"id": "probe", "code": code, "timeout_s": 10.0, "cpu_seconds": 10.0})
+            request = read_frame(requests)
+            reply = session.run(request["code"], float(request["timeout_s"]), float(request["cpu_seconds"]))
+            write_frame(sink, reply)
+            read_frame(requests)
 
     def describe(self) -> dict[str, Any]:
         return {"isolation": self.probe.level, "namespaces": self.probe.namespaces,
@@ -380,10 +384,10 @@ class Zygote:
         self._session = SessionProcess(self.namespace, int(config["max_output_chars"]), int(config["memory_bytes"]))
         limits = isolation.ProcessLimits(int(config["memory_bytes"]), int(config["max_file_bytes"]),
                                          int(config["max_open_files"]), int(config["max_processes"]))
+        if warm:
+            prefault.populate(self.hot_pages)  # before seccomp, which refuses pidfd_open and process_madvise
         layers = isolation.lock_down(limits, self.seccomp_program)
         layers["namespaces"] = self.probe.namespaces
-        if warm:
-            prefault.populate(self.hot_pages)
         return {"isolation": isolation.level(self.probe.namespaces, layers["seccomp"]), "layers": layers}
 
 
