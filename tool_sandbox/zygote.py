@@ -371,10 +371,10 @@ class Zygote:
         copies of the hot pages; returns its layers."""
         config = self.config
         isolation.set_parent_death_signal()  # after the uid change, which clears it
-        # Its own process group: PRIO_PGRP and kill(0) reach no other session. Not setsid(): a new session
-        # also gets a scheduler autogroup of its own, created and destroyed per session, and each would
-        # weigh as much as a whole other program on a shared machine.
-        os.setpgid(0, 0)
+        # Its own process group (PRIO_PGRP and kill(0) reach no other session) in a session of its own,
+        # which also gives it a scheduler autogroup of its own: however many processes a session runs, it
+        # gets one share of the CPU next to the others, not one per process.
+        os.setsid()
         if os.environ:  # emptied in the zygote already (__init__)
             os.environ.clear()
         os.chdir(workdir)
