@@ -121,9 +121,10 @@ def start(role: str) -> tuple[int, Any, Any]:
     return pid, os.fdopen(parent_writes, "w"), os.fdopen(parent_reads, "r")
 
 
-def summarize(rows: list[dict[str, float]], calls: int) -> dict[str, float]:
-    return {"cpu_ms_per_session": round(statistics.mean(r["cpu_ms"] for r in rows), 2),
-            "cpu_ms_per_call": round(statistics.mean(r["cpu_ms"] for r in rows) / calls, 3),
+def summarize(rows: list[dict[str, float]], calls: int = 0) -> dict[str, float]:
+    per_session = statistics.mean(r["cpu_ms"] for r in rows)
+    per_call = {"cpu_ms_per_call": round(per_session / calls, 3)} if calls else {}
+    return {"cpu_ms_per_session": round(per_session, 2), **per_call,
             "faults_per_session": round(statistics.mean(r["faults"] for r in rows))}
 
 
@@ -155,8 +156,8 @@ def main() -> None:
         receive.close()
         os.waitpid(pid, 0)
     worker, fork = summarize(rows["worker"], args.calls), summarize(rows["fork"], args.calls)
-    bare = summarize(rows["bare"], 1)
-    layers = summarize(rows["layers"], 1) if rows["layers"] else None
+    bare = summarize(rows["bare"])
+    layers = summarize(rows["layers"]) if rows["layers"] else None
     speedup = machine_parallel_speedup()
     ceiling = worker["cpu_ms_per_call"] / fork["cpu_ms_per_call"]
     bound = {"ceiling_vs_one_warm_worker_2_cores": round(2 * ceiling, 3),
