@@ -36,9 +36,9 @@ class SandboxLimits(BaseModel):
     spare_sessions: int = Field(
         2, ge=0, description="Sessions the zygote keeps forked and confined ahead of need, so a start is a hand-over.")
     prefault_spares: bool = Field(
-        True, description="Spare sessions copy the zygote's pages that a typical session's first calls write "
-                          "before they are handed over (faster first calls; wasted CPU for a session that "
-                          "would not have written them).")
+        True, description="Spare sessions made while a core is idle copy the zygote's pages that a typical "
+                          "session's first calls write before they are handed over (faster first calls; wasted "
+                          "CPU for a session that would not have written them).")
     startup_timeout_s: float = Field(120.0, gt=0, description="How long the zygote may take to import SymPy.")
     require_isolation: bool = Field(
         default_factory=_require_isolation_default,

@@ -176,6 +176,16 @@ class Zygote:
         # After everything else, so that the pages it names are where every later fork has them.
         self.hot_pages = (prefault.learn_hot_pages(self.proc, self._probe_session)
                           if config.get("prefault_spares", True) else [])
+        self.cpus = len(os.sched_getaffinity(0))
+
+    def _a_core_is_idle(self) -> bool:
+        """Whether warming a spare now costs nobody anything: the load average is below our CPUs. On a busy
+        machine warming only moves CPU around (a session that would not write those pages wastes it)."""
+        try:
+            with open(os.open("loadavg", os.O_RDONLY, dir_fd=self.proc)) as loadavg:
+                return float(loadavg.read().split()[0]) < self.cpus
+        except (OSError, ValueError, IndexError):
+            return False
 
     def _probe_session(self) -> None:
         """In a throwaway fork: a session's first calls, from reading the request to writing the reply."""
@@ -212,7 +222,7 @@ class Zygote:
                             break
                 if control.fileno() not in events:
                     if not events and len(self.spares) < want:
-                        self.spares.append(self.spawn(warm=True))
+                        self.spares.append(self.spawn(warm=bool(self.hot_pages) and self._a_core_is_idle()))
                     continue
                 message, fds, _, _ = socket.recv_fds(control, CONTROL_MESSAGE_BYTES, 0)
                 for fd in fds:
@@ -249,8 +259,8 @@ class Zygote:
     def spawn(self, warm: bool) -> list[int]:
         """A new session: [its pid, request pipe, reply pipe, pidfd] (the parent's ends).
 
-        `warm`: a spare, which copies the hot pages before it reports (prefault.py); a session a caller
-        is waiting for does not (a trivial session would pay for pages it never writes)."""
+        `warm`: copy the hot pages before reporting (prefault.py): a spare made while a core is idle. Not a
+        session a caller is waiting for (a trivial one would pay for pages it never writes)."""
         return self._spawn_direct(warm) if self.direct else self._spawn_with_leader(warm)
 
     def _spawn_direct(self, warm: bool) -> list[int]:
