@@ -74,5 +74,5 @@ def test_sandbox_floor_bench_reports_each_part_and_the_ceiling() -> None:
     # a fork copies pages the long-lived worker already owns
     assert figures["fork_per_session"]["faults_per_session"] > figures["warm_worker"]["faults_per_session"]
     assert figures["ceiling_vs_one_warm_worker_2_cores"] > 0 and figures["machine_parallel_speedup"] > 0
-    if os.geteuid() == 0:
-        assert figures["fork_exit_with_kernel_layers"]["cpu_ms_per_session"] > 0
+    layers = figures["fork_exit_with_kernel_layers"]  # None unless root with namespaces and seccomp
+    assert layers is None or layers["cpu_ms_per_session"] > 0
