@@ -157,6 +157,8 @@ class Zygote:
         # Sessions share our empty network and IPC namespaces only where seccomp refuses sockets and IPC.
         self.own_net_ipc = self.seccomp_program is None
         namespaces, namespaces_why = isolation.probe_namespaces(self.staging)
+        if namespaces and not self.own_net_ipc:
+            namespaces_why += "; net, ipc and uts made once and shared by the sessions (seccomp refuses all ways in)"
         self.probe = isolation.Probe(namespaces, namespaces_why, seccomp, seccomp_why)
         self.own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY)
         # Last: from here on this process sees only the sessions' read-only root (and the host's /proc
