@@ -64,3 +64,15 @@ def test_decontam_bench_reads_all_of_math_train_and_both_methods_agree() -> None
     assert figures["bench"] == "decontam" and figures["benchmark_problems"] > 2000
     assert figures["problems"] >= 7490  # all of MATH train but the rows with no usable answer
     assert figures["contaminated"] > 0  # and the run exits non-zero when the two methods disagree
+
+
+def test_sandbox_floor_bench_reports_each_part_and_the_ceiling() -> None:
+    figures = _run_bench("sandbox_floor", "--sessions", "4", "--calls", "2")
+    assert figures["bench"] == "sandbox_floor" and figures["sessions"] == 4 and figures["calls_per_session"] == 2
+    for part in ("warm_worker", "fork_per_session", "fork_and_exit"):
+        assert figures[part]["cpu_ms_per_session"] > 0, part
+    # a fork copies pages the long-lived worker already owns
+    assert figures["fork_per_session"]["faults_per_session"] > figures["warm_worker"]["faults_per_session"]
+    assert figures["ceiling_vs_one_warm_worker_2_cores"] > 0 and figures["machine_parallel_speedup"] > 0
+    layers = figures["fork_exit_with_kernel_layers"]  # None unless root with namespaces and seccomp
+    assert layers is None or layers["cpu_ms_per_session"] > 0

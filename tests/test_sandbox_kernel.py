@@ -108,8 +108,11 @@ def test_namespaces_give_a_root_with_only_python_and_scratch(confinement: dict[s
         assert lines[2] == f"{SCRATCH_DIR} 8"  # cwd is the tmpfs scratch of the size asked for
 
 
+@pytest.mark.parametrize("own_net_ipc", [True, False], ids=["own-namespace", "the-zygotes-shared-one"])
 def test_network_namespace_alone_cannot_reach_even_the_hosts_localhost(confinement: dict[str, object],
-                                                                        tmp_path: Path) -> None:
+                                                                        tmp_path: Path, own_net_ipc: bool) -> None:
+    """A session's own network namespace, and the empty one the zygote makes once and shares with the
+    sessions under seccomp: only a down loopback in either, even before seccomp refuses sockets."""
     if not confinement["namespaces"]:
         pytest.skip(f"no namespaces here: {confinement['namespaces_why']}")
     with socket.socket() as server:
@@ -123,8 +126,9 @@ def test_network_namespace_alone_cannot_reach_even_the_hosts_localhost(confineme
             import sys, socket
             sys.path.insert(0, {str(PROJECT_DIR)!r})
             from tool_sandbox import isolation
-            isolation.prepare_root({str(staging)!r})
-            isolation.enter_namespaces({str(staging)!r}, 1 << 20)  # no seccomp: sockets can be made
+            proc = isolation.prepare_root({str(staging)!r})
+            isolation.enter_namespaces(isolation.open_own_proc_dir(proc), 1 << 20,  # no seccomp: sockets can be made
+                                       own_net_ipc={own_net_ipc})
             try:
                 socket.create_connection(("127.0.0.1", {port}), timeout=2)
                 print("connected")
@@ -247,3 +251,42 @@ def test_the_same_layers_hold_without_real_root(identity: list[str]) -> None:
     # host's uid 0 (a deployment's non-root user is not exempt; the corpus's fork bomb checks it as root)
     assert runs["nproc"][1] == "(16, 16)"
     assert runs["who"][1] == "(1000, 1)"
+
+
+def test_a_spare_copies_ahead_exactly_the_pages_the_probe_wrote() -> None:
+    """prefault.py: the hot pages are those a probe fork wrote (not the ones it only read), and a fork that
+    populates them writes to them afterwards without a fault each."""
+    done = run_python(f"""
+        import ctypes, mmap, os, resource, sys
+        sys.path.insert(0, {str(PROJECT_DIR)!r})
+        from tool_sandbox import prefault
+        proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
+        page, pages = prefault.PAGE, 64
+        buffer = mmap.mmap(-1, pages * page, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        for i in range(pages):
+            buffer[i * page] = 1  # present before the forks, as the zygote's pages are
+        first = ctypes.addressof(ctypes.c_char.from_buffer(buffer)) // page
+        written = range(0, pages, 2)
+        def probe():
+            for i in range(pages):
+                if i in written:
+                    buffer[i * page] = 2
+                else:
+                    buffer[i * page]  # read only
+        runs = prefault.learn_hot_pages(proc, probe)
+        hot = {{address // page + k for address, length in runs for k in range(length // page)}}
+        print("written", all(first + i in hot for i in written), "read", any(first + i in hot for i in range(1, pages, 2)))
+        for warm in (False, True):
+            pid = os.fork()
+            if pid == 0:
+                if warm:
+                    prefault.populate(runs)
+                before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                for i in written:
+                    buffer[i * page] = 3
+                os._exit(min(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, 255))
+            print("warm" if warm else "cold", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+    """)
+    lines = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert lines["written"] == "True read False", done.stdout + done.stderr
+    assert int(lines["cold"]) >= 32 and int(lines["warm"]) < 16, done.stdout

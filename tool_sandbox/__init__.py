@@ -14,7 +14,26 @@ tool_sandbox doctor` says which layers this machine gives; docs/sandbox.md expla
 The SymPy toolkit for function calling is `sympy_toolkit`.
 """
 
-from tool_sandbox.records import ExecResult, ExecStatus, SandboxLimits
-from tool_sandbox.sandbox import Sandbox, SandboxError, get_default_sandbox
+from __future__ import annotations
 
-__all__ = ["ExecResult", "ExecStatus", "Sandbox", "SandboxError", "SandboxLimits", "get_default_sandbox"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tool_sandbox.records import ExecResult, ExecStatus, SandboxLimits
+    from tool_sandbox.sandbox import Sandbox, SandboxError, get_default_sandbox
+
+# Loaded on first use: the zygote imports this package too, and every module it holds makes each
+# session's fork and exit dearer (page tables are copied and torn down per process). The parent's side
+# (pydantic, subprocess, threads) stays out of it.
+_EXPORTS = {"ExecResult": "records", "ExecStatus": "records", "SandboxLimits": "records",
+            "Sandbox": "sandbox", "SandboxError": "sandbox", "get_default_sandbox": "sandbox"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'tool_sandbox' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"tool_sandbox.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

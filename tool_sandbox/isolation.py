@@ -1,11 +1,12 @@
 """The kernel layers that confine a session process, through raw libc calls (Python 3.11 has no os.unshare).
 
-`prepare_root` runs once in the zygote (a private mount namespace holding the sessions' future root:
-only the Python installation and its libraries, read-only). Then, in every session (see zygote.py):
-`enter_namespaces` in the session's first fork (user, PID, mount, network, IPC and UTS namespaces;
-that root, plus a size-limited tmpfs scratch; an unprivileged uid), and `lock_down` in the session
-process itself, just before it serves calls (rlimits, no_new_privs, no capabilities, seccomp). `probe` says which layers this kernel allows, for `doctor`,
-`Sandbox.confinement()` and the `isolation` level recorded on every call.
+`prepare_root` runs once in the zygote: it moves the zygote into the sessions' future root (only the
+Python installation and its libraries, read-only) and into empty network, IPC and UTS namespaces of its
+own. Then, in every session (see zygote.py): `enter_namespaces` in the session's first fork (user, PID
+and mount namespaces, plus network and IPC ones where seccomp is missing; a size-limited tmpfs scratch;
+an unprivileged uid), and `lock_down` in the session process itself, just before it serves calls
+(rlimits, no_new_privs, no capabilities, seccomp). `probe` says which layers this kernel allows, for
+`doctor`, `Sandbox.confinement()` and the `isolation` level recorded on every call.
 """
 
 from __future__ import annotations
@@ -159,22 +160,33 @@ def can_drop_to_nobody() -> bool:
         return False
 
 
-def prepare_root(staging: str) -> None:
-    """Once, in the zygote: a private mount namespace in which `staging` holds the sessions' future root.
+# Created once by the zygote and shared by its sessions when seccomp is on (see `prepare_root`).
+SHARED_NAMESPACE_FLAGS = CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
 
-    That root is a small read-only tmpfs with the read-only roots bind-mounted at their own paths and a
-    few device nodes. Each session copies this namespace (`enter_namespaces`), so it pays for one tmpfs
-    mount and a pivot_root instead of a dozen bind mounts. As an ordinary user the zygote first enters
-    a user namespace of its own, where it is root over its namespaces only.
+
+def prepare_root(staging: str) -> int:
+    """Once, in the zygote: move it into the sessions' future root, in namespaces of its own.
+
+    That root is a small read-only tmpfs built at `staging`, with the read-only roots bind-mounted at
+    their own paths and a few device nodes; the zygote pivots into it and detaches the host's mounts.
+    Each session then copies this mount namespace (a dozen mounts) and mounts its scratch: no
+    pivot_root, no unmounting of the host's tree per session. The zygote also enters a network
+    namespace with only a down loopback, and new IPC and UTS namespaces, which its sessions inherit
+    (`enter_namespaces` says when they get their own). As an ordinary user the zygote first enters a
+    user namespace of its own, where it is root over its namespaces only.
+
+    Returns a descriptor of the host's /proc: the only way back to it, for the id maps of each session
+    (`open_own_proc_dir`), which closes it at once. It never reaches user code.
     """
     can_drop_to_nobody()  # decided while /proc shows the zygote's own user namespace
+    proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     if running_as_root():
-        unshare(CLONE_NEWNS)
+        unshare(CLONE_NEWNS | SHARED_NAMESPACE_FLAGS)
     else:
         uid, gid = os.geteuid(), os.getegid()
-        proc_self = os.open("/proc/self", os.O_RDONLY | os.O_DIRECTORY)
+        proc_self = open_own_proc_dir(proc)
         try:
-            unshare(CLONE_NEWUSER | CLONE_NEWNS)
+            unshare(CLONE_NEWUSER | CLONE_NEWNS | SHARED_NAMESPACE_FLAGS)
             _write_id_maps(proc_self, 0, uid, gid)
         finally:
             os.close(proc_self)
@@ -193,6 +205,18 @@ def prepare_root(staging: str) -> None:
             mount(device, staging + device, None, MS_BIND)
     os.makedirs(staging + SCRATCH_DIR)
     mount(None, staging, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    # The host's root is parked on the scratch's mount point and detached: from here on the zygote sees
+    # only what a session sees.
+    pivot_root(staging, staging + SCRATCH_DIR)
+    os.chdir("/")
+    _check(_libc.umount2(SCRATCH_DIR.encode(), MNT_DETACH), "umount2 old root")
+    return proc
+
+
+def open_own_proc_dir(proc: int) -> int:
+    """This process's /proc/<pid> dir through `proc` (the host's /proc, from `prepare_root`). "self" there
+    is resolved in the PID namespace that /proc belongs to, where a session's process has a pid too."""
+    return os.open("self", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc)
 
 
 def _write_id_maps(proc_dir_fd: int, inside: int, outside_uid: int, outside_gid: int) -> None:
@@ -205,21 +229,23 @@ def _write_id_maps(proc_dir_fd: int, inside: int, outside_uid: int, outside_gid:
             os.close(fd)
 
 
-def enter_namespaces(staging: str, scratch_bytes: int, new_pid_namespace: bool = True) -> None:
-    """In a session's leader (single-threaded, after `prepare_root` in the zygote): fresh namespaces, the
-    prepared root with a private tmpfs scratch at /tmp, an unprivileged uid; its next child is PID 1.
+def enter_namespaces(proc_self: int, scratch_bytes: int, new_pid_namespace: bool = True,
+                     own_net_ipc: bool = True) -> None:
+    """In a session's leader (single-threaded, inside the zygote's root from `prepare_root`): fresh
+    namespaces, a private tmpfs scratch at /tmp, an unprivileged uid; its next child is PID 1.
 
-    As root it drops to uid/gid 65534 before creating the user namespace; as an ordinary user it stays
-    that user. Inside, user code is uid 1000, and RLIMIT_NPROC counts per (this) user namespace.
+    `proc_self` is the caller's own /proc dir (`open_own_proc_dir`), used for the id maps and closed
+    here. `own_net_ipc=False` keeps the zygote's empty network and IPC namespaces: only for sessions
+    under seccomp, which refuses every socket and every SysV/POSIX IPC call, so no session can leave
+    anything there for another (UTS is shared always: without CAP_SYS_ADMIN over it, nobody inside can
+    change the host name). As root it drops to uid/gid 65534 before creating the user namespace; as an
+    ordinary user it stays that user. Inside, user code is uid 1000, and RLIMIT_NPROC counts per (this)
+    user namespace.
     """
     drop_to_nobody = can_drop_to_nobody()  # reads /proc, gone after the pivot (cached from the zygote)
-    proc_self = os.open("/proc/self", os.O_RDONLY | os.O_DIRECTORY)
     try:
-        unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | (CLONE_NEWPID if new_pid_namespace else 0))
-        # The old root is parked on the scratch's mount point, detached, and the scratch mounted over it.
-        pivot_root(staging, staging + SCRATCH_DIR)
-        os.chdir("/")
-        _check(_libc.umount2(SCRATCH_DIR.encode(), MNT_DETACH), "umount2 old root")
+        unshare(CLONE_NEWNS | (CLONE_NEWNET | CLONE_NEWIPC if own_net_ipc else 0)
+                | (CLONE_NEWPID if new_pid_namespace else 0))
         # 0 when not root: the zygote's own user namespace maps it to the user running the sandbox.
         owner = OUTSIDE_UID if drop_to_nobody else 0
         mount("tool_sandbox_scratch", SCRATCH_DIR, "tmpfs", MS_NOSUID | MS_NODEV,
@@ -407,8 +433,8 @@ def probe_namespaces(staging: str) -> tuple[bool, str]:
     if pid == 0:  # child: report the first failure, never return into the caller's code
         try:
             os.close(read_fd)
-            prepare_root(staging)
-            enter_namespaces(staging, 1 << 20)
+            proc = prepare_root(staging)
+            enter_namespaces(open_own_proc_dir(proc), 1 << 20)
             message = b"ok"
         except BaseException as exc:  # noqa: BLE001
             message = str(exc).encode()[:500]

@@ -2,7 +2,8 @@
 
 JSON and not pickle on purpose: the session runs untrusted code, and unpickling what it sends would
 hand that code the parent process. The parent reads with a small `max_bytes` (replies are capped)
-and validates what it gets against a schema (sandbox.py).
+and validates what it gets against a schema (sandbox.py). `truncate` is the cut with a marker that
+both sides apply to text. Nothing here imports pydantic: the zygote and the sessions load this module.
 """
 
 from __future__ import annotations
@@ -16,6 +17,14 @@ from typing import Any
 
 HEADER = struct.Struct(">I")
 MAX_FRAME_BYTES = 64 << 20
+TRUNCATION_MARKER = "…[truncated {n} more characters]"
+
+
+def truncate(text: str, max_chars: int) -> str:
+    """Cut `text` to `max_chars`, saying how much was dropped so the reader knows it is partial."""
+    if len(text) <= max_chars:
+        return text
+    return text[:max_chars] + "\n" + TRUNCATION_MARKER.format(n=len(text) - max_chars)
 
 
 class FrameError(Exception):

@@ -7,16 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from tool_sandbox.protocol import truncate
+
 ExecStatus = Literal["ok", "error", "timeout", "memory", "killed"]
-
-TRUNCATION_MARKER = "…[truncated {n} more characters]"
-
-
-def truncate(text: str, max_chars: int) -> str:
-    """Cut `text` to `max_chars`, saying how much was dropped so the reader knows it is partial."""
-    if len(text) <= max_chars:
-        return text
-    return text[:max_chars] + "\n" + TRUNCATION_MARKER.format(n=len(text) - max_chars)
 
 
 def _require_isolation_default() -> bool:
@@ -42,6 +35,10 @@ class SandboxLimits(BaseModel):
         256, gt=0, description="Idle sessions beyond this are closed, least recently used first.")
     spare_sessions: int = Field(
         2, ge=0, description="Sessions the zygote keeps forked and confined ahead of need, so a start is a hand-over.")
+    prefault_spares: bool = Field(
+        True, description="Spare sessions made while a core is idle copy the zygote's pages that a typical "
+                          "session's first calls write before they are handed over (faster first calls; wasted "
+                          "CPU for a session that would not have written them).")
     startup_timeout_s: float = Field(120.0, gt=0, description="How long the zygote may take to import SymPy.")
     require_isolation: bool = Field(
         default_factory=_require_isolation_default,

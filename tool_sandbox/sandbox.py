@@ -100,7 +100,7 @@ class Zygote:
                        "memory_bytes": limits.memory_bytes, "max_file_bytes": limits.max_file_bytes,
                        "max_open_files": limits.max_open_files, "max_processes": limits.max_processes,
                        "max_reply_chars": max(1024, limits.max_reply_bytes // 16),
-                       "spare_sessions": limits.spare_sessions}
+                       "spare_sessions": limits.spare_sessions, "prefault_spares": limits.prefault_spares}
         self._start()
 
     def _start(self) -> None:

@@ -20,8 +20,7 @@ import time
 import traceback
 from typing import Any
 
-from tool_sandbox.protocol import FrameError, read_frame, write_frame
-from tool_sandbox.records import TRUNCATION_MARKER, truncate
+from tool_sandbox.protocol import TRUNCATION_MARKER, FrameError, read_frame, truncate, write_frame
 
 SANDBOX_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 MAX_TRACEBACK_FRAMES = 5

@@ -36,8 +36,8 @@ import time
 import traceback
 from typing import Any
 
-from tool_sandbox import isolation
-from tool_sandbox.protocol import write_frame
+from tool_sandbox import isolation, prefault
+from tool_sandbox.protocol import read_frame, write_frame
 from tool_sandbox.session import SessionProcess, serve
 
 PRELOADED_MODULES = ("sympy", "math", "fractions", "itertools", "numpy", "tool_sandbox.sympy_toolkit")
@@ -55,6 +55,17 @@ limit(sin(x)/x, x, 0); series(exp(x), x, 0, 4); summation(k, (k, 1, 100)); Matri
 Matrix([[2, 0], [0, 3]]).eigenvals(); factorint(360); isprime(97); mod_inverse(3, 11); gcd(84, 126)
 str(sqrt(8)); repr(pi.evalf(30)); latex(x**2); sympify('x**2 + 1'); parse_expr('2*x')
 """
+# What a typical session's first calls run (model-written SymPy: symbols, solve, factor, expand, exact
+# arithmetic, printing), through a session's own call path, with numbers the warm-up did not use so that
+# SymPy computes. A probe fork runs them once; spare sessions copy the pages it wrote (prefault.py).
+PROBE_CALLS = (
+    "from sympy import symbols, solve\nx = symbols('x')\nprint(solve(x**2 - 5*x + 6, x))",
+    "from sympy import symbols, factor, expand\nx = symbols('x')\nprint(factor(x**3 - 2*x**2 - 5*x + 6))\n"
+    "expand((x + 3)**4)",
+    "from sympy import Rational\nprint(Rational(3, 7) + Rational(5, 11) * 4)",
+    "x, y = symbols('x y')\nsolve([x + y - 7, x - y - 1], [x, y])",
+    "simplify((x**2 - 9)/(x - 3))",
+)
 
 
 def base_namespace() -> dict[str, Any]:
@@ -141,28 +152,60 @@ class Zygote:
         self.staging = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-root-")
         self.alive_lock_fd = hold_alive_lock(self.staging)
         os.chmod(self.staging, 0o755)
-        namespaces, namespaces_why = isolation.probe_namespaces(self.staging)
-        if namespaces:
-            isolation.prepare_root(self.staging)
         seccomp, seccomp_why = isolation.seccomp_available()
         self.seccomp_program = isolation.build_seccomp_filter() if seccomp else None
+        # Sessions share our empty network and IPC namespaces only where seccomp refuses sockets and IPC.
+        self.own_net_ipc = self.seccomp_program is None
+        namespaces, namespaces_why = isolation.probe_namespaces(self.staging)
+        if namespaces and not self.own_net_ipc:
+            namespaces_why += "; net, ipc and uts made once and shared by the sessions (seccomp refuses all ways in)"
         self.probe = isolation.Probe(namespaces, namespaces_why, seccomp, seccomp_why)
+        self.own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY)
+        # Last: from here on this process sees only the sessions' read-only root (and the host's /proc
+        # through this descriptor alone).
+        self.proc = (isolation.prepare_root(self.staging) if namespaces
+                     else os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
         # As real root a session needs no leader: the zygote forks it straight into a new PID namespace,
         # reaps it and reports how it ended. Elsewhere a leader process does that (one more fork).
-        self.own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY)
         self.direct = namespaces and isolation.probe_direct_fork(self.own_pid_namespace)
         self.live: dict[int, int] = {}  # session pid -> our copy of its reply pipe, for the "exited" report
         self.wake_read, self.wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_write)  # a session's death wakes the loop at once, to report it
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        os.environ.clear()  # read by the imports above only; sessions then start with an empty one for free
         gc.collect()
         gc.freeze()  # the collector then never touches the inherited objects, so forks share their pages
+        # After everything else, so that the pages it names are where every later fork has them.
+        self.hot_pages = (prefault.learn_hot_pages(self.proc, self._probe_session)
+                          if config.get("prefault_spares", True) else [])
+        self.cpus = len(os.sched_getaffinity(0))
+
+    def _a_core_is_idle(self) -> bool:
+        """Whether warming a spare now costs nobody anything: the load average is below our CPUs. On a busy
+        machine warming only moves CPU around (a session that would not write those pages wastes it)."""
+        try:
+            with open(os.open("loadavg", os.O_RDONLY, dir_fd=self.proc)) as loadavg:
+                return float(loadavg.read().split()[0]) < self.cpus
+        except (OSError, ValueError, IndexError):
+            return False
+
+    def _probe_session(self) -> None:
+        """In a throwaway fork: a session's first calls, from reading the request to writing the reply."""
+        session = SessionProcess(self.namespace, int(self.config["max_output_chars"]), int(self.config["memory_bytes"]))
+        requests, sink = os.pipe()
+        for code in PROBE_CALLS:
+            write_frame(sink, {"id": "probe", "code": code, "timeout_s": 10.0, "cpu_seconds": 10.0})
+            request = read_frame(requests)
+            reply = session.run(request["code"], float(request["timeout_s"]), float(request["cpu_seconds"]))
+            write_frame(sink, reply)
+            read_frame(requests)
 
     def describe(self) -> dict[str, Any]:
         return {"isolation": self.probe.level, "namespaces": self.probe.namespaces,
                 "namespaces_why": self.probe.namespaces_why, "seccomp": self.probe.seccomp,
                 "seccomp_why": self.probe.seccomp_why, "uid": self.uid,
-                "session_leader": not self.direct}
+                "session_leader": not self.direct,
+                "spare_hot_pages": sum(length for _, length in self.hot_pages) // prefault.PAGE}
 
     def serve(self, control: socket.socket) -> None:
         poller = select.poll()
@@ -181,14 +224,14 @@ class Zygote:
                             break
                 if control.fileno() not in events:
                     if not events and len(self.spares) < want:
-                        self.spares.append(self.spawn())
+                        self.spares.append(self.spawn(warm=bool(self.hot_pages) and self._a_core_is_idle()))
                     continue
                 message, fds, _, _ = socket.recv_fds(control, CONTROL_MESSAGE_BYTES, 0)
                 for fd in fds:
                     os.close(fd)
                 if not message:
                     return  # the parent closed the sandbox (or died)
-                handed = self.spares.popleft() if self.spares else self.spawn()
+                handed = self.spares.popleft() if self.spares else self.spawn(warm=False)
                 pid, fds = handed[0], handed[1:]
                 try:
                     socket.send_fds(control, [json.dumps({"pid": pid}).encode()], fds)
@@ -196,7 +239,7 @@ class Zygote:
                     for fd in fds:
                         os.close(fd)
         finally:
-            self._reap()  # the staging dir is a mount point in our namespace: the parent removes it
+            self._reap()  # the staging dir, our root in our namespace, is removed on the host by the parent
 
     def _reap(self) -> None:
         while True:
@@ -215,28 +258,33 @@ class Zygote:
                     pass  # the parent closed the session first
                 os.close(resp_write)
 
-    def spawn(self) -> list[int]:
-        """A new session: [its pid, request pipe, reply pipe, pidfd] (the parent's ends)."""
-        return self._spawn_direct() if self.direct else self._spawn_with_leader()
+    def spawn(self, warm: bool) -> list[int]:
+        """A new session: [its pid, request pipe, reply pipe, pidfd] (the parent's ends).
 
-    def _spawn_direct(self) -> list[int]:
+        `warm`: copy the hot pages before reporting (prefault.py): a spare made while a core is idle. Not a
+        session a caller is waiting for (a trivial one would pay for pages it never writes)."""
+        return self._spawn_direct(warm) if self.direct else self._spawn_with_leader(warm)
+
+    def _spawn_direct(self, warm: bool) -> list[int]:
         req_read, req_write = os.pipe()
         resp_read, resp_write = os.pipe()
         pid = isolation.fork_into_new_pid_namespace(self.own_pid_namespace)
         if pid == 0:
             try:
-                self._start_direct_session(req_read, resp_write)
+                self._start_direct_session(req_read, resp_write, warm)
             finally:
                 os._exit(1)
         os.close(req_read)
         self.live[pid] = resp_write
         return [pid, req_write, resp_read, os.pidfd_open(pid)]  # unreaped child: its pid is still its own
 
-    def _start_direct_session(self, req_read: int, resp_write: int) -> None:
+    def _start_direct_session(self, req_read: int, resp_write: int, warm: bool) -> None:
         try:
-            self._leave_zygote_state(req_read, resp_write)
-            isolation.enter_namespaces(self.staging, int(self.config["scratch_bytes"]), new_pid_namespace=False)
-            report = self._lock_down_session()
+            proc_self = isolation.open_own_proc_dir(self.proc)
+            self._leave_zygote_state(req_read, resp_write, proc_self)
+            isolation.enter_namespaces(proc_self, int(self.config["scratch_bytes"]), new_pid_namespace=False,
+                                       own_net_ipc=self.own_net_ipc)
+            report = self._lock_down_session(isolation.SCRATCH_DIR, warm)
         except BaseException as exc:  # noqa: BLE001 - the parent must learn why the session did not start
             write_frame(resp_write, {"started": False, "error": f"{type(exc).__name__}: {exc}"})
             return
@@ -252,7 +300,7 @@ class Zygote:
             os.dup2(devnull, fd)
         close_all_fds_except({0, 1, 2, *keep})
 
-    def _spawn_with_leader(self) -> list[int]:
+    def _spawn_with_leader(self, warm: bool) -> list[int]:
         request = self.config
         req_read, req_write = os.pipe()
         resp_read, resp_write = os.pipe()
@@ -260,7 +308,7 @@ class Zygote:
         pid = os.fork()
         if pid == 0:
             try:
-                self._lead_session(zygote_pid, req_read, resp_write, request)
+                self._lead_session(zygote_pid, req_read, resp_write, request, warm)
             finally:
                 os._exit(1)
         os.close(req_read)
@@ -269,14 +317,17 @@ class Zygote:
         return [pid, req_write, resp_read, pidfd]
 
     # --- in the session leader --------------------------------------------------------------------------
-    def _lead_session(self, zygote_pid: int, req_read: int, resp_write: int, request: dict[str, Any]) -> None:
+    def _lead_session(self, zygote_pid: int, req_read: int, resp_write: int, request: dict[str, Any],
+                      warm: bool) -> None:
         host_scratch = None
         try:
-            self._leave_zygote_state(req_read, resp_write)
             if self.probe.namespaces:
-                isolation.enter_namespaces(self.staging, int(request["scratch_bytes"]))
+                proc_self = isolation.open_own_proc_dir(self.proc)
+                self._leave_zygote_state(req_read, resp_write, proc_self)
+                isolation.enter_namespaces(proc_self, int(request["scratch_bytes"]), own_net_ipc=self.own_net_ipc)
                 workdir = isolation.SCRATCH_DIR
             else:
+                self._leave_zygote_state(req_read, resp_write)
                 workdir = host_scratch = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{zygote_pid}-")
                 if isolation.running_as_root():
                     os.chown(host_scratch, isolation.OUTSIDE_UID, isolation.OUTSIDE_GID)
@@ -290,7 +341,7 @@ class Zygote:
             pid = os.fork()
             if pid == 0:
                 os.close(sync_read)
-                self._run_session(req_read, resp_write, sync_write, workdir, request)
+                self._run_session(req_read, resp_write, sync_write, workdir, request, warm)
             os.close(req_read)
             os.close(sync_write)
             with os.fdopen(sync_read, "rb") as sync:
@@ -313,11 +364,11 @@ class Zygote:
 
     # --- in the session process -------------------------------------------------------------------------
     def _run_session(self, req_read: int, resp_write: int, sync_write: int, workdir: str,
-                     request: dict[str, Any]) -> None:
+                     request: dict[str, Any], warm: bool) -> None:
         """The session process under a leader: lock down, report to the leader, serve."""
         try:
             close_all_fds_except({0, 1, 2, req_read, resp_write, sync_write})
-            report = self._lock_down_session(workdir)
+            report = self._lock_down_session(workdir, warm)
         except BaseException as exc:  # noqa: BLE001
             os.write(sync_write, json.dumps({"error": f"{type(exc).__name__}: {exc}"})[:4000].encode())
             os._exit(1)
@@ -326,19 +377,27 @@ class Zygote:
         serve(self._session, req_read, resp_write, int(request["max_reply_chars"]))
         os._exit(0)
 
-    def _lock_down_session(self, workdir: str = isolation.SCRATCH_DIR) -> dict[str, Any]:
+    def _lock_down_session(self, workdir: str, warm: bool) -> dict[str, Any]:
         """In the session process, after its namespaces: die with our parent, its own process group, an
-        empty environment, the scratch as cwd, then the limits and seccomp; returns its layers."""
+        empty environment, the scratch as cwd, then the limits and seccomp, and for a spare (`warm`) the
+        copies of the hot pages; returns its layers."""
         config = self.config
         isolation.set_parent_death_signal()  # after the uid change, which clears it
-        os.setsid()  # its own process group: PRIO_PGRP and kill(0) reach no other session
-        os.environ.clear()
+        # Its own process group (PRIO_PGRP and kill(0) reach no other session) in a session of its own,
+        # which also gives it a scheduler autogroup of its own: however many processes a session runs, it
+        # gets one share of the CPU next to the others, not one per process.
+        os.setsid()
+        if os.environ:  # emptied in the zygote already (__init__)
+            os.environ.clear()
         os.chdir(workdir)
         tempfile.tempdir = workdir
-        self._session = SessionProcess(dict(self.namespace), int(config["max_output_chars"]),
-                                       int(config["memory_bytes"]))
+        # Our own copy already (the fork's): copying the dict would write to the refcount of each of its
+        # ~1,000 values and so copy-on-write hundreds of the zygote's pages into every session.
+        self._session = SessionProcess(self.namespace, int(config["max_output_chars"]), int(config["memory_bytes"]))
         limits = isolation.ProcessLimits(int(config["memory_bytes"]), int(config["max_file_bytes"]),
                                          int(config["max_open_files"]), int(config["max_processes"]))
+        if warm:
+            prefault.populate(self.hot_pages)  # before seccomp, which refuses pidfd_open and process_madvise
         layers = isolation.lock_down(limits, self.seccomp_program)
         layers["namespaces"] = self.probe.namespaces
         return {"isolation": isolation.level(self.probe.namespaces, layers["seccomp"]), "layers": layers}
