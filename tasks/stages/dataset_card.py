@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from tasks.stages.decontam import DecontaminationReport, hits_by_benchmark
 from tasks.stages.quality import QualitySummary
+from tasks.stages.spend_report import SpendSummary
 from tasks.records import STAGE_RECORDS
 
 CARD_NAME = "README.md"
@@ -43,6 +44,7 @@ class DatasetCardInfo(BaseModel):
     duplicates_removed: dict[str, int] = Field(default_factory=dict)  # {"problem": n, "trace": m}
     quality: QualitySummary | None = None
     cost_usd: float | None = None
+    spend: SpendSummary | None = None
     paper: str = "https://arxiv.org/abs/2506.19171"
 
 
