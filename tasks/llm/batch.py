@@ -10,9 +10,12 @@ call, only for longer. The collector, on the process's event loop (tasks/llm/eve
    many threads as a batch holds, `stage_map.row_threads(batch=True)`, or a batch could never fill);
    identical requests share one line;
 2. writes the JSONL (one line per request, `custom_id` = a hash of the request,
-   `spend.request_key`), uploads it (`litellm.acreate_file`), creates the batch
-   (`litellm.acreate_batch`), and **records the batch id and its custom ids in the output dir
-   before waiting** (`BatchJournal`, SQLite beside the spend ledger);
+   `spend.request_key`), uploads it (`litellm.acreate_file`), records the file id and its custom
+   ids in the output dir (`BatchJournal`, SQLite beside the spend ledger), creates the batch
+   (`litellm.acreate_batch`) and **records the batch id before waiting**. A process killed between
+   the two records, or a create whose answer was lost, is covered too: the batch is found again
+   among the provider's batches by its input file (`litellm.alist_batches`) before any line is
+   sent again;
 3. polls it (`litellm.aretrieve_batch`) after `batch_poll_s`, then x1.5 per poll up to
    `batch_poll_max_s`; reads the output and error files (`litellm.afile_content`) and wakes each
    waiting thread with its line's reply;
@@ -62,12 +65,18 @@ CREATE TABLE IF NOT EXISTS batch_lines (custom_id TEXT PRIMARY KEY, batch_id TEX
 """
 
 
+def intent_id(input_file_id: str) -> str:
+    """The journal's stand-in for the batch of an uploaded file until the provider has named it."""
+    return f"upload:{input_file_id}"
+
+
 @dataclass(frozen=True)
 class RecordedBatch:
-    batch_id: str
+    batch_id: str  # or `intent_id(input_file_id)` when the process stopped before it learnt the id
     status: str | None  # None while it was being waited on
     output_file_id: str | None
     error_file_id: str | None
+    input_file_id: str | None = None
 
 
 class BatchJournal:
@@ -78,14 +87,21 @@ class BatchJournal:
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
 
-    def record(self, batch_id: str, model: str, input_file_id: str, custom_ids: list[str]) -> None:
+    def record_upload(self, input_file_id: str, model: str, custom_ids: list[str]) -> None:
+        """The lines of a batch about to be created, under a stand-in id (`intent_id`) until `record_batch`."""
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL)",
-                             (batch_id, model, input_file_id, len(custom_ids), time.time()))
+                             (intent_id(input_file_id), model, input_file_id, len(custom_ids), time.time()))
             self._db.executemany("INSERT INTO batch_lines VALUES (?, ?, 1) ON CONFLICT(custom_id) DO UPDATE SET "
                                  "batch_id = excluded.batch_id, attempts = attempts + 1",
-                                 [(custom_id, batch_id) for custom_id in custom_ids])
+                                 [(custom_id, intent_id(input_file_id)) for custom_id in custom_ids])
+
+    def record_batch(self, input_file_id: str, batch_id: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("UPDATE batches SET batch_id = ? WHERE batch_id = ?", (batch_id, intent_id(input_file_id)))
+            self._db.execute("UPDATE batch_lines SET batch_id = ? WHERE batch_id = ?", (batch_id, intent_id(input_file_id)))
 
     def finish(self, batch_id: str, status: str, output_file_id: str | None, error_file_id: str | None) -> None:
         with self._lock, self._db:
@@ -96,9 +112,10 @@ class BatchJournal:
         """The batch that last held `custom_id`, and how many batches have held it."""
         with self._lock:
             row = self._db.execute(
-                "SELECT b.batch_id, b.status, b.output_file_id, b.error_file_id, l.attempts FROM batch_lines l "
-                "JOIN batches b ON b.batch_id = l.batch_id WHERE l.custom_id = ?", (custom_id,)).fetchone()
-        return None if row is None else (RecordedBatch(*row[:4]), row[4])
+                "SELECT b.batch_id, b.status, b.output_file_id, b.error_file_id, b.input_file_id, l.attempts "
+                "FROM batch_lines l JOIN batches b ON b.batch_id = l.batch_id WHERE l.custom_id = ?",
+                (custom_id,)).fetchone()
+        return None if row is None else (RecordedBatch(*row[:5]), row[5])
 
     def batch_ids(self) -> list[str]:
         with self._lock:
@@ -176,28 +193,52 @@ class BatchCollector:
         if self._pending:
             self._window = asyncio.get_running_loop().call_later(self.spend.batch_window_s, self._close_batch)
         if custom_ids:
-            _keep(asyncio.ensure_future(self._submit(custom_ids)))
+            self._background(self._submit(custom_ids), custom_ids)
 
     async def _submit(self, custom_ids: list[str]) -> None:
         jsonl = "".join(json.dumps({"custom_id": c, "method": "POST", "url": ENDPOINT, "body": self._lines[c].body}) + "\n"
                         for c in custom_ids).encode()
         try:
-            batch = await self._with_retries(self._create, jsonl)
+            file = await self._with_retries(self._upload, jsonl)
+            self.journal.record_upload(file.id, self.settings.model, custom_ids)
+            for custom_id in custom_ids:
+                self._lines[custom_id].attempts += 1
+            batch = await self._with_retries(self._create_or_find, file.id)
         except Exception as exc:  # the endpoint refused the batch itself: every line fails as its call would
             self._fail(custom_ids, f"batch not accepted: {type(exc).__name__}: {exc}")
             return
-        self.journal.record(batch.id, self.settings.model, batch.input_file_id, custom_ids)  # before any waiting
-        for custom_id in custom_ids:
-            self._lines[custom_id].attempts += 1
+        self.journal.record_batch(file.id, batch.id)  # before any waiting
         log.info("batch %s: %d requests submitted", batch.id, len(custom_ids))
         self._followed.add(batch.id)
         await self._poll(batch.id)
 
-    async def _create(self, jsonl: bytes) -> Any:
-        file = await litellm.acreate_file(file=("tool-distill-batch.jsonl", jsonl, "application/jsonl"), purpose="batch",
+    async def _upload(self, jsonl: bytes) -> Any:
+        return await litellm.acreate_file(file=("tool-distill-batch.jsonl", jsonl, "application/jsonl"), purpose="batch",
                                           **self._credentials())
-        return await litellm.acreate_batch(completion_window="24h", endpoint=ENDPOINT, input_file_id=file.id,
+
+    async def _create_or_find(self, input_file_id: str) -> Any:
+        """Create the batch of an uploaded file, unless one exists already (a create whose answer was lost)."""
+        found = await self._find(input_file_id)
+        if found is not None:
+            return found
+        return await litellm.acreate_batch(completion_window="24h", endpoint=ENDPOINT, input_file_id=input_file_id,
                                            metadata={"created_by": "tool-distill"}, **self._credentials())
+
+    async def _find(self, input_file_id: str) -> Any | None:
+        """The provider's batch over `input_file_id` among its latest 100, if any."""
+        listed = await litellm.alist_batches(limit=100, **self._credentials())
+        return next((b for b in listed.data if b.input_file_id == input_file_id), None)
+
+    async def _adopt(self, input_file_id: str, held: list[str]) -> None:
+        """Lines an earlier process uploaded but whose batch id it never recorded: find that batch, or send again."""
+        batch = await self._with_retries(self._find, input_file_id)
+        if batch is None:
+            for custom_id in held:
+                self._enqueue(custom_id)
+            return
+        self.journal.record_batch(input_file_id, batch.id)
+        self._followed.add(batch.id)
+        await self._poll(batch.id, first_wait_s=0.0)
 
     async def _with_retries(self, call: Any, *args: Any) -> Any:
         """`call(*args)`, retried with backoff on any error (`num_retries` times): batch requests are few and cheap."""
@@ -216,10 +257,13 @@ class BatchCollector:
             self._deliver(batch.batch_id)
         elif batch.batch_id not in self._followed:
             self._followed.add(batch.batch_id)
-            if batch.status is None:
-                _keep(asyncio.ensure_future(self._poll(batch.batch_id, first_wait_s=0.0)))
+            held = [c for c, line in self._lines.items() if not line.future.done() and self._holder(c) == batch.batch_id]
+            if batch.input_file_id is not None and batch.batch_id == intent_id(batch.input_file_id):
+                self._background(self._adopt(batch.input_file_id, held), held)
+            elif batch.status is None:
+                self._background(self._poll(batch.batch_id, first_wait_s=0.0), held)
             else:
-                _keep(asyncio.ensure_future(self._read(batch.batch_id, batch.output_file_id, batch.error_file_id)))
+                self._background(self._read(batch.batch_id, batch.output_file_id, batch.error_file_id), held)
 
     async def _poll(self, batch_id: str, first_wait_s: float | None = None) -> None:
         wait = self.spend.batch_poll_s if first_wait_s is None else first_wait_s
@@ -252,7 +296,7 @@ class BatchCollector:
                 except Exception as exc:
                     log.warning("batch %s: file %s cannot be read (%s)", batch_id, file_id, exc)
                     continue
-                lines |= {line["custom_id"]: line for line in map(json.loads, content.splitlines()) if line.strip()}
+                lines |= {line["custom_id"]: line for line in map(json.loads, filter(str.strip, content.splitlines()))}
         self._outputs[batch_id] = lines
         self._deliver(batch_id)
 
@@ -271,6 +315,18 @@ class BatchCollector:
                 line.future.set_result(response["body"])
             else:
                 self._retry(custom_id, _line_error(output, batch_id))
+
+    def _background(self, work: Any, custom_ids: list[str]) -> None:
+        """Run `work` on the loop; if it breaks (a bug, an answer we cannot read), its waiting lines fail instead of
+        waiting for ever."""
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception as exc:
+                log.exception("batch work failed")
+                self._fail(custom_ids, f"{type(exc).__name__}: {exc}")
+
+        _keep(asyncio.ensure_future(guarded()))
 
     def _holder(self, custom_id: str) -> str | None:
         recorded = self.journal.batch_of(custom_id)
