@@ -247,24 +247,27 @@ def complete(
 
 
 def _send(settings: LLMSettings, request: dict[str, Any]) -> tuple[Any, float]:
-    """The provider's response to one online request, and how long it took."""
+    """The provider's response to one online request, and how long it held the endpoint: from when its first
+    request got a slot of the gate (not counting its wait for one) to the reply."""
     gate = gate_for(settings)
+    first_slot_at: list[float] = []
     started = time.perf_counter()
     try:
         if _custom_provider(settings):
             with gate.slot() if gate else contextlib.nullcontext():
+                first_slot_at.append(time.perf_counter())
                 response = litellm.completion(model=settings.model, api_base=settings.api_base,
                                               timeout=settings.timeout_s, **request)
         else:
             router = _router(settings.model, settings.api_base, settings.timeout_s, settings.num_retries)
             placement = _placement(settings.model)
             call = functools.partial(router.acompletion, model=settings.model, **request)
-            response = run_blocking(gated_requests(gate, placement and placement[1], call),
+            response = run_blocking(gated_requests(gate, placement and placement[1], call, first_slot_at),
                                     inline_executor_jobs=_builds_requests_without_io(settings.model))
     except Exception as exc:  # the Router has retried what was transient; what is left is final
         detail = " ".join(str(exc).split())[:500]  # one line: it lands in a Parquet cell and a log line
         raise LLMCallError(redact_secrets(f"{settings.model}: {type(exc).__name__}: {detail}")) from exc
-    return response, time.perf_counter() - started
+    return response, time.perf_counter() - (first_slot_at[0] if first_slot_at else started)
 
 
 def _reply(response: Any, settings: LLMSettings, latency: float, cost: float) -> LLMReply:
