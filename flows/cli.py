@@ -86,7 +86,7 @@ class DemoCommand(DistillCommand):
 
 
 class EstimateCommand(DistillCommand):
-    """Price a distill run before paying for it: run the real pipeline on a random pilot, extrapolate with 90% intervals."""
+    """Price a distill run before paying for it: run the real pipeline on a random pilot, extrapolate (with 90-percent intervals)."""
 
     pilot: int | None = Field(default=20, ge=1, description="Problems in the pilot (seeded by --pilot-seed); the full "
                                                              "run reuses their rows.")

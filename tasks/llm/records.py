@@ -95,13 +95,13 @@ class ModelPrice(BaseModel):
         """`IN,OUT` or `IN,OUT,BATCH_IN,BATCH_OUT` ($ per 1M tokens), e.g. `0.15,0.60,0.075,0.30`."""
         parts = [p.strip() for p in text.split(",")]
         if len(parts) not in (2, 4):
-            raise ValueError(f"expected IN,OUT or IN,OUT,BATCH_IN,BATCH_OUT in $ per 1M tokens (e.g. 0.15,0.60), got {text!r}")
+            raise ValueError("expected IN,OUT or IN,OUT,BATCH_IN,BATCH_OUT in $ per 1M tokens, e.g. 0.15,0.60")
         try:
             values = [float(p) for p in parts]
         except ValueError:
-            raise ValueError(f"prices must be numbers ($ per 1M tokens, e.g. 0.15,0.60), got {text!r}") from None
+            raise ValueError("prices must be numbers ($ per 1M tokens, e.g. 0.15,0.60)") from None
         if any(v < 0 or v != v for v in values):
-            raise ValueError(f"prices must be >= 0, got {text!r}")
+            raise ValueError("prices must be >= 0")
         return cls(input_per_mtok=values[0], output_per_mtok=values[1],
                    batch_input_per_mtok=values[2] if len(values) == 4 else None,
                    batch_output_per_mtok=values[3] if len(values) == 4 else None)

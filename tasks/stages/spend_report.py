@@ -160,3 +160,11 @@ def spend_lines(spend: SpendSummary) -> list[str]:
     if spend.pilot is not None:
         lines.append(f"pilot: {spend.pilot.size} of {spend.pilot.of_problems} problems (seed {spend.pilot.seed})")
     return lines
+
+
+def spend_markdown(spend: SpendSummary) -> str:
+    """Cost per stage as a table, then the other spend lines: the dataset card's section, the Prefect artifact."""
+    head = "| stage | rows | calls | prompt tokens | completion tokens | cost usd |\n|---|---|---|---|---|---|\n"
+    rows = "".join(f"| {s.stage} | {s.rows} | {s.calls} | {s.prompt_tokens} | {s.completion_tokens} | {s.cost_usd:.6f} |\n"
+                   for s in spend.stages)
+    return head + rows + "\n" + "".join(f"- {line}\n" for line in spend_lines(spend)[1:])
