@@ -36,7 +36,7 @@ import litellm
 from tasks.llm.event_loop import run_blocking
 from tasks.llm.http import gated_requests
 from tasks.llm.limits import gate_for
-from tasks.llm.batch import active_collector
+from tasks.llm.batch import BatchCollector, active_collector
 from tasks.llm.records import IN_PROCESS_PROVIDERS, FunctionCall, LLMCallError, LLMReply, LLMSettings
 from tasks.llm.spend import active_ledger, current_stage, note_reply, request_key, token_prices, worst_case
 from tasks.llm.local_provider import register_local_provider
@@ -211,39 +211,34 @@ def complete(
     if seed is not None and _accepts_seed(settings):
         request["seed"] = seed
     ledger = active_ledger()
-    if ledger is None:
-        response, latency = _send(settings, request)
-        return _checked(_reply(response, settings, latency, _cost(response, settings)), response)
-    if ledger.has_kept_replies:  # a row the budget stopped earlier paid for this reply already
+    if ledger is not None and ledger.has_kept_replies:  # a row the budget stopped earlier paid for this reply already
         kept = ledger.kept_reply(request_key(settings, request))
         if kept is not None:
             note_reply(settings, request, kept)
             return kept
     batcher = active_collector(settings)
-    reservation = ledger.reserve(worst_case(settings, request, batch=batcher is not None)) if ledger.capped else None
+    reservation = None
+    if ledger is not None and ledger.capped:
+        reservation = ledger.reserve(worst_case(settings, request, batch=batcher is not None))
     try:
-        if batcher is None:
-            response, latency = _send(settings, request)
-        else:
-            started = time.perf_counter()
-            response = batcher.complete(request)
-            latency = time.perf_counter() - started
+        response, latency = _send(settings, request) if batcher is None else _send_in_batch(batcher, request)
+        reply = _reply(response, settings, latency, batch=batcher is not None)
     except BaseException:
-        ledger.release(reservation)
+        if ledger is not None:
+            ledger.release(reservation)
         raise
-    prices = token_prices(settings.model)
-    usage = getattr(response, "usage", None)
-    tokens = (getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0)
-    cost = prices.cost(*tokens, batch=True) if batcher is not None else _cost(response, settings)
-    try:
-        reply = _reply(response, settings, latency, cost)
-    except LLMCallError:
-        ledger.release(reservation)
-        raise
-    ledger.settle(reservation, reply, stage=current_stage(), batch=batcher is not None,
-                  online_cost_usd=prices.cost(*tokens) if batcher is not None else cost)
-    note_reply(settings, request, reply)
+    if ledger is not None:  # recorded before anyone sees the reply: an empty one was paid for too
+        online_cost = token_prices(settings.model).cost(reply.prompt_tokens, reply.completion_tokens) if batcher \
+            else reply.cost_usd
+        ledger.settle(reservation, reply, stage=current_stage(), batch=batcher is not None, online_cost_usd=online_cost)
+        note_reply(settings, request, reply)
     return _checked(reply, response)
+
+
+def _send_in_batch(batcher: BatchCollector, request: dict[str, Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    response = batcher.complete(request)
+    return response, time.perf_counter() - started
 
 
 def _send(settings: LLMSettings, request: dict[str, Any]) -> tuple[Any, float]:
@@ -270,8 +265,9 @@ def _send(settings: LLMSettings, request: dict[str, Any]) -> tuple[Any, float]:
     return response, time.perf_counter() - (first_slot_at[0] if first_slot_at else started)
 
 
-def _reply(response: Any, settings: LLMSettings, latency: float, cost: float) -> LLMReply:
-    """The provider's response as our record (possibly empty: `_checked` refuses that after it is paid for)."""
+def _reply(response: Any, settings: LLMSettings, latency: float, *, batch: bool = False) -> LLMReply:
+    """The provider's response as our record (possibly empty: `_checked` refuses that after it is paid for), priced
+    by litellm, or at the model's batch price for a batch line."""
     try:
         choice = response.choices[0]
         message = choice.message
@@ -283,13 +279,16 @@ def _reply(response: Any, settings: LLMSettings, latency: float, cost: float) ->
     except (AttributeError, IndexError, TypeError) as exc:
         raise LLMCallError(f"{settings.model}: malformed reply: {exc}") from exc
     usage = getattr(response, "usage", None)
+    prompt_tokens = getattr(usage, "prompt_tokens", 0) or 0
+    completion_tokens = getattr(usage, "completion_tokens", 0) or 0
     return LLMReply(
         content=content,
         tool_calls=calls,
         finish_reason=choice.finish_reason,
-        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-        cost_usd=cost,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost_usd=token_prices(settings.model).cost(prompt_tokens, completion_tokens, batch=True) if batch
+        else _cost(response, settings),
         latency_s=latency,
         model=settings.model,
     )

@@ -205,13 +205,17 @@ class SpendLedger:
 
     def spent(self) -> Cost:
         """Everything recorded in this output dir, by any process."""
+        with self._lock:
+            return self._spent()
+
+    def _spent(self) -> Cost:
         usd, tokens = self._db.execute("SELECT usd, tokens FROM totals").fetchone()
         return Cost(usd, tokens)
 
     def reserve(self, worst: Cost) -> Cost:
         """Hold `worst` for a call about to be sent, or raise `BudgetReached` if it could pass a cap."""
         with self._lock:
-            spent, reserved = self.spent(), self._reserved
+            spent, reserved = self._spent(), self._reserved
             over_usd = self.spec.max_usd is not None and spent.usd + reserved.usd + worst.usd > self.spec.max_usd
             over_tokens = self.spec.max_tokens is not None and spent.tokens + reserved.tokens + worst.tokens > self.spec.max_tokens
             if over_usd or over_tokens:
@@ -269,11 +273,15 @@ class SpendLedger:
         return bool(self._kept)
 
     def totals(self) -> SpendTotals:
+        with self._lock:
+            return self._totals()
+
+    def _totals(self) -> SpendTotals:
         rows = self._db.execute(
             "SELECT stage, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd), SUM(batch), "
             "SUM(CASE WHEN batch THEN online_cost_usd - cost_usd ELSE 0 END), "
             "AVG(CASE WHEN batch THEN NULL ELSE latency_s END) FROM calls GROUP BY stage").fetchall()
-        spent = self.spent()
+        spent = self._spent()
         return SpendTotals(spent.usd, spent.tokens, {
             stage or "": StageSpend(calls, prompt or 0, completion or 0, usd or 0.0, batch or 0, saved or 0.0, latency)
             for stage, calls, prompt, completion, usd, batch, saved, latency in rows})
