@@ -17,8 +17,11 @@ Against `tests/mock_llm_server.py` in a process of its own (so serving takes no 
    baseline: the client as it was) and under `spend_control` with a budget it never reaches (every
    call reserves its worst case, is recorded in the SQLite ledger and settles), alternating
    `--repeats` times in fresh cache dirs. The overhead is 1 - median(baseline time / budget
-   time over the pairs); both are also set against the ideal (calls x latency / concurrency). Also
-   the per-call CPU of the budget path alone (worst case + reserve + settle), in microseconds.
+   time over the pairs); both are also set against the ideal (calls x latency / concurrency). On a
+   shared machine the wall times swing by tens of percent between runs, so the client's CPU per
+   call is reported too (median budget/baseline ratio over the pairs): a CPU-bound client's
+   throughput falls by at most that share. Also the per-call CPU of the budget path alone (worst
+   case + reserve + settle), in microseconds.
 
 Prints the figures last as one JSON line.
 """
@@ -106,6 +109,7 @@ def budget_overhead(calls: int, concurrency: int, latency: float, repeats: int, 
     settings = LLMSettings(model=MODEL, api_base=server.url)
     ideal = workload.calls * latency / concurrency
     times: dict[str, list[float]] = {"baseline": [], "budget": []}
+    cpu: dict[str, list[float]] = {"baseline": [], "budget": []}
     try:
         for repeat in range(repeats):
             order = ("baseline", "budget") if repeat % 2 == 0 else ("budget", "baseline")
@@ -121,15 +125,20 @@ def budget_overhead(calls: int, concurrency: int, latency: float, repeats: int, 
                                  phases=("first",), around=around)["first"]
                 assert first["requests"] == workload.calls
                 times[mode].append(first["wall_s"])
+                cpu[mode].append(first["cpu_s"])
     finally:
         server.stop()
     ratios = [b / m for b, m in zip(times["baseline"], times["budget"])]
+    cpu_ratios = [m / b for b, m in zip(cpu["baseline"], cpu["budget"])]
     return {"calls": workload.calls, "concurrency": concurrency, "latency_s": latency, "ideal_s": round(ideal, 2),
             "repeats": repeats, "baseline_s": times["baseline"], "budget_s": times["budget"],
             "baseline_vs_ideal": round(ideal / statistics.median(times["baseline"]), 3),
             "budget_vs_ideal": round(ideal / statistics.median(times["budget"]), 3),
             "budget_throughput_vs_baseline": round(statistics.median(ratios), 4),
-            "budget_overhead_pct": round(100 * (1 - statistics.median(ratios)), 2)}
+            "budget_overhead_pct": round(100 * (1 - statistics.median(ratios)), 2),
+            "baseline_cpu_ms_per_call": round(1000 * statistics.median(cpu["baseline"]) / workload.calls, 2),
+            "budget_cpu_ms_per_call": round(1000 * statistics.median(cpu["budget"]) / workload.calls, 2),
+            "budget_cpu_overhead_pct": round(100 * (statistics.median(cpu_ratios) - 1), 2)}
 
 
 def budget_path_cpu_us(workdir: Path, calls: int = 2000) -> dict:
@@ -156,13 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-cost", action="store_true", help="skip the online vs batch runs (re-measure overhead)")
     args = parser.parse_args(argv)
     if args.quick:
         args.problems, args.calls, args.concurrency, args.latency, args.repeats = 16, 120, 8, 0.05, 2
     with tempfile.TemporaryDirectory(prefix="spend-bench-") as tmp:
         cpu = budget_path_cpu_us(Path(tmp))
         warm_up(Path(tmp) / "warm-up")
-        cost = online_vs_batch(args.problems, args.concurrency, Path(tmp) / "cost")
+        cost = {} if args.no_cost else online_vs_batch(args.problems, args.concurrency, Path(tmp) / "cost")
         overhead = budget_overhead(args.calls, args.concurrency, args.latency, args.repeats, Path(tmp) / "overhead")
     figures = {"bench": "spend", "load_avg_1m": round(os.getloadavg()[0], 1), **cost, **overhead, **cpu}
     print(json.dumps(figures), flush=True)

@@ -176,7 +176,11 @@ class BatchCollector:
             else:  # a batch of an earlier process holds it: wait on that one, do not pay again
                 batch, line.attempts = recorded
                 self._follow(batch)
-        return await asyncio.shield(line.future)
+        try:
+            return await asyncio.shield(line.future)
+        finally:
+            if line.future.done() and self._lines.get(custom_id) is line:  # answered: its request body can go
+                del self._lines[custom_id]
 
     def _enqueue(self, custom_id: str) -> None:
         self._pending.append(custom_id)
