@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from command_lines import TOOL_DISTILL, env_without_prefect
 from mock_llm_server import MockLLMServer, _prompt_tokens
+from prefect.client.orchestration import get_client
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.distill import distill
@@ -127,6 +128,9 @@ def test_twenty_random_budgets_at_concurrency_8_are_never_passed(prefect_api, tm
                              max_concurrency=8, spend=SpendSettings(price=PRICE))
         full.solve.tool_protocol = "code"
         full_cost = distill(full).spend.paid_usd
+        with get_client(sync_client=True) as client:  # the run's spend, as the Prefect UI shows it
+            [artifact] = [a for a in client.read_latest_artifacts() if a.key == "distill-spend"]
+        assert "| solve | 12 |" in artifact.data and "cost per kept trace: $" in artifact.data
         worst_call = max(worst_case(settings, {"messages": [{"role": "user", "content": "x" * 6000}], "max_tokens": m}).usd
                          for m in (512, 1024))  # longer than any prompt of these runs, with the largest max_tokens
         for run in range(20):
