@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from tasks.llm.limits import call_limits
     from tasks.llm.probe import PreflightError, preflight
     from tasks.llm.spend import BudgetReached, LedgerSpec, SpendLedger, SpendTotals, StageSpend, active_ledger
-    from tasks.llm.spend import ledger_totals, open_ledger, register_price, spend_control, spend_item, token_prices, using_ledger
+    from tasks.llm.spend import ledger_totals, open_ledger, register_price, spend_control, spend_item, token_prices
+    from tasks.llm.spend import using_ledger
 
 _LAZY = {
     "assistant_message": "tasks.llm.client",
@@ -39,9 +40,9 @@ _LAZY = {
     "PreflightError": "tasks.llm.probe",
     "preflight": "tasks.llm.probe",
     "batch_calls": "tasks.llm.batch",
-    **{name: "tasks.llm.spend" for name in ("BudgetReached", "LedgerSpec", "SpendLedger", "SpendTotals", "StageSpend",
-                                            "active_ledger", "ledger_totals", "open_ledger", "register_price", "spend_control", "spend_item",
-                                            "token_prices", "using_ledger")},
+    **{name: "tasks.llm.spend" for name in (
+        "BudgetReached", "LedgerSpec", "SpendLedger", "SpendTotals", "StageSpend", "active_ledger", "ledger_totals",
+        "open_ledger", "register_price", "spend_control", "spend_item", "token_prices", "using_ledger")},
 }
 
 __all__ = [

@@ -14,7 +14,9 @@ The budget lives here, in the one door every call goes through, and not in the s
   (SQLite in WAL mode beside the row store, `<output_dir>/.prefect-results/spend.sqlite`, one
   transaction per call). The budget is the output dir's: it holds across Prefect retries, the
   solve/translate/rephrase stages, separate flow runs (a re-run, the estimate's pilot) and
-  processes (Dask workers open the same file), which all add to and read the same total.
+  processes (Dask workers open the same file), which all add to and read the same total. Each
+  process holds the reservations of its own calls in flight only: with N processes, the calls in
+  flight in the others can pass the cap, by at most their worst cases.
 - `BudgetReached` is not an `LLMCallError`, so no stage turns it into a failed row: it leaves the
   stage function, the stage runtime (tasks/runtime/stage_map.py) stores nothing for that row and
   starts no new row (`SpendLedger.stopped`); rows in flight finish, each of their calls checked on
