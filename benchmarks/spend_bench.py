@@ -10,8 +10,8 @@ Against `tests/mock_llm_server.py` in a process of its own (so serving takes no 
    rephraser through the mock's files + batches API), both under one registered price whose batch
    rate is half the online one (`--price 0.15,0.60,0.075,0.30`, as gpt-4o-mini's). Reports the
    cost of each run by stage, what the ledger says batch mode saved, and each run's wall time (a
-   batch waits `--batch-delay` s at the mock, `batch_window_s` at the client to fill). Both runs
-   must make the very same rows.
+   batch waits 2 s at the mock, 0.5 s with `--quick`, and up to 1 s at the client to fill). Both
+   runs must make the very same rows.
 2. **Budget-check overhead**: the translate stage (`map_stage`, the flow's own code; K independent
    calls) at `--concurrency` in flight against a `--latency` endpoint, with no spend control (the
    baseline: the client as it was) and under `spend_control` with a budget it never reaches (every
@@ -20,8 +20,10 @@ Against `tests/mock_llm_server.py` in a process of its own (so serving takes no 
    time over the pairs); both are also set against the ideal (calls x latency / concurrency). On a
    shared machine the wall times swing by tens of percent between runs, so the client's CPU per
    call is reported too (median budget/baseline ratio over the pairs): a CPU-bound client's
-   throughput falls by at most that share. Also the per-call CPU of the budget path alone (worst
-   case + reserve + settle), in microseconds.
+   throughput falls by at most that share.
+3. **The client's CPU per call**, the steadier figure: `complete` one call at a time against a mock
+   that answers at once (`--cpu-calls` per mode and repeat, alternating), without spend control and
+   under a budget; and the budget path alone (worst case + reserve + settle), in microseconds.
 
 Prints the figures last as one JSON line.
 """
@@ -41,7 +43,8 @@ from benchmarks.llm_throughput_bench import MockServerProcess, run_ours, transla
 
 from flows.distill import distill  # noqa: E402 (the throughput bench set the offline environment first)
 from flows.params import DistillParams  # noqa: E402
-from tasks.llm import LLMReply, LLMSettings, ModelPrice, SpendSettings, register_price, spend_control  # noqa: E402
+from tasks.llm import LLMReply, LLMSettings, ModelPrice, SpendSettings, complete, register_price, spend_control  # noqa: E402
+from tasks.llm import spend_item  # noqa: E402
 from tasks.llm.spend import SpendLedger, worst_case  # noqa: E402
 
 MODEL = "openai/scripted-spend-bench"
@@ -65,15 +68,16 @@ def warm_up(workdir: Path) -> None:
                           decontaminate=False, llm=LLMSettings(model="scripted/arithmetic")))
 
 
-def online_vs_batch(problems: int, concurrency: int, workdir: Path) -> dict:
-    server = MockServerProcess(0.05, 0.0, "--batch-delay", "2")
+def online_vs_batch(problems: int, concurrency: int, workdir: Path, batch_delay_s: float) -> dict:
+    server = MockServerProcess(0.05, 0.0, "--batch-delay", str(batch_delay_s))
     workdir.mkdir(parents=True, exist_ok=True)
     problems_path = problems_file(workdir / "problems.jsonl", problems)
     try:
         results = {}
         for mode in ("online", "batch"):
-            spend = SpendSettings(price=PRICE, batch=mode == "batch", batch_max_lines=2000, batch_window_s=1.0,
-                                  batch_poll_s=0.5, batch_poll_max_s=2.0)
+            spend = SpendSettings(price=PRICE, batch=mode == "batch", batch_max_lines=2000,
+                                  batch_window_s=min(1.0, batch_delay_s), batch_poll_s=batch_delay_s / 4,
+                                  batch_poll_max_s=batch_delay_s)
             params = DistillParams(problems=str(problems_path),
                                    output_dir=str(workdir / mode), decontaminate=False, max_concurrency=concurrency,
                                    llm=LLMSettings(model=MODEL, api_base=server.url), spend=spend)
@@ -141,6 +145,34 @@ def budget_overhead(calls: int, concurrency: int, latency: float, repeats: int, 
             "budget_cpu_overhead_pct": round(100 * (statistics.median(cpu_ratios) - 1), 2)}
 
 
+def complete_cpu(calls: int, repeats: int, workdir: Path) -> dict:
+    """Client CPU per `complete` call, one call at a time (no concurrency to add noise), against a mock that answers at
+    once: without spend control, and under a budget (each call in its own row, as the stage runtime runs them)."""
+    server = MockServerProcess(0.0)
+    settings = LLMSettings(model=MODEL, api_base=server.url)
+    requests = translate_workload(calls, 1).distilabel_job["conversations"]
+    cpu: dict[str, list[float]] = {"baseline": [], "budget": []}
+    try:
+        complete(requests[0], settings, max_tokens=512)  # warm-up: litellm's lazy parts, the connection
+        for repeat in range(repeats):
+            for mode in ("baseline", "budget") if repeat % 2 == 0 else ("budget", "baseline"):
+                budget = SpendSettings(price=PRICE, max_budget_usd=1e6)
+                spend = spend_control(budget, settings, workdir / f"cpu-{mode}-{repeat}") if mode == "budget" \
+                    else contextlib.nullcontext()
+                with spend:
+                    started = time.process_time()
+                    for messages in requests:
+                        with spend_item("translate"):
+                            complete(messages, settings, max_tokens=512)
+                    cpu[mode].append((time.process_time() - started) / calls)
+    finally:
+        server.stop()
+    ratios = [m / b for b, m in zip(cpu["baseline"], cpu["budget"])]
+    return {"complete_cpu_us_baseline": round(1e6 * statistics.median(cpu["baseline"]), 1),
+            "complete_cpu_us_budget": round(1e6 * statistics.median(cpu["budget"]), 1),
+            "complete_cpu_overhead_pct": round(100 * (statistics.median(ratios) - 1), 2)}
+
+
 def budget_path_cpu_us(workdir: Path, calls: int = 2000) -> dict:
     """The budget path alone, as `complete` runs it around every call: worst case, reserve, settle (a SQLite commit)."""
     register_price(MODEL, ModelPrice.parse(PRICE))
@@ -159,20 +191,22 @@ def budget_path_cpu_us(workdir: Path, calls: int = 2000) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="16 problems, 120 calls at 8 in flight, 2 repeats")
+    parser.add_argument("--quick", action="store_true", help="12 problems, 96 calls at 8 in flight, 2 repeats")
     parser.add_argument("--problems", type=int, default=200)
     parser.add_argument("--calls", type=int, default=1200, help="translate calls per overhead run")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-cost", action="store_true", help="skip the online vs batch runs (re-measure overhead)")
+    parser.add_argument("--cpu-calls", type=int, default=400, help="calls per mode and repeat of the one-at-a-time CPU run")
     args = parser.parse_args(argv)
     if args.quick:
-        args.problems, args.calls, args.concurrency, args.latency, args.repeats = 16, 120, 8, 0.05, 2
+        args.problems, args.calls, args.concurrency, args.latency, args.repeats, args.cpu_calls = 12, 96, 8, 0.05, 2, 100
     with tempfile.TemporaryDirectory(prefix="spend-bench-") as tmp:
-        cpu = budget_path_cpu_us(Path(tmp))
+        cpu = budget_path_cpu_us(Path(tmp)) | complete_cpu(args.cpu_calls, max(2, args.repeats), Path(tmp))
         warm_up(Path(tmp) / "warm-up")
-        cost = {} if args.no_cost else online_vs_batch(args.problems, args.concurrency, Path(tmp) / "cost")
+        cost = {} if args.no_cost else online_vs_batch(args.problems, args.concurrency, Path(tmp) / "cost",
+                                                       0.5 if args.quick else 2.0)
         overhead = budget_overhead(args.calls, args.concurrency, args.latency, args.repeats, Path(tmp) / "overhead")
     figures = {"bench": "spend", "load_avg_1m": round(os.getloadavg()[0], 1), **cost, **overhead, **cpu}
     print(json.dumps(figures), flush=True)
