@@ -34,8 +34,8 @@ from pydantic_settings import BaseSettings, CliApp, CliSubCommand, SettingsConfi
 from flows.console import Console
 from flows.offline_env import apply_offline_defaults
 from flows.params import DistillParams, PaperParams, TrainEvalParams
-from tasks.llm.records import BATCH_PROVIDERS
 from flows.process_guard import run_guarded
+from tasks.llm.records import BATCH_PROVIDERS
 from tasks.stages.config import RephraseConfig, SolveConfig, TranslateConfig
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BUDGET_REACHED = 1, 2, 3

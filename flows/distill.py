@@ -45,9 +45,9 @@ from tasks.stages.solve import solve_problem
 from tasks.stages.summary import DistillSummary, summarize_distill
 from tasks.stages.estimate import ESTIMATE_NAME, pilot_problems
 from tasks.stages.spend_report import PilotInfo, finished_traces, run_spend_summary
+from tasks.stages.translate import translate_tool_call
 
 BATCH_STAGES = ("translate", "rephrase")  # single-turn calls; the solver's turns wait on the sandbox: online
-from tasks.stages.translate import translate_tool_call
 
 
 def _pin_prompt_versions(params: DistillParams) -> DistillParams:
