@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -90,9 +91,9 @@ PLAN_SLOT, OUTPUT_SLOT = "\x00PLAN\x00", "\x00OUTPUT\x00"  # placeholders distil
 class MockServerProcess:
     """tests/mock_llm_server.py in a process of its own, so serving requests takes no CPU from the client."""
 
-    def __init__(self, latency_s: float, latency_jitter: float = 0.0) -> None:
+    def __init__(self, latency_s: float, latency_jitter: float = 0.0, *server_args: str) -> None:
         self.process = subprocess.Popen([sys.executable, str(ROOT / "tests" / "mock_llm_server.py"), "--latency", str(latency_s),
-                                         "--latency-jitter", str(latency_jitter), "--idle-exit", "300"],
+                                         "--latency-jitter", str(latency_jitter), "--idle-exit", "300", *server_args],
                                         stdout=subprocess.PIPE, text=True)
         self.url = self.process.stdout.readline().split()[-1]  # "listening on http://127.0.0.1:PORT/v1"
         self._base = self.url.removesuffix("/v1")
@@ -228,7 +229,9 @@ def run_bare_client(workload: Workload, server: MockServerProcess, settings: LLM
 
 
 def run_ours(workload: Workload, server: MockServerProcess, settings: LLMSettings, concurrency: int,
-             rows_per_task: int, results: Path) -> dict[str, dict]:
+             rows_per_task: int, results: Path, phases: tuple[str, ...] = ("first", "cached_stage", "cached_items"),
+             around: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> dict[str, dict]:
+    """Our stage in a flow, for each of `phases`, inside `around()` (benchmarks/spend_bench.py: a budget)."""
     def run_stage(phase: str) -> list[Any]:
         if phase == "cached_items":  # the per-item store alone, as after a crash mid-stage
             for stage_result in (p for p in results.iterdir() if p.is_file()):
@@ -238,9 +241,9 @@ def run_ours(workload: Workload, server: MockServerProcess, settings: LLMSetting
 
     @flow(name="llm-throughput-bench", task_runner=ThreadPoolTaskRunner(max_workers=concurrency))
     def bench_flow() -> dict[str, dict]:
-        with call_limits(settings, concurrency):  # once per run, as the distill flow does
+        with call_limits(settings, concurrency), around():  # once per run, as the distill flow does
             return {phase: measure(server, lambda: run_stage(phase), workload)  # noqa: B023 (called at once)
-                    for phase in ("first", "cached_stage", "cached_items")}
+                    for phase in phases}
 
     return bench_flow()
 

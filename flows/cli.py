@@ -4,6 +4,7 @@
     tool-distill distill --problems data.jsonl --model openai/gpt-4o-mini --limit 100
     tool-distill train-eval --sft out/distill/sft.parquet --recipe qwen2.5-1.5b-instruct
     tool-distill paper --teacher openai/gpt-4o-mini --student Qwen/Qwen2.5-1.5B-Instruct
+    tool-distill estimate --problems data.jsonl --model openai/gpt-4o-mini   # price a run from a 20-problem pilot
 
 Every flag is a field of the flow's own parameter model (flows/params.py), the one the Prefect UI
 renders as a form, so defaults and checks are written once; nested fields take dotted flags
@@ -12,7 +13,9 @@ renders as a form, so defaults and checks are written once; nested fields take d
 Before Prefect starts, the parameters, the input files and the output folder are checked, and
 the model answers one tiny request (`--skip-preflight` to skip it): a mistake costs a second, not
 a run. Exit codes: 0 done; 1 the run failed (most LLM calls failed, or an error; what finished is
-kept, and the same command resumes); 2 bad input or a model that cannot answer (nothing started).
+kept, and the same command resumes); 2 bad input or a model that cannot answer (nothing started);
+3 the budget (`--max-budget-usd`, `--max-tokens-total`) was reached: what finished is written, and
+the same command with a higher budget goes on without paying for anything twice.
 """
 
 from __future__ import annotations
@@ -32,10 +35,13 @@ from flows.console import Console
 from flows.offline_env import apply_offline_defaults
 from flows.params import DistillParams, PaperParams, TrainEvalParams
 from flows.process_guard import run_guarded
+from tasks.llm.records import BATCH_PROVIDERS
 from tasks.stages.config import RephraseConfig, SolveConfig, TranslateConfig
 
-EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BUDGET_REACHED = 1, 2, 3
 SHORT_FLAGS = {
+    "spend.max-budget-usd": "max-budget-usd", "spend.max-tokens-total": "max-tokens-total", "spend.price": "price",
+    "spend.batch": "batch",
     "llm.model": "model", "llm.api-base": "api-base", "solve.max-turns": "max-turns",
     "solve.tool-protocol": "tool-protocol", "solve.plan-first": "plan",
     "translate.show-tool-output": "guided-translation", "translate.max-attempts": "translate-attempts",
@@ -79,6 +85,13 @@ class DemoCommand(DistillCommand):
         description="Training and evaluation after distill; sft_path and output_dir are set under --output-dir.")
 
 
+class EstimateCommand(DistillCommand):
+    """Price a distill run before paying for it: run the real pipeline on a random pilot, extrapolate (with 90-percent intervals)."""
+
+    pilot: int | None = Field(default=20, ge=1, description="Problems in the pilot (seeded by --pilot-seed); the full "
+                                                             "run reuses their rows.")
+
+
 class TrainEvalCommand(TrainEvalParams, RunOptions):
     """Fine-tune on sft.parquet, evaluate base vs tuned without tools."""
 
@@ -94,9 +107,11 @@ class ToolDistill(BaseSettings):
     tool-distill distill --problems data.jsonl --model openai/gpt-4o-mini --limit 100
     tool-distill train-eval --sft out/distill/sft.parquet --recipe qwen2.5-1.5b-instruct
     tool-distill paper --teacher openai/gpt-4o-mini --student Qwen/Qwen2.5-1.5B-Instruct  # a GPU, the Hub
+    tool-distill estimate --problems data.jsonl --model openai/gpt-4o-mini  # cost, time, funnel from a pilot
 
     `tool-distill COMMAND --help` lists a command's flags. Exit codes: 0 done, 1 the run failed
-    (what finished is kept; the same command resumes), 2 bad input (nothing was started).
+    (what finished is kept; the same command resumes), 2 bad input (nothing was started), 3 the
+    budget was reached (what finished is kept; raise it and run the same command to go on).
     """
 
     model_config = SettingsConfigDict(
@@ -106,6 +121,7 @@ class ToolDistill(BaseSettings):
     )
 
     distill: CliSubCommand[DistillCommand]
+    estimate: CliSubCommand[EstimateCommand]
     demo: CliSubCommand[DemoCommand]
     train_eval: CliSubCommand[TrainEvalCommand]
     paper: CliSubCommand[PaperCommand]
@@ -130,6 +146,10 @@ def _check_distill_input(command: DistillCommand) -> None:
     from tasks.stages.problems import ProblemInputError, load_problems
 
     _check_output_dir(Path(command.output_dir))
+    provider = command.llm.model.split("/", 1)[0] if "/" in command.llm.model else None
+    if command.spend.batch and provider is not None and provider not in BATCH_PROVIDERS:
+        raise BadInput(f"--batch: litellm has no batch API for {command.llm.model}; it has one for "
+                       f"{', '.join(p + '/' for p in BATCH_PROVIDERS)} models (leave out --batch)")
     try:
         load_problems(command.problems_path(), skip_bad_rows=command.skip_bad_rows,
                       max_problem_chars=command.max_problem_chars, max_input_bytes=command.max_input_mb << 20)
@@ -151,8 +171,8 @@ def _check_train_eval_input(command: TrainEvalCommand) -> None:
 
 def _validation_line(error: ValidationError) -> str:
     first = error.errors()[0]
-    flag = "--" + ".".join(str(part).replace("_", "-") for part in first["loc"][1:] or first["loc"])
-    return f"{flag}: {first['msg']} (got {first.get('input')!r})"
+    flag = ".".join(str(part).replace("_", "-") for part in first["loc"][1:] or first["loc"])
+    return f"--{SHORT_FLAGS.get(flag, flag)}: {first['msg']} (got {first.get('input')!r})"
 
 
 # ---------------------------------------------------------------- running
@@ -169,6 +189,33 @@ def _run_distill(command: DistillCommand, console: Console, output_dir: Path) ->
     summary = distill(_distill_params(command, output_dir))
     _print_distill_summary(summary, console)
     return summary
+
+
+def _budget_stop(summary: Any, console: Console) -> int | None:
+    """Exit code 3 and one line when the budget stopped the run."""
+    budget = summary.spend.budget if summary.spend is not None else None
+    if budget is None or not budget.reached:
+        return None
+    print(f"tool-distill: {budget.line()}; finished rows are written and kept: raise --max-budget-usd "
+          "(or --max-tokens-total) and run the same command to go on", file=console.err)
+    return EXIT_BUDGET_REACHED
+
+
+def _run_estimate(command: EstimateCommand, console: Console) -> None:
+    from flows.estimate import estimate
+    from tasks.stages.estimate import ESTIMATE_NAME, estimate_table
+
+    result = estimate(_distill_params(command, Path(command.output_dir)))
+    rows = estimate_table(result)
+    head = ("", "calls", "prompt tokens", "completion tokens", "usd", "wall s")
+    widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
+    print(f"\n== estimate: {result.problems} problems, from a pilot of {result.pilot} ({result.model}, "
+          f"{result.max_concurrency} calls in flight{', batch' if result.batch else ''}); point [90% interval] ==",
+          file=console.out)
+    for row in [head, *rows]:
+        print("  " + "  ".join(f"{cell:<{width}}" for cell, width in zip(row, widths)).rstrip(), file=console.out)
+    print(f"  the pilot cost ${result.pilot_cost_usd:.4f} (its rows are reused by the full run); "
+          f"{Path(command.output_dir) / ESTIMATE_NAME}", file=console.out)
 
 
 def _run_train_eval(params: TrainEvalParams, console: Console, sft_path: Path, output_dir: Path) -> None:
@@ -195,6 +242,11 @@ def _print_distill_summary(summary: Any, console: Console) -> None:
     print(f"  drop reasons: {summary.drop_reasons or 'none'}", file=console.out)
     print(f"  tokens: {summary.prompt_tokens} in / {summary.completion_tokens} out, cost ${summary.cost_usd:.4f}",
           file=console.out)
+    if summary.spend is not None:
+        from tasks.stages.spend_report import spend_lines
+
+        for line in spend_lines(summary.spend):
+            print(f"  {line}", file=console.out)
 
 
 def _print_train_eval_summary(summary: Any, console: Console) -> None:
@@ -211,8 +263,11 @@ def _print_train_eval_summary(summary: Any, console: Console) -> None:
 
 
 def _preflight(command: DistillCommand) -> None:
-    from tasks.llm import PreflightError, preflight
+    from tasks.llm import PreflightError, preflight, register_price
 
+    price = command.spend.model_price()
+    if price is not None:  # before litellm first sees the model: it would price it at 0 and say so
+        register_price(command.llm.model, price)
     if command.skip_preflight:
         return
     try:
@@ -227,14 +282,20 @@ def _work(name: str, command: Any, console: Console) -> int:
     if isinstance(command, DemoCommand):
         root = Path(command.output_dir)
         summary = _run_distill(command, console, root / "distill")
+        if (code := _budget_stop(summary, console)) is not None:
+            return code
         if summary.kept == 0:
             print(f"\nNo trace survived the filter, so there is nothing to fine-tune on. The embedded teacher is a "
                   f"135M model and its hand derivations are sampled; delete {root} to sample again, or pass --model "
                   "with a real teacher.", file=console.err)
             return EXIT_FAILED
         _run_train_eval(command.train_eval, console, root / "distill" / "sft.parquet", root / "train_eval")
+    elif isinstance(command, EstimateCommand):
+        _run_estimate(command, console)
     elif isinstance(command, DistillCommand):
-        _run_distill(command, console, Path(command.output_dir))
+        summary = _run_distill(command, console, Path(command.output_dir))
+        if (code := _budget_stop(summary, console)) is not None:
+            return code
     elif isinstance(command, PaperCommand):
         from flows.paper import paper
 

@@ -8,6 +8,12 @@ kept). Every row's result is cached the moment it is done, so re-running
 the same command after a crash, or with a larger `limit`, only pays for rows not done yet; each
 finished stage is also cached as a whole, so re-running a finished run is a few cache lookups
 (tasks/runtime/stage_map.py).
+
+Spend (tasks/llm/spend.py): every call is recorded in the output dir's ledger and checked against
+`spend.max_budget_usd` / `max_tokens_total` before it is sent. A budget that stops the run leaves
+the finished rows written (each stage file holds what is done; the filter sees only problems whose
+chain is done) and ends the flow in a Completed state named "BudgetReached"; the CLI exits 3.
+With `spend.batch`, the translate and rephrase stages' calls go through the provider's batch API.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+from prefect.states import Completed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
@@ -22,7 +29,7 @@ from flows.run_names import named_after_params
 from flows.run_report import publish_distill_report
 from flows.artifacts import StageProgressArtifact
 from flows.params import DistillParams
-from tasks.llm import call_limits
+from tasks.llm import batch_calls, call_limits, spend_control
 from tasks.parquet_io import stage_path, write_records
 from tasks.prompt_store import load_prompt
 from tasks.records import FilterDecision, NLTraceRecord, ProblemRecord, SFTRecord, ToolCallRecord, TraceRecord
@@ -36,7 +43,11 @@ from tasks.stages.quality import QualitySummary, summarize_quality
 from tasks.stages.rephrase import rephrase_trace
 from tasks.stages.solve import solve_problem
 from tasks.stages.summary import DistillSummary, summarize_distill
+from tasks.stages.estimate import ESTIMATE_NAME, pilot_problems
+from tasks.stages.spend_report import PilotInfo, finished_traces, run_spend_summary
 from tasks.stages.translate import translate_tool_call
+
+BATCH_STAGES = ("translate", "rephrase")  # single-turn calls; the solver's turns wait on the sandbox: online
 
 
 def _pin_prompt_versions(params: DistillParams) -> DistillParams:
@@ -52,20 +63,26 @@ def _pin_prompt_versions(params: DistillParams) -> DistillParams:
 
 @flow(name="distill", flow_run_name=named_after_params("distill", DistillParams),
       task_runner=ThreadPoolTaskRunner(max_workers=8))
-def distill(params: DistillParams = DistillParams()) -> DistillSummary:
+def distill(params: DistillParams = DistillParams()) -> DistillSummary | State:
     log = get_run_logger()
     params = _pin_prompt_versions(params)
-    out = Path(params.output_dir)
+    out, cache = Path(params.output_dir), params.cache_path()
     threads = row_threads(params.max_concurrency, in_process_model=params.llm.in_process)
+    batch_threads = row_threads(params.max_concurrency, batch_lines=params.spend.batch_max_lines)
 
     def run_stage(name: str, stage_fn: StageFunction, per_item: list[tuple], config: BaseModel) -> list:
-        return map_stage(name, stage_fn, per_item, params.llm, config, cache_dir=out / ".prefect-results",
-                         workers=threads, chunk_size=params.rows_per_task, progress_sink=StageProgressArtifact())
+        workers = batch_threads if params.spend.batch and name in BATCH_STAGES else threads
+        return map_stage(name, stage_fn, per_item, params.llm, config, cache_dir=cache,
+                         workers=workers, chunk_size=params.rows_per_task, progress_sink=StageProgressArtifact())
 
-    with call_limits(params.llm, params.max_concurrency, params.requests_per_minute):
+    with (call_limits(params.llm, params.max_concurrency, params.requests_per_minute),
+          spend_control(params.spend, params.llm, cache) as ledger, batch_calls(params.llm, params.spend, cache, BATCH_STAGES)):
         prepared = prepare_problems(params.problems_path(), skip_bad_rows=params.skip_bad_rows,
                                     max_problem_chars=params.max_problem_chars, max_input_bytes=params.max_input_mb << 20,
                                     decontaminate=params.decontaminate, limit=params.limit)
+        all_problems = len(prepared.problems)
+        if params.pilot:
+            prepared = pilot_problems(prepared, params.pilot, params.pilot_seed)
         write_records(prepared.problems, ProblemRecord, stage_path(out, "problems"))
         log.info("problems: %s (%d bad rows skipped, %d duplicates)", prepared.counts, prepared.skipped_rows,
                  prepared.duplicates)
@@ -88,12 +105,18 @@ def distill(params: DistillParams = DistillParams()) -> DistillSummary:
         nl_traces = run_stage("rephrase", rephrase_trace, rephrase_inputs(solved, calls, translations), params.rephrase)
         write_records(nl_traces, NLTraceRecord, stage_path(out, "nl_traces"))
         check_llm_failures("rephrase", nl_traces, params.max_failed_fraction)
+        paid, stopped = ledger.totals(), ledger.stopped
 
-    filtered = filter_traces(traces, nl_traces, calls, translations, {p.id: p.source for p in prepared.problems})
+    done = finished_traces(traces, calls, translations, nl_traces) if stopped else traces
+    filtered = filter_traces(done, nl_traces, calls, translations, {p.id: p.source for p in prepared.problems})
     write_records(filtered.decisions, FilterDecision, stage_path(out, "filter_report"))
     write_records(filtered.sft, SFTRecord, stage_path(out, "sft"))
 
-    summary = summarize_distill(str(out), prepared, traces, calls, translations, nl_traces, filtered)
+    pilot = PilotInfo(size=len(prepared.problems), seed=params.pilot_seed, of_problems=all_problems) if params.pilot else None
+    spend = run_spend_summary(traces, translations, nl_traces, filtered, paid, settings=params.spend, model=params.llm.model,
+                              stopped=stopped, problems_done=len(done), problems=len(prepared.problems), pilot=pilot,
+                              estimate_path=None if params.pilot else out / ESTIMATE_NAME)
+    summary = summarize_distill(str(out), prepared, traces, calls, translations, nl_traces, filtered, spend=spend)
     quality_summary = summarize_quality(filtered.quality)
     (out / "summary.json").write_text(summary.model_dump_json(indent=2))
     (out / "quality.json").write_text(quality_summary.model_dump_json(indent=2))
@@ -102,6 +125,10 @@ def distill(params: DistillParams = DistillParams()) -> DistillSummary:
     if params.push_to_hub:
         push_to_hub(out, params.push_to_hub)
     log.info("distill done: %s", summary.model_dump_json())
+    if spend.budget is not None and spend.budget.reached:
+        log.warning("%s; raise spend.max_budget_usd and run again to go on (nothing paid for is paid again)",
+                    spend.budget.line())
+        return Completed(name="BudgetReached", message=spend.budget.line(), data=summary)
     return summary
 
 
@@ -122,4 +149,5 @@ def _card_info(params: DistillParams, prepared: PreparedProblems, summary: Disti
         duplicates_removed={"problem": prepared.duplicates, "trace": duplicate_traces},
         quality=quality,
         cost_usd=summary.cost_usd,
+        spend=summary.spend,
     )

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tasks.llm.records import LLMSettings
+from tasks.llm.records import LLMSettings, SpendSettings
 from tasks.stages.config import RephraseConfig, SolveConfig, TranslateConfig, bundled_problems_path
 
 
@@ -37,6 +37,16 @@ class DistillParams(BaseModel):
     max_failed_fraction: float = Field(default=0.5, ge=0, le=1, description=(
         "Fail the run when more than this share of a stage's rows failed in their LLM calls (a wrong model, key or endpoint)."))
     push_to_hub: str | None = Field(default=None, description="Hugging Face dataset repo to upload to (needs HF_TOKEN).")
+    spend: SpendSettings = Field(default_factory=SpendSettings, description="Budget, prices and batch APIs "
+                                 "(not part of any cache key: raising a budget redoes nothing).")
+    pilot: int | None = Field(default=None, ge=1, description="Distil only a seeded random pilot of N of the problems "
+                              "(what `tool-distill estimate` runs; its rows are reused by the full run).")
+    pilot_seed: int = Field(default=0, description="Seed of the pilot's random choice of problems.")
+    cache_dir: str | None = Field(default=None, description="Row and stage caches and the spend ledger; default "
+                                  "<output_dir>/.prefect-results (the estimate's pilot uses the full run's).")
+
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else Path(self.output_dir) / ".prefect-results"
 
     def problems_path(self) -> Path:
         return bundled_problems_path() if self.problems == "bundled" else Path(self.problems)

@@ -4,6 +4,8 @@ Distill (`publish_distill_report`, one call at the end of the flow):
     distill-funnel        table: loaded -> problems -> solved -> faithful -> kept, with why rows dropped
     distill-funnel-chart  markdown: the funnel as a chart, the drop reasons, links to the Parquet files
     distill-cost          table: LLM rows, tokens and dollars per stage, in all and per kept trace
+    distill-spend         markdown: calls and dollars per stage, $ per kept trace, what the output dir paid in
+                          all, batch savings, the budget's state, the estimate's error against this run
     distill-samples       markdown: a few kept and a few dropped problems, each with its tool calls and
                           their real outputs, each translator derivation with its verdict and check
                           method, and the final tool-free solution
@@ -35,6 +37,7 @@ from tasks.parquet_io import stage_path
 from tasks.records import STAGE_RECORDS, FilterDecision, NLTraceRecord, ToolCallRecord, TraceRecord, TranslationRecord
 from tasks.stages.filter import FilterOutcome, by_problem
 from tasks.stages.problems import PreparedProblems
+from tasks.stages.spend_report import spend_markdown
 from tasks.stages.summary import DistillSummary
 
 if TYPE_CHECKING:  # only their fields are read; importing them would load torch into the distill flow
@@ -286,6 +289,9 @@ def publish_distill_report(output_dir: Path, prepared: PreparedProblems, traces:
     publish_table("distill-cost", cost_rows(traces, translations, nl_traces, kept),
                   f"{summary.cost_usd:.4f} USD, {summary.prompt_tokens + summary.completion_tokens} tokens in all: "
                   "per stage and per kept trace")
+    if summary.spend is not None:
+        publish_markdown("distill-spend", "# Spend\n\n" + spend_markdown(summary.spend),
+                         "Cost per stage and per kept trace, batch savings, budget, the estimate's error")
     publish_markdown("distill-samples", samples_markdown(output_dir, traces, calls, translations, nl_traces,
                                                          filtered.decisions),
                      "Sample kept and dropped traces: tool calls with real outputs, derivations with verdicts, "

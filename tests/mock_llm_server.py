@@ -20,7 +20,17 @@ On top of that it can:
 - count what it saw (`stats()`, or `GET /stats` in script mode): requests per agent (told apart by
   the system prompt of the project's prompt files), faults served, identical requests, the peak
   number in flight, and the time from the first request to the last reply;
-- call a hook on every request before answering it (tests use it to kill -9 a flow mid-stage).
+- call a hook on every request before answering it (tests use it to kill -9 a flow mid-stage);
+- serve OpenAI's batch API, as litellm's `openai/` and `hosted_vllm/` batch calls use it
+  (`POST /v1/files` multipart upload, `GET /v1/files/{id}` and `/content`, `POST /v1/batches`,
+  `GET /v1/batches/{id}`): a batch is "in_progress" for `batch_delay_s`, then its lines are answered
+  by the same scripted model (each line counted like a request, billed lines by request key:
+  `batch_lines_billed`), a `FaultRule` that matches a line fails that line (its error in the error
+  file), and the next `expire_batches` batches expire with only their first half done, as OpenAI's
+  do when the completion window runs out. Batch lines carry the same usage as online replies: the
+  batch discount is a price the client registers (litellm's `input_cost_per_token_batches`);
+  `on_batch(event, batch_id, stats)` is called when a batch is "created" and each time it is
+  "retrieved" (tests kill -9 a flow while it waits on one). `GET /v1/batches` lists them.
 
 It is bounded so a broken test cannot leave it behind: at most `max_requests` completions (then
 400s), a 4 MiB body limit, and it shuts itself down after `idle_exit_s` without requests.
@@ -53,6 +63,7 @@ FaultKind = Literal["rate_limit", "server_error", "unavailable", "reset", "slow"
                     "content_filter", "policy_violation", "bad_key"]
 FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 MAX_BODY_BYTES = 4 * 2**20
+MAX_FILE_BYTES = 64 * 2**20  # a batch input file of thousands of requests
 
 
 @dataclass
@@ -92,6 +103,10 @@ class ServerStats:
     cpu_at_reset: float = field(default_factory=time.process_time)
     first_request_at: float | None = None
     last_reply_at: float | None = None
+    batch_ids: list[str] = field(default_factory=list)  # every batch created, in order
+    batch_lines: int = 0  # lines executed (billed or failed)
+    batch_lines_billed: Counter[str] = field(default_factory=Counter)  # request key -> times answered in a batch
+    batch_retrievals: Counter[str] = field(default_factory=Counter)  # batch id -> GET /v1/batches/{id}
 
     @property
     def repeated_requests(self) -> int:
@@ -115,6 +130,9 @@ class ServerStats:
                 "faults": dict(self.faults), "repeated_requests": self.repeated_requests,
                 "requests_digest": self.requests_digest,
                 "peak_in_flight": self.peak_in_flight, "busy_s": round(self.busy_s, 4),
+                "batches": len(self.batch_ids), "batch_lines": self.batch_lines,
+                "batch_lines_billed": sum(self.batch_lines_billed.values()),
+                "batch_lines_billed_twice": sum(n > 1 for n in self.batch_lines_billed.values()),
                 "mean_in_flight": round(self.request_seconds / self.busy_s, 2) if self.busy_s else 0.0,
                 "server_cpu_s": round(time.process_time() - self.cpu_at_reset, 3)}
 
@@ -181,12 +199,16 @@ class MockLLMServer:
 
     def __init__(self, *, latency_s: float = 0.0, latency_jitter: float = 0.0, faults: list[FaultRule] | None = None,
                  retry_after_s: int = 1, slow_s: float = 5.0, max_requests: int = 10_000, idle_exit_s: float = 300.0, port: int = 0,
-                 on_request: Callable[[str, ServerStats], None] | None = None) -> None:
+                 on_request: Callable[[str, ServerStats], None] | None = None, batch_delay_s: float = 0.5,
+                 expire_batches: int = 0, on_batch: Callable[[str, str, ServerStats], None] | None = None) -> None:
         if not 0.0 <= latency_jitter <= 1.0:
             raise ValueError(f"latency_jitter must be within [0, 1] (a fraction of latency_s), got {latency_jitter}")
         self.latency_s, self.latency_jitter, self.retry_after_s, self.slow_s = latency_s, latency_jitter, retry_after_s, slow_s
         self.max_requests, self.idle_exit_s = max_requests, idle_exit_s
-        self.on_request = on_request
+        self.on_request, self.on_batch = on_request, on_batch
+        self.batch_delay_s, self.expire_batches = batch_delay_s, expire_batches
+        self._files: dict[str, tuple[dict[str, Any], bytes]] = {}  # id -> (file object, content)
+        self._batches: dict[str, dict[str, Any]] = {}  # id -> batch object
         self._faults = list(faults or [])
         self._stats = ServerStats()
         self._lock = threading.Lock()
@@ -282,6 +304,107 @@ class MockLLMServer:
             self.on_request(agent, snapshot)
         return agent, fault, False
 
+    # -- the batch API ---------------------------------------------------------------------------------------------
+    def add_file(self, content: bytes, filename: str, purpose: str) -> dict[str, Any]:
+        with self._lock:
+            file = {"id": f"file-mock-{len(self._files) + 1}-{time.monotonic_ns() % 10**8}", "object": "file",
+                    "bytes": len(content), "created_at": int(time.time()), "filename": filename, "purpose": purpose,
+                    "status": "processed"}
+            self._files[file["id"]] = (file, content)
+            self._last_activity = time.monotonic()
+            return file
+
+    def file(self, file_id: str) -> tuple[dict[str, Any], bytes] | None:
+        with self._lock:
+            return self._files.get(file_id)
+
+    def create_batch(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        """A new batch over an uploaded file; None when the file is unknown."""
+        with self._lock:
+            if request.get("input_file_id") not in self._files:
+                return None
+            now = int(time.time())
+            batch = {"id": f"batch_mock_{len(self._batches) + 1}_{time.monotonic_ns() % 10**8}", "object": "batch",
+                     "endpoint": request.get("endpoint", "/v1/chat/completions"), "errors": None,
+                     "input_file_id": request["input_file_id"], "completion_window": request.get("completion_window", "24h"),
+                     "status": "in_progress", "output_file_id": None, "error_file_id": None, "created_at": now,
+                     "in_progress_at": now, "expires_at": now + 86400, "finalizing_at": None, "completed_at": None,
+                     "failed_at": None, "expired_at": None, "cancelling_at": None, "cancelled_at": None,
+                     "request_counts": {"total": 0, "completed": 0, "failed": 0}, "metadata": request.get("metadata"),
+                     "_due": time.monotonic() + self.batch_delay_s, "_expire": self.expire_batches > 0}
+            self.expire_batches -= batch["_expire"]
+            self._batches[batch["id"]] = batch
+            self._stats.batch_ids.append(batch["id"])
+            self._last_activity = time.monotonic()
+            snapshot = self._stats
+        if self.on_batch is not None:
+            self.on_batch("created", batch["id"], snapshot)
+        return _public(batch)
+
+    def list_batches(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [_public(b) for b in reversed(self._batches.values())]
+
+    def retrieve_batch(self, batch_id: str) -> dict[str, Any] | None:
+        """The batch as a client sees it now: its lines are run once its delay has passed."""
+        with self._lock:
+            batch = self._batches.get(batch_id)
+            if batch is None:
+                return None
+            self._stats.batch_retrievals[batch_id] += 1
+            self._last_activity = time.monotonic()
+            if batch["status"] == "in_progress" and time.monotonic() >= batch["_due"]:
+                self._run_batch(batch)
+            public, snapshot = _public(batch), self._stats
+        if self.on_batch is not None:
+            self.on_batch("retrieved", batch_id, snapshot)
+        return public
+
+    def _run_batch(self, batch: dict[str, Any]) -> None:
+        """Answer every line (holding the lock): an expiring batch answers its first half only."""
+        lines = [json.loads(line) for line in self._files[batch["input_file_id"]][1].decode().splitlines() if line.strip()]
+        done_until = len(lines) // 2 if batch["_expire"] else len(lines)
+        outputs, errors = [], []
+        for number, line in enumerate(lines):
+            body = line.get("body") or {}
+            if number >= done_until:
+                errors.append({"id": f"batch_req_{number}", "custom_id": line.get("custom_id"), "response": None,
+                               "error": {"code": "batch_expired", "message": "This request could not be executed "
+                                         "before the completion window expired."}})
+                continue
+            self._stats.batch_lines += 1
+            agent = agent_of(body.get("messages") or [])
+            haystack = json.dumps(body.get("messages"))
+            fault = next((rule for rule in self._faults if rule.applies(agent, haystack)), None)
+            if fault is not None:
+                fault.times -= 1
+                self._stats.faults[fault.kind] += 1
+                errors.append({"id": f"batch_req_{number}", "custom_id": line.get("custom_id"),
+                               "response": {"status_code": 500, "request_id": f"req_{number}",
+                                            "body": {"error": {"message": f"mock fault {fault.kind}", "type": "server_error"}}},
+                               "error": None})
+                continue
+            key = request_key(body)
+            self._stats.by_agent[agent] += 1
+            self._stats.request_keys[key] += 1
+            self._stats.batch_lines_billed[key] += 1
+            self._stats.transcript.append((agent, _text_of(((body.get("messages") or [{}])[-1]).get("content"))))
+            answer = json.loads(_Handler._scripted_answer(body))
+            outputs.append({"id": f"batch_req_{number}", "custom_id": line.get("custom_id"),
+                            "response": {"status_code": 200, "request_id": f"req_{number}", "body": answer}, "error": None})
+        now = int(time.time())
+        for name, rows in (("output_file_id", outputs), ("error_file_id", errors)):
+            if rows:
+                content = "".join(json.dumps(row) + "\n" for row in rows).encode()
+                file_id = f"file-mock-{len(self._files) + 1}-{time.monotonic_ns() % 10**8}"
+                self._files[file_id] = ({"id": file_id, "object": "file", "bytes": len(content), "created_at": now,
+                                         "filename": f"{batch['id']}_{name}.jsonl", "purpose": "batch_output",
+                                         "status": "processed"}, content)
+                batch[name] = file_id
+        batch["status"] = "expired" if batch["_expire"] else "completed"
+        batch["expired_at" if batch["_expire"] else "completed_at"] = now
+        batch["request_counts"] = {"total": len(lines), "completed": len(outputs), "failed": len(errors)}
+
     def _done(self, answered: bool, arrived_at: float) -> None:
         with self._lock:
             self._stats.request_seconds += time.perf_counter() - arrived_at
@@ -289,6 +412,10 @@ class MockLLMServer:
             self._stats.answered += answered
             self._stats.last_reply_at = time.perf_counter()
             self._last_activity = time.monotonic()
+
+
+def _public(batch: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in batch.items() if not k.startswith("_")}
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -310,9 +437,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         self._send_raw(status, json.dumps(payload).encode(), headers)
 
-    def _send_raw(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    def _send_raw(self, status: int, body: bytes, headers: dict[str, str] | None = None,
+                  content_type: str = "application/json") -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -324,18 +452,75 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(status, {"error": {"message": message, "type": kind, "param": None, "code": code}}, headers)
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/") == "/stats":
-            self._send_json(200, self.server.mock.stats().as_json())
-        elif self.path.rstrip("/") in ("/v1/models", "/models"):
+        mock = self.server.mock
+        path = self.path.split("?", 1)[0].rstrip("/").removeprefix("/v1")
+        if path == "/stats":
+            self._send_json(200, mock.stats().as_json())
+        elif path == "/models":
             self._send_json(200, {"object": "list", "data": [{"id": "scripted", "object": "model", "owned_by": "mock"}]})
+        elif path.startswith("/files/"):
+            file_id, _, content = path.removeprefix("/files/").partition("/")
+            found = mock.file(file_id)
+            if found is None:
+                self._error(404, f"No such File object: {file_id}", "invalid_request_error")
+            elif content == "content":
+                self._send_raw(200, found[1], content_type="application/jsonl")
+            else:
+                self._send_json(200, found[0])
+        elif path == "/batches":  # newest first, as OpenAI lists them
+            data = mock.list_batches()
+            self._send_json(200, {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
+                                  "last_id": data[-1]["id"] if data else None, "has_more": False})
+        elif path.startswith("/batches/"):
+            batch = mock.retrieve_batch(path.removeprefix("/batches/"))
+            if batch is None:
+                self._error(404, f"No batch found with id '{path.removeprefix('/batches/')}'", "invalid_request_error")
+            else:
+                self._send_json(200, batch)
         else:
             self._error(404, f"no route GET {self.path}", "not_found")
 
+    def _upload(self, length: int) -> None:
+        """`POST /v1/files`: a multipart form with `purpose` and `file`, as the OpenAI SDK sends it."""
+        from email.parser import BytesParser
+        from email.policy import HTTP
+
+        head = f"Content-Type: {self.headers.get('Content-Type')}\r\n\r\n".encode()
+        form = BytesParser(policy=HTTP).parsebytes(head + self.rfile.read(length))
+        parts = {part.get_param("name", header="content-disposition"): part for part in form.iter_parts()}
+        if "file" not in parts:
+            self._error(400, "multipart form without a 'file' part", "invalid_request_error")
+            return
+        purpose = (parts["purpose"].get_payload(decode=True) or b"").decode() if "purpose" in parts else "batch"
+        self._send_json(200, self.server.mock.add_file(parts["file"].get_payload(decode=True) or b"",
+                                                       parts["file"].get_filename() or "upload.jsonl", purpose))
+
     def do_POST(self) -> None:
         mock = self.server.mock
-        if self.path.rstrip("/") == "/stats/reset":
+        path = self.path.split("?", 1)[0].rstrip("/").removeprefix("/v1")
+        if path == "/stats/reset":
             mock.reset_stats()
             self._send_json(200, {"ok": True})
+            return
+        if path == "/files":
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_FILE_BYTES:
+                self.close_connection = True
+                self._error(413, f"file of {length} bytes exceeds {MAX_FILE_BYTES}", "invalid_request_error")
+            else:
+                self._upload(length)
+            return
+        if path == "/batches":
+            try:
+                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            except json.JSONDecodeError as exc:
+                self._error(400, f"request body is not JSON: {exc}", "invalid_request_error")
+                return
+            batch = mock.create_batch(request)
+            if batch is None:
+                self._error(400, f"input_file_id {request.get('input_file_id')!r}: no such file", "invalid_request_error")
+            else:
+                self._send_json(200, batch)
             return
         if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
             self._error(404, f"no route POST {self.path}; this server speaks /v1/chat/completions", "not_found")
@@ -422,10 +607,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds sent with 429s")
     parser.add_argument("--max-requests", type=int, default=100_000)
     parser.add_argument("--idle-exit", type=float, default=120.0, help="exit after this many seconds without requests")
+    parser.add_argument("--batch-delay", type=float, default=0.5, help="seconds a batch stays in_progress")
+    parser.add_argument("--expire-batches", type=int, default=0, help="the next N batches expire half done")
     args = parser.parse_args(argv)
     server = MockLLMServer(latency_s=args.latency, latency_jitter=args.latency_jitter, faults=[FaultRule.parse(f) for f in args.fault],
                            retry_after_s=args.retry_after, max_requests=args.max_requests,
-                           idle_exit_s=args.idle_exit, port=args.port).start()
+                           idle_exit_s=args.idle_exit, port=args.port, batch_delay_s=args.batch_delay,
+                           expire_batches=args.expire_batches).start()
     print(f"listening on {server.url}", flush=True)
     server.wait_stopped()
     print(f"stopped: {json.dumps(server.stats().as_json())}", file=sys.stderr, flush=True)

@@ -48,6 +48,17 @@ def test_solve_bench_runs_every_episode_to_its_answer_within_the_concurrency() -
 
 
 @pytest.mark.slow
+def test_spend_bench_prices_batch_mode_at_half_and_measures_the_budget_check() -> None:
+    figures = _run_bench("spend_bench", "--problems", "6", "--calls", "24", "--concurrency", "4", "--latency", "0.02",
+                         "--repeats", "1")
+    assert figures["bench"] == "spend" and figures["problems"] == 6 and figures["kept"] >= 5
+    assert figures["batch_stages_vs_online"] == pytest.approx(0.5, abs=1e-3)  # translator and rephraser at half price
+    assert 0.5 < figures["batch_vs_online"] < 1 and figures["batch_saved_usd"] > 0  # the solver stays online
+    assert figures["calls"] == 24 and len(figures["baseline_s"]) == len(figures["budget_s"]) == 1
+    assert figures["budget_path_cpu_us_per_call"] > 0 and "budget_overhead_pct" in figures
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(not DISTILABEL_PYTHON.exists(), reason="no .venv-distilabel (`make bench` creates it)")
 @pytest.mark.parametrize("bench", ["llm_throughput_bench", "solve_throughput_bench"])
 def test_distilabel_side_sends_the_very_same_requests(bench: str) -> None:

@@ -48,6 +48,12 @@ BAD_INVOCATIONS = [
     (["distill", "--problems", "{inputs}/missing.jsonl"], "problems file not found"),
     (["distill", "--problems", "{inputs}/bad.jsonl"], 'line 2: missing field: "answer"'),
     (["distill", "--problems", "{inputs}/broken.jsonl"], "line 1: malformed JSON"),
+    (["distill", "--max-budget-usd", "-1"], "--max-budget-usd: Input should be greater than 0"),
+    (["distill", "--max-tokens-total", "0"], "--max-tokens-total: Input should be greater than or equal to 1"),
+    (["distill", "--price", "cheap"], "--price: Value error, expected IN,OUT or IN,OUT,BATCH_IN,BATCH_OUT"),
+    (["distill", "--price", "0.15,-1"], "--price: Value error, prices must be >= 0"),
+    (["distill", "--batch", "--model", "local/smollm2-135m"], "--batch: litellm has no batch API for local/smollm2-135m"),
+    (["estimate", "--pilot", "0"], "--pilot: Input should be greater than or equal to 1"),
     (["train-eval", "--sft", "{inputs}/missing.parquet"], "no such file; run `tool-distill distill` first"),
     (["train-eval", "--sft", "{inputs}/bad.jsonl", "--benchmarks", "math501"], "unknown math501"),
 ]
@@ -73,7 +79,7 @@ def test_bad_input_ends_in_one_line_exit_2_before_prefect_and_writes_nothing(tmp
 def test_help_lists_every_command_with_an_example(tmp_path: Path) -> None:
     proc = _tool_distill("--help", cwd=tmp_path)
     assert proc.returncode == 0
-    for command in ("demo", "distill", "train-eval"):
+    for command in ("demo", "distill", "estimate", "train-eval"):
         assert f"tool-distill {command}" in proc.stdout
 
 

@@ -36,7 +36,9 @@ import litellm
 from tasks.llm.event_loop import run_blocking
 from tasks.llm.http import gated_requests
 from tasks.llm.limits import gate_for
+from tasks.llm.batch import BatchCollector, active_collector
 from tasks.llm.records import IN_PROCESS_PROVIDERS, FunctionCall, LLMCallError, LLMReply, LLMSettings
+from tasks.llm.spend import active_ledger, current_stage, note_reply, request_key, token_prices, worst_case
 from tasks.llm.local_provider import register_local_provider
 from tasks.llm.scripted_provider import register_scripted_provider
 
@@ -187,41 +189,85 @@ def complete(
     temperature: float | None = None,
     seed: int | None = None,
 ) -> LLMReply:
-    """One chat completion. Raises `LLMCallError` when the model cannot answer after retries.
+    """One chat completion. Raises `LLMCallError` when the model cannot answer after retries, and
+    `BudgetReached` (tasks/llm/spend.py) when the call could pass the run's budget.
 
     `seed` asks for a reproducible sample where the provider takes one (OpenAI, vLLM, the local
-    model); it is left out for providers that would reject it (Anthropic, Gemini).
+    model); it is left out for providers that would reject it (Anthropic, Gemini). Inside
+    `spend_control` the call's worst case is reserved before it is sent and its cost recorded
+    after; inside `batch_calls` it goes through the provider's batch API (tasks/llm/batch.py).
     """
     if settings.in_process:
         _REGISTER_PROVIDER[settings.model.split("/", 1)[0]]()
-    kwargs: dict[str, Any] = {
+    request: dict[str, Any] = {
         "messages": messages,
         "temperature": settings.temperature if temperature is None else temperature,
         "max_tokens": max_tokens or settings.max_tokens,
     }
     if tools:
-        kwargs["tools"] = tools
+        request["tools"] = tools
     if stop:
-        kwargs["stop"] = stop
+        request["stop"] = stop
     if seed is not None and _accepts_seed(settings):
-        kwargs["seed"] = seed
+        request["seed"] = seed
+    ledger = active_ledger()
+    if ledger is not None and ledger.has_kept_replies:  # a row the budget stopped earlier paid for this reply already
+        kept = ledger.kept_reply(request_key(settings, request))
+        if kept is not None:
+            note_reply(settings, request, kept)
+            return kept
+    batcher = active_collector(settings)
+    reservation = None
+    if ledger is not None and ledger.capped:
+        reservation = ledger.reserve(worst_case(settings, request, batch=batcher is not None))
+    try:
+        response, latency = _send(settings, request) if batcher is None else _send_in_batch(batcher, request)
+        reply = _reply(response, settings, latency, batch=batcher is not None)
+    except BaseException:
+        if ledger is not None:
+            ledger.release(reservation)
+        raise
+    if ledger is not None:  # recorded before anyone sees the reply: an empty one was paid for too
+        online_cost = token_prices(settings.model).cost(reply.prompt_tokens, reply.completion_tokens) if batcher \
+            else reply.cost_usd
+        ledger.settle(reservation, reply, stage=current_stage(), batch=batcher is not None, online_cost_usd=online_cost)
+        note_reply(settings, request, reply)
+    return _checked(reply, response)
+
+
+def _send_in_batch(batcher: BatchCollector, request: dict[str, Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    response = batcher.complete(request)
+    return response, time.perf_counter() - started
+
+
+def _send(settings: LLMSettings, request: dict[str, Any]) -> tuple[Any, float]:
+    """The provider's response to one online request, and how long it held the endpoint: from when its first
+    request got a slot of the gate (not counting its wait for one) to the reply."""
     gate = gate_for(settings)
+    first_slot_at: list[float] = []
     started = time.perf_counter()
     try:
         if _custom_provider(settings):
             with gate.slot() if gate else contextlib.nullcontext():
+                first_slot_at.append(time.perf_counter())
                 response = litellm.completion(model=settings.model, api_base=settings.api_base,
-                                              timeout=settings.timeout_s, **kwargs)
+                                              timeout=settings.timeout_s, **request)
         else:
             router = _router(settings.model, settings.api_base, settings.timeout_s, settings.num_retries)
             placement = _placement(settings.model)
-            call = functools.partial(router.acompletion, model=settings.model, **kwargs)
-            response = run_blocking(gated_requests(gate, placement and placement[1], call),
+            call = functools.partial(router.acompletion, model=settings.model, **request)
+            response = run_blocking(gated_requests(gate, placement and placement[1], call, first_slot_at),
                                     inline_executor_jobs=_builds_requests_without_io(settings.model))
     except Exception as exc:  # the Router has retried what was transient; what is left is final
         detail = " ".join(str(exc).split())[:500]  # one line: it lands in a Parquet cell and a log line
         raise LLMCallError(redact_secrets(f"{settings.model}: {type(exc).__name__}: {detail}")) from exc
-    latency = time.perf_counter() - started
+    return response, time.perf_counter() - (first_slot_at[0] if first_slot_at else started)
+
+
+def _reply(response: Any, settings: LLMSettings, latency: float, *, batch: bool = False) -> LLMReply:
+    """The provider's response as our record (possibly empty: `_checked` refuses that after it is paid for), priced
+    by litellm, or at the model's batch price for a batch line."""
     try:
         choice = response.choices[0]
         message = choice.message
@@ -232,24 +278,31 @@ def complete(
         content = message.content or ""
     except (AttributeError, IndexError, TypeError) as exc:
         raise LLMCallError(f"{settings.model}: malformed reply: {exc}") from exc
-    if not content and not calls:
-        # Deterministic at the temperatures we use, so not retried: the row records why it is empty.
-        if choice.finish_reason == "content_filter":
-            raise LLMCallError(f"{settings.model}: refused by the provider's content filter (finish_reason=content_filter)")
-        refusal = getattr(message, "refusal", None)
-        raise LLMCallError(f"{settings.model}: empty reply (finish_reason={choice.finish_reason}"
-                           f"{f', refusal={refusal!r}' if refusal else ''})")
     usage = getattr(response, "usage", None)
+    prompt_tokens = getattr(usage, "prompt_tokens", 0) or 0
+    completion_tokens = getattr(usage, "completion_tokens", 0) or 0
     return LLMReply(
         content=content,
         tool_calls=calls,
         finish_reason=choice.finish_reason,
-        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-        cost_usd=_cost(response, settings),
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost_usd=token_prices(settings.model).cost(prompt_tokens, completion_tokens, batch=True) if batch
+        else _cost(response, settings),
         latency_s=latency,
         model=settings.model,
     )
+
+
+def _checked(reply: LLMReply, response: Any) -> LLMReply:
+    if not reply.content and not reply.tool_calls:
+        # Deterministic at the temperatures we use, so not retried: the row records why it is empty.
+        if reply.finish_reason == "content_filter":
+            raise LLMCallError(f"{reply.model}: refused by the provider's content filter (finish_reason=content_filter)")
+        refusal = getattr(response.choices[0].message, "refusal", None)
+        raise LLMCallError(f"{reply.model}: empty reply (finish_reason={reply.finish_reason}"
+                           f"{f', refusal={refusal!r}' if refusal else ''})")
+    return reply
 
 
 def assistant_message(reply: LLMReply) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -36,6 +37,9 @@ from tasks.llm.limits import CallGate
 T = TypeVar("T")
 
 _request_gate: ContextVar[CallGate | None] = ContextVar("llm_request_gate", default=None)
+# When the call's first request got its slot (perf_counter), for `gated_requests`' caller: the time a call holds the
+# endpoint, without its wait for a slot, is what the estimate's wall time at a concurrency is made of.
+_first_slot_at: ContextVar[list[float] | None] = ContextVar("llm_first_slot_at", default=None)
 _BACKSTOP_TIMEOUT_S = 600.0  # litellm and the OpenAI SDK pass each request's own timeout; this is for none
 
 
@@ -68,6 +72,7 @@ class GatedTransport(httpx.AsyncBaseTransport):
             return await self._inner.send(request, stream=True)
         slot = contextlib.AsyncExitStack()
         await slot.enter_async_context(gate.async_slot())
+        _note_slot_taken()
         try:
             response = await self._inner.send(request, stream=True)
         except BaseException:  # refused, reset, timed out or cancelled: the slot is free again
@@ -132,20 +137,30 @@ def _client_kwargs(provider: str) -> dict[str, Any] | None:
     return None
 
 
-async def gated_requests(gate: CallGate | None, provider: str | None, call: Callable[..., Awaitable[T]]) -> T:
+def _note_slot_taken() -> None:
+    first = _first_slot_at.get()
+    if first is not None and not first:
+        first.append(time.perf_counter())
+
+
+async def gated_requests(gate: CallGate | None, provider: str | None, call: Callable[..., Awaitable[T]],
+                         first_slot_at: list[float] | None = None) -> T:
     """`await call(**client_kwargs)`, each of its HTTP requests holding a slot of `gate` while the endpoint has it.
 
     Where `provider`'s requests cannot be gated one by one (None: a model litellm cannot place), the
-    whole call holds one slot.
+    whole call holds one slot. `first_slot_at`, if given, gets the time its first request got a slot.
     """
     if gate is None:
         return await call()
     kwargs = None if provider is None else _client_kwargs(provider)
     if kwargs is None:
         async with gate.async_slot():
+            if first_slot_at is not None:
+                first_slot_at.append(time.perf_counter())
             return await call()
-    token = _request_gate.set(gate)
+    tokens = _request_gate.set(gate), _first_slot_at.set(first_slot_at)
     try:
         return await call(**kwargs)
     finally:
-        _request_gate.reset(token)
+        _request_gate.reset(tokens[0])
+        _first_slot_at.reset(tokens[1])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from tasks.llm.embedded_model import EMBEDDED_LITELLM_MODEL
 
@@ -74,3 +74,70 @@ class Usage(BaseModel):
         for row in rows:
             usage.add(row)  # type: ignore[arg-type]
         return usage
+
+
+# Providers litellm 1.102 sends to the OpenAI-compatible files + batches API (its
+# OPENAI_COMPATIBLE_BATCH_AND_FILES_PROVIDERS); named here so the CLI can refuse `--batch` for others without
+# importing litellm.
+BATCH_PROVIDERS = ("openai", "hosted_vllm", "litellm_proxy")
+
+
+class ModelPrice(BaseModel):
+    """Dollars per million tokens, for a model litellm's price map lacks (or to override it)."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    batch_input_per_mtok: float | None = Field(default=None, ge=0)
+    batch_output_per_mtok: float | None = Field(default=None, ge=0)
+
+    @classmethod
+    def parse(cls, text: str) -> ModelPrice:
+        """`IN,OUT` or `IN,OUT,BATCH_IN,BATCH_OUT` ($ per 1M tokens), e.g. `0.15,0.60,0.075,0.30`."""
+        parts = [p.strip() for p in text.split(",")]
+        if len(parts) not in (2, 4):
+            raise ValueError("expected IN,OUT or IN,OUT,BATCH_IN,BATCH_OUT in $ per 1M tokens, e.g. 0.15,0.60")
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise ValueError("prices must be numbers ($ per 1M tokens, e.g. 0.15,0.60)") from None
+        if any(v < 0 or v != v for v in values):
+            raise ValueError("prices must be >= 0")
+        return cls(input_per_mtok=values[0], output_per_mtok=values[1],
+                   batch_input_per_mtok=values[2] if len(values) == 4 else None,
+                   batch_output_per_mtok=values[3] if len(values) == 4 else None)
+
+
+class SpendSettings(BaseModel):
+    """What a run may spend and how it pays: a budget, a price, batch APIs (tasks/llm/spend.py, tasks/llm/batch.py).
+
+    Not part of the rows' cache keys (`LLMSettings` is): raising a budget or turning batch mode on redoes nothing
+    already paid for.
+    """
+
+    max_budget_usd: float | None = Field(default=None, gt=0, description=(
+        "Stop before the run's LLM spend in this output dir (all runs of it together) could pass this many dollars: "
+        "no new row starts, rows in flight finish, exit code 3; a re-run with a higher budget goes on."))
+    max_tokens_total: int | None = Field(default=None, ge=1, description=(
+        "The same cap in tokens (prompt + completion), for models without a price."))
+    price: str | None = Field(default=None, description=(
+        "IN,OUT or IN,OUT,BATCH_IN,BATCH_OUT: $ per 1M tokens, registered with litellm for --model (for a model its "
+        "price map lacks, or to override it). Without batch prices, batch calls are priced as online ones."))
+    batch: bool = Field(default=False, description=(
+        "Send the single-turn calls (translator, judge, rephraser) through the provider's batch API (openai/, "
+        "hosted_vllm/, litellm_proxy/): about half the price, hours of latency. The solver stays online."))
+    batch_max_lines: int = Field(default=500, ge=1, le=50_000, description="Requests per batch at most (a batch "
+                                 "closes when full or batch_window_s after its first request).")
+    batch_window_s: float = Field(default=10.0, gt=0, description="Seconds a batch waits for more requests.")
+    batch_poll_s: float = Field(default=10.0, gt=0, description="First wait before polling a batch; it grows x1.5 "
+                                "per poll up to batch_poll_max_s.")
+    batch_poll_max_s: float = Field(default=300.0, gt=0)
+
+    @field_validator("price")
+    @classmethod
+    def _price_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            ModelPrice.parse(value)
+        return value
+
+    def model_price(self) -> ModelPrice | None:
+        return None if self.price is None else ModelPrice.parse(self.price)

@@ -18,6 +18,11 @@ Nothing finished is ever recomputed, at three levels:
 3. a chunk retried by Prefect (one retry, for faults outside the LLM call such as a sandbox worker
    dying) skips the items its first try finished.
 LLM errors never reach Prefect's retries: the item functions turn them into failed rows.
+
+A run's budget (tasks/llm/spend.py) stops a stage short: a row whose call was refused
+(`BudgetReached`) is not stored, so a re-run with a higher budget does it, and once one was
+refused no row starts that is not done already; rows in flight finish and are stored. The stage
+then returns only its finished rows, and its partial result is not cached as the stage's result.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import inspect
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from contextvars import copy_context
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,13 +43,19 @@ from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.transactions import CommitMode, get_transaction
 from prefect.utilities.annotations import quote
 
 from tasks.runtime.item_store import ItemStore, item_key
 from tasks.runtime.progress import ProgressSink, StageProgress
+from tasks.llm import BudgetReached, LedgerSpec, SpendLedger, active_ledger, open_ledger, spend_item, using_ledger
 from tasks.llm.limits import CallGate, GateLimits, active_gates, using_gates
 
 StageFunction = Callable[..., Any]
+
+
+class NotRun:
+    """A row the budget kept from finishing (or from starting): not stored, left for a re-run."""
 
 
 @dataclass
@@ -54,6 +65,7 @@ class _StageRuntime:
     pool: ThreadPoolExecutor
     gates: dict[str, CallGate]
     progress: StageProgress
+    ledger: SpendLedger | None
 
 
 # The stages running in this process, by id. Chunks that run here share their stage's pool:
@@ -64,10 +76,11 @@ _stages: dict[str, _StageRuntime] = {}
 
 
 @contextmanager
-def _stage_runtime(workers: int, gates: dict[str, CallGate], progress: StageProgress) -> Iterator[str]:
+def _stage_runtime(workers: int, gates: dict[str, CallGate], progress: StageProgress,
+                   ledger: SpendLedger | None) -> Iterator[str]:
     stage_id = uuid.uuid4().hex
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stage-row") as pool:
-        _stages[stage_id] = _StageRuntime(pool, gates, progress)
+        _stages[stage_id] = _StageRuntime(pool, gates, progress, ledger)
         try:
             yield stage_id
         finally:
@@ -83,24 +96,32 @@ def _stage_in_this_process(stage_id: str) -> _StageRuntime | None:
 @task(name="chunk", task_run_name="{label}", cache_policy=NO_CACHE, persist_result=False, retries=1,
       retry_delay_seconds=2)
 def _run_chunk(label: str, item_fn: StageFunction, per_item: Sequence[tuple], shared: tuple, keys: Sequence[str],
-               store_dir: str, stage_id: str, remote_share: dict[str, GateLimits],
-               remote_threads: int) -> tuple[list[Any], bool]:
-    """The chunk's results, and whether its rows were counted as they finished (in the stage's own process)."""
+               store_dir: str, stage_id: str, remote_share: dict[str, GateLimits], remote_threads: int,
+               stage_name: str = "", remote_ledger: LedgerSpec | None = None) -> tuple[list[Any], bool]:
+    """The chunk's results (`NotRun` for rows the budget stopped), and whether its rows were counted as they
+    finished (in the stage's own process)."""
     stage = _stage_in_this_process(stage_id)
+    opened: SpendLedger | None = None
     if stage is not None:
-        pool, gates, progress = nullcontext(stage.pool), stage.gates, stage.progress
-    else:  # in another process: this chunk's share of the stage's limits
+        pool, gates, progress, ledger = nullcontext(stage.pool), stage.gates, stage.progress, stage.ledger
+    else:  # in another process: this chunk's share of the stage's limits, the run's ledger on shared storage
         pool = ThreadPoolExecutor(remote_threads, thread_name_prefix=label)
         gates = {key: CallGate(share.max_in_flight, share.requests_per_minute) for key, share in remote_share.items()}
-        progress = None
+        progress, ledger = None, open_ledger(remote_ledger) if remote_ledger is not None else None
+        opened = ledger
 
-    with ItemStore(Path(store_dir)) as store:
+    with ItemStore(Path(store_dir)) as store, closing(opened) if opened is not None else nullcontext():
 
         def run_item(args: tuple, key: str) -> Any:
             found, result = store.get(key)
             if not found:
-                with using_gates(gates):
-                    result = item_fn(*args, *shared)
+                if ledger is not None and ledger.stopped:  # the budget stopped a row: start no new one
+                    return NotRun()
+                try:
+                    with using_gates(gates), using_ledger(ledger), spend_item(stage_name):
+                        result = item_fn(*args, *shared)
+                except BudgetReached:
+                    return NotRun()
                 store.put(key, result)
             if progress is not None:
                 progress.item_done(key, result)
@@ -138,13 +159,14 @@ def _run_stage(name: str, item_fn: StageFunction, item_fn_source: str, per_item:
     parts = min([_chunks_at_once(len(chunks), workers), *(gate.max_in_flight for gate in gates.values())])
     remote_share = {key: gate.limits.share(parts) for key, gate in gates.items()}
     progress = StageProgress(name, len(per_item), len(per_item) - len(todo), sink=progress_sink)
-    with _stage_runtime(workers, gates, progress) as stage_id:
+    ledger = active_ledger()
+    with _stage_runtime(workers, gates, progress, ledger) as stage_id:
 
         def submit(number: int) -> tuple[PrefectFuture, list[int]]:
             chunk = chunks[number]
             future = _run_chunk.submit(f"{name}-{number + 1}of{len(chunks)}", item_fn, wrap([per_item[i] for i in chunk]),
                                        wrap(shared), [keys[i] for i in chunk], store_dir, stage_id, remote_share,
-                                       max(1, workers // parts))
+                                       max(1, workers // parts), name, ledger.spec if ledger is not None else None)
             return future, chunk
 
         in_flight = dict(submit(number) for number in range(min(parts, len(chunks))))
@@ -163,7 +185,20 @@ def _run_stage(name: str, item_fn: StageFunction, item_fn_source: str, per_item:
                 next_chunk += 1
             log.info(progress.line())
     progress.finish()
+    stopped = sum(isinstance(result, NotRun) for result in results)
+    if stopped:
+        log.warning("%s: budget reached: %d of %d rows done, %d left for a re-run with a higher budget", name,
+                    len(results) - stopped, len(results), stopped)
+        _do_not_cache_this_result()
     return results
+
+
+def _do_not_cache_this_result() -> None:
+    """A stage cut short returns its finished rows, but must not be cached as the stage's result: the re-run must
+    run the rest. Its transaction (Prefect's cache write) is turned off; the task still ends Completed."""
+    transaction = get_transaction()
+    if transaction is not None:
+        transaction.commit_mode = CommitMode.OFF
 
 
 def _chunks_at_once(n_chunks: int, workers: int) -> int:
@@ -195,8 +230,12 @@ def _argument_wrapper() -> Callable[[Any], Any]:
     return lambda arg: arg
 
 
-def row_threads(max_in_flight: int, *, in_process_model: bool = False) -> int:
+def row_threads(max_in_flight: int, *, in_process_model: bool = False, batch_lines: int | None = None) -> int:
     """Row threads for a stage whose calls are capped at `max_in_flight`: twice as many for an HTTP model.
+
+    In batch mode (`batch_lines`: the most requests a batch holds) a row waits on its batch for
+    minutes or hours, and a batch holds only the requests of rows waiting: as many threads as a
+    batch holds, or it could never fill.
 
     The gate, not the pool, caps the calls in flight. An HTTP call takes its slot on the event
     loop (`CallGate.async_slot`), so with spare threads a slot that frees goes at once to a row
@@ -206,6 +245,8 @@ def row_threads(max_in_flight: int, *, in_process_model: bool = False) -> int:
     whatever holds one, so spare threads would only add GIL contention (the demo's solve stage was
     slower on 16 threads than on 8: docs/benchmarks.md).
     """
+    if batch_lines is not None:
+        return max(batch_lines, 2 * max_in_flight)
     return max_in_flight if in_process_model else 2 * max_in_flight
 
 
@@ -216,7 +257,8 @@ def map_stage(name: str, item_fn: StageFunction, per_item: list[tuple], *shared:
     Must be called inside a flow run; chunks run on the flow's task runner, their rows on one pool
     of `workers` threads per stage (a share of them per chunk in another process). Results are cached under
     `cache_dir`: the stage's Prefect result there, each item's in `cache_dir/items/<name>`. Editing
-    `item_fn` changes both keys.
+    `item_fn` changes both keys. When the run's budget stopped the stage, only the finished rows come back
+    (in order); the ledger of the enclosing `spend_control` says so (`stopped`).
     """
     if workers < 1 or chunk_size < 1:
         raise ValueError(f"workers and chunk_size must be >= 1, got {workers} and {chunk_size}")
@@ -225,5 +267,6 @@ def map_stage(name: str, item_fn: StageFunction, per_item: list[tuple], *shared:
     stage = _run_stage.with_options(result_storage=cache_dir)
     # quote: Prefect would otherwise walk every field of every row looking for futures to resolve, which
     # made a cache hit many times slower (docs/benchmarks.md). Quoted or not, the inputs hash to the same key.
-    return stage(name, item_fn, source, quote(per_item), shared, str(cache_dir / "items" / name), workers, chunk_size,
-                 progress_sink)
+    results = stage(name, item_fn, source, quote(per_item), shared, str(cache_dir / "items" / name), workers, chunk_size,
+                    progress_sink)
+    return [result for result in results if not isinstance(result, NotRun)]

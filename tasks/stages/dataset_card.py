@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from tasks.stages.decontam import DecontaminationReport, hits_by_benchmark
 from tasks.stages.quality import QualitySummary
+from tasks.stages.spend_report import SpendSummary, spend_markdown
 from tasks.records import STAGE_RECORDS
 
 CARD_NAME = "README.md"
@@ -43,6 +44,7 @@ class DatasetCardInfo(BaseModel):
     duplicates_removed: dict[str, int] = Field(default_factory=dict)  # {"problem": n, "trace": m}
     quality: QualitySummary | None = None
     cost_usd: float | None = None
+    spend: SpendSummary | None = None
     paper: str = "https://arxiv.org/abs/2506.19171"
 
 
@@ -85,6 +87,7 @@ def _header(card: DatasetCardInfo, files: dict[str, int]) -> dict[str, Any]:
                 "min_coverage": decontam.min_coverage, "removed": len(decontam.hits),
                 "removed_by_benchmark": hits_by_benchmark(decontam.hits)},
             "cost_usd": card.cost_usd,
+            **({"spend": card.spend.model_dump(mode="json")} if card.spend is not None else {}),
         },
     }
 
@@ -121,6 +124,8 @@ def _body(card: DatasetCardInfo, files: dict[str, int]) -> str:
     if card.duplicates_removed:
         parts.append("## Deduplication\n\n" + _table(list(card.duplicates_removed.items()), ("kind", "removed")))
     parts.append(_decontamination_section(card.decontamination))
+    if card.spend is not None:
+        parts.append("## Generation cost\n\n" + spend_markdown(card.spend).rstrip())
     if card.quality is not None:
         parts.append("## Quality\n\n" + _table(
             [(k, v) for k, v in card.quality.model_dump().items() if k != "drop_reasons"], ("metric", "value")))

@@ -11,6 +11,7 @@ from tasks.llm import Usage
 from tasks.records import NLTraceRecord, ToolCallRecord, TraceRecord, TranslationRecord
 from tasks.stages.filter import FilterOutcome, solved_traces
 from tasks.stages.problems import PreparedProblems
+from tasks.stages.spend_report import SpendSummary
 
 
 class DistillSummary(BaseModel):
@@ -28,11 +29,13 @@ class DistillSummary(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float
+    spend: SpendSummary | None = None  # per stage, per kept trace, the budget, the estimate's error, batch savings
 
 
 def summarize_distill(output_dir: str, prepared: PreparedProblems, traces: Sequence[TraceRecord],
                       calls: Sequence[ToolCallRecord], translations: Sequence[TranslationRecord],
-                      nl_traces: Sequence[NLTraceRecord], filtered: FilterOutcome) -> DistillSummary:
+                      nl_traces: Sequence[NLTraceRecord], filtered: FilterOutcome,
+                      spend: SpendSummary | None = None) -> DistillSummary:
     usage = Usage.total([*traces, *translations, *nl_traces])
     decontamination = prepared.decontamination
     return DistillSummary(
@@ -50,4 +53,5 @@ def summarize_distill(output_dir: str, prepared: PreparedProblems, traces: Seque
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         cost_usd=round(usage.cost_usd, 6),
+        spend=spend,
     )
