@@ -203,9 +203,13 @@ def _budget_stop(summary: Any, console: Console) -> int | None:
 
 def _run_estimate(command: EstimateCommand, console: Console) -> None:
     from flows.estimate import estimate
+
+    _print_estimate(estimate(_distill_params(command, Path(command.output_dir))), Path(command.output_dir), console)
+
+
+def _print_estimate(result: Any, output_dir: Path, console: Console) -> None:
     from tasks.stages.estimate import ESTIMATE_NAME, estimate_table
 
-    result = estimate(_distill_params(command, Path(command.output_dir)))
     rows = estimate_table(result)
     head = ("", "calls", "prompt tokens", "completion tokens", "usd", "wall s")
     widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
@@ -215,7 +219,7 @@ def _run_estimate(command: EstimateCommand, console: Console) -> None:
     for row in [head, *rows]:
         print("  " + "  ".join(f"{cell:<{width}}" for cell, width in zip(row, widths)).rstrip(), file=console.out)
     print(f"  the pilot cost ${result.pilot_cost_usd:.4f} (its rows are reused by the full run); "
-          f"{Path(command.output_dir) / ESTIMATE_NAME}", file=console.out)
+          f"{output_dir / ESTIMATE_NAME}", file=console.out)
 
 
 def _run_train_eval(params: TrainEvalParams, console: Console, sft_path: Path, output_dir: Path) -> None:
@@ -297,9 +301,13 @@ def _work(name: str, command: Any, console: Console) -> int:
         if (code := _budget_stop(summary, console)) is not None:
             return code
     elif isinstance(command, PaperCommand):
-        from flows.paper import paper
+        from flows.paper import paper, paper_estimate
 
-        summary = paper(PaperParams.model_validate(command.model_dump(include=set(PaperParams.model_fields))))
+        params = PaperParams.model_validate(command.model_dump(include=set(PaperParams.model_fields)))
+        if params.pilot:  # the price on the terminal before the hours of distillation it describes
+            _print_estimate(paper_estimate(params), Path(params.output_dir) / "distill", console)
+            params = params.model_copy(update={"pilot": 0})
+        summary = paper(params)
         print(Path(summary.report_path).read_text(encoding="utf-8"), file=console.out)
     else:
         _run_train_eval(command, console, Path(command.sft_path), Path(command.output_dir))

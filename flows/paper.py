@@ -27,8 +27,12 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel
 
 from eval.benchmarks import BENCHMARK_NAMES
-from flows.params import PaperParams
+from flows.distill import distill
+from flows.estimate import estimate
+from flows.params import DistillParams, PaperParams
 from flows.train_eval import TrainEvalParams, TrainEvalSummary, train_eval
+from tasks.llm import LLMSettings
+from tasks.stages.estimate import DistillEstimate
 from tasks.stages.summary import DistillSummary
 
 MATH_TRAIN_HUB_ID = "EleutherAI/hendrycks_math"
@@ -83,20 +87,32 @@ def paper_report(params: PaperParams, sft_rows: int, distill: DistillSummary, re
     return "\n".join(lines) + "\n"
 
 
-@flow(name="paper", flow_run_name="paper-{params.student}")
-def paper(params: PaperParams = PaperParams()) -> PaperSummary:
-    from flows.distill import distill
-    from flows.params import DistillParams
-    from tasks.llm import LLMSettings
-
-    log = get_run_logger()
+def paper_distill_params(params: PaperParams) -> DistillParams:
+    """The distill run of the paper's experiment (and of its estimate), on MATH train written once if from the Hub."""
     out = Path(params.output_dir)
     problems = Path(params.math_train) if params.math_train != "hub" else out / "math_train.jsonl"
     if params.math_train == "hub" and not problems.exists():
-        log.info("writing MATH train (%s, %d subjects) to %s", MATH_TRAIN_HUB_ID, len(MATH_SUBJECTS), problems)
+        get_run_logger().info("writing MATH train (%s, %d subjects) to %s", MATH_TRAIN_HUB_ID, len(MATH_SUBJECTS),
+                              problems)
         write_math_train(problems)
-    distilled = distill(DistillParams(problems=str(problems), output_dir=str(out / "distill"), limit=params.distill_limit,
-                                      llm=LLMSettings(model=params.teacher), license="other"))
+    return DistillParams(problems=str(problems), output_dir=str(out / "distill"), limit=params.distill_limit,
+                         llm=LLMSettings(model=params.teacher), spend=params.spend, license="other")
+
+
+@flow(name="paper-estimate", flow_run_name="paper-estimate-{params.student}")
+def paper_estimate(params: PaperParams = PaperParams()) -> DistillEstimate:
+    """What distilling MATH train with this teacher will cost, from a pilot of `params.pilot` problems."""
+    return estimate(paper_distill_params(params).model_copy(update={"pilot": params.pilot}))
+
+
+@flow(name="paper", flow_run_name="paper-{params.student}")
+def paper(params: PaperParams = PaperParams()) -> PaperSummary:
+    log = get_run_logger()
+    out = Path(params.output_dir)
+    if params.pilot:  # the price first: its table is an artifact of this run before any full-scale call is made
+        paper_estimate(params)
+    distilled = distill(paper_distill_params(params))
+    distilled.require_training_data()
     sft_path = out / "distill" / "sft.parquet"
     import pyarrow.parquet as pq
 

@@ -92,3 +92,6 @@ class PaperParams(BaseModel):
     eval_limit: int | None = Field(default=None, ge=1, description="First N problems of each benchmark (None: all).")
     max_new_tokens: int = Field(default=2048, gt=0, description="Eval generation budget per problem.")
     batch_size: int = Field(default=64, ge=1, description="Eval prompts per generate call.")
+    pilot: int = Field(default=20, ge=0, description="Price the distillation first from a seeded pilot of N problems "
+                       "(`tool-distill estimate`; the run reuses its rows); 0: no estimate.")
+    spend: SpendSettings = Field(default_factory=SpendSettings, description="The teacher's budget, price and batch APIs.")

@@ -100,14 +100,7 @@ def pipeline(params: PipelineParams = PipelineParams()) -> PipelineSummary:
     log = get_run_logger()
     distilled = distill_on(params.task_runner)(params.distill)
     sft_path = stage_path(Path(distilled.output_dir), "sft").resolve()
-    budget = distilled.spend.budget if distilled.spend is not None else None
-    if budget is not None and budget.reached:  # a partial dataset: train on it only once the run is complete
-        raise RuntimeError(f"distill stopped: {budget.line()}; raise distill.spend.max_budget_usd and run again")
-    if distilled.kept == 0:
-        raise ValueError(
-            f"distill kept no rows ({distilled.problems} problems, drops {distilled.drop_reasons}), so there is nothing "
-            f"to train on; see {Path(distilled.output_dir) / 'filter_report.parquet'} and raise distill.limit or change the teacher."
-        )
+    distilled.require_training_data()
     train_params = params.train_eval.model_copy(update={"sft_path": str(sft_path)})
 
     if params.train_eval_deployment:

@@ -38,3 +38,8 @@ def test_paper_flow_distils_trains_evaluates_all_six_benchmarks_and_writes_the_r
     assert set(summary.train_eval.accuracy["tuned"]) == set(BENCHMARK_NAMES)
     report = Path(summary.report_path).read_text()
     assert "scripted/arithmetic" in report and "Base vs tuned" in report and "accuracy.png" in report
+    # the price came first, from a pilot whose rows the distillation reused
+    estimate = json.loads((tmp_path / "paper" / "distill" / "estimate.json").read_text())
+    assert estimate["problems"] == 4 and estimate["model"] == "scripted/arithmetic"
+    distilled = json.loads((tmp_path / "paper" / "distill" / "summary.json").read_text())
+    assert distilled["spend"]["estimate_error"] is not None

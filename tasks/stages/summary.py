@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -30,6 +31,17 @@ class DistillSummary(BaseModel):
     completion_tokens: int
     cost_usd: float
     spend: SpendSummary | None = None  # per stage, per kept trace, the budget, the estimate's error, batch savings
+
+    def require_training_data(self) -> None:
+        """Raise unless the run finished and kept rows: a budget-stopped run is a partial dataset, trained on only
+        once the same command (with a higher budget) has completed it."""
+        budget = self.spend.budget if self.spend is not None else None
+        if budget is not None and budget.reached:
+            raise RuntimeError(f"distill stopped: {budget.line()}; raise spend.max_budget_usd and run again")
+        if self.kept == 0:
+            raise ValueError(f"distill kept no rows ({self.problems} problems, drops {self.drop_reasons}), so there is "
+                             f"nothing to train on; see {Path(self.output_dir) / 'filter_report.parquet'} and use more "
+                             "problems or a stronger teacher.")
 
 
 def summarize_distill(output_dir: str, prepared: PreparedProblems, traces: Sequence[TraceRecord],
