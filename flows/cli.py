@@ -218,10 +218,10 @@ def _print_yield(report: Any, console: Console) -> None:
         print(f"  answer labels: {report.labels['reference']} reference, {report.labels['majority']} majority vote, "
               f"{report.labels['no_consensus']} no consensus", file=console.out)
     if len(report.by_sample) > 1:
-        print(f"  {'sample':<8}{'drawn':>7}{'correct':>9}{'distinct':>10}{'kept':>6}{'new problems':>14}{'calls':>8}",
+        print(f"  {'sample index':<14}{'drawn':>7}{'correct':>9}{'distinct':>10}{'kept':>6}{'new problems':>14}{'calls':>8}",
               file=console.out)
         for s in report.by_sample:
-            print(f"  {s.sample_index + 1:<8}{s.drawn:>7}{s.correct:>9}{s.distinct_new:>10}{s.kept:>6}"
+            print(f"  {s.sample_index:<14}{s.drawn:>7}{s.correct:>9}{s.distinct_new:>10}{s.kept:>6}"
                   f"{s.problems_first_kept:>14}{s.llm_calls:>8}", file=console.out)
 
 

@@ -123,7 +123,7 @@ def distill(params: DistillParams = DistillParams()) -> DistillSummary:
 
 def solve_stage_name(sample_index: int) -> str:
     """The solve stage of sample 0 keeps its name (its progress bar, its row store); each later round has its own."""
-    return "solve" if sample_index == 0 else f"solve-sample-{sample_index + 1}"
+    return "solve" if sample_index == 0 else f"solve-sample-{sample_index}"
 
 
 def _card_info(params: DistillParams, prepared: PreparedProblems, summary: DistillSummary, duplicate_traces: int,

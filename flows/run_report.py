@@ -179,10 +179,10 @@ def cost_rows(traces: Sequence[TraceRecord], translations: Sequence[TranslationR
 def yield_rows(report: YieldReport) -> list[dict[str, Any]]:
     """One row per sample index (what the k-th samples added), then the run's totals and ratios."""
     rows: list[dict[str, Any]] = [
-        {"sample": s.sample_index + 1, "drawn": s.drawn, "correct": s.correct, "distinct, translated": s.distinct_new,
+        {"sample index": s.sample_index, "drawn": s.drawn, "correct": s.correct, "distinct, translated": s.distinct_new,
          "kept": s.kept, "problems first kept": s.problems_first_kept, "llm calls": s.llm_calls,
          "cost usd": s.cost_usd, "why dropped": _reasons_text(s.drop_reasons)} for s in report.by_sample]
-    rows.append({"sample": "all", "drawn": report.traces, "correct": sum(s.correct for s in report.by_sample),
+    rows.append({"sample index": "all", "drawn": report.traces, "correct": sum(s.correct for s in report.by_sample),
                  "distinct, translated": sum(s.distinct_new for s in report.by_sample), "kept": report.kept,
                  "problems first kept": report.problems_with_kept, "llm calls": report.llm_calls,
                  "cost usd": report.cost_usd,
@@ -256,7 +256,7 @@ def sample_markdown(decision: FilterDecision, trace: TraceRecord, calls: Sequenc
                     translations: Sequence[TranslationRecord], nl: NLTraceRecord | None) -> str:
     verdict = "Kept" if decision.kept else f"Dropped (`{decision.drop_reason}`)"
     solver = "correct" if trace.answer_correct else "wrong" if trace.final_answer is not None else "none"
-    sample = f" sample {trace.sample_index + 1}" if trace.sample_index else ""
+    sample = f" sample {trace.sample_index}" if trace.sample_index else ""
     lines = [
         f"## {verdict} — `{trace.problem_id}`{sample}", "",
         "**Problem**", "", _quote(_cut(trace.problem, MAX_PROBLEM_CHARS, "traces.parquet")), "",

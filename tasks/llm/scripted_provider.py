@@ -12,11 +12,12 @@ reproducibly, in any process (a Prefect worker included), without loading a neur
                        one term per step."), one tool call per `+`-separated term, then the boxed
                        total: a problem with a known number of tool calls, for load tests;
 - solver, samples:     the request's seed is the sample index (none: sample 0). Sample s writes
-                       code variant s % 3 (`print(e)`; `value = e` then `print(value)`; SymPy's
-                       `sympify("e")`), so a problem's samples are distinct traces, and samples 0
-                       and 3 are duplicates. A problem that says "wrong on samples 0, 2" is answered
-                       wrong on those samples: the code prints e + s + 1 (each wrong sample a
-                       different wrong value, really computed in the sandbox);
+                       code variant s % 4 (`print(e)`; `value = e` then `print(value)`; SymPy's
+                       `sympify("e")`; `print((e))`), so a problem's samples are distinct traces,
+                       samples 0 and 4 are duplicates, and sample 3, though its code differs, is
+                       rephrased in the very words of sample 0 (a near-identical solution). A problem that says "wrong on samples 0, 2" is answered wrong on
+                       those samples: the code prints e + s + 1 (each wrong sample a different
+                       wrong value, really computed in the sandbox);
 - translator:          "<expr> = <value>. \\boxed{<value>}" computed with SymPy, worded after the
                        code variant it derives;
 - rephraser:           a tool-free sentence ending in the draft's last boxed value, worded after the
@@ -72,6 +73,8 @@ _VARIANTS = (
              "Let the value be {e}. Working it out, {e} = {v}.", "Naming the value first and working it out by hand gives {a}."),
     _Variant("sympify(", "exactly as written", "I let SymPy read the expression exactly.", 'from sympy import sympify\nprint(sympify("{e}"))',
              "Reading {e} exactly as written: {e} = {v}.", "Reading the expression exactly and computing by hand gives {a}."),
+    _Variant("", "", "I evaluate the expression.", "print(({e}))", "We compute {e} step by step: {e} = {v}.",
+             "Multiplying and adding the numbers by hand gives {a}."),
 )
 
 
@@ -82,7 +85,8 @@ def wrong_samples(problem: str) -> set[int]:
 
 
 def _variant_in(text: str, *, draft: bool = False) -> _Variant:
-    return next((v for v in _VARIANTS[1:] if (v.draft_marker if draft else v.code_marker) in text), _VARIANTS[0])
+    return next((v for v in _VARIANTS[1:] if (v.draft_marker if draft else v.code_marker)
+                 and (v.draft_marker if draft else v.code_marker) in text), _VARIANTS[0])
 
 
 def _problem_expression(text: str) -> str:

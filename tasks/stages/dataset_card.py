@@ -154,9 +154,9 @@ def _yield_section(report: YieldReport) -> str:
             f"{report.keep_per_problem} distinct correct ones: {report.llm_calls} LLM calls "
             f"({shown(report.kept_per_1000_calls)} kept per 1,000 calls), ${report.cost_usd:.4f} "
             f"({shown(report.kept_per_usd)} kept per dollar).\n\n")
-    return text + _table([(s.sample_index + 1, s.drawn, s.correct, s.distinct_new, s.kept, s.problems_first_kept,
+    return text + _table([(s.sample_index, s.drawn, s.correct, s.distinct_new, s.kept, s.problems_first_kept,
                            s.llm_calls) for s in report.by_sample],
-                         ("sample", "drawn", "correct", "distinct, translated", "kept", "problems first kept",
+                         ("sample index", "drawn", "correct", "distinct, translated", "kept", "problems first kept",
                           "LLM calls"))
 
 
