@@ -161,7 +161,10 @@ def _check_train_eval_input(command: TrainEvalCommand) -> None:
 def _validation_line(error: ValidationError) -> str:
     first = error.errors()[0]
     flag = "--" + ".".join(str(part).replace("_", "-") for part in first["loc"][1:] or first["loc"])
-    return f"{flag}: {first['msg']} (got {first.get('input')!r})"
+    message = first["msg"].removeprefix("Value error, ")
+    if isinstance(first.get("input"), dict):  # a check across fields: its message names them
+        return f"{flag}: {message}"
+    return f"{flag}: {message} (got {first.get('input')!r})"
 
 
 # ---------------------------------------------------------------- running

@@ -32,6 +32,10 @@ def _inputs(tmp_path: Path) -> Path:
     (inputs / "bad.jsonl").write_text(json.dumps({"problem": "What is 2 + 2?", "answer": "4"}) + "\n"
                                       + json.dumps({"problem": "What is 3 + 3?", "solution": "It is six."}) + "\n")
     (inputs / "broken.jsonl").write_text('{"problem": "unterminated\n')
+    (inputs / "open.jsonl").write_text(json.dumps({"problem": "What is 2 + 2?", "answer": ""}) + "\n")
+    import datasets  # a save_to_disk folder, as `hf:` reads one offline
+
+    datasets.Dataset.from_list([{"question": "What is 2 + 2?", "answer": "#### 4"}]).save_to_disk(str(inputs / "saved"))
     return inputs
 
 
@@ -46,6 +50,12 @@ BAD_INVOCATIONS = [
     (["distill", "--problems", "{inputs}/missing.jsonl"], "problems file not found"),
     (["distill", "--problems", "{inputs}/bad.jsonl"], 'line 2: missing field: "answer"'),
     (["distill", "--problems", "{inputs}/broken.jsonl"], "line 1: malformed JSON"),
+    (["distill", "--problems", "{inputs}/open.jsonl"], "1 of 1 problems have no reference answer"),
+    (["distill", "--samples-per-problem", "2", "--keep-per-problem", "3"], "raise --samples-per-problem"),
+    (["distill", "--majority-min", "1.5"], "--sampling.majority-min: Input should be less than or equal to 1"),
+    (["distill", "--problems", "hf:{inputs}/missing"], "not found: no save_to_disk folder there"),
+    (["distill", "--problems", "hf:{inputs}/saved:test"], 'no split "test"'),
+    (["distill", "--problems", "hf:{inputs}/saved", "--problem-field", "prompt"], 'no column "prompt"'),
     (["train-eval", "--sft", "{inputs}/missing.parquet"], "no such file; run `tool-distill distill` first"),
     (["train-eval", "--sft", "{inputs}/bad.jsonl", "--benchmarks", "math501"], "unknown math501"),
 ]

@@ -51,7 +51,7 @@ class SamplingConfig(BaseModel):
     @model_validator(mode="after")
     def _keep_at_most_samples(self) -> SamplingConfig:
         if self.keep_per_problem > self.samples_per_problem:
-            raise ValueError(f"keep_per_problem {self.keep_per_problem} is more than samples_per_problem "
+            raise ValueError(f"--keep-per-problem {self.keep_per_problem} is more than --samples-per-problem "
                              f"{self.samples_per_problem}: a problem has no more traces than samples; raise "
                              "--samples-per-problem or lower --keep-per-problem")
         return self
