@@ -81,7 +81,7 @@ def run_mock(n: int, keep: int, out: Path, latency_s: float) -> dict[str, Any]:
 
     # price the mock model like a real small teacher, so "per $" is a number (litellm's own cost path does the sum)
     litellm.register_model({"openai/scripted": {**litellm.model_cost[PRICED_AS], "litellm_provider": "openai"}})
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     problems = out / "problems.jsonl"
     problems.write_text("".join(json.dumps(r) + "\n" for r in scripted_problems(n, max(KS))))
     server = MockServerProcess(latency_s)
@@ -106,7 +106,7 @@ def run_mock(n: int, keep: int, out: Path, latency_s: float) -> dict[str, Any]:
 def run_embedded(keep: int, out: Path) -> dict[str, Any]:
     from flows.cli import DemoCommand
 
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     demo = DemoCommand().model_dump(include=set(DistillParams.model_fields))
     curve = []
     for k in (1, 4):
@@ -159,11 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-per-problem", type=int, default=2, help="m: stop a problem at m distinct correct traces")
     parser.add_argument("--latency", type=float, default=0.02, help="seconds the mock server waits per request")
     parser.add_argument("--embedded", action="store_true", help="also the 24 demo problems on the embedded model, k=1 and 4")
+    parser.add_argument("--keep-drawn", action="store_true",
+                        help="keep the samples and rows an earlier run of the bench made under --out: the yield report "
+                             "counts the whole dataset, so the figures are those of a run from scratch (wall times aside)")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench" / "yield")
     args = parser.parse_args(argv)
     if args.quick:
         args.problems, args.embedded = 8, False
-    for part in ("mock", "embedded"):  # a benchmark starts from nothing drawn (its own folders only: --out may hold more)
+    for part in () if args.keep_drawn else ("mock", "embedded"):  # its own folders only: --out may hold more
         shutil.rmtree(args.out / part, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     figures: dict[str, Any] = {"bench": "yield", "mock": run_mock(args.problems, args.keep_per_problem, args.out / "mock",

@@ -5,7 +5,7 @@ A trace (one solver sample of a problem) is kept when (in this order of drop rea
 - its problem has an answer: a reference, or its samples' majority vote (tasks/stages/sampling.py)
                                                           -> else "no_consensus"
 - the solver's boxed answer matched it                   -> else "solver_no_answer" / "solver_wrong_answer"
-- its tool calls and answer differ from every shorter correct trace of the problem
+- its tool calls and answer differ from every earlier correct sample of the problem
                                                           -> else "duplicate_trace"
 - fewer than `keep_per_problem` distinct correct traces of the problem came before it
                                                           -> else "keep_limit_reached"
@@ -133,10 +133,14 @@ def selection_drop_reasons(traces: Sequence[TraceRecord], calls: Sequence[ToolCa
     """Why each trace goes no further than the solver (None: translate it).
 
     Among a problem's correct traces, those with the same tool calls and answer (`sampling.distinct_key`)
-    are one trace: the shortest (fewest characters of conversation; the earlier sample on a tie) stands
-    for them, the others are "duplicate_trace". Of the distinct ones, the first `keep_per_problem` in
-    sample order go on, the rest are "keep_limit_reached" (only problems labelled by vote, which get
-    all their samples, can have more).
+    are one trace: the earliest sample stands for them, the others are "duplicate_trace". Not the
+    shortest: the group's tool calls are the same, so their derivations would be too, and a later,
+    shorter twin would replace a trace already translated when k is raised, sending the very same
+    translator requests again (on the embedded model, k = 4 displaced 2 of the 9 traces k = 1 had
+    translated). "Keep the shorter" applies where text is what is kept: near-identical solutions
+    (`_duplicate_solutions`). Of the distinct ones, the first `keep_per_problem` in sample order go
+    on, the rest are "keep_limit_reached" (only problems labelled by vote, which get all their
+    samples, can have more).
     """
     reasons: dict[TraceKey, str | None] = {trace_key(t): solver_drop_reason(t) for t in traces}
     calls_of = rows_by_trace(calls)
@@ -145,13 +149,11 @@ def selection_drop_reasons(traces: Sequence[TraceRecord], calls: Sequence[ToolCa
         if reasons[trace_key(trace)] is None:
             groups[trace.problem_id].setdefault(distinct_key(trace, calls_of[trace_key(trace)]), []).append(trace)
     for same_trace_groups in groups.values():
-        for rank, same in enumerate(same_trace_groups.values()):
-            shortest = min(same, key=lambda t: (len(t.messages_json), t.sample_index))
-            for trace in same:
-                if trace is not shortest:
-                    reasons[trace_key(trace)] = "duplicate_trace"
-                elif rank >= keep_per_problem:
-                    reasons[trace_key(trace)] = "keep_limit_reached"
+        for rank, (first, *twins) in enumerate(same_trace_groups.values()):  # each group in sample order
+            if rank >= keep_per_problem:
+                reasons[trace_key(first)] = "keep_limit_reached"
+            for twin in twins:
+                reasons[trace_key(twin)] = "duplicate_trace"
     return reasons
 
 
