@@ -135,10 +135,11 @@ def plot(figures: dict[str, Any], path: Path) -> None:
         emb = figures["embedded"]["curve"]
         left.plot([p["k"] for p in emb], [p["kept"] for p in emb], marker="^", color="#c62828",
                   label="kept traces (embedded, 24 demo problems)")
+    left.set_ylim(0, 1.5 * max(p["kept"] for p in mock["curve"]))  # headroom for the legend
     left.set_xlabel("samples per problem k (adaptive stopping)")
     left.set_ylabel("count")
     left.set_title(f"{mock['problems']} problems, keep up to {mock['keep_per_problem']} each", fontsize=10)
-    left.legend(fontsize=8)
+    left.legend(fontsize=8, loc="upper left")
     right.plot(ks, [p["calls_per_kept"] for p in mock["curve"]], marker="o", color="#6a1b9a")
     right.set_xlabel("samples per problem k")
     right.set_ylabel("LLM calls per kept trace")
