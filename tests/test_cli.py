@@ -126,6 +126,7 @@ def test_cli_runs_in_a_directory_without_state_and_prints_only_its_own_lines(tmp
     assert (tmp_path / "out" / "sft.parquet").is_file()
     assert "Warning" not in proc.stdout and "WARNING" not in proc.stdout + proc.stderr
     assert "== distill ==" in proc.stdout and "solve: 1/1 rows" in proc.stderr  # the summary, and progress lines
+    assert "yield: 1 kept per problem" in proc.stdout
     assert (tmp_path / "out" / "tool-distill.log").stat().st_size > 0
 
 

@@ -94,6 +94,8 @@ def test_sampling_stops_at_m_distinct_correct_traces_and_raising_k_draws_only_ne
     translate_and_rephrase = 2 * 4  # one tool call to derive and one solution per kept trace, no retry needed
     assert report.llm_calls == 10 * SOLVER_CALLS_PER_SAMPLE + translate_and_rephrase
     assert report.kept_per_1000_calls == round(1000 * 4 / report.llm_calls, 2)
+    card = (out / "README.md").read_text()
+    assert "## Yield" in card and "| 2 | 2 | 1 | 1 | 1 | 1 |" in card  # sample 2: drawn, correct, distinct, kept, new
 
 
 def test_duplicate_traces_are_dropped_before_translation_or_after_rephrasing(prefect_api, tmp_path) -> None:
