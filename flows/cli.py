@@ -45,7 +45,8 @@ SHORT_FLAGS = {
     "llm.model": "model", "llm.api-base": "api-base", "solve.max-turns": "max-turns",
     "solve.tool-protocol": "tool-protocol", "solve.plan-first": "plan",
     "translate.show-tool-output": "guided-translation", "translate.max-attempts": "translate-attempts",
-    "sft-path": "sft",
+    "sampling.samples-per-problem": "samples-per-problem", "sampling.keep-per-problem": "keep-per-problem",
+    "sampling.majority-min": "majority-min", "sft-path": "sft",
 }
 
 
@@ -143,7 +144,9 @@ def _check_output_dir(path: Path) -> None:
 
 
 def _check_distill_input(command: DistillCommand) -> None:
-    from tasks.stages.problems import ProblemInputError, load_problems
+    """The output dir, and the problems as the flow will read them (an hf: dataset from its local copy)."""
+    from tasks.stages.problems import FieldMap, ProblemInputError, load_problems
+    from tasks.stages.sampling import MIN_AGREEING_VOTES
 
     _check_output_dir(Path(command.output_dir))
     provider = command.llm.model.split("/", 1)[0] if "/" in command.llm.model else None
@@ -151,10 +154,16 @@ def _check_distill_input(command: DistillCommand) -> None:
         raise BadInput(f"--batch: litellm has no batch API for {command.llm.model}; it has one for "
                        f"{', '.join(p + '/' for p in BATCH_PROVIDERS)} models (leave out --batch)")
     try:
-        load_problems(command.problems_path(), skip_bad_rows=command.skip_bad_rows,
-                      max_problem_chars=command.max_problem_chars, max_input_bytes=command.max_input_mb << 20)
+        report = load_problems(command.problems_path(), skip_bad_rows=command.skip_bad_rows,
+                               max_problem_chars=command.max_problem_chars, max_input_bytes=command.max_input_mb << 20,
+                               fields=FieldMap(problem=command.problem_field, answer=command.answer_field))
     except (ProblemInputError, FileNotFoundError) as exc:
         raise BadInput(str(exc)) from None
+    unlabelled = sum(p.answer_source == "none" for p in report.problems)
+    if unlabelled and command.sampling.samples_per_problem < MIN_AGREEING_VOTES:
+        raise BadInput(f"--problems {command.problems}: {unlabelled} of {len(report.problems)} problems have no reference "
+                       f"answer, and a majority vote needs {MIN_AGREEING_VOTES} or more samples; pass "
+                       "--samples-per-problem 4 (or more) to label them by vote, or give them answers")
 
 
 def _check_train_eval_input(command: TrainEvalCommand) -> None:
@@ -172,7 +181,11 @@ def _check_train_eval_input(command: TrainEvalCommand) -> None:
 def _validation_line(error: ValidationError) -> str:
     first = error.errors()[0]
     flag = ".".join(str(part).replace("_", "-") for part in first["loc"][1:] or first["loc"])
-    return f"--{SHORT_FLAGS.get(flag, flag)}: {first['msg']} (got {first.get('input')!r})"
+    flag = "--" + SHORT_FLAGS.get(flag, flag)
+    message = first["msg"].removeprefix("Value error, ")
+    if isinstance(first.get("input"), dict):  # a check across fields: its message names them
+        return f"{flag}: {message}"
+    return f"{flag}: {message} (got {first.get('input')!r})"
 
 
 # ---------------------------------------------------------------- running
@@ -251,6 +264,25 @@ def _print_distill_summary(summary: Any, console: Console) -> None:
 
         for line in spend_lines(summary.spend):
             print(f"  {line}", file=console.out)
+    _print_yield(summary.yield_report, console)
+
+
+def _print_yield(report: Any, console: Console) -> None:
+    """Kept per problem, per 1,000 calls and per dollar; with several samples, what each sample index added."""
+    def shown(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:g}"
+
+    print(f"  yield: {shown(report.kept_per_problem)} kept per problem, {shown(report.kept_per_1000_calls)} per 1,000 "
+          f"LLM calls ({report.llm_calls} calls), {shown(report.kept_per_usd)} per $", file=console.out)
+    if report.labels["majority"] or report.labels["no_consensus"]:
+        print(f"  answer labels: {report.labels['reference']} reference, {report.labels['majority']} majority vote, "
+              f"{report.labels['no_consensus']} no consensus", file=console.out)
+    if len(report.by_sample) > 1:
+        print(f"  {'sample index':<14}{'drawn':>7}{'correct':>9}{'distinct':>10}{'kept':>6}{'new problems':>14}{'calls':>8}",
+              file=console.out)
+        for s in report.by_sample:
+            print(f"  {s.sample_index:<14}{s.drawn:>7}{s.correct:>9}{s.distinct_new:>10}{s.kept:>6}"
+                  f"{s.problems_first_kept:>14}{s.llm_calls:>8}", file=console.out)
 
 
 def _print_train_eval_summary(summary: Any, console: Console) -> None:

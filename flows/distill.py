@@ -2,9 +2,10 @@
 
 Stages run one after another; inside a stage the rows run concurrently in chunked Prefect tasks.
 Input problems are deduplicated and decontaminated against every eval benchmark before any LLM
-call, translation and rephrasing are spent only on traces whose answer the solver got right, and
-rephrasing only on those whose every tool call was derived faithfully (the rest could never be
-kept). Every row's result is cached the moment it is done, so re-running
+call. The solver runs in rounds, one sample per problem each, for the problems that still need one
+(tasks/stages/sampling.py: adaptive stopping, majority labels); translation and rephrasing are
+spent only on correct, distinct traces, and rephrasing only on those whose every tool call was
+derived faithfully (the rest could never be kept). Every row's result is cached the moment it is done, so re-running
 the same command after a crash, or with a larger `limit`, only pays for rows not done yet; each
 finished stage is also cached as a whole, so re-running a finished run is a few cache lookups
 (tasks/runtime/stage_map.py).
@@ -37,14 +38,15 @@ from tasks.records import TranslationRecord
 from tasks.runtime import StageFunction, map_stage, row_threads
 from tasks.stages.failures import check_llm_failures
 from tasks.stages.dataset_card import DatasetCardInfo, push_to_hub, write_dataset_card
-from tasks.stages.filter import calls_to_translate, filter_traces, rephrase_inputs, solved_traces
-from tasks.stages.problems import PreparedProblems, prepare_problems
+from tasks.stages.filter import calls_to_translate, filter_traces, rephrase_inputs, solved_traces, traces_to_translate
+from tasks.stages.problems import FieldMap, PreparedProblems, prepare_problems
 from tasks.stages.quality import QualitySummary, summarize_quality
 from tasks.stages.rephrase import rephrase_trace
-from tasks.stages.solve import solve_problem
+from tasks.stages.sampling import grade_against_labels, label_problems, problems_to_sample
+from tasks.stages.solve import SolveOutcome, solve_sample
 from tasks.stages.summary import DistillSummary, summarize_distill
 from tasks.stages.estimate import ESTIMATE_NAME, pilot_problems
-from tasks.stages.spend_report import PilotInfo, finished_traces, run_spend_summary
+from tasks.stages.spend_report import PilotInfo, finished_traces, problems_done, run_spend_summary
 from tasks.stages.translate import translate_tool_call
 
 BATCH_STAGES = ("translate", "rephrase")  # single-turn calls; the solver's turns wait on the sandbox: online
@@ -79,7 +81,8 @@ def distill(params: DistillParams = DistillParams()) -> DistillSummary | State:
           spend_control(params.spend, params.llm, cache) as ledger, batch_calls(params.llm, params.spend, cache, BATCH_STAGES)):
         prepared = prepare_problems(params.problems_path(), skip_bad_rows=params.skip_bad_rows,
                                     max_problem_chars=params.max_problem_chars, max_input_bytes=params.max_input_mb << 20,
-                                    decontaminate=params.decontaminate, limit=params.limit)
+                                    decontaminate=params.decontaminate, limit=params.limit,
+                                    fields=FieldMap(problem=params.problem_field, answer=params.answer_field))
         all_problems = len(prepared.problems)
         if params.pilot:
             prepared = pilot_problems(prepared, params.pilot, params.pilot_seed)
@@ -87,36 +90,49 @@ def distill(params: DistillParams = DistillParams()) -> DistillSummary | State:
         log.info("problems: %s (%d bad rows skipped, %d duplicates)", prepared.counts, prepared.skipped_rows,
                  prepared.duplicates)
 
-        outcomes = run_stage("solve", solve_problem, [(p,) for p in prepared.problems], params.solve)
-        traces = [o.trace for o in outcomes]
+        outcomes: list[SolveOutcome] = []
+        for sample_index in range(params.sampling.samples_per_problem):
+            todo = problems_to_sample(prepared.problems, [o.trace for o in outcomes],
+                                      [c for o in outcomes for c in o.tool_calls], sample_index, params.sampling)
+            if not todo:
+                break
+            drawn = run_stage(solve_stage_name(sample_index), solve_sample, [(p, sample_index) for p in todo],
+                              params.solve)
+            outcomes += drawn
+            write_records([o.trace for o in outcomes], TraceRecord, stage_path(out, "traces"))
+            check_llm_failures("solve", drawn, params.max_failed_fraction)
+        problems = label_problems(prepared.problems, [o.trace for o in outcomes], params.sampling)
+        traces = grade_against_labels([o.trace for o in outcomes], problems)
         calls = [c for o in outcomes for c in o.tool_calls]
+        write_records(problems, ProblemRecord, stage_path(out, "problems"))
         write_records(traces, TraceRecord, stage_path(out, "traces"))
         write_records(calls, ToolCallRecord, stage_path(out, "tool_calls"))
-        check_llm_failures("solve", outcomes, params.max_failed_fraction)
-        solved = solved_traces(traces)
-        log.info("solve: %d/%d correct, %d tool calls", len(solved), len(traces), len(calls))
+        selected = traces_to_translate(traces, calls, params.sampling.keep_per_problem)
+        log.info("solve: %d/%d correct, %d distinct to translate, %d tool calls", len(solved_traces(traces)),
+                 len(traces), len(selected), len(calls))
 
-        translations = run_stage("translate", translate_tool_call, [(c,) for c in calls_to_translate(solved, calls)],
+        translations = run_stage("translate", translate_tool_call, [(c,) for c in calls_to_translate(selected, calls)],
                                  params.translate)
         write_records(translations, TranslationRecord, stage_path(out, "translations"))
         check_llm_failures("translate", translations, params.max_failed_fraction)
         log.info("translate: %d/%d faithful", sum(t.faithful for t in translations), len(translations))
 
-        nl_traces = run_stage("rephrase", rephrase_trace, rephrase_inputs(solved, calls, translations), params.rephrase)
+        nl_traces = run_stage("rephrase", rephrase_trace, rephrase_inputs(selected, calls, translations), params.rephrase)
         write_records(nl_traces, NLTraceRecord, stage_path(out, "nl_traces"))
         check_llm_failures("rephrase", nl_traces, params.max_failed_fraction)
         paid, stopped = ledger.totals(), ledger.stopped
 
-    done = finished_traces(traces, calls, translations, nl_traces) if stopped else traces
-    filtered = filter_traces(done, nl_traces, calls, translations, {p.id: p.source for p in prepared.problems})
+    done = finished_traces(traces, calls, translations, nl_traces, params.sampling.keep_per_problem) if stopped else traces
+    filtered = filter_traces(done, nl_traces, calls, translations, problems, params.sampling)
     write_records(filtered.decisions, FilterDecision, stage_path(out, "filter_report"))
     write_records(filtered.sft, SFTRecord, stage_path(out, "sft"))
 
     pilot = PilotInfo(size=len(prepared.problems), seed=params.pilot_seed, of_problems=all_problems) if params.pilot else None
     spend = run_spend_summary(traces, translations, nl_traces, filtered, paid, settings=params.spend, model=params.llm.model,
-                              stopped=stopped, problems_done=len(done), problems=len(prepared.problems), pilot=pilot,
-                              estimate_path=None if params.pilot else out / ESTIMATE_NAME)
-    summary = summarize_distill(str(out), prepared, traces, calls, translations, nl_traces, filtered, spend=spend)
+                              stopped=stopped, problems_done=problems_done(traces, done), problems=len(prepared.problems),
+                              pilot=pilot, estimate_path=None if params.pilot else out / ESTIMATE_NAME)
+    summary = summarize_distill(str(out), prepared, problems, traces, calls, translations, nl_traces, filtered,
+                                params.sampling, spend=spend)
     quality_summary = summarize_quality(filtered.quality)
     (out / "summary.json").write_text(summary.model_dump_json(indent=2))
     (out / "quality.json").write_text(quality_summary.model_dump_json(indent=2))
@@ -130,6 +146,11 @@ def distill(params: DistillParams = DistillParams()) -> DistillSummary | State:
                     spend.budget.line())
         return Completed(name="BudgetReached", message=spend.budget.line(), data=summary)
     return summary
+
+
+def solve_stage_name(sample_index: int) -> str:
+    """The solve stage of sample 0 keeps its name (its progress bar, its row store); each later round has its own."""
+    return "solve" if sample_index == 0 else f"solve-sample-{sample_index}"
 
 
 def _card_info(params: DistillParams, prepared: PreparedProblems, summary: DistillSummary, duplicate_traces: int,
@@ -150,4 +171,5 @@ def _card_info(params: DistillParams, prepared: PreparedProblems, summary: Disti
         quality=quality,
         cost_usd=summary.cost_usd,
         spend=summary.spend,
+        yield_report=summary.yield_report,
     )

@@ -12,13 +12,22 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from tasks.llm.records import LLMSettings, SpendSettings
-from tasks.stages.config import RephraseConfig, SolveConfig, TranslateConfig, bundled_problems_path
+from tasks.stages.config import HF_PREFIX, RephraseConfig, SamplingConfig, SolveConfig, TranslateConfig
+from tasks.stages.config import bundled_problems_path
 
 
 class DistillParams(BaseModel):
     """Parameters of the distill flow (rendered as a form in the Prefect UI)."""
 
-    problems: str = Field(default="bundled", description='A JSONL/Parquet/CSV file or folder, or "bundled" (24 easy demo problems).')
+    problems: str = Field(default="bundled", description=(
+        'A JSONL/Parquet/CSV file or folder, "bundled" (24 easy demo problems), or a Hugging Face dataset read from '
+        "local copies: hf:<dataset>[:<split>] or hf:<dataset>:<config>:<split> (an id in the cache, or a "
+        "save_to_disk folder)."))
+    problem_field: str | None = Field(default=None, description="The column holding the problem (default: problem, "
+                                      "or question).")
+    answer_field: str | None = Field(default=None, description=(
+        'The column holding the reference answer (default: answer, final_answer, or the last \\boxed{} of solution); '
+        '"none": read no answer, label every problem by the majority vote of its samples.'))
     output_dir: str = Field(default="out/distill", description="Where the stage Parquet files go.")
     limit: int | None = Field(default=None, ge=1, description="Use only the first N problems (after dedup and decontamination).")
     skip_bad_rows: bool = Field(default=False, description="Skip malformed input rows (reported) instead of stopping.")
@@ -33,6 +42,7 @@ class DistillParams(BaseModel):
     solve: SolveConfig = Field(default_factory=SolveConfig)
     translate: TranslateConfig = Field(default_factory=TranslateConfig)
     rephrase: RephraseConfig = Field(default_factory=RephraseConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     license: str | None = Field(default=None, description='Dataset card licence; default "apache-2.0" for the bundled set, else "other".')
     max_failed_fraction: float = Field(default=0.5, ge=0, le=1, description=(
         "Fail the run when more than this share of a stage's rows failed in their LLM calls (a wrong model, key or endpoint)."))
@@ -48,10 +58,15 @@ class DistillParams(BaseModel):
     def cache_path(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else Path(self.output_dir) / ".prefect-results"
 
-    def problems_path(self) -> Path:
-        return bundled_problems_path() if self.problems == "bundled" else Path(self.problems)
+    def problems_path(self) -> Path | str:
+        """The bundled file, a path, or the `hf:` spec as it is (the loader parses it)."""
+        if self.problems == "bundled":
+            return bundled_problems_path()
+        return self.problems if self.problems.startswith(HF_PREFIX) else Path(self.problems)
 
     def dataset_name(self) -> str:
+        if self.problems.startswith(HF_PREFIX):  # hf:openai/gsm8k:main:train -> gsm8k
+            return Path(self.problems.removeprefix(HF_PREFIX).split(":")[0]).name or "hf"
         return "bundled" if self.problems == "bundled" else Path(self.problems).stem
 
     def run_slug(self) -> str:

@@ -2,6 +2,11 @@
 
 Distill (`publish_distill_report`, one call at the end of the flow):
     distill-funnel        table: loaded -> problems -> solved -> faithful -> kept, with why rows dropped
+                          (several samples per problem: loaded -> problems -> samples -> solved -> distinct
+                          -> faithful -> kept, counted in traces)
+    distill-yield         table: per sample index, what it added (drawn, correct, distinct, kept, problems
+                          it first covered, LLM calls, dollars), and the run's kept traces per problem, per
+                          1,000 LLM calls and per dollar
     distill-funnel-chart  markdown: the funnel as a chart, the drop reasons, links to the Parquet files
     distill-cost          table: LLM rows, tokens and dollars per stage, in all and per kept trace
     distill-spend         markdown: calls and dollars per stage, $ per kept trace, what the output dir paid in
@@ -35,16 +40,18 @@ from flows.artifacts import never_fails, png_markdown, publish_markdown, publish
 from tasks.llm import Usage
 from tasks.parquet_io import stage_path
 from tasks.records import STAGE_RECORDS, FilterDecision, NLTraceRecord, ToolCallRecord, TraceRecord, TranslationRecord
-from tasks.stages.filter import FilterOutcome, by_problem
+from tasks.records import rows_by_trace, trace_key
+from tasks.stages.filter import FilterOutcome
 from tasks.stages.problems import PreparedProblems
 from tasks.stages.spend_report import spend_markdown
-from tasks.stages.summary import DistillSummary
+from tasks.stages.summary import DistillSummary, YieldReport
 
 if TYPE_CHECKING:  # only their fields are read; importing them would load torch into the distill flow
     from eval.records import EvalReport
     from training.sft import TrainResult
 
-SOLVER_DROPS = ("solver_error", "solver_no_answer", "solver_wrong_answer")
+SOLVER_DROPS = ("solver_error", "no_consensus", "solver_no_answer", "solver_wrong_answer")
+DISTINCT_DROPS = ("duplicate_trace", "keep_limit_reached")  # a step of its own when problems have several samples
 TRANSLATION_DROPS = ("unfaithful_translation",)
 SAMPLES_KEPT, SAMPLES_DROPPED = 2, 3
 # Long texts are cut in the samples (the Parquet files hold them whole).
@@ -62,14 +69,25 @@ class FunnelStep(BaseModel):
 # ---- funnel -------------------------------------------------------------------------------------------------------
 
 def funnel_steps(counts: dict[str, int], decisions: Sequence[FilterDecision]) -> list[FunnelStep]:
-    """loaded -> problems -> solved -> faithful -> kept; each step says how many the previous one lost, and why."""
+    """loaded -> problems -> solved -> faithful -> kept; each step says how many the previous one lost, and why.
+
+    When problems have several samples, the steps after "problems" count traces: "samples" (drawn),
+    then "distinct" after "solved" loses the duplicates and the traces beyond `keep_per_problem`
+    (a solution found near-identical after rephrasing is counted there too: the step counts what
+    the run keeps per distinct trace). With one sample per problem, duplicates count at "kept".
+    """
+    several = any(d.sample_index for d in decisions)
     reasons = Counter(d.drop_reason for d in decisions if d.drop_reason)
-    problems = len(decisions)
+    traces = len(decisions)
+    problems = len({d.problem_id for d in decisions}) if several else traces
+    distinct_drops = DISTINCT_DROPS if several else ()
     solver = {r: n for r, n in reasons.items() if r in SOLVER_DROPS}
+    duplicate = {r: n for r, n in reasons.items() if r in distinct_drops}
     translation = {r: n for r, n in reasons.items() if r in TRANSLATION_DROPS}
-    solution = {r: n for r, n in reasons.items() if r not in SOLVER_DROPS and r not in TRANSLATION_DROPS}
-    solved = problems - sum(solver.values())
-    faithful = solved - sum(translation.values())
+    solution = {r: n for r, n in reasons.items() if r not in (*SOLVER_DROPS, *distinct_drops, *TRANSLATION_DROPS)}
+    solved = traces - sum(solver.values())
+    distinct = solved - sum(duplicate.values())
+    faithful = distinct - sum(translation.values())
     kept = faithful - sum(solution.values())
 
     loaded = counts.get("loaded", problems)
@@ -82,17 +100,19 @@ def funnel_steps(counts: dict[str, int], decisions: Sequence[FilterDecision]) ->
     def share(n: int) -> float | None:
         return round(n / problems, 4) if problems else None
 
-    return [
-        FunnelStep(stage="loaded", rows=loaded, share_of_problems=None, dropped=0, drop_reasons={}),
-        FunnelStep(stage="problems", rows=problems, share_of_problems=share(problems), dropped=loaded - problems,
-                   drop_reasons=before),
-        FunnelStep(stage="solved", rows=solved, share_of_problems=share(solved), dropped=problems - solved,
-                   drop_reasons=solver),
-        FunnelStep(stage="faithful", rows=faithful, share_of_problems=share(faithful), dropped=solved - faithful,
-                   drop_reasons=translation),
-        FunnelStep(stage="kept", rows=kept, share_of_problems=share(kept), dropped=faithful - kept,
-                   drop_reasons=solution),
-    ]
+    def step(stage: str, rows: int, previous: int, drop_reasons: dict[str, int]) -> FunnelStep:
+        return FunnelStep(stage=stage, rows=rows, share_of_problems=share(rows), dropped=previous - rows,
+                          drop_reasons=drop_reasons)
+
+    steps = [FunnelStep(stage="loaded", rows=loaded, share_of_problems=None, dropped=0, drop_reasons={}),
+             step("problems", problems, loaded, before)]
+    if several:
+        steps.append(FunnelStep(stage="samples", rows=traces, share_of_problems=share(traces), dropped=0,
+                                drop_reasons={}))
+    steps.append(step("solved", solved, traces, solver))
+    if several:
+        steps.append(step("distinct", distinct, solved, duplicate))
+    return [*steps, step("faithful", faithful, distinct, translation), step("kept", kept, faithful, solution)]
 
 
 def _reasons_text(reasons: dict[str, int]) -> str:
@@ -157,6 +177,23 @@ def cost_rows(traces: Sequence[TraceRecord], translations: Sequence[TranslationR
     return rows
 
 
+# ---- yield ---------------------------------------------------------------------------------------------------------
+
+def yield_rows(report: YieldReport) -> list[dict[str, Any]]:
+    """One row per sample index (what the k-th samples added), then the run's totals and ratios."""
+    rows: list[dict[str, Any]] = [
+        {"sample index": s.sample_index, "drawn": s.drawn, "correct": s.correct, "distinct, translated": s.distinct_new,
+         "kept": s.kept, "problems first kept": s.problems_first_kept, "llm calls": s.llm_calls,
+         "cost usd": s.cost_usd, "why dropped": _reasons_text(s.drop_reasons)} for s in report.by_sample]
+    rows.append({"sample index": "all", "drawn": report.traces, "correct": sum(s.correct for s in report.by_sample),
+                 "distinct, translated": sum(s.distinct_new for s in report.by_sample), "kept": report.kept,
+                 "problems first kept": report.problems_with_kept, "llm calls": report.llm_calls,
+                 "cost usd": report.cost_usd,
+                 "why dropped": f"kept per problem {report.kept_per_problem}, per 1,000 calls "
+                                f"{report.kept_per_1000_calls}, per $ {report.kept_per_usd}; labels {report.labels}"})
+    return rows
+
+
 # ---- sample traces ------------------------------------------------------------------------------------------------
 
 def _cut(text: str | None, limit: int, where: str) -> str:
@@ -184,9 +221,9 @@ def pick_samples(decisions: Sequence[FilterDecision], n_kept: int = SAMPLES_KEPT
     reasons = list(dict.fromkeys(d.drop_reason for d in decisions if d.drop_reason))
     reasons.sort(key=_stage_rank, reverse=True)  # stable: first-seen order within a stage
     dropped: list[FilterDecision] = []
-    while len(dropped) < n_dropped:  # one problem per reason per round, until enough or none left
-        taken = {d.problem_id for d in dropped}
-        more = [next((d for d in decisions if d.drop_reason == r and d.problem_id not in taken), None) for r in reasons]
+    while len(dropped) < n_dropped:  # one trace per reason per round, until enough or none left
+        taken = {trace_key(d) for d in dropped}
+        more = [next((d for d in decisions if d.drop_reason == r and trace_key(d) not in taken), None) for r in reasons]
         more = [d for d in more if d is not None]
         if not more:
             break
@@ -222,8 +259,9 @@ def sample_markdown(decision: FilterDecision, trace: TraceRecord, calls: Sequenc
                     translations: Sequence[TranslationRecord], nl: NLTraceRecord | None) -> str:
     verdict = "Kept" if decision.kept else f"Dropped (`{decision.drop_reason}`)"
     solver = "correct" if trace.answer_correct else "wrong" if trace.final_answer is not None else "none"
+    sample = f" sample {trace.sample_index}" if trace.sample_index else ""
     lines = [
-        f"## {verdict} — `{trace.problem_id}`", "",
+        f"## {verdict} — `{trace.problem_id}`{sample}", "",
         "**Problem**", "", _quote(_cut(trace.problem, MAX_PROBLEM_CHARS, "traces.parquet")), "",
         f"Reference answer `{trace.reference_answer}` · solver's answer `{trace.final_answer}` ({solver}) · "
         f"{len(calls)} tool call(s), {trace.n_turns} turn(s), `{trace.tool_protocol}` protocol · "
@@ -254,17 +292,19 @@ def stage_files_markdown(output_dir: Path) -> str:
 def samples_markdown(output_dir: Path, traces: Sequence[TraceRecord], calls: Sequence[ToolCallRecord],
                      translations: Sequence[TranslationRecord], nl_traces: Sequence[NLTraceRecord],
                      decisions: Sequence[FilterDecision]) -> str:
-    trace_of = {t.problem_id: t for t in traces}
-    nl_of = {n.problem_id: n for n in nl_traces}
-    calls_of, translations_of = by_problem(calls), by_problem(translations)
+    trace_of = {trace_key(t): t for t in traces}
+    nl_of = {trace_key(n): n for n in nl_traces}
+    calls_of, translations_of = rows_by_trace(calls), rows_by_trace(translations)
     picked = pick_samples(decisions)
     kept = sum(d.kept for d in picked)
-    parts = [f"# Sample traces: {kept} kept, {len(picked) - kept} dropped (of {len(decisions)} problems)", "",
+    several = any(d.sample_index for d in decisions)
+    of = f"{len(decisions)} traces of {len({d.problem_id for d in decisions})} problems" if several \
+        else f"{len(decisions)} problems"
+    parts = [f"# Sample traces: {kept} kept, {len(picked) - kept} dropped (of {of})", "",
              stage_files_markdown(output_dir)]
     for decision in picked:
-        pid = decision.problem_id
-        parts.append(sample_markdown(decision, trace_of[pid], calls_of.get(pid, []), translations_of.get(pid, []),
-                                     nl_of.get(pid)))
+        key = trace_key(decision)
+        parts.append(sample_markdown(decision, trace_of[key], calls_of[key], translations_of[key], nl_of.get(key)))
     return "\n".join(parts)
 
 
@@ -278,14 +318,20 @@ def publish_distill_report(output_dir: Path, prepared: PreparedProblems, traces:
     steps = funnel_steps(prepared.counts, filtered.decisions)
     kept = len(filtered.sft)
     model = traces[0].model if traces else "no model call"
-    publish_table("distill-funnel", funnel_table(steps),
-                  f"{kept} of {len(traces)} problems kept: problems → solved → faithful → kept, with drop reasons")
-    chart = funnel_chart_png(steps, f"{len(traces)} problems, {kept} kept ({model})")
+    rows = " → ".join(s.stage for s in steps[1:])
+    of = f"{summary.problems} problems" if len(traces) == summary.problems else \
+        f"{len(traces)} traces of {summary.problems} problems"
+    publish_table("distill-funnel", funnel_table(steps), f"{kept} of {of} kept: {rows}, with drop reasons")
+    chart = funnel_chart_png(steps, f"{of}, {kept} kept ({model})")
     reasons = [f"- **{s.stage}** lost {s.dropped}: {_reasons_text(s.drop_reasons)}" for s in steps if s.dropped]
     publish_markdown("distill-funnel-chart",
                      "\n".join(["# Distill funnel", "", png_markdown(chart, "funnel chart"), "",
                                 *(reasons or ["Nothing was dropped."]), "", stage_files_markdown(output_dir)]),
                      f"Funnel chart: {kept} of {len(traces)} kept; the drop reasons; links to the Parquet files")
+    report = summary.yield_report
+    publish_table("distill-yield", yield_rows(report),
+                  f"{report.kept} kept from {report.problems} problems ({report.kept_per_problem} per problem, "
+                  f"{report.kept_per_1000_calls} per 1,000 LLM calls, {report.kept_per_usd} per $), by sample index")
     publish_table("distill-cost", cost_rows(traces, translations, nl_traces, kept),
                   f"{summary.cost_usd:.4f} USD, {summary.prompt_tokens + summary.completion_tokens} tokens in all: "
                   "per stage and per kept trace")
@@ -296,7 +342,8 @@ def publish_distill_report(output_dir: Path, prepared: PreparedProblems, traces:
                                                          filtered.decisions),
                      "Sample kept and dropped traces: tool calls with real outputs, derivations with verdicts, "
                      "final solutions")
-    publish_table("distill-summary", [summary.model_dump()], "Rows per stage, tokens and cost of this distill run")
+    publish_table("distill-summary", [summary.model_dump(exclude={"yield_report"})],
+                  "Rows per stage, tokens and cost of this distill run")
     publish_table("distill-quality", [q.model_dump() for q in filtered.quality], "Per-trace quality metrics and drop reasons")
     if prepared.decontamination is not None:
         publish_table("distill-contamination", [h.model_dump() for h in prepared.decontamination.hits] or [{"hits": 0}],

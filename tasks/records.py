@@ -3,12 +3,17 @@
 Each stage file holds rows of exactly one record type:
 
     problems.parquet      ProblemRecord
-    traces.parquet        TraceRecord        (one solved/attempted problem: the whole TIR trace)
+    traces.parquet        TraceRecord        (one solver sample of a problem: the whole TIR trace)
     tool_calls.parquet    ToolCallRecord     (one row per tool call inside a trace)
     translations.parquet  TranslationRecord  (one back-translation per tool call)
-    nl_traces.parquet     NLTraceRecord      (one rephrased natural-language solution per problem)
-    filter_report.parquet FilterDecision     (kept or dropped, with the reason, per problem)
+    nl_traces.parquet     NLTraceRecord      (one rephrased natural-language solution per trace)
+    filter_report.parquet FilterDecision     (kept or dropped, with the reason, per trace)
     sft.parquet           SFTRecord          (chat messages, loadable by `datasets`)
+
+A problem may be solved several times (`--samples-per-problem`): a trace is identified by
+(`problem_id`, `sample_index`), and every per-trace row carries both (`trace_key`). Sample 0 is
+the one a single-sample run draws, so such a run's rows are those of earlier versions plus the
+`sample_index` column.
 
 The Arrow schema is derived from the pydantic model so there is one definition per record;
 `arrow_schema(Model)` is what `parquet_io` writes with.
@@ -19,12 +24,15 @@ from __future__ import annotations
 import json
 import types
 import typing
-from typing import Any, Literal
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any, Literal, TypeVar
 
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
 SCHEMA_VERSION = "1"
+RowT = TypeVar("RowT")
 
 
 class Lineage(BaseModel):
@@ -36,14 +44,23 @@ class Lineage(BaseModel):
     completion_tokens: int = 0
     cost_usd: float = 0.0
     llm_error: str | None = None  # the call that failed for good (after retries), if one did: the row is a failed row
+    llm_calls: int = 0  # completions that answered (a failed call has no reply to count): the yield report's unit
+
+
+# Where a problem's answer comes from: its input row ("reference"), a majority vote of the solver's
+# samples ("majority", tasks/stages/sampling.py), or nowhere yet / no consensus ("none": an input row
+# without an answer, before its samples were voted on or when they did not agree).
+AnswerSource = Literal["reference", "majority", "none"]
 
 
 class ProblemRecord(BaseModel):
     id: str
     problem: str
-    answer: str
+    answer: str  # "" when the input row had none: the samples' majority vote may label it
     source: str = ""
     level: str | None = None
+    answer_source: AnswerSource = "reference"
+    answer_agreement: float | None = None  # majority votes: the share of the samples that agree with the label
 
 
 class ChatMessage(BaseModel):
@@ -55,6 +72,7 @@ class TraceRecord(Lineage):
     """One Solver-agent episode: plan, every turn, and the final boxed answer."""
 
     problem_id: str
+    sample_index: int = 0
     problem: str
     reference_answer: str
     plan: str
@@ -72,6 +90,7 @@ class ToolCallRecord(Lineage):
     """One executed tool call. `code` is what ran in the sandbox, for both protocols."""
 
     problem_id: str
+    sample_index: int = 0
     call_index: int
     tool_protocol: Literal["functions", "code"]
     tool_name: str
@@ -93,6 +112,7 @@ class TranslationRecord(Lineage):
     """A natural-language re-derivation of one tool call, checked against the tool's real output."""
 
     problem_id: str
+    sample_index: int = 0
     call_index: int
     tool_name: str
     tool_output: str
@@ -105,9 +125,10 @@ class TranslationRecord(Lineage):
 
 
 class NLTraceRecord(Lineage):
-    """The rephrased, tool-free solution of one problem."""
+    """The rephrased, tool-free solution of one trace."""
 
     problem_id: str
+    sample_index: int = 0
     problem: str
     reference_answer: str
     solution: str
@@ -117,6 +138,7 @@ class NLTraceRecord(Lineage):
 
 class FilterDecision(BaseModel):
     problem_id: str
+    sample_index: int = 0
     kept: bool
     drop_reason: str | None
     answer_correct: bool
@@ -137,6 +159,20 @@ class SFTRecord(BaseModel):
     teacher_model: str
     prompt_versions_json: str
     reference_answer: str
+    answer_source: AnswerSource = "reference"  # "majority": the answer is the solver samples' vote, not a reference
+
+
+def trace_key(row: TraceRecord | ToolCallRecord | TranslationRecord | NLTraceRecord | FilterDecision) -> tuple[str, int]:
+    """What identifies a trace: the problem and which of its samples (every per-trace row carries both)."""
+    return row.problem_id, row.sample_index
+
+
+def rows_by_trace(rows: Iterable[RowT]) -> dict[tuple[str, int], list[RowT]]:
+    """Per-trace rows (tool calls, translations, ...) grouped by their trace, in their order; absent traces read []."""
+    grouped: dict[tuple[str, int], list[RowT]] = defaultdict(list)
+    for row in rows:
+        grouped[trace_key(row)].append(row)  # type: ignore[arg-type]
+    return grouped
 
 
 STAGE_RECORDS: dict[str, type[BaseModel]] = {

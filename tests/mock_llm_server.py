@@ -2,7 +2,8 @@
 
 It speaks `POST /v1/chat/completions` (what litellm's `openai/` and `hosted_vllm/` providers call)
 and answers with `tasks.llm.scripted_provider.scripted_reply`, the same deterministic arithmetic
-"model" the in-process `scripted/` provider uses, so a flow pointed at it produces the same rows.
+"model" the in-process `scripted/` provider uses (the request's `seed` picks the solver's sample), so
+a flow pointed at it produces the same rows.
 On top of that it can:
 
 - answer each request its latency after it arrived (a slow remote model, without using CPU): the
@@ -159,8 +160,13 @@ def agent_of(messages: list[dict[str, Any]]) -> str:
 
 
 def request_key(body: dict[str, Any]) -> str:
-    """Identity of a request: what a model would see. Equal keys mean a repeated call."""
+    """Identity of a request: what a model would see. Equal keys mean a repeated call.
+
+    The seed counts only when the request samples (temperature > 0): at temperature 0 it changes nothing
+    a model answers, and clients differ in whether they send one."""
     seen = {k: body.get(k) for k in ("model", "messages", "tools", "temperature", "stop", "max_tokens")}
+    if (body.get("temperature") or 0) > 0:
+        seen["seed"] = body.get("seed")
     return hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -591,7 +597,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _scripted_answer(body: dict[str, Any]) -> bytes:
         """The scripted model's reply to `body`, encoded."""
         messages = [dict(m, content=_text_of(m.get("content"))) for m in body.get("messages") or []]
-        content, calls = scripted_reply(messages, body.get("tools"))
+        content, calls = scripted_reply(messages, body.get("tools"), body.get("seed"))
         return json.dumps(completion_body(body.get("model", "scripted"), content, calls, "tool_calls" if calls else "stop",
                                           _prompt_tokens(body))).encode()
 

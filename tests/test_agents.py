@@ -11,7 +11,7 @@ from tasks.stages.filter import decide, to_sft_record
 from tasks.llm import LLMSettings
 from tasks.records import ProblemRecord, ToolCallRecord
 from tasks.stages.rephrase import RephraseConfig, build_draft, end_at_final_answer, rephrase_trace
-from tasks.stages.solve import SolveConfig, extract_code, solve_problem
+from tasks.stages.solve import SolveConfig, extract_code, solve_problem, solve_sample
 from tasks.stages.translate import TranslateConfig, check_derivation, derived_result, translate_tool_call
 
 SCRIPTED = LLMSettings(model="scripted/arithmetic", concurrency_limit=None)
@@ -83,6 +83,19 @@ def test_solver_llm_failure_becomes_an_error_row_not_an_exception(replay_llm):
     replay_llm.replies = []  # the replay handler raises: a permanent provider failure
     outcome = solve_problem(PROBLEM, REPLAY, SolveConfig(tool_protocol="code"))
     assert outcome.trace.status == "error" and "replay" in (outcome.trace.error or "")
+
+
+def test_sample_zero_keeps_the_models_settings_and_later_samples_sample_with_their_index_as_seed(replay_llm):
+    replay_llm.replies = ["```python\nprint(12 * 7)\n```", "\\boxed{84}"] * 2
+    config = SolveConfig(tool_protocol="code", plan_first=False, sample_temperature=0.9)
+    first = solve_problem(PROBLEM, REPLAY, config)
+    third = solve_sample(PROBLEM, 2, REPLAY, config)
+    assert [(p.get("temperature"), p.get("seed")) for p in replay_llm.params] == [(0.0, None)] * 2 + [(0.9, 2)] * 2
+    assert (first.trace.sample_index, third.trace.sample_index, third.tool_calls[0].sample_index) == (0, 2, 2)
+    hot = REPLAY.model_copy(update={"temperature": 0.3})  # a model that samples already keeps its temperature
+    replay_llm.replies = ["\\boxed{84}"]
+    solve_sample(PROBLEM, 1, hot, config)
+    assert (replay_llm.params[-1]["temperature"], replay_llm.params[-1]["seed"]) == (0.3, 1)
 
 
 def test_functions_protocol_runs_toolkit_calls_through_the_sandbox():

@@ -87,3 +87,18 @@ def test_sandbox_floor_bench_reports_each_part_and_the_ceiling() -> None:
     assert figures["ceiling_vs_one_warm_worker_2_cores"] > 0 and figures["machine_parallel_speedup"] > 0
     layers = figures["fork_exit_with_kernel_layers"]  # None unless root with namespaces and seccomp
     assert layers is None or layers["cpu_ms_per_session"] > 0
+
+
+@pytest.mark.slow
+def test_yield_bench_draws_more_samples_only_where_needed_and_repeats_no_request(tmp_path: Path) -> None:
+    figures = _run_bench("yield_bench", "--quick", "--out", str(tmp_path))
+    curve = {point["k"]: point for point in figures["mock"]["curve"]}
+    assert figures["bench"] == "yield" and sorted(curve) == [1, 2, 4, 8] and figures["embedded"] is None
+    assert all(point["repeated_requests"] == 0 for point in curve.values())
+    # each run draws only the samples it adds, and every k keeps at least what a smaller k kept
+    assert [curve[k]["llm_calls"] for k in (1, 2, 4, 8)] == sorted(curve[k]["llm_calls"] for k in (1, 2, 4, 8))
+    assert curve[8]["kept"] > curve[1]["kept"] and curve[8]["problems_with_kept"] > curve[1]["problems_with_kept"]
+    # a quarter of the problems is never solved and all of them reach k = 8; the others stop at 2 distinct traces
+    assert len(curve[8]["added_by_sample"]) == 8 and curve[8]["added_by_sample"][7]["drawn"] >= 2
+    assert curve[8]["kept"] <= 2 * figures["mock"]["problems"]
+    assert (tmp_path / "yield_curve.png").read_bytes().startswith(b"\x89PNG")

@@ -34,6 +34,10 @@ def _inputs(tmp_path: Path) -> Path:
     (inputs / "bad.jsonl").write_text(json.dumps({"problem": "What is 2 + 2?", "answer": "4"}) + "\n"
                                       + json.dumps({"problem": "What is 3 + 3?", "solution": "It is six."}) + "\n")
     (inputs / "broken.jsonl").write_text('{"problem": "unterminated\n')
+    (inputs / "open.jsonl").write_text(json.dumps({"problem": "What is 2 + 2?", "answer": ""}) + "\n")
+    import datasets  # a save_to_disk folder, as `hf:` reads one offline
+
+    datasets.Dataset.from_list([{"question": "What is 2 + 2?", "answer": "#### 4"}]).save_to_disk(str(inputs / "saved"))
     return inputs
 
 
@@ -50,10 +54,16 @@ BAD_INVOCATIONS = [
     (["distill", "--problems", "{inputs}/broken.jsonl"], "line 1: malformed JSON"),
     (["distill", "--max-budget-usd", "-1"], "--max-budget-usd: Input should be greater than 0"),
     (["distill", "--max-tokens-total", "0"], "--max-tokens-total: Input should be greater than or equal to 1"),
-    (["distill", "--price", "cheap"], "--price: Value error, expected IN,OUT or IN,OUT,BATCH_IN,BATCH_OUT"),
-    (["distill", "--price", "0.15,-1"], "--price: Value error, prices must be >= 0"),
+    (["distill", "--price", "cheap"], "--price: expected IN,OUT or IN,OUT,BATCH_IN,BATCH_OUT"),
+    (["distill", "--price", "0.15,-1"], "--price: prices must be >= 0"),
     (["distill", "--batch", "--model", "local/smollm2-135m"], "--batch: litellm has no batch API for local/smollm2-135m"),
     (["estimate", "--pilot", "0"], "--pilot: Input should be greater than or equal to 1"),
+    (["distill", "--problems", "{inputs}/open.jsonl"], "1 of 1 problems have no reference answer"),
+    (["distill", "--samples-per-problem", "2", "--keep-per-problem", "3"], "raise --samples-per-problem"),
+    (["distill", "--majority-min", "1.5"], "--majority-min: Input should be less than or equal to 1"),
+    (["distill", "--problems", "hf:{inputs}/missing"], "not found: no save_to_disk folder there"),
+    (["distill", "--problems", "hf:{inputs}/saved:test"], 'no split "test"'),
+    (["distill", "--problems", "hf:{inputs}/saved", "--problem-field", "prompt"], 'no column "prompt"'),
     (["train-eval", "--sft", "{inputs}/missing.parquet"], "no such file; run `tool-distill distill` first"),
     (["train-eval", "--sft", "{inputs}/bad.jsonl", "--benchmarks", "math501"], "unknown math501"),
 ]
@@ -127,6 +137,7 @@ def test_cli_runs_in_a_directory_without_state_and_prints_only_its_own_lines(tmp
     assert (tmp_path / "out" / "sft.parquet").is_file()
     assert "Warning" not in proc.stdout and "WARNING" not in proc.stdout + proc.stderr
     assert "== distill ==" in proc.stdout and "solve: 1/1 rows" in proc.stderr  # the summary, and progress lines
+    assert "yield: 1 kept per problem" in proc.stdout
     assert (tmp_path / "out" / "tool-distill.log").stat().st_size > 0
 
 

@@ -79,3 +79,16 @@ def test_the_servers_own_work_happens_inside_the_latency_not_on_top_of_it(monkey
             _post(server, _messages(i))
             took.append(time.perf_counter() - started)
     assert 0.3 <= min(took) and sorted(took)[1] < 0.45  # 0.5 s if the build came on top of the wait
+
+
+def test_a_seed_makes_a_sampled_request_another_request_but_not_a_greedy_one() -> None:
+    """Sample j of a problem differs from sample i only by its seed: not a repeat. At temperature 0 a seed changes
+    nothing a model answers, so clients that send one and clients that do not send the same requests."""
+    from mock_llm_server import request_key
+
+    def key(temperature: float, seed: int | None) -> str:
+        body = {"model": "scripted", "messages": _messages(1), "temperature": temperature}
+        return request_key(body if seed is None else {**body, "seed": seed})
+
+    assert key(0.7, 1) != key(0.7, 2)
+    assert key(0.0, 1) == key(0.0, 2) == key(0.0, None)

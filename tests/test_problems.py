@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.stages.problems import ProblemInputError, bundled_problems_path, load_problems
+from tasks.stages.problems import FieldMap, ProblemInputError, bundled_problems_path, load_problems
 
 
 def write_jsonl(path: Path, rows: list[object]) -> Path:
@@ -64,6 +64,29 @@ def test_math_solution_without_a_box_is_a_missing_answer(tmp_path):
     path = write_jsonl(tmp_path / "m.jsonl", [{"problem": "p", "solution": "no box here"}])
     with pytest.raises(ProblemInputError, match='m.jsonl line 1: missing field: "answer"'):
         load_problems(path)
+
+
+def test_an_empty_answer_marks_a_problem_for_a_majority_vote_in_every_format(tmp_path):
+    rows = [{"id": "a", "problem": "What is 2 + 2?", "answer": ""}, {"id": "b", "problem": "What is 3 * 3?", "answer": None},
+            {"id": "c", "problem": "What is 4 * 4?", "answer": "", "solution": "It is \\boxed{16}."}]
+    problems = load_problems(write_jsonl(tmp_path / "open.jsonl", rows)).problems
+    assert [(p.answer, p.answer_source) for p in problems] == [("", "none"), ("", "none"), ("16", "reference")]
+    csv_path = tmp_path / "open.csv"
+    csv_path.write_text('id,problem,answer\na,"What is 2 + 2?",\nb,"What is 3 * 3?",9\n', encoding="utf-8")
+    assert [p.answer_source for p in load_problems(csv_path).problems] == ["none", "reference"]
+
+
+def test_named_fields_replace_the_common_layouts(tmp_path):
+    rows = [{"prompt": "What is 2 + 2?", "expected_answer": "4", "answer": "wrong column"},
+            {"prompt": "What is 3 * 3?", "expected_answer": ""}]
+    path = write_jsonl(tmp_path / "omr.jsonl", rows)
+    mapped = load_problems(path, fields=FieldMap(problem="prompt", answer="expected_answer")).problems
+    assert [(p.problem, p.answer, p.answer_source) for p in mapped] == [("What is 2 + 2?", "4", "reference"),
+                                                                        ("What is 3 * 3?", "", "none")]
+    voted = load_problems(path, fields=FieldMap(problem="prompt", answer="none")).problems
+    assert {p.answer_source for p in voted} == {"none"}
+    with pytest.raises(ProblemInputError, match='omr.jsonl line 1: missing field: "question"'):
+        load_problems(path, fields=FieldMap(problem="question"))
 
 
 def test_folder_of_files_prefixes_ids_so_per_file_numbering_does_not_collide(tmp_path):

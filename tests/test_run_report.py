@@ -74,6 +74,20 @@ def test_funnel_attributes_each_drop_reason_to_the_step_that_lost_the_row() -> N
     assert steps["kept"].share_of_problems == pytest.approx(2 / 7, abs=1e-4)
 
 
+def test_with_several_samples_the_funnel_counts_traces_and_a_distinct_step_loses_the_duplicates() -> None:
+    decisions = [_decision("a", None), _decision("a", "duplicate_trace").model_copy(update={"sample_index": 1}),
+                 _decision("a", None).model_copy(update={"sample_index": 2}),
+                 _decision("b", "no_consensus"), _decision("b", "no_consensus").model_copy(update={"sample_index": 1}),
+                 _decision("c", "solver_wrong_answer"), _decision("c", "keep_limit_reached").model_copy(update={"sample_index": 1}),
+                 _decision("d", "unfaithful_translation")]
+    steps = {s.stage: s for s in funnel_steps({"loaded": 4}, decisions)}
+    assert [(s, steps[s].rows) for s in steps] == [("loaded", 4), ("problems", 4), ("samples", 8), ("solved", 5),
+                                                    ("distinct", 3), ("faithful", 2), ("kept", 2)]
+    assert steps["solved"].drop_reasons == {"no_consensus": 2, "solver_wrong_answer": 1}
+    assert steps["distinct"].drop_reasons == {"duplicate_trace": 1, "keep_limit_reached": 1}
+    assert steps["kept"].share_of_problems == 0.5
+
+
 def test_funnel_chart_is_a_png_that_changes_with_the_counts() -> None:
     steps = funnel_steps({"loaded": 7}, DECISIONS)
     png = funnel_chart_png(steps, "7 problems")

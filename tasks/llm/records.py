@@ -56,16 +56,18 @@ class LLMCallError(RuntimeError):
 
 
 class Usage(BaseModel):
-    """Tokens and dollars, summed over calls (`add` a reply) or over rows (`total`): the one place they add up."""
+    """Calls, tokens and dollars, summed over calls (`add` a reply) or over rows (`total`): the one place they add up."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    llm_calls: int = 0
 
     def add(self, spent: LLMReply | Usage) -> None:
         self.prompt_tokens += spent.prompt_tokens
         self.completion_tokens += spent.completion_tokens
         self.cost_usd += spent.cost_usd
+        self.llm_calls += getattr(spent, "llm_calls", 1)  # a reply is one call; a Usage or an LLM row carries its count
 
     @classmethod
     def total(cls, rows: Iterable[object]) -> Usage:

@@ -11,8 +11,17 @@ reproducibly, in any process (a Prefect worker included), without loading a neur
 - solver, multi-step:  for a problem that says "one term per step" ("What is 11 * 3 + 7 * 2? Compute
                        one term per step."), one tool call per `+`-separated term, then the boxed
                        total: a problem with a known number of tool calls, for load tests;
-- translator:          "<expr> = <value>. \\boxed{<value>}" computed with SymPy;
-- rephraser:           a tool-free sentence ending in the draft's last boxed value;
+- solver, samples:     the request's seed is the sample index (none: sample 0). Sample s writes
+                       code variant s % 4 (`print(e)`; `value = e` then `print(value)`; SymPy's
+                       `sympify("e")`; `print((e))`), so a problem's samples are distinct traces,
+                       samples 0 and 4 are duplicates, and sample 3, though its code differs, is
+                       rephrased in the very words of sample 0 (a near-identical solution). A problem that says "wrong on samples 0, 2" is answered wrong on
+                       those samples: the code prints e + s + 1 (each wrong sample a different
+                       wrong value, really computed in the sandbox);
+- translator:          "<expr> = <value>. \\boxed{<value>}" computed with SymPy, worded after the
+                       code variant it derives;
+- rephraser:           a tool-free sentence ending in the draft's last boxed value, worded after the
+                       variant its draft's derivations come from (so distinct traces stay distinct);
 - judge:               "\\boxed{True}".
 
 It is a test double for the LLM only: the sandbox, grader and everything else run for real.
@@ -23,6 +32,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import litellm
@@ -37,6 +47,46 @@ _EXPRESSION = re.compile(r"[-+*/^()\d. ]*\d[-+*/^()\d. ]*")
 _OUTPUT = re.compile(r"```output\s*\n(.*?)\n?```", re.DOTALL)
 _CODE_PRINT = re.compile(r"print\((.*)\)")
 STEPWISE_MARKER = "one term per step"
+WRONG_SAMPLES_MARKER = "wrong on samples"  # "What is 12 * 7? (The solver goes wrong on samples 0, 2.)"
+_WRONG_SAMPLES = re.compile(WRONG_SAMPLES_MARKER + r"\s+(\d+(?:\s*,\s*\d+)*)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class _Variant:
+    """One way the scripted solver computes a value, and how the translator and rephraser word it.
+
+    `code_marker` is what the translator finds in the code to tell the variant, `draft_marker` what the
+    rephraser finds in the draft (the translator's derivation)."""
+
+    code_marker: str
+    draft_marker: str
+    prose: str
+    code: str
+    derivation: str
+    rephrasing: str
+
+
+_VARIANTS = (
+    _Variant("", "", "I evaluate the expression.", "print({e})", "We compute {e} step by step: {e} = {v}.",
+             "Multiplying and adding the numbers by hand gives {a}."),
+    _Variant("value = ", "Let the value be", "I name the value first, then show it.", "value = {e}\nprint(value)",
+             "Let the value be {e}. Working it out, {e} = {v}.", "Naming the value first and working it out by hand gives {a}."),
+    _Variant("sympify(", "exactly as written", "I let SymPy read the expression exactly.", 'from sympy import sympify\nprint(sympify("{e}"))',
+             "Reading {e} exactly as written: {e} = {v}.", "Reading the expression exactly and computing by hand gives {a}."),
+    _Variant("", "", "I evaluate the expression.", "print(({e}))", "We compute {e} step by step: {e} = {v}.",
+             "Multiplying and adding the numbers by hand gives {a}."),
+)
+
+
+def wrong_samples(problem: str) -> set[int]:
+    """The samples on which the scripted solver answers `problem` wrong (its "wrong on samples ..." marker)."""
+    found = _WRONG_SAMPLES.search(problem)
+    return {int(n) for n in re.findall(r"\d+", found.group(1))} if found else set()
+
+
+def _variant_in(text: str, *, draft: bool = False) -> _Variant:
+    return next((v for v in _VARIANTS[1:] if (v.draft_marker if draft else v.code_marker)
+                 and (v.draft_marker if draft else v.code_marker) in text), _VARIANTS[0])
 
 
 def _problem_expression(text: str) -> str:
@@ -57,22 +107,25 @@ def _last_boxed(text: str) -> str | None:
     return found[-1] if found else None
 
 
-def scripted_reply(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> tuple[str, list[dict[str, Any]]]:
-    """(content, tool_calls) for a conversation, by which agent's prompt it carries."""
+def scripted_reply(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+                   seed: int | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """(content, tool_calls) for a conversation, by which agent's prompt it carries; `seed` is the solver's sample."""
     system = next((m["content"] for m in messages if m["role"] == "system"), "") or ""
     last = messages[-1]
     last_text = last.get("content") or ""
     first_user = next((m["content"] for m in messages if m["role"] == "user"), "") or ""
     if "never write code" in system:  # translator
         code = _CODE_PRINT.search(last_text)
-        expression = code.group(1) if code else _problem_expression(last_text)
-        return f"We compute {expression} step by step: {expression} = {_value(expression)}. \\boxed{{{_value(expression)}}}", []
+        printed = code.group(1).strip() if code else ""
+        expression = printed if _EXPRESSION.fullmatch(printed) else _problem_expression(last_text)
+        derivation = _variant_in(last_text).derivation.format(e=expression, v=_value(expression))
+        return f"{derivation} \\boxed{{{_value(expression)}}}", []
     if "hand derivation" in system:  # judge
         return "\\boxed{True}", []
     if "rewrite math solutions" in system:  # rephraser
         draft = last_text.split("DRAFT SOLUTION", 1)[-1].rsplit("Rewrite the draft", 1)[0]
         answer = _last_boxed(draft) or "0"
-        return f"Multiplying and adding the numbers by hand gives {answer}. The answer is \\boxed{{{answer}}}.", []
+        return f"{_variant_in(draft, draft=True).rephrasing.format(a=answer)} The answer is \\boxed{{{answer}}}.", []
     # solver
     if "high-level plan" in last_text:
         return "1. Evaluate the expression exactly.", []
@@ -85,10 +138,14 @@ def scripted_reply(messages: list[dict[str, Any]], tools: list[dict[str, Any]] |
         return f"The answer is \\boxed{{{output.group(1).strip()}}}.", []
     problem = last_text if "Problem:" in last_text else first_user
     expression = _problem_expression(problem.split("Problem:")[-1])
+    sample = seed or 0
+    if sample in wrong_samples(problem):
+        expression = f"{expression} + {sample + 1}"
     if tools:
         call = {"id": "call_0", "name": "evaluate_expression", "arguments": json.dumps({"expression": expression})}
         return "I evaluate the expression exactly.", [call]
-    return f"I evaluate the expression.\n```python\nprint({expression})\n```\n", []
+    variant = _VARIANTS[sample % len(_VARIANTS)]
+    return f"{variant.prose}\n```python\n{variant.code.format(e=expression)}\n```\n", []
 
 
 def _problem_message(messages: list[dict[str, Any]]) -> str:
@@ -120,7 +177,7 @@ class ScriptedLLM(CustomLLM):
                    *args: Any, **kwargs: Any) -> ModelResponse:
         with _lock:
             ScriptedLLM.calls_served += 1
-        content, calls = scripted_reply(messages, optional_params.get("tools"))
+        content, calls = scripted_reply(messages, optional_params.get("tools"), optional_params.get("seed"))
         message = model_response.choices[0].message  # type: ignore[union-attr]
         message.content = content
         if calls:

@@ -6,7 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+
+
+HF_PREFIX = "hf:"  # a problems source read through Hugging Face `datasets` (tasks/stages/problems.py)
 
 
 def bundled_problems_path() -> Path:
@@ -23,7 +26,35 @@ class SolveConfig(BaseModel):
     plan_max_tokens: int = 256
     turn_max_tokens: int = 512
     tool_timeout_s: float = 10.0
+    sample_temperature: float = Field(default=0.7, gt=0, le=2, description=(
+        "Temperature of the 2nd and later samples of a problem when the model's own temperature is 0 "
+        "(sample 0 keeps the model's settings; sample j asks for seed j)."))
     prompt_version: str = "latest"
+
+
+class SamplingConfig(BaseModel):
+    """How many solver samples a problem gets, how many distinct correct ones are enough, and how votes label
+    problems without a reference answer (tasks/stages/sampling.py)."""
+
+    samples_per_problem: int = Field(default=1, ge=1, le=64, description=(
+        "Solve each problem up to k times; each sample is its own cached row, so raising k later adds only new ones."))
+    keep_per_problem: int = Field(default=1, ge=1, le=64, description=(
+        "Stop sampling a problem with a reference answer once it has this many distinct correct traces; "
+        "at most this many traces of a problem go on to translation."))
+    majority_min: float = Field(default=0.6, gt=0, le=1, description=(
+        "A problem without a reference answer is labelled by the answer that at least this share of its samples "
+        "agree on (the grader decides equivalence); otherwise it is dropped as no_consensus."))
+    near_duplicate_jaccard: float = Field(default=0.8, gt=0, le=1, description=(
+        "Two solutions of one problem whose word 3-gram sets overlap this much (Jaccard) are near-identical: "
+        "the longer one is dropped as duplicate_trace."))
+
+    @model_validator(mode="after")
+    def _keep_at_most_samples(self) -> SamplingConfig:
+        if self.keep_per_problem > self.samples_per_problem:
+            raise ValueError(f"--keep-per-problem {self.keep_per_problem} is more than --samples-per-problem "
+                             f"{self.samples_per_problem}: a problem has no more traces than samples; raise "
+                             "--samples-per-problem or lower --keep-per-problem")
+        return self
 
 
 class TranslateConfig(BaseModel):

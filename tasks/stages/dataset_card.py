@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from tasks.stages.decontam import DecontaminationReport, hits_by_benchmark
 from tasks.stages.quality import QualitySummary
 from tasks.stages.spend_report import SpendSummary, spend_markdown
+from tasks.stages.summary import YieldReport
 from tasks.records import STAGE_RECORDS
 
 CARD_NAME = "README.md"
@@ -45,6 +46,7 @@ class DatasetCardInfo(BaseModel):
     quality: QualitySummary | None = None
     cost_usd: float | None = None
     spend: SpendSummary | None = None
+    yield_report: YieldReport | None = None
     paper: str = "https://arxiv.org/abs/2506.19171"
 
 
@@ -88,6 +90,9 @@ def _header(card: DatasetCardInfo, files: dict[str, int]) -> dict[str, Any]:
                 "removed_by_benchmark": hits_by_benchmark(decontam.hits)},
             "cost_usd": card.cost_usd,
             **({"spend": card.spend.model_dump(mode="json")} if card.spend is not None else {}),
+            **({} if card.yield_report is None else {
+                "answer_labels": card.yield_report.labels,
+                "yield": card.yield_report.model_dump(exclude={"by_sample", "labels"})}),
         },
     }
 
@@ -121,6 +126,8 @@ def _body(card: DatasetCardInfo, files: dict[str, int]) -> str:
         "## Drop reasons\n\n" + (_table(list(card.drop_reasons.items()), ("reason", "rows"))
                                  if card.drop_reasons else "No row was dropped by the filter."),
     ]
+    if card.yield_report is not None:
+        parts += [_labels_section(card.yield_report), _yield_section(card.yield_report)]
     if card.duplicates_removed:
         parts.append("## Deduplication\n\n" + _table(list(card.duplicates_removed.items()), ("kind", "removed")))
     parts.append(_decontamination_section(card.decontamination))
@@ -130,6 +137,32 @@ def _body(card: DatasetCardInfo, files: dict[str, int]) -> str:
         parts.append("## Quality\n\n" + _table(
             [(k, v) for k, v in card.quality.model_dump().items() if k != "drop_reasons"], ("metric", "value")))
     return "\n\n".join(parts) + "\n"
+
+
+def _labels_section(report: YieldReport) -> str:
+    labels = report.labels
+    return ("## Answer labels\n\nWhere each problem's answer came from: its source's reference answer, or, for a "
+            "problem without one, the answer most of its solver samples agreed on (`answer_source` in "
+            "`problems.parquet` and `sft.parquet`; `answer_agreement` is the share of samples that agreed). "
+            "Problems whose samples did not agree were dropped (`no_consensus`).\n\n"
+            + _table([("reference", labels["reference"]), ("majority vote", labels["majority"]),
+                      ("no consensus (dropped)", labels["no_consensus"])], ("label", "problems")))
+
+
+def _yield_section(report: YieldReport) -> str:
+    def shown(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:g}"
+
+    text = (f"## Yield\n\n{report.kept} traces kept from {report.problems} problems "
+            f"({report.problems_with_kept} problems with at least one; {shown(report.kept_per_problem)} per problem), "
+            f"{report.samples_per_problem} solver samples per problem at most, stopping at "
+            f"{report.keep_per_problem} distinct correct ones: {report.llm_calls} LLM calls "
+            f"({shown(report.kept_per_1000_calls)} kept per 1,000 calls), ${report.cost_usd:.4f} "
+            f"({shown(report.kept_per_usd)} kept per dollar).\n\n")
+    return text + _table([(s.sample_index, s.drawn, s.correct, s.distinct_new, s.kept, s.problems_first_kept,
+                           s.llm_calls) for s in report.by_sample],
+                         ("sample index", "drawn", "correct", "distinct, translated", "kept", "problems first kept",
+                          "LLM calls"))
 
 
 def _decontamination_section(report: DecontaminationReport | None) -> str:

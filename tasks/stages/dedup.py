@@ -1,14 +1,22 @@
-"""Deduplication of input problems and of output traces, by a hash of their normalised text.
+"""Deduplication of input problems and of output traces, by a hash of their normalised text, and
+near-identity of one problem's solutions.
 
 Normalisation is decontamination's (`tasks.stages.decontam.normalize`): case, spacing, punctuation and
 LaTeX spelling do not make two problems different, numbers and operators do. The first occurrence is
 kept, in input order, and every dropped row names the row it duplicates.
+
+Near-identity (`near_duplicates`) compares the solutions of one problem's samples: the Jaccard
+similarity of their sets of normalised word 3-grams. It is computed exactly rather than estimated
+with MinHash (datasketch): MinHash pays off when millions of documents are searched for similar
+pairs through LSH buckets, but here each solution meets only the other few (k <= 64) solutions of its
+own problem, where building one 128-permutation signature per text costs more than intersecting the
+two sets, and the exact value has no estimation error near the threshold.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel
@@ -61,3 +69,28 @@ def dedup_traces(traces: Sequence[NLTraceRecord]) -> tuple[list[NLTraceRecord], 
     """
     return _dedup(traces, "trace", lambda t: t.problem_id, lambda t: t.solution,
                   lambda t: t.final_answer or "")
+
+
+def shingles(text: str, size: int = 3) -> frozenset[tuple[str, ...]]:
+    """The normalised text's word `size`-grams (the whole text as one gram when it is shorter)."""
+    words = normalize(text).split()
+    return frozenset(tuple(words[i:i + size]) for i in range(max(1, len(words) - size + 1)))
+
+
+def jaccard(a: frozenset, b: frozenset) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def near_duplicates(texts: Iterable[tuple[RowT, str]], threshold: float) -> list[tuple[RowT, RowT]]:
+    """(dropped, kept) pairs among `(row, text)`: each text is kept unless its word 3-grams overlap an already
+    kept text's by `threshold` (Jaccard) or more. Shorter texts are considered first, so the shorter one is kept."""
+    kept: list[tuple[RowT, frozenset]] = []
+    dropped: list[tuple[RowT, RowT]] = []
+    for row, text in sorted(texts, key=lambda item: len(item[1])):  # stable: equal lengths keep their order
+        grams = shingles(text)
+        twin = next((other for other, other_grams in kept if jaccard(grams, other_grams) >= threshold), None)
+        if twin is None:
+            kept.append((row, grams))
+        else:
+            dropped.append((row, twin))
+    return dropped

@@ -29,7 +29,8 @@ from pydantic import BaseModel
 from tasks.llm import ledger_totals
 from tasks.parquet_io import read_records, stage_path
 from tasks.records import FilterDecision, NLTraceRecord, ToolCallRecord, TraceRecord, TranslationRecord
-from tasks.stages.filter import by_problem, solver_drop_reason, translation_drop_reason
+from tasks.records import rows_by_trace, trace_key
+from tasks.stages.filter import solver_drop_reason, translation_drop_reason
 from tasks.stages.problems import PreparedProblems
 
 CONFIDENCE = 0.90
@@ -61,13 +62,14 @@ class StageDraw(BaseModel):
 
 
 class ProblemCost(BaseModel):
-    """One pilot problem: what each stage spent on it, and how far it got."""
+    """One pilot problem, all its samples together (the bootstrap draws problems: a problem's samples are not
+    independent): what each stage spent on it, and how many of its traces got how far."""
 
     problem_id: str
     stages: dict[str, StageDraw]
-    solved: bool
-    faithful: bool
-    kept: bool
+    solved: int
+    faithful: int
+    kept: int
 
 
 class Interval(BaseModel):
@@ -114,23 +116,27 @@ def pilot_problems(prepared: PreparedProblems, size: int, seed: int) -> Prepared
 def problem_costs(traces: Sequence[TraceRecord], translations: Sequence[TranslationRecord],
                   nl_traces: Sequence[NLTraceRecord], calls: Sequence[ToolCallRecord],
                   decisions: Sequence[FilterDecision]) -> list[ProblemCost]:
-    translations_of, calls_of = by_problem(translations), by_problem(calls)
-    nl_of = {n.problem_id: n for n in nl_traces}
-    kept = {d.problem_id for d in decisions if d.kept}
-    costs = []
+    translations_of, calls_of = rows_by_trace(translations), rows_by_trace(calls)
+    nl_of = {trace_key(n): n for n in nl_traces}
+    kept = {trace_key(d) for d in decisions if d.kept}
+    traces_of: dict[str, list[TraceRecord]] = {}
     for trace in traces:
-        pid = trace.problem_id
-        mine = translations_of.get(pid, [])
-        nl = nl_of.get(pid)
-        solved = solver_drop_reason(trace) is None
+        traces_of.setdefault(trace.problem_id, []).append(trace)
+    costs = []
+    for pid, samples in traces_of.items():
+        keys = [trace_key(t) for t in samples]
+        mine = [t for key in keys for t in translations_of[key]]
+        nls = [nl_of[key] for key in keys if key in nl_of]
+        solved = [solver_drop_reason(t) is None for t in samples]
         stages = {
-            "solve": _draw(trace.n_turns, [trace]),
+            "solve": _draw(sum(t.n_turns for t in samples), samples),
             "translate": _draw(sum(t.attempts + (t.check_method == "judge") for t in mine), mine),
-            "rephrase": _draw(nl.attempts if nl else 0, [nl] if nl else []),
+            "rephrase": _draw(sum(n.attempts for n in nls), nls),
         }
-        ok_calls = [c for c in calls_of.get(pid, []) if c.status == "ok"]
-        faithful = solved and translation_drop_reason(ok_calls, mine) is None
-        costs.append(ProblemCost(problem_id=pid, stages=stages, solved=solved, faithful=faithful, kept=pid in kept))
+        faithful = sum(ok and translation_drop_reason(calls_of[key], translations_of[key]) is None
+                       for key, ok in zip(keys, solved))
+        costs.append(ProblemCost(problem_id=pid, stages=stages, solved=sum(solved), faithful=faithful,
+                                 kept=sum(key in kept for key in keys)))
     return costs
 
 

@@ -10,7 +10,15 @@ rows are skipped and listed in `ProblemLoadReport.skipped`.
 Common public layouts are mapped as they are, so the shared copies need no rewriting:
 `question` → problem (GSM8K, OlympiadBench); `final_answer` → answer (OlympiadBench, a list);
 a GSM8K answer keeps only the number after `####`; a MATH-style row without an answer takes the
-last `\\boxed{}` of its `solution`; `unique_id`/`idx` → id.
+last `\\boxed{}` of its `solution`; `unique_id`/`idx` → id. Other layouts name their columns
+(`FieldMap`: `--problem-field`, `--answer-field`). A row whose answer field is present but empty is
+a problem without a reference answer: the solver's samples vote on its label (tasks/stages/sampling.py).
+
+`hf:<dataset>[:<split>]` (or `hf:<dataset>:<config>:<split>`) reads a Hugging Face dataset through
+`datasets`: a `save_to_disk` folder (with `load_from_disk`, since `load_dataset` refuses those) or
+a dataset id or local data folder (with `load_dataset`). Only local copies are read (the Hub cache,
+or a folder) unless HF_HUB_OFFLINE=0 is set: offline, `load_dataset` would otherwise spend 25 s on
+DNS retries before saying it found nothing. Its rows then go through the same checks as a file's.
 """
 
 from __future__ import annotations
@@ -19,6 +27,9 @@ import ast
 import csv
 import io
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +39,7 @@ from pydantic import BaseModel
 
 from eval.grader import extract_boxed
 from tasks.records import ProblemRecord
-from tasks.stages.config import bundled_problems_path
+from tasks.stages.config import HF_PREFIX, bundled_problems_path
 from tasks.stages.decontam import DecontaminationReport, decontaminate_with_report
 from tasks.stages.dedup import dedup_problems
 
@@ -37,6 +48,7 @@ PROBLEM_KEYS = ("problem", "question")
 ANSWER_KEYS = ("answer", "final_answer")
 ID_KEYS = ("id", "unique_id", "idx")
 SKIP_HINT = "or re-run with --skip-bad-rows to skip such rows"
+NO_ANSWER_FIELD = "none"  # --answer-field none: read no answers; every problem is labelled by majority vote
 DEFAULT_MAX_INPUT_BYTES = 1 << 30  # a problems file is text: past this it is a mistake (a device, a dump)
 
 
@@ -80,58 +92,78 @@ class ProblemInputError(ValueError):
         super().__init__(message)
 
 
+class FieldMap(BaseModel):
+    """Which column holds the problem and which the answer; None: the common layouts (module docstring).
+
+    `answer=NO_ANSWER_FIELD` ("none") reads no answer at all: every problem is labelled by its samples' vote."""
+
+    problem: str | None = None
+    answer: str | None = None
+
+    def problem_keys(self) -> tuple[str, ...]:
+        return (self.problem,) if self.problem else PROBLEM_KEYS
+
+
 def load_problems(
-    path: Path,
+    path: Path | str,
     *,
     skip_bad_rows: bool = False,
     max_problem_chars: int = 20_000,
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
     source: str | None = None,
+    fields: FieldMap | None = None,
 ) -> ProblemLoadReport:
-    """Read every problem in `path` (a .jsonl/.parquet/.csv file, or a folder of them).
+    """Read every problem in `path`: a .jsonl/.parquet/.csv file, a folder of them, or `hf:<dataset>[:<split>]`.
 
     `source` fills rows that have no `source` column; by default it is the file's stem (or
-    `<folder>/<stem>` for a folder). Ids missing from the input become `<stem>-<line>`; ids of a
-    folder's files are prefixed with the file's stem, since such splits often number per file.
+    `<folder>/<stem>` for a folder, the dataset id for `hf:`). Ids missing from the input become
+    `<stem>-<line>`; ids of a folder's files are prefixed with the file's stem, since such splits
+    often number per file. A row whose answer field is present but empty (or `fields.answer` is
+    "none") becomes a problem without a reference answer (`answer_source="none"`).
     """
-    path = Path(path)
-    files = _input_files(path)
-    from_folder = path.is_dir()
+    fields = fields or FieldMap()
+    if isinstance(path, str) and path.startswith(HF_PREFIX):
+        inputs = [_read_hf(path, fields)]
+        label = path
+    else:
+        path = Path(path)
+        files = _input_files(path)
+        from_folder = path.is_dir()
+        inputs = [_read_file(file, max_input_bytes, source=f"{path.name}/{file.stem}" if from_folder else file.stem,
+                             id_prefix=f"{file.stem}/" if from_folder else "") for file in files]
+        label = str(path)
     problems: list[ProblemRecord] = []
     bad_rows: list[BadRow] = []
     first_line_of_id: dict[str, str] = {}
     rows_read = 0
-    for file in files:
-        file_source = source or (f"{path.name}/{file.stem}" if from_folder else file.stem)
-        raw_rows, file_bad = _read_rows(file, max_input_bytes)
-        bad_rows += file_bad
-        if not raw_rows and not file_bad:
-            bad_rows.append(BadRow(file=str(file), line=0, reason="empty file: it holds no rows; "
+    for found in inputs:
+        bad_rows += found.bad
+        if not found.rows and not found.bad:
+            bad_rows.append(BadRow(file=found.where, line=0, reason="empty file: it holds no rows; "
                                    "give it one problem per line with keys problem, answer"))
-        for line, row in raw_rows:
+        for line, row in found.rows:
             rows_read += 1
             try:
-                record = _to_record(row, file=file, line=line, source=file_source,
-                                    id_prefix=f"{file.stem}/" if from_folder else "",
-                                    max_problem_chars=max_problem_chars)
+                record = _to_record(row, line=line, source=source or found.source, default_id=f"{found.stem}-{line}",
+                                    id_prefix=found.id_prefix, max_problem_chars=max_problem_chars, fields=fields)
             except _RowFault as fault:
-                bad_rows.append(BadRow(file=str(file), line=line, reason=str(fault)))
+                bad_rows.append(BadRow(file=found.where, line=line, reason=str(fault)))
                 continue
             if record.id in first_line_of_id:
                 bad_rows.append(BadRow(
-                    file=str(file), line=line,
+                    file=found.where, line=line,
                     reason=f"duplicate id: {record.id!r} was first seen at {first_line_of_id[record.id]}; "
                            "give each problem a unique id (or drop the id column to have ids assigned)"))
                 continue
-            first_line_of_id[record.id] = f"{file.name} line {line}"
+            first_line_of_id[record.id] = f"{found.name} line {line}"
             problems.append(record)
-        rows_read += sum(1 for b in file_bad if b.line)
+        rows_read += sum(1 for b in found.bad if b.line)
     bad_rows.sort(key=lambda b: (b.file, b.line))
     if bad_rows and not skip_bad_rows:
         raise ProblemInputError(bad_rows)
     if not problems:
-        raise ProblemInputError(bad_rows or [BadRow(file=str(path), line=0, reason="no problems found")])
-    return ProblemLoadReport(problems=problems, skipped=bad_rows, files=[str(f) for f in files],
+        raise ProblemInputError(bad_rows or [BadRow(file=label, line=0, reason="no problems found")])
+    return ProblemLoadReport(problems=problems, skipped=bad_rows, files=[found.where for found in inputs],
                              rows_read=rows_read)
 
 
@@ -145,11 +177,11 @@ class PreparedProblems(BaseModel):
     decontamination: DecontaminationReport | None
 
 
-def prepare_problems(path: Path, *, skip_bad_rows: bool, max_problem_chars: int, max_input_bytes: int,
-                     decontaminate: bool, limit: int | None) -> PreparedProblems:
+def prepare_problems(path: Path | str, *, skip_bad_rows: bool, max_problem_chars: int, max_input_bytes: int,
+                     decontaminate: bool, limit: int | None, fields: FieldMap | None = None) -> PreparedProblems:
     """Load, drop duplicates, drop benchmark problems (before any LLM call is paid), keep the first `limit`."""
     report = load_problems(path, skip_bad_rows=skip_bad_rows, max_problem_chars=max_problem_chars,
-                           max_input_bytes=max_input_bytes)
+                           max_input_bytes=max_input_bytes, fields=fields)
     unique, duplicates = dedup_problems(report.problems)
     counts = {"loaded": len(report.problems), "after_dedup": len(unique)}
     decontamination = None
@@ -184,6 +216,123 @@ def _input_files(path: Path) -> list[Path]:
         raise ProblemInputError([BadRow(file=str(path), line=0, reason=(
             f"unsupported file type {path.suffix!r}; convert it to one of {', '.join(SUPPORTED_SUFFIXES)}"))])
     return [path]
+
+
+def _hub_download_allowed() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("0", "false", "no", "off")
+
+
+@contextmanager
+def _local_copies_only() -> Iterator[None]:
+    """Hugging Face's offline mode for the duration of a load, unless the user set HF_HUB_OFFLINE=0.
+
+    Both libraries read the flag from a module constant set at import, so the constants are set, and
+    restored after: other code of the process (the paper flow downloads MATH from the Hub) keeps its mode."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    if _hub_download_allowed():
+        yield
+        return
+    saved = huggingface_hub.constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
+    huggingface_hub.constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        huggingface_hub.constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved
+
+
+def parse_hf_spec(spec: str) -> tuple[str, str | None, str | None]:
+    """`hf:<dataset>[:<split>]` or `hf:<dataset>:<config>:<split>` -> (dataset, config, split)."""
+    parts = spec.removeprefix(HF_PREFIX).split(":")
+    if not parts[0] or len(parts) > 3 or not all(parts):
+        raise ProblemInputError([BadRow(file=spec, line=0, reason=(
+            "malformed Hugging Face source; write hf:<dataset>[:<split>] or hf:<dataset>:<config>:<split>, "
+            "e.g. hf:openai/gsm8k:main:train or hf:data/math_train_saved"))])
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    return parts[0], None, parts[1] if len(parts) == 2 else None
+
+
+def _hf_fault(spec: str, reason: str) -> ProblemInputError:
+    return ProblemInputError([BadRow(file=spec, line=0, reason=reason)])
+
+
+def _load_hf(spec: str, dataset: str, config: str | None) -> Any:
+    """The dataset (a Dataset or a DatasetDict), from local copies; a failure becomes one line with a fix."""
+    import datasets
+
+    folder = Path(dataset)
+    with _local_copies_only():
+        try:
+            if folder.is_dir() and any((folder / name).exists() for name in ("state.json", "dataset_dict.json")):
+                return datasets.load_from_disk(str(folder))
+            return datasets.load_dataset(dataset, config)
+        except (FileNotFoundError, ConnectionError, datasets.exceptions.DatasetNotFoundError) as exc:
+            how = ("set HF_HUB_OFFLINE=0 to let it download" if not _hub_download_allowed()
+                   else "check the id and your network")
+            raise _hf_fault(spec, (
+                f"dataset {dataset!r} not found: no save_to_disk folder there and no copy in the Hugging Face cache "
+                f"({datasets.config.HF_DATASETS_CACHE}) ({type(exc).__name__}); fetch it once where there is network, "
+                f"`datasets.load_dataset({dataset!r}).save_to_disk(DIR)`, and pass hf:DIR, or {how}")) from None
+        except ValueError as exc:  # a missing or unknown config name, mostly
+            message = " ".join(str(exc).split())[:300]
+            raise _hf_fault(spec, f"{message}; pass hf:{dataset}:<config>:<split>") from None
+
+
+def _read_hf(spec: str, fields: FieldMap) -> _Input:
+    dataset, config, split = parse_hf_spec(spec)
+    loaded = _load_hf(spec, dataset, config)
+    if hasattr(loaded, "keys"):  # a DatasetDict: pick the split
+        splits = list(loaded.keys())
+        chosen = split or ("train" if "train" in splits else splits[0] if len(splits) == 1 else None)
+        if chosen not in splits:
+            wanted = f'no split "{split}"' if split else "several splits and none is train"
+            raise _hf_fault(spec, f"{wanted}; its splits are {', '.join(splits)}; pass hf:{dataset}:<split>")
+        loaded, split = loaded[chosen], chosen
+    elif split is not None and str(loaded.split) != split:
+        raise _hf_fault(spec, f'no split "{split}": the saved dataset is a single one (split {loaded.split}); '
+                              f"pass hf:{dataset}")
+    columns = list(loaded.column_names)
+    _check_columns(spec, columns, fields)
+    name = Path(dataset).name
+    rows = [(index + 1, row) for index, row in enumerate(loaded.to_list())]
+    source = name if Path(dataset).is_dir() else dataset  # a hub id names the dataset; a local path only its folder
+    return _Input(where=spec, name=spec, stem=f"{name}-{split}" if split else name, source=source, rows=rows, bad=[])
+
+
+def _check_columns(spec: str, columns: list[str], fields: FieldMap) -> None:
+    """A dataset names its columns up front: a missing one is one error, not one bad row per row."""
+    shown = ", ".join(columns)
+    if not any(key in columns for key in fields.problem_keys()):
+        wanted = f'no column "{fields.problem}"' if fields.problem else "no problem column (problem or question)"
+        raise _hf_fault(spec, f"{wanted}; its columns are {shown}; pass --problem-field with one of them")
+    if fields.answer == NO_ANSWER_FIELD:
+        return
+    if fields.answer and fields.answer not in columns:
+        raise _hf_fault(spec, f'no column "{fields.answer}"; its columns are {shown}; pass --answer-field with one '
+                              f"of them, or --answer-field {NO_ANSWER_FIELD} to label every problem by majority vote")
+    if not fields.answer and not any(key in columns for key in (*ANSWER_KEYS, "solution")):
+        raise _hf_fault(spec, f"no answer column (answer, final_answer, or a solution with a \\boxed{{}}); its "
+                              f"columns are {shown}; pass --answer-field with one of them, or --answer-field "
+                              f"{NO_ANSWER_FIELD} to label every problem by majority vote")
+
+
+class _Input(BaseModel):
+    """The rows of one input (a file, or an `hf:` dataset split) and how its problems are named."""
+
+    where: str  # how bad rows name it: the file path, or the hf: spec
+    name: str  # how duplicate ids name it
+    stem: str  # default ids are <stem>-<line>
+    source: str  # default `source` of its rows
+    id_prefix: str = ""
+    rows: list[tuple[int, dict[str, Any]]]
+    bad: list[BadRow]
+
+
+def _read_file(file: Path, max_bytes: int, *, source: str, id_prefix: str) -> _Input:
+    rows, bad = _read_rows(file, max_bytes)
+    return _Input(where=str(file), name=file.name, stem=file.stem, source=source, id_prefix=id_prefix, rows=rows, bad=bad)
 
 
 def _read_rows(file: Path, max_bytes: int) -> tuple[list[tuple[int, dict[str, Any]]], list[BadRow]]:
@@ -249,7 +398,8 @@ def _read_csv(file: Path, data: bytes) -> tuple[list[tuple[int, dict[str, Any]]]
             except UnicodeDecodeError as error:
                 bad.append(BadRow(file=str(file), line=line_no, reason=_not_utf8(error)))
                 continue
-        rows.append((line_no, {k: v for k, v in row.items() if k is not None and v != ""}))
+        # an empty cell is no value, except an answer's: that says the row has no reference answer
+        rows.append((line_no, {k: v for k, v in row.items() if k is not None and (v != "" or k in ANSWER_KEYS)}))
     return rows, bad
 
 
@@ -273,38 +423,47 @@ def _first_present(row: dict[str, Any], keys: tuple[str, ...]) -> tuple[str | No
     return None, None
 
 
-def _to_record(row: dict[str, Any], *, file: Path, line: int, source: str, id_prefix: str,
-               max_problem_chars: int) -> ProblemRecord:
-    _, problem = _first_present(row, PROBLEM_KEYS)
+def _to_record(row: dict[str, Any], *, line: int, source: str, default_id: str, id_prefix: str,
+               max_problem_chars: int, fields: FieldMap) -> ProblemRecord:
+    problem_key, problem = _first_present(row, fields.problem_keys())
     if problem is None:
-        raise _RowFault(f'missing field: "problem" (expected keys: problem, answer; found: {", ".join(row) or "none"})')
+        expected = fields.problem or "problem"
+        raise _RowFault(f'missing field: "{expected}" (expected keys: {expected}, answer; found: {", ".join(row) or "none"})')
     if not isinstance(problem, str) or not problem.strip():
-        raise _RowFault('missing field: "problem" is empty or not text; give the problem statement as a string')
+        raise _RowFault(f'missing field: "{problem_key}" is empty or not text; give the problem statement as a string')
     if len(problem) > max_problem_chars:
         raise _RowFault(f"problem too long: {len(problem):,} characters, over the limit of {max_problem_chars:,}; "
                         "shorten it, or raise --max-problem-chars")
-    answer = _answer_of(row)
+    answer = "" if fields.answer == NO_ANSWER_FIELD else _answer_of(row, fields.answer)
     if answer is None:
-        raise _RowFault(f'missing field: "answer" (expected keys: problem, answer, or a solution ending in '
-                        f'\\boxed{{...}}; found: {", ".join(row)})')
+        expected = f'"{fields.answer}"' if fields.answer else '"answer"'
+        raise _RowFault(f'missing field: {expected} (expected keys: problem, answer, or a solution ending in '
+                        f'\\boxed{{...}}; found: {", ".join(row)}); an answer field that is present but empty '
+                        "marks a problem to be labelled by majority vote")
     _, raw_id = _first_present(row, ID_KEYS)
-    problem_id = f"{id_prefix}{raw_id}" if raw_id is not None else f"{file.stem}-{line}"
     level = row.get("level")
     return ProblemRecord(
-        id=problem_id,
+        id=f"{id_prefix}{raw_id}" if raw_id is not None else default_id,
         problem=problem,
         answer=answer,
         source=str(row.get("source") or source),
         level=None if level is None else str(level),
+        answer_source="reference" if answer else "none",
     )
 
 
-def _answer_of(row: dict[str, Any]) -> str | None:
-    """The reference answer as text, from whichever answer field the row's layout uses."""
-    key, value = _first_present(row, ANSWER_KEYS)
-    if key is None:
+def _answer_of(row: dict[str, Any], field: str | None = None) -> str | None:
+    """The reference answer as text, from whichever answer field the row's layout uses (or `field`).
+
+    None: the row names no answer at all (a bad row). "": it has an answer field, but it is empty and no
+    `solution` boxes one: a problem without a reference answer."""
+    keys = (field,) if field else ANSWER_KEYS
+    key, value = _first_present(row, keys)
+    present = any(k in row for k in keys)
+    if key is None or not str(value).strip():
         solution = row.get("solution")
-        return extract_boxed(solution) if isinstance(solution, str) else None
+        boxed = extract_boxed(solution) if isinstance(solution, str) and not field else None
+        return boxed if boxed is not None else ("" if present else None)
     if isinstance(value, str) and value.lstrip().startswith("["):
         try:
             value = ast.literal_eval(value)
@@ -317,7 +476,7 @@ def _answer_of(row: dict[str, Any]) -> str | None:
     text = str(value).strip()
     if "####" in text:  # GSM8K: a worked solution whose last line is "#### <number>"
         text = text.rsplit("####", 1)[1].strip().replace(",", "")
-    return text or None
+    return text
 
 
 def _strip_dollars(text: str) -> str:

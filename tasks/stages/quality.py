@@ -83,9 +83,10 @@ def is_english(text: str) -> bool:
 
 
 class TraceQuality(BaseModel):
-    """Quality metrics of one problem's trace, kept or dropped."""
+    """Quality metrics of one trace (a solver sample of a problem), kept or dropped."""
 
     problem_id: str
+    sample_index: int = 0
     kept: bool
     drop_reason: str | None
     solver_correct: bool
@@ -107,6 +108,7 @@ def trace_quality(decision: FilterDecision, trace: TraceRecord, nl: NLTraceRecor
     n_faithful = sum(t.faithful for t in translations)
     return TraceQuality(
         problem_id=decision.problem_id,
+        sample_index=decision.sample_index,
         kept=decision.kept,
         drop_reason=decision.drop_reason,
         solver_correct=trace.answer_correct,

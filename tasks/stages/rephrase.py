@@ -90,6 +90,7 @@ def rephrase_trace(trace: TraceRecord, calls: list[ToolCallRecord], translations
             solution, final_answer = "", None
     return NLTraceRecord(
         problem_id=trace.problem_id,
+        sample_index=trace.sample_index,
         problem=trace.problem,
         reference_answer=trace.reference_answer,
         solution=solution,

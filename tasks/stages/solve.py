@@ -8,7 +8,14 @@ Two tool protocols produce the same `ToolCallRecord`:
 - `functions`: the SymPy toolkit offered through function calling (models that support it);
 - `code`: ToRA-style ```python blocks answered by a ```output block (models that do not, such as
   the embedded one). Generation stops at "```output" so the model never invents tool results.
-Every call runs in the sandbox, in one session per problem so variables persist across turns.
+Every call runs in the sandbox, in one session per episode so variables persist across turns.
+
+A problem may be solved several times (tasks/stages/sampling.py decides which and how often):
+sample 0 is drawn with the model's own settings, exactly as a single-sample run draws it, and
+sample j > 0 at a sampling temperature (the model's, or `SolveConfig.sample_temperature` when the
+model's is 0) with seed j, so the samples differ from each other and a re-run draws the same ones
+where the provider honours seeds. `solve_sample` is the stage's item function: the sample index is
+one of its arguments, so each sample is its own cached row.
 """
 
 from __future__ import annotations
@@ -63,9 +70,11 @@ class _Episode:
     """Mutable state of one solving episode; `solve_problem` drives it."""
 
     def __init__(self, problem: ProblemRecord, settings: LLMSettings, config: SolveConfig,
-                 prompt: PromptTemplate, protocol: ToolProtocol, sandbox: Sandbox) -> None:
+                 prompt: PromptTemplate, protocol: ToolProtocol, sandbox: Sandbox, sample_index: int) -> None:
         self.problem, self.settings, self.config = problem, settings, config
         self.prompt, self.protocol, self.sandbox = prompt, protocol, sandbox
+        self.sample_index = sample_index
+        self.temperature, self.seed = sampling_of(sample_index, settings, config)
         self.session_id = f"{problem.id}-{uuid.uuid4().hex[:8]}"
         system = prompt.render(f"system_{protocol}")
         self.prefix: list[dict[str, Any]] = [{"role": "system", "content": system}]
@@ -85,6 +94,8 @@ class _Episode:
             tools=tool_schemas() if tools else None,
             stop=CODE_PROTOCOL_STOPS if self.protocol == "code" else None,
             max_tokens=max_tokens,
+            temperature=self.temperature,
+            seed=self.seed,
         )
         if self.protocol == "code" and reply.content.count("```") % 2 == 1:
             reply = reply.model_copy(update={"content": reply.content.rstrip() + "\n```"})  # re-close the cut fence
@@ -100,6 +111,7 @@ class _Episode:
             result = self.sandbox.run(code, self.session_id, timeout=self.config.tool_timeout_s)
         self.calls.append(ToolCallRecord(
             problem_id=self.problem.id,
+            sample_index=self.sample_index,
             call_index=len(self.calls),
             tool_protocol=self.protocol,
             tool_name=tool_name,
@@ -139,12 +151,24 @@ class _Episode:
         return result.text_for_model(), result.status != "ok"
 
 
+def sampling_of(sample_index: int, settings: LLMSettings, config: SolveConfig) -> tuple[float | None, int | None]:
+    """(temperature, seed) of a sample: sample 0 keeps the model's settings (None, None); sample j samples with seed j."""
+    if sample_index == 0:
+        return None, None
+    return (settings.temperature if settings.temperature > 0 else config.sample_temperature), sample_index
+
+
+def solve_sample(problem: ProblemRecord, sample_index: int, settings: LLMSettings, config: SolveConfig) -> SolveOutcome:
+    """The solve stage's item function: sample `sample_index` of `problem` (a cached row of its own)."""
+    return solve_problem(problem, settings, config, sample_index=sample_index)
+
+
 def solve_problem(problem: ProblemRecord, settings: LLMSettings, config: SolveConfig,
-                  sandbox: Sandbox | None = None) -> SolveOutcome:
+                  sandbox: Sandbox | None = None, *, sample_index: int = 0) -> SolveOutcome:
     """Run the Solver agent on one problem. LLM failures end the episode as status "error", never raise."""
     protocol = resolve_protocol(config, settings)
     prompt = load_prompt("solver", config.prompt_version)
-    episode = _Episode(problem, settings, config, prompt, protocol, sandbox or get_default_sandbox())
+    episode = _Episode(problem, settings, config, prompt, protocol, sandbox or get_default_sandbox(), sample_index)
     plan, final_answer, status, error, llm_error = "", None, "no_answer", None, None
     try:
         if config.plan_first:
@@ -181,12 +205,15 @@ def solve_problem(problem: ProblemRecord, settings: LLMSettings, config: SolveCo
         episode.sandbox.close_session(episode.session_id)
     trace = TraceRecord(
         problem_id=problem.id,
+        sample_index=sample_index,
         problem=problem.problem,
         reference_answer=problem.answer,
         plan=plan,
         messages_json=json.dumps(episode.conversation, ensure_ascii=False),
         final_answer=final_answer,
-        answer_correct=final_answer is not None and answers_match(final_answer, problem.answer, problem=problem.problem),
+        # a problem without a reference answer is graded later, against its samples' majority vote
+        answer_correct=final_answer is not None and bool(problem.answer)
+        and answers_match(final_answer, problem.answer, problem=problem.problem),
         n_tool_calls=len(episode.calls),
         n_turns=episode.assistant_turns,
         status=status,

@@ -20,10 +20,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from tasks.llm import SpendSettings, SpendTotals, Usage
-from tasks.records import NLTraceRecord, ToolCallRecord, TraceRecord, TranslationRecord
+from tasks.records import NLTraceRecord, ToolCallRecord, TraceRecord, TranslationRecord, rows_by_trace, trace_key
 from tasks.stages.estimate import LLM_STAGES, EstimateCheck, check_estimate, load_estimate
-from tasks.stages.filter import FilterOutcome, by_problem, calls_to_translate, solver_drop_reason
-from tasks.stages.filter import translation_drop_reason
+from tasks.stages.filter import FilterOutcome, selection_drop_reasons, translation_drop_reason
 
 
 class StageCost(BaseModel):
@@ -73,21 +72,29 @@ class SpendSummary(BaseModel):
 
 
 def finished_traces(traces: Sequence[TraceRecord], calls: Sequence[ToolCallRecord],
-                    translations: Sequence[TranslationRecord], nl_traces: Sequence[NLTraceRecord]) -> list[TraceRecord]:
-    """The traces whose whole chain is done: dropped by the solver, dropped for an unfaithful translation with every
-    call translated, or rephrased. The others were cut short by a budget."""
-    translations_of, rephrased = by_problem(translations), {n.problem_id for n in nl_traces}
-    to_translate = by_problem(calls_to_translate([t for t in traces if solver_drop_reason(t) is None], calls))
+                    translations: Sequence[TranslationRecord], nl_traces: Sequence[NLTraceRecord],
+                    keep_per_problem: int = 1) -> list[TraceRecord]:
+    """The traces whose whole chain is done: dropped by the solver or the selection of distinct traces, dropped for
+    an unfaithful translation with every call translated, or rephrased. The others were cut short by a budget."""
+    selection = selection_drop_reasons(traces, calls, keep_per_problem)
+    calls_of, translations_of = rows_by_trace(calls), rows_by_trace(translations)
+    rephrased = {trace_key(n) for n in nl_traces}
     done = []
     for trace in traces:
-        pid = trace.problem_id
-        translated = {t.call_index for t in translations_of.get(pid, [])}
-        if solver_drop_reason(trace) is not None or pid in rephrased:
-            done.append(trace)
-        elif all(c.call_index in translated for c in to_translate.get(pid, [])) and \
-                translation_drop_reason(to_translate.get(pid, []), translations_of.get(pid, [])) is not None:
+        key = trace_key(trace)
+        translated = {t.call_index for t in translations_of[key]}
+        all_translated = all(c.call_index in translated for c in calls_of[key] if c.status == "ok")
+        if selection[key] is not None or key in rephrased or (
+                all_translated and translation_drop_reason(calls_of[key], translations_of[key]) is not None):
             done.append(trace)
     return done
+
+
+def problems_done(traces: Sequence[TraceRecord], done: Sequence[TraceRecord]) -> int:
+    """Problems every drawn trace of which is done (for "N of M problems done" when a budget stopped the run)."""
+    finished = {trace_key(t) for t in done}
+    open_problems = {t.problem_id for t in traces if trace_key(t) not in finished}
+    return len({t.problem_id for t in traces} - open_problems)
 
 
 def stage_costs(traces: Sequence[TraceRecord], translations: Sequence[TranslationRecord],

@@ -173,6 +173,7 @@ def translate_tool_call(call: ToolCallRecord, settings: LLMSettings, config: Tra
         check = Check(faithful=False, method=check.method, reason=f"LLM call failed: {exc}")
     return TranslationRecord(
         problem_id=call.problem_id,
+        sample_index=call.sample_index,
         call_index=call.call_index,
         tool_name=call.tool_name,
         tool_output=call.output,
