@@ -360,6 +360,37 @@ _UNICODE = {"\u2009": " ", "\u202f": " ", "\u00a0": " ", "\u2007": " ", "\u2212"
 _SUPERSCRIPTS = str.maketrans("\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079\u207b", "0123456789-")
 
 
+# The units a value may end in, by canonical name: a wrong unit is decided only between two known ones
+# ("15 m" for "15 s"), since stripping both must not make it right; "5 square units" decides nothing.
+_UNIT_NAMES = {
+    "mm": ("mm", "millimeter", "millimetre"), "cm": ("cm", "centimeter", "centimetre"), "m": ("m", "meter", "metre"),
+    "km": ("km", "kilometer", "kilometre"), "in": ("in", "inch", "inche"), "ft": ("ft", "foot", "feet"),
+    "yd": ("yd", "yard"), "mi": ("mi", "mile"), "s": ("s", "sec", "second"), "min": ("min", "minute"),
+    "h": ("h", "hr", "hour"), "day": ("day",), "week": ("week",), "yr": ("yr", "year"), "mg": ("mg", "milligram"),
+    "g": ("g", "gram"), "kg": ("kg", "kilogram"), "lb": ("lb", "pound"), "oz": ("oz", "ounce"),
+    "ml": ("ml", "milliliter", "millilitre"), "l": ("l", "liter", "litre"), "gal": ("gal", "gallon"),
+    "dollar": ("dollar", "usd"), "cent": ("cent",), "euro": ("euro", "eur"), "deg": ("deg", "degree"),
+    "rad": ("rad", "radian"), "mph": ("mph",),
+}
+_CANONICAL_UNIT = {alias: name for name, aliases in _UNIT_NAMES.items() for alias in aliases}
+
+
+def _unit_of(answer: str) -> str | None:
+    """The canonical name of the (first) unit after a value, if it is one of `_UNIT_NAMES`."""
+    s = answer.replace("$", "").strip().rstrip(".")
+    m = _TEXT_UNITS.match(s) or _TRAILING_UNITS.match(s)
+    if m is None:
+        return None
+    word = re.split(r"[^A-Za-z]+", m.group("units").strip())[0]
+    if word in ("mL", "L"):
+        return "ml" if word == "mL" else "l"
+    word = word.lower()
+    for candidate in (word, word[:-1], word[:-2]) if len(word) > 3 else (word,):  # "inches", "meters"
+        if candidate in _CANONICAL_UNIT:
+            return _CANONICAL_UNIT[candidate]
+    return None
+
+
 def _unwrap_text(s: str) -> str:
     """`\\text{x}` / `\\textbf{x}` / `\\mbox{x}` / `\\mathrm{x}` -> `x` (innermost first)."""
     pattern = re.compile(
@@ -884,11 +915,19 @@ def _values_match(pred: str, ref: str, pred_percent: bool, ref_percent: bool,
 
 
 def _decimal_comma_value(prediction: str) -> Fraction | None:
-    """"3,5" / "3{,}5" / "0,125" read as a decimal: only asked when the reference is one number."""
+    """"3,5" / "3{,}5" / "0,125" read as a decimal: only asked when the reference is one number.
+
+    Three digits ending in 0 after a non-zero whole part ("1,000", "3,500") are a thousands group: a
+    decimal comma does not pad zeros, and reading "1,000" as 1 would accept a thousand for one."""
     s = re.sub(r"\\[!,]|\{,\}", ",", prediction.replace("$", "")).strip().rstrip(".")
     s = re.sub(r",+", ",", s)
     m = re.fullmatch(r"(-?\d+),(\d+)", s)
-    return Fraction(f"{m.group(1)}.{m.group(2)}") if m else None
+    if m is None:
+        return None
+    whole, fraction = m.groups()
+    if len(fraction) == 3 and fraction.endswith("0") and whole.lstrip("-") != "0":
+        return None
+    return Fraction(f"{whole}.{fraction}")
 
 
 def _collections_match(pred: str, ref: str, precision: Precision | None) -> GradeMethod | None:
@@ -978,6 +1017,8 @@ def _match_method(prediction: str, reference: str, problem: str | None = None,
     ref, ref_percent = normalize_answer(reference)
     if not pred:
         return "no_answer"
+    if (pred_unit := _unit_of(prediction)) and (ref_unit := _unit_of(reference)) and pred_unit != ref_unit:
+        return "mismatch"  # 15 m for 15 s: units are stripped from both sides, so a wrong one is caught here
     precision = stated_precision(problem, reference)
     if precision is not None:
         ref = re.sub(r"^(?:\\approx|≈|~)\s*", "", ref)

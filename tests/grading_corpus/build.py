@@ -572,6 +572,21 @@ def build() -> list[dict]:
         if wrong:
             corpus.add("gold_solution", item, corpus.boxed(wrong), solution, False, "a moved literal of that answer")
 
+    # added after the classes above (so their rows stay as they were): readings that must not accept
+    # a wrong value. "n,000" is n thousand, never the decimal n.000; a value in another unit is wrong.
+    for item in [i for i in every if INT.match(i.answer) and 1 <= int(i.answer) <= 999][:60]:
+        corpus.add("decimal_comma", item, corpus.boxed(f"{item.answer},000"), item.answer, False,
+                   f"{item.answer},000 is {item.answer} thousand: a comma before three digits ending in 0 groups thousands")
+    unit_pairs = [("\\text{ m}", "\\text{ s}", "\\text{ meters}"), ("\\text{ cm}", "\\text{ m}", "\\text{ centimeters}"),
+                  (" hours", "\\text{ minutes}", "\\text{ hr}"), ("\\text{ kg}", "\\text{ g}", " kilograms"),
+                  (" dollars", "\\text{ cents}", "\\text{ USD}"), ("\\text{ feet}", "\\text{ inches}", "\\text{ ft}")]
+    for n, item in enumerate([i for i in plain_numbers if INT.match(i.answer)][:60]):
+        unit, other, spelled = unit_pairs[n % len(unit_pairs)]
+        corpus.add("units", item, corpus.boxed(f"{item.answer}{other}"), f"{item.answer}{unit}", False,
+                   f"the reference's value in {other.strip()!r}, not {unit.strip()!r}")
+        corpus.add("units", item, corpus.boxed(f"{item.answer}{spelled}"), f"{item.answer}{unit}", True,
+                   f"the reference's value and unit, {unit.strip()!r} written as {spelled.strip()!r}")
+
     add_real_completions(corpus)
     return corpus.rows
 
