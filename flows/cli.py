@@ -128,6 +128,8 @@ class ToolDistill(BaseSettings):
     paper: CliSubCommand[PaperCommand]
 
 
+COMMANDS = [name.replace("_", "-") for name in ToolDistill.model_fields]
+
 # ---------------------------------------------------------------- checks before Prefect starts
 
 
@@ -363,6 +365,16 @@ def _report_failure(name: str, exc: BaseException, console: Console, verbose: bo
     return EXIT_FAILED
 
 
+def _keep_log_in_output_dir(console: Console, output_dir: Path) -> None:
+    """Create the output dir (the first file a run writes): a folder that cannot be made is bad input, as
+    for one the early checks could rule out (these pass for root under a read-only or virtual filesystem)."""
+    try:
+        console.keep_log_in(output_dir)
+    except OSError as exc:
+        raise BadInput(f"--output-dir {output_dir}: cannot write there ({exc.strerror or exc}); "
+                       "pass a folder you can write to") from exc
+
+
 def _guarded_work(name: str, command: Any) -> Callable[[], int]:
     def work() -> int:
         console = Console()
@@ -371,10 +383,10 @@ def _guarded_work(name: str, command: Any) -> Callable[[], int]:
         try:
             if isinstance(command, DistillCommand):
                 _preflight(command)  # before anything is written: a model that cannot answer leaves no files
+            _keep_log_in_output_dir(console, Path(command.output_dir))
         except BadInput as exc:
             console.discard_log()
             return _report_failure(name, exc, console, command.verbose)
-        console.keep_log_in(Path(command.output_dir))
         if command.quiet:
             os.environ["TOOL_DISTILL_PROGRESS"] = "off"
         try:
@@ -403,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     command = get_subcommand(root, is_required=False)
     if command is None:
-        CliApp.run(ToolDistill, cli_args=["--help"])
+        print(f"tool-distill: name a command ({', '.join(COMMANDS)}); see tool-distill --help", file=sys.stderr)
         return EXIT_BAD_INPUT
     name = args[0]
     try:

@@ -17,6 +17,7 @@ import ctypes
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable
 
 _CLONE_NEWUSER = 0x10000000
@@ -86,6 +87,8 @@ def run_guarded(work: Callable[[], int], *, verbose: bool = False) -> int:
             code = work()
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException:  # os._exit below skips Python's own report: never end in silence
+            traceback.print_exc()
         finally:
             sys.stdout.flush()
             sys.stderr.flush()

@@ -66,10 +66,13 @@ BAD_INVOCATIONS = [
     (["distill", "--problems", "hf:{inputs}/saved", "--problem-field", "prompt"], 'no column "prompt"'),
     (["train-eval", "--sft", "{inputs}/missing.parquet"], "no such file; run `tool-distill distill` first"),
     (["train-eval", "--sft", "{inputs}/bad.jsonl", "--benchmarks", "math501"], "unknown math501"),
+    ([], "name a command (distill, estimate, demo, train-eval, paper)"),
+    (["paper", "--output-dir", "{inputs}/a_file"], "is a file, not a folder"),
 ]
 
 
-@pytest.mark.parametrize(("args", "expected"), BAD_INVOCATIONS, ids=[" ".join(a) for a, _ in BAD_INVOCATIONS])
+@pytest.mark.parametrize(("args", "expected"), BAD_INVOCATIONS,
+                         ids=[" ".join(a) or "(no command)" for a, _ in BAD_INVOCATIONS])
 def test_bad_input_ends_in_one_line_exit_2_before_prefect_and_writes_nothing(tmp_path: Path, args, expected) -> None:
     inputs = _inputs(tmp_path)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
@@ -89,7 +92,7 @@ def test_bad_input_ends_in_one_line_exit_2_before_prefect_and_writes_nothing(tmp
 def test_help_lists_every_command_with_an_example(tmp_path: Path) -> None:
     proc = _tool_distill("--help", cwd=tmp_path)
     assert proc.returncode == 0
-    for command in ("demo", "distill", "estimate", "train-eval"):
+    for command in ("demo", "distill", "estimate", "train-eval", "paper"):
         assert f"tool-distill {command}" in proc.stdout
 
 
@@ -113,19 +116,55 @@ def test_a_model_that_cannot_answer_is_refused_before_the_run(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_a_run_whose_llm_calls_all_fail_fails_with_the_error_classes(tmp_path: Path) -> None:
+def test_an_endpoint_that_rejects_the_key_or_lacks_the_model_is_named_before_the_run(tmp_path: Path) -> None:
+    from mock_llm_server import FaultRule, MockLLMServer
+
+    key = "sk-fake-cli-0000"
+    env = {**env_without_prefect(), "OPENAI_API_KEY": key}
+    with MockLLMServer(faults=[FaultRule("bad_key", times=1000)]) as server:
+        cases = [(["--model", "openai/scripted", "--api-base", server.url], "rejected the API key (401); check OPENAI_API_KEY"),
+                 (["--model", "hosted_vllm/scripted", "--api-base", f"{server.url}/nope"], "was not found (404)")]
+        for flags, expected in cases:
+            proc = _tool_distill("distill", "--limit", "1", "--output-dir", "out", *flags, cwd=tmp_path, env=env)
+            assert proc.returncode == 2, proc.stdout + proc.stderr
+            ours = proc.stderr.strip().splitlines()
+            assert len(ours) == 1 and expected in ours[0] and key not in proc.stderr, proc.stderr
+            assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_an_output_dir_that_cannot_be_created_is_one_line_and_leaves_no_log(tmp_path: Path) -> None:
+    """/proc passes a write check for root (the early check), so the failure comes when the run makes the folder."""
+    logs_before = set(Path(tempfile.gettempdir()).glob("tool-distill-*.log"))
+    proc = _tool_distill("distill", "--limit", "1", "--model", "scripted/arith", "--output-dir", "/proc/tool-distill-out",
+                         cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    ours = proc.stderr.strip().splitlines()
+    assert len(ours) == 1 and "--output-dir /proc/tool-distill-out" in ours[0] and "Traceback" not in proc.stderr
+    assert set(Path(tempfile.gettempdir()).glob("tool-distill-*.log")) <= logs_before
+
+
+@pytest.mark.slow
+def test_a_run_whose_llm_calls_all_fail_fails_with_the_error_classes_and_resumes(tmp_path: Path) -> None:
     from mock_llm_server import FaultRule, MockLLMServer
 
     env = {**env_without_prefect(), "OPENAI_API_KEY": "sk-fake-cli-0000"}
+    run = ["distill", "--limit", "3", "--output-dir", "out", "--model", "openai/scripted", "--skip-preflight",
+           "--llm.num-retries", "0", "--tool-protocol", "code"]
     with MockLLMServer(faults=[FaultRule("bad_key", times=1000)]) as server:  # a revoked key: every call is a 401
-        proc = _tool_distill("distill", "--limit", "3", "--output-dir", "out", "--model", "openai/scripted",
-                             "--api-base", server.url, "--skip-preflight", "--llm.num-retries", "0",
-                             "--tool-protocol", "code", cwd=tmp_path, env=env)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+        proc = _tool_distill(*run, "--api-base", server.url, cwd=tmp_path, env=env)
+        verbose = _tool_distill(*run, "--api-base", server.url, "--verbose", cwd=tmp_path, env=env)
+    assert proc.returncode == 1 and verbose.returncode == 1, proc.stdout + proc.stderr
     line = proc.stderr.strip().splitlines()[-1]
     assert line.startswith("tool-distill distill: failed: solve: 3 of 3 rows failed in their LLM calls (AuthenticationError x3)")
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in proc.stderr and "Traceback" in verbose.stderr  # --verbose: the traceback too
     assert (tmp_path / "out" / "traces.parquet").is_file()  # what ran is kept, for the resumed run
+    with MockLLMServer() as server:  # the key fixed: the same command goes on, quietly
+        proc = _tool_distill(*run, "--api-base", server.url, "--quiet", cwd=tmp_path, env=env)
+        requests = server.stats().requests
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert requests > 0 and (tmp_path / "out" / "sft.parquet").is_file()
+    assert "rows (" not in proc.stderr  # --quiet: no progress lines
 
 
 @pytest.mark.slow
