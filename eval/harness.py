@@ -40,7 +40,7 @@ from eval.records import (  # noqa: F401 (EvalConfig and the records are re-expo
     read_eval_records,
     write_eval_records,
 )
-from eval.report import publish_prefect_artifacts, write_chart, write_markdown_report
+from eval.report import write_chart, write_markdown_report
 
 
 
@@ -187,7 +187,7 @@ def evaluate_models(models: list[ModelUnderTest], benchmarks: list[str], config:
 
 def write_outputs(models: list[ModelUnderTest], summaries: list[BenchmarkSummary], config: EvalConfig,
                   output_dir: Path) -> EvalReport:
-    """summary.json, report.md and accuracy.png, and the Prefect artifacts inside a run."""
+    """summary.json, report.md and accuracy.png (a flow publishes them as artifacts: flows/run_report.py)."""
     summary_path = output_dir / "summary.json"
     summary_path.write_text(json.dumps({
         "config": config.model_dump(mode="json"),
@@ -195,11 +195,9 @@ def write_outputs(models: list[ModelUnderTest], summaries: list[BenchmarkSummary
         "summaries": [s.model_dump(mode="json") for s in summaries],
     }, indent=2))
     chart_path = write_chart(summaries, output_dir / "accuracy.png")
-    markdown = write_markdown_report(summaries, config, chart_path, output_dir / "report.md")
-    published = publish_prefect_artifacts(markdown, summaries, chart_path)
+    write_markdown_report(summaries, config, chart_path, output_dir / "report.md")
     return EvalReport(output_dir=output_dir, summaries=summaries, summary_path=summary_path,
-                      report_path=output_dir / "report.md", chart_path=chart_path,
-                      published_artifacts=published)
+                      report_path=output_dir / "report.md", chart_path=chart_path)
 
 
 def regrade(output_dir: Path) -> EvalReport:
@@ -217,7 +215,8 @@ def regrade(output_dir: Path) -> EvalReport:
         path = output_dir / "per_problem" / old["label"] / f"{old['benchmark']}.parquet"
         records = []
         for record in read_eval_records(path):
-            verdict = grade(record.completion, record.reference_answer)
+            # the prompt holds the problem, and so any precision it states ("to the nearest tenth")
+            verdict = grade(record.completion, record.reference_answer, problem=record.prompt)
             records.append(record.model_copy(update={"extracted_answer": verdict.extracted,
                                                      "correct": verdict.correct, "grade_method": verdict.method}))
         write_eval_records(records, path)

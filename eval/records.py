@@ -86,7 +86,6 @@ class EvalReport(BaseModel):
     summary_path: Path
     report_path: Path
     chart_path: Path
-    published_artifacts: bool
 
 
 _ARROW_TYPES = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}

@@ -1,4 +1,4 @@
-"""Human-readable outputs of an evaluation: a markdown report, a bar chart, and Prefect artifacts.
+"""Human-readable outputs of an evaluation: a markdown report, a bar chart, and the rows of its summary table.
 
 The report shows each (model label, benchmark) run with its 95% interval, and, when several labels
 were evaluated, each label's change against the first one (normally base -> tuned): an interval
@@ -118,22 +118,17 @@ def write_chart(summaries: list[BenchmarkSummary], path: Path) -> Path:
     return path
 
 
-def publish_prefect_artifacts(markdown: str, summaries: list[BenchmarkSummary], chart_path: Path) -> bool:
-    """Publish the report and summary table as Prefect artifacts, only inside a flow or task run."""
-    from prefect.context import FlowRunContext, TaskRunContext
-
-    if FlowRunContext.get() is None and TaskRunContext.get() is None:
-        return False
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
-
+def inline_chart(markdown: str, chart_path: Path) -> str:
+    """The report with its chart inline (a data URI), for a viewer that cannot open files next to it."""
+    if not chart_path.exists():
+        return markdown
     image = base64.b64encode(chart_path.read_bytes()).decode()
-    inline = markdown.replace(f"]({chart_path.name})", f"](data:image/png;base64,{image})")
-    create_markdown_artifact(markdown=inline, key="eval-report", description="No-tool benchmark accuracy")
-    create_table_artifact(
-        table=[{"benchmark": s.benchmark, "label": s.label, "problems": s.n_problems,
-                "accuracy_pct": round(100 * s.accuracy, 2), "ci_low_pct": round(100 * s.ci_low, 2),
-                "ci_high_pct": round(100 * s.ci_high, 2),
-                "mean_tokens": round(s.mean_completion_tokens, 1)} for s in summaries],
-        key="eval-summary", description="Accuracy per (model, benchmark) with 95% interval",
-    )
-    return True
+    return markdown.replace(f"]({chart_path.name})", f"](data:image/png;base64,{image})")
+
+
+def summary_rows(summaries: list[BenchmarkSummary]) -> list[dict[str, str | int | float]]:
+    """One row per (model label, benchmark): accuracy and its 95% interval in percent, mean completion tokens."""
+    return [{"benchmark": s.benchmark, "label": s.label, "problems": s.n_problems,
+             "accuracy_pct": round(100 * s.accuracy, 2), "ci_low_pct": round(100 * s.ci_low, 2),
+             "ci_high_pct": round(100 * s.ci_high, 2), "mean_tokens": round(s.mean_completion_tokens, 1)}
+            for s in summaries]

@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, CliApp, CliSubCommand, SettingsConfigDict, SettingsError, get_subcommand
 
 from flows.console import Console
-from flows.offline_env import apply_offline_defaults
+from training.offline_env import apply_offline_defaults
 from flows.params import DistillParams, PaperParams, TrainEvalParams
 from flows.process_guard import run_guarded
 from tasks.llm.records import BATCH_PROVIDERS
@@ -271,11 +271,11 @@ def _print_distill_summary(summary: Any, console: Console) -> None:
 
 def _print_yield(report: Any, console: Console) -> None:
     """Kept per problem, per 1,000 calls and per dollar; with several samples, what each sample index added."""
-    def shown(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:g}"
+    from tasks.stages.summary import shown_ratio
 
-    print(f"  yield: {shown(report.kept_per_problem)} kept per problem, {shown(report.kept_per_1000_calls)} per 1,000 "
-          f"LLM calls ({report.llm_calls} calls), {shown(report.kept_per_usd)} per $", file=console.out)
+    print(f"  yield: {shown_ratio(report.kept_per_problem)} kept per problem, "
+          f"{shown_ratio(report.kept_per_1000_calls)} per 1,000 LLM calls ({report.llm_calls} calls), "
+          f"{shown_ratio(report.kept_per_usd)} per $", file=console.out)
     if report.labels["majority"] or report.labels["no_consensus"]:
         print(f"  answer labels: {report.labels['reference']} reference, {report.labels['majority']} majority vote, "
               f"{report.labels['no_consensus']} no consensus", file=console.out)

@@ -18,7 +18,8 @@ Distill (`publish_distill_report`, one call at the end of the flow):
 Train-eval (`publish_train_eval_report`):
     train-eval-loss       markdown: the loss curve and the run's speed and device
     train-eval-accuracy   markdown: base vs tuned per benchmark with 95% intervals, chart and table
-    (eval/report.py publishes eval-report and eval-summary itself)
+    eval-report           markdown: the evaluation's report.md, its chart inline
+    eval-summary          table: accuracy per (model, benchmark) with its 95% interval
 
 The builders are pure functions of the stage records, so tests check them without Prefect; the
 publish functions only hand their output to flows/artifacts.py.
@@ -29,91 +30,32 @@ from __future__ import annotations
 import html
 import io
 import json
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
+from eval.report import inline_chart, summary_rows
 from flows.artifacts import never_fails, png_markdown, publish_markdown, publish_table
 from tasks.llm import Usage
 from tasks.parquet_io import stage_path
 from tasks.records import STAGE_RECORDS, FilterDecision, NLTraceRecord, ToolCallRecord, TraceRecord, TranslationRecord
 from tasks.records import rows_by_trace, trace_key
 from tasks.stages.filter import FilterOutcome
+from tasks.stages.funnel import SOLVER_DROPS, TRANSLATION_DROPS, FunnelStep, funnel_steps
 from tasks.stages.problems import PreparedProblems
-from tasks.stages.spend_report import spend_markdown
-from tasks.stages.summary import DistillSummary, YieldReport
+from tasks.stages.spend_report import StageCost, spend_markdown, stage_costs
+from tasks.stages.summary import DistillSummary, YieldReport, shown_ratio
 
-if TYPE_CHECKING:  # only their fields are read; importing them would load torch into the distill flow
+if TYPE_CHECKING:  # only their fields are read; importing training.sft would load torch into the distill flow
     from eval.records import EvalReport
     from training.sft import TrainResult
 
-SOLVER_DROPS = ("solver_error", "no_consensus", "solver_no_answer", "solver_wrong_answer")
-DISTINCT_DROPS = ("duplicate_trace", "keep_limit_reached")  # a step of its own when problems have several samples
-TRANSLATION_DROPS = ("unfaithful_translation",)
 SAMPLES_KEPT, SAMPLES_DROPPED = 2, 3
 # Long texts are cut in the samples (the Parquet files hold them whole).
 MAX_PROBLEM_CHARS, MAX_CODE_CHARS, MAX_OUTPUT_CHARS, MAX_SOLUTION_CHARS = 1500, 1200, 800, 3000
 
 
-class FunnelStep(BaseModel):
-    stage: str
-    rows: int
-    share_of_problems: float | None  # None for the rows loaded before dedup/decontamination/limit
-    dropped: int  # lost between the previous step and this one
-    drop_reasons: dict[str, int]
-
-
-# ---- funnel -------------------------------------------------------------------------------------------------------
-
-def funnel_steps(counts: dict[str, int], decisions: Sequence[FilterDecision]) -> list[FunnelStep]:
-    """loaded -> problems -> solved -> faithful -> kept; each step says how many the previous one lost, and why.
-
-    When problems have several samples, the steps after "problems" count traces: "samples" (drawn),
-    then "distinct" after "solved" loses the duplicates and the traces beyond `keep_per_problem`
-    (a solution found near-identical after rephrasing is counted there too: the step counts what
-    the run keeps per distinct trace). With one sample per problem, duplicates count at "kept".
-    """
-    several = any(d.sample_index for d in decisions)
-    reasons = Counter(d.drop_reason for d in decisions if d.drop_reason)
-    traces = len(decisions)
-    problems = len({d.problem_id for d in decisions}) if several else traces
-    distinct_drops = DISTINCT_DROPS if several else ()
-    solver = {r: n for r, n in reasons.items() if r in SOLVER_DROPS}
-    duplicate = {r: n for r, n in reasons.items() if r in distinct_drops}
-    translation = {r: n for r, n in reasons.items() if r in TRANSLATION_DROPS}
-    solution = {r: n for r, n in reasons.items() if r not in (*SOLVER_DROPS, *distinct_drops, *TRANSLATION_DROPS)}
-    solved = traces - sum(solver.values())
-    distinct = solved - sum(duplicate.values())
-    faithful = distinct - sum(translation.values())
-    kept = faithful - sum(solution.values())
-
-    loaded = counts.get("loaded", problems)
-    before = {"duplicate_problem": loaded - counts.get("after_dedup", loaded)}
-    after_dedup = counts.get("after_dedup", loaded)
-    before["benchmark_overlap"] = after_dedup - counts.get("after_decontamination", after_dedup)
-    before["beyond_limit"] = counts.get("after_decontamination", after_dedup) - problems
-    before = {r: n for r, n in before.items() if n > 0}
-
-    def share(n: int) -> float | None:
-        return round(n / problems, 4) if problems else None
-
-    def step(stage: str, rows: int, previous: int, drop_reasons: dict[str, int]) -> FunnelStep:
-        return FunnelStep(stage=stage, rows=rows, share_of_problems=share(rows), dropped=previous - rows,
-                          drop_reasons=drop_reasons)
-
-    steps = [FunnelStep(stage="loaded", rows=loaded, share_of_problems=None, dropped=0, drop_reasons={}),
-             step("problems", problems, loaded, before)]
-    if several:
-        steps.append(FunnelStep(stage="samples", rows=traces, share_of_problems=share(traces), dropped=0,
-                                drop_reasons={}))
-    steps.append(step("solved", solved, traces, solver))
-    if several:
-        steps.append(step("distinct", distinct, solved, duplicate))
-    return [*steps, step("faithful", faithful, distinct, translation), step("kept", kept, faithful, solution)]
-
+# ---- funnel (its steps: tasks/stages/funnel.py) ---------------------------------------------------------------------
 
 def _reasons_text(reasons: dict[str, int]) -> str:
     return ", ".join(f"{reason}: {n}" for reason, n in sorted(reasons.items(), key=lambda item: (-item[1], item[0])))
@@ -156,17 +98,16 @@ def funnel_chart_png(steps: Sequence[FunnelStep], title: str) -> bytes:
 
 # ---- cost ---------------------------------------------------------------------------------------------------------
 
-def cost_rows(traces: Sequence[TraceRecord], translations: Sequence[TranslationRecord],
-              nl_traces: Sequence[NLTraceRecord], kept: int) -> list[dict[str, Any]]:
-    """Tokens and dollars per LLM stage, the run's total, and the total divided by the traces kept."""
+def cost_rows(stages: Sequence[StageCost], kept: int) -> list[dict[str, Any]]:
+    """Tokens and dollars per LLM stage (`spend_report.stage_costs`), the run's total, and the total divided by
+    the traces kept."""
     def row(stage: str, llm_rows: int | str, usage: Usage) -> dict[str, Any]:
         return {"stage": stage, "llm rows": llm_rows, "prompt tokens": usage.prompt_tokens,
                 "completion tokens": usage.completion_tokens, "cost usd": round(usage.cost_usd, 6)}
 
-    stages = [("solve", traces), ("translate", translations), ("rephrase", nl_traces)]
-    rows = [row(name, len(records), Usage.total(records)) for name, records in stages]
-    total = Usage.total([*traces, *translations, *nl_traces])
-    rows.append(row("total", sum(len(records) for _, records in stages), total))
+    rows = [row(s.stage, s.rows, Usage.total([s])) for s in stages]
+    total = Usage.total(stages)
+    rows.append(row("total", sum(s.rows for s in stages), total))
     if kept:
         per_kept = Usage(prompt_tokens=round(total.prompt_tokens / kept), completion_tokens=round(total.completion_tokens / kept),
                          cost_usd=total.cost_usd / kept)
@@ -189,8 +130,9 @@ def yield_rows(report: YieldReport) -> list[dict[str, Any]]:
                  "distinct, translated": sum(s.distinct_new for s in report.by_sample), "kept": report.kept,
                  "problems first kept": report.problems_with_kept, "llm calls": report.llm_calls,
                  "cost usd": report.cost_usd,
-                 "why dropped": f"kept per problem {report.kept_per_problem}, per 1,000 calls "
-                                f"{report.kept_per_1000_calls}, per $ {report.kept_per_usd}; labels {report.labels}"})
+                 "why dropped": f"kept per problem {shown_ratio(report.kept_per_problem)}, per 1,000 calls "
+                                f"{shown_ratio(report.kept_per_1000_calls)}, per $ {shown_ratio(report.kept_per_usd)}; "
+                                f"labels {report.labels}"})
     return rows
 
 
@@ -330,9 +272,10 @@ def publish_distill_report(output_dir: Path, prepared: PreparedProblems, traces:
                      f"Funnel chart: {kept} of {len(traces)} kept; the drop reasons; links to the Parquet files")
     report = summary.yield_report
     publish_table("distill-yield", yield_rows(report),
-                  f"{report.kept} kept from {report.problems} problems ({report.kept_per_problem} per problem, "
-                  f"{report.kept_per_1000_calls} per 1,000 LLM calls, {report.kept_per_usd} per $), by sample index")
-    publish_table("distill-cost", cost_rows(traces, translations, nl_traces, kept),
+                  f"{report.kept} kept from {report.problems} problems ({shown_ratio(report.kept_per_problem)} per problem, "
+                  f"{shown_ratio(report.kept_per_1000_calls)} per 1,000 LLM calls, {shown_ratio(report.kept_per_usd)} per $), "
+                  "by sample index")
+    publish_table("distill-cost", cost_rows(stage_costs(traces, translations, nl_traces), kept),
                   f"{summary.cost_usd:.4f} USD, {summary.prompt_tokens + summary.completion_tokens} tokens in all: "
                   "per stage and per kept trace")
     if summary.spend is not None:
@@ -424,3 +367,7 @@ def publish_train_eval_report(result: TrainResult, report: EvalReport) -> None:
                      f"Training loss curve ({result.steps} steps on {result.device})")
     publish_markdown("train-eval-accuracy", accuracy_markdown(report),
                      "Base vs tuned accuracy per benchmark with 95% intervals")
+    if Path(report.report_path).exists():
+        publish_markdown("eval-report", inline_chart(Path(report.report_path).read_text(), Path(report.chart_path)),
+                         "No-tool benchmark accuracy: the evaluation's report")
+    publish_table("eval-summary", summary_rows(report.summaries), "Accuracy per (model, benchmark) with 95% interval")

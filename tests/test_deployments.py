@@ -1,143 +1,39 @@
 """The deployment path for real: `prefect server`, work pools, `prefect deploy`, process workers,
 `prefect deployment run`, artifacts through the API, the pipeline's hand-off to gpu-pool, the UI.
 
-One server and one worker per pool serve the whole module (start-up is the expensive part). The
-server runs under its own PREFECT_HOME in a temporary folder, on a free loopback port, with its
-scheduler service off so the nightly cron can never start a run mid-test. Every process started
-here, and every flow-run process a worker started, is stopped at the end even when a test fails:
-workers first, with SIGINT (as a user's Ctrl-C), then the server.
+One server (tests/prefect_stack.py: its own PREFECT_HOME, a free loopback port, its scheduler off so the
+nightly cron can never start a run mid-test) and one worker per pool serve the whole module (start-up is
+the expensive part). Every process started here, and every flow-run process a worker started, is stopped
+at the end even when a test fails.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 
 from deployments.deploy import WORK_POOLS
+from prefect_stack import PREFECT, ROOT, PrefectStack
 from tasks.parquet_io import read_records, stage_path
 from tasks.records import ProblemRecord, TraceRecord
 
-ROOT = Path(__file__).resolve().parent.parent
-PREFECT = [sys.executable, "-m", "prefect"]
 SCRIPTED = {"model": "scripted/arithmetic"}
 RUN_TIMEOUT_S = 420  # a flow run on 2 shared cores: process start + imports + the run itself
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class PrefectStack:
-    """A running server, its workers and the helpers the tests drive them with."""
-
-    api_url: str
-    env: dict[str, str]
-    logs: Path
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
-
-    @property
-    def ui_url(self) -> str:
-        return self.api_url.removesuffix("/api")
-
-    def start(self, name: str, args: list[str]) -> subprocess.Popen:
-        log = (self.logs / f"{name}.log").open("w")
-        proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.processes[name] = proc
-        return proc
-
-    def log_tail(self, name: str, chars: int = 4000) -> str:
-        path = self.logs / f"{name}.log"
-        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
-
-    def cli(self, *args: str, timeout: float = RUN_TIMEOUT_S) -> subprocess.CompletedProcess:
-        return subprocess.run([*PREFECT, *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout)
-
-    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        response = httpx.request(method, f"{self.api_url}{path}", json=body, timeout=30)
-        response.raise_for_status()
-        return response.json()
-
-    def stop(self) -> None:
-        """Workers (SIGINT) before the server, then anything they left behind (flow-run processes)."""
-        order = sorted(self.processes, key=lambda name: name == "server")
-        for name in order:
-            proc = self.processes[name]
-            leftovers = _descendants(proc.pid)
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGINT)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=10)
-            for child in leftovers:
-                try:
-                    child.kill()
-                except psutil.NoSuchProcess:
-                    pass
-
-
-def _descendants(pid: int) -> list[psutil.Process]:
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _wait_healthy(stack: PrefectStack, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        server = stack.processes["server"]
-        assert server.poll() is None, f"prefect server exited with {server.returncode}:\n{stack.log_tail('server')}"
-        try:
-            if httpx.get(f"{stack.api_url}/health", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"prefect server not healthy after {timeout_s} s:\n{stack.log_tail('server')}")
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectStack]:
-    base = tmp_path_factory.mktemp("prefect-stack")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(base / "home"),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "TOKENIZERS_PARALLELISM": "false",
-        "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
-        "PREFECT_WORKER_QUERY_SECONDS": "2",
-    }
-    (base / "logs").mkdir()
-    stack = PrefectStack(api_url=env["PREFECT_API_URL"], env=env, logs=base / "logs")
+    stack = PrefectStack.serve(tmp_path_factory.mktemp("prefect-stack"), PREFECT_WORKER_QUERY_SECONDS="2")
     try:
-        stack.start("server", [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)])
-        _wait_healthy(stack)
-        deploy = subprocess.run([sys.executable, "-m", "deployments.deploy"], cwd=ROOT, env=env,
-                                capture_output=True, text=True, timeout=600)
+        deploy = stack.run([sys.executable, "-m", "deployments.deploy"], timeout=600)
         assert deploy.returncode == 0, f"deploy failed:\n{deploy.stdout[-4000:]}\n{deploy.stderr[-4000:]}"
         for pool in WORK_POOLS:
             stack.start(pool, [*PREFECT, "worker", "start", "--pool", pool, "--name", f"test-{pool}"])
@@ -152,8 +48,8 @@ def _deployment(stack: PrefectStack, full_name: str) -> dict[str, Any]:
 
 def _run_and_watch(stack: PrefectStack, deployment: str, params: dict[str, Any]) -> dict[str, Any]:
     """`prefect deployment run NAME --param params=... --watch` (as in the README), then the run from the API."""
-    done = stack.cli("deployment", "run", deployment, "--param", f"params={json.dumps(params)}",
-                     "--watch", "--watch-interval", "2", "--watch-timeout", str(RUN_TIMEOUT_S))
+    done = stack.run([*PREFECT, "deployment", "run", deployment, "--param", f"params={json.dumps(params)}",
+                      "--watch", "--watch-interval", "2", "--watch-timeout", str(RUN_TIMEOUT_S)], timeout=RUN_TIMEOUT_S)
     run_ids = [line.split("UUID:")[1].strip() for line in done.stdout.splitlines() if "UUID:" in line]
     assert run_ids, f"prefect deployment run {deployment} created no run ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     run = stack.api("GET", f"/flow_runs/{run_ids[0]}")
@@ -241,10 +137,10 @@ def test_ui_serves_the_page_of_a_run_a_worker_finished(stack: PrefectStack, dist
     """The UI's own page for the worker's run is served; what it renders is checked in Chromium by test_ui_browser.py."""
     run, _ = distill_run
     assert stack.api("GET", f"/flow_runs/{run['id']}")["state"]["name"] == "Completed"
-    settings = httpx.get(f"{stack.ui_url}/ui-settings", timeout=30).json()
+    settings = httpx.get(f"{stack.base_url}/ui-settings", timeout=30).json()
     assert settings["api_url"] == stack.api_url  # the JS app would otherwise fetch from another server
     base = settings[f"{settings['default_ui']}_base_url"].rstrip("/")
-    url = f"{stack.ui_url}{base}/runs/flow-run/{run['id']}?tab=Artifacts"
+    url = f"{stack.base_url}{base}/runs/flow-run/{run['id']}?tab=Artifacts"
     page = httpx.get(url, headers={"Accept": "text/html"}, follow_redirects=True, timeout=30)
     assert page.status_code == 200 and "<title>Prefect" in page.text
 

@@ -7,7 +7,7 @@ import pytest
 
 from eval.harness import EvalConfig, EvalRecord, k_values, summarize
 from eval.metrics import accuracy_interval, bootstrap_interval, majority_correct, pass_at_k, wilson_interval
-from eval.report import markdown_report, publish_prefect_artifacts, write_chart
+from eval.report import inline_chart, markdown_report, summary_rows, write_chart
 
 
 def test_pass_at_k_is_the_unbiased_estimator():
@@ -90,28 +90,13 @@ def test_report_and_chart_compare_labels(tmp_path):
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_artifacts_are_only_published_inside_a_prefect_run(tmp_path):
-    assert publish_prefect_artifacts("# report", [], tmp_path / "none.png") is False
-
-
-@pytest.mark.slow
-def test_report_and_summary_table_are_published_as_artifacts_inside_a_flow(tmp_path):
-    from prefect import flow
-    from prefect.artifacts import Artifact
-    from prefect.testing.utilities import prefect_test_harness
-
+def test_the_report_carries_its_chart_inline_and_the_table_a_row_per_label_and_benchmark(tmp_path):
     summary = summarize([_record("a", 0, True, "18")], 1.0, tmp_path / "a.parquet")
     chart = write_chart([summary], tmp_path / "accuracy.png")
-    markdown = markdown_report([summary], EvalConfig(), chart.name)
-
-    @flow
-    def publish() -> bool:
-        return publish_prefect_artifacts(markdown, [summary], chart)
-
-    with prefect_test_harness(server_startup_timeout=120):
-        assert publish() is True
-        report = Artifact.get("eval-report")
-        table = Artifact.get("eval-summary")
-    assert report is not None and "data:image/png;base64," in report.data  # the chart travels inline
-    assert table is not None and '"accuracy_pct": 100.0' in json.dumps(table.data if isinstance(table.data, list)
-                                                                         else json.loads(table.data))
+    inline = inline_chart(markdown_report([summary], EvalConfig(), chart.name), chart)
+    assert "](data:image/png;base64," in inline and "](accuracy.png)" not in inline  # the chart travels inline
+    assert inline_chart("# no chart", tmp_path / "missing.png") == "# no chart"
+    assert summary_rows([summary]) == [{"benchmark": summary.benchmark, "label": summary.label, "problems": 1,
+                                        "accuracy_pct": 100.0, "ci_low_pct": round(100 * summary.ci_low, 2),
+                                        "ci_high_pct": round(100 * summary.ci_high, 2),
+                                        "mean_tokens": round(summary.mean_completion_tokens, 1)}]

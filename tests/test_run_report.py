@@ -15,9 +15,11 @@ from prefect.testing.utilities import prefect_test_harness
 
 from eval.records import BenchmarkSummary, EvalReport
 from flows.artifacts import StageProgressArtifact, publish_markdown, publish_table
-from flows.run_report import (accuracy_markdown, cost_rows, funnel_chart_png, funnel_steps, loss_markdown, pick_samples,
+from flows.run_report import (accuracy_markdown, cost_rows, funnel_chart_png, loss_markdown, pick_samples,
                               publish_train_eval_report, sample_markdown, samples_markdown)
 from tasks.records import FilterDecision, NLTraceRecord, ToolCallRecord, TraceRecord, TranslationRecord
+from tasks.stages.funnel import funnel_steps
+from tasks.stages.spend_report import stage_costs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LINEAGE = {"model": "scripted/arithmetic", "prompt_version": "solver/v1"}
@@ -98,12 +100,13 @@ def test_funnel_chart_is_a_png_that_changes_with_the_counts() -> None:
 def test_cost_rows_sum_each_stage_and_divide_the_total_by_the_kept_traces() -> None:
     traces = [_trace("a", tokens=100, cost=0.01), _trace("b", tokens=300, cost=0.03)]
     translations = [_translation("a", tokens=40, cost=0.002)]
-    rows = {r["stage"].split(" (")[0]: r for r in cost_rows(traces, translations, [_nl("a", cost=0.004)], kept=2)}
+    stages = stage_costs(traces, translations, [_nl("a", cost=0.004)])
+    rows = {r["stage"].split(" (")[0]: r for r in cost_rows(stages, kept=2)}
     assert rows["solve"]["prompt tokens"] == 400 and rows["solve"]["cost usd"] == pytest.approx(0.04)
     assert rows["translate"]["llm rows"] == 1 and rows["rephrase"]["cost usd"] == pytest.approx(0.004)
     assert rows["total"]["cost usd"] == pytest.approx(0.046) and rows["total"]["llm rows"] == 4
     assert rows["per kept trace"]["cost usd"] == pytest.approx(0.023) and rows["per kept trace"]["prompt tokens"] == 250
-    nothing_kept = cost_rows(traces, [], [], kept=0)[-1]
+    nothing_kept = cost_rows(stage_costs(traces, [], []), kept=0)[-1]
     assert nothing_kept["stage"] == "per kept trace" and nothing_kept["prompt tokens"] == "no trace kept"
 
 
@@ -144,7 +147,7 @@ def test_accuracy_artifact_gives_base_and_tuned_with_intervals_and_says_when_the
     chart = tmp_path / "accuracy.png"
     chart.write_bytes(funnel_chart_png(funnel_steps({}, DECISIONS), "any png"))
     report = EvalReport(output_dir=tmp_path, summary_path=tmp_path / "s.json", report_path=tmp_path / "report.md",
-                        chart_path=chart, published_artifacts=False, summaries=[
+                        chart_path=chart, summaries=[
                             _summary("base", "gsm8k", 0.20, 0.10, 0.30), _summary("tuned", "gsm8k", 0.60, 0.45, 0.72),
                             _summary("base", "math500", 0.10, 0.04, 0.20), _summary("tuned", "math500", 0.14, 0.07, 0.26)])
     text = accuracy_markdown(report)
@@ -253,8 +256,9 @@ def test_train_eval_artifacts_are_published_and_a_broken_input_only_warns(prefec
         steps, resumed_from_step, final_loss, train_tokens_per_s, peak_memory_mb = 2, 0, 1.0, 50.0, 900.0
         device, load_in_4bit, adapter_dir, metrics_path = "cpu", False, tmp_path / "adapter", metrics
 
+    (tmp_path / "report.md").write_text("# the eval's report.md\n")
     report = EvalReport(output_dir=tmp_path, summary_path=tmp_path / "s.json", report_path=tmp_path / "report.md",
-                        chart_path=tmp_path / "no-chart.png", published_artifacts=False,
+                        chart_path=tmp_path / "no-chart.png",
                         summaries=[_summary("base", "gsm8k", 0.2, 0.1, 0.3), _summary("tuned", "gsm8k", 0.3, 0.2, 0.4)])
 
     @flow(name="artifact-train-eval")
@@ -265,6 +269,8 @@ def test_train_eval_artifacts_are_published_and_a_broken_input_only_warns(prefec
     assert train_eval_like(Result(), report) == "went on"
     assert "](data:image/png;base64," in _latest("train-eval-loss").data
     assert "| gsm8k | 50 | 20.0 [10.0, 30.0] | 30.0 [20.0, 40.0] | +10.0 points" in _latest("train-eval-accuracy").data
+    assert _latest("eval-report").data == "# the eval's report.md\n"
+    assert {"label": "tuned", "accuracy_pct": 30.0}.items() <= json.loads(_latest("eval-summary").data)[1].items()
 
     caplog.set_level(logging.WARNING)
     assert train_eval_like(object(), report) == "went on"  # no TrainResult fields at all

@@ -13,9 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -27,8 +24,8 @@ import httpx
 import pytest
 
 from headless_chromium import INSTALL_HINT, Page, find_chromium, headless_chromium
+from prefect_stack import PrefectStack
 
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = find_chromium()
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420),
               pytest.mark.skipif(CHROMIUM is None, reason=f"no headless Chromium to render the Prefect UI: {INSTALL_HINT}")]
@@ -47,84 +44,42 @@ params = DistillParams(problems=sys.argv[1], output_dir=sys.argv[2], llm=LLMSett
 state = distill(params, return_state=True)
 print("RESULT", json.dumps({"state": state.type.value, "flow_run_id": str(state.state_details.flow_run_id)}))
 """
-ARTIFACT_KEYS = ("distill-funnel", "distill-funnel-chart", "distill-cost", "distill-samples")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+ARTIFACT_KEYS = ("distill-funnel", "distill-funnel-chart", "distill-cost", "distill-spend", "distill-yield",
+                 "distill-samples", "distill-solve-progress")
 
 
 @dataclass
 class DistillRunInUI:
     ui_url: str  # the UI's own base, e.g. http://127.0.0.1:PORT/v2
-    api_url: str
+    stack: PrefectStack
     flow_run: dict[str, Any]
     screenshots: list[Path]
 
-    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        response = httpx.request(method, f"{self.api_url}{path}", json=body, timeout=30)
-        response.raise_for_status()
-        return response.json()
-
     def artifact_id(self, key: str) -> str:
-        rows = self.api("POST", "/artifacts/filter", {"artifacts": {"key": {"any_": [key]},
+        rows = self.stack.api("POST", "/artifacts/filter", {"artifacts": {"key": {"any_": [key]},
                                                                     "flow_run_id": {"any_": [self.flow_run["id"]]}}})
         assert len(rows) == 1, f"{key}: {len(rows)} artifacts in run {self.flow_run['name']}"
         return rows[0]["id"]
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def run_in_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DistillRunInUI]:
     base = tmp_path_factory.mktemp("ui-browser")
-    port = _free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(base / "prefect-home"), "PREFECT_API_URL": api_url,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-           "TOKENIZERS_PARALLELISM": "false", "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
-           "TOOL_DISTILL_PROGRESS": "off"}
-    server_log = base / "server.log"
-    with server_log.open("w") as log:
-        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                   "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+    stack = PrefectStack.serve(base, TOOL_DISTILL_PROGRESS="off")
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, f"prefect server exited {server.returncode}:\n{server_log.read_text()[-3000:]}"
-            try:
-                if httpx.get(f"{api_url}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"prefect server not healthy in 180 s:\n{server_log.read_text()[-3000:]}"
-            time.sleep(1)
-
         problems = base / "problems.jsonl"
         problems.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS))
-        done = subprocess.run([sys.executable, "-c", RUN_SCRIPT, str(problems), str(base / "distill")], cwd=ROOT,
-                              env=env, capture_output=True, text=True, timeout=300)
+        done = stack.run([sys.executable, "-c", RUN_SCRIPT, str(problems), str(base / "distill")], timeout=300)
         results = [line.removeprefix("RESULT ") for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         assert done.returncode == 0 and results, f"distill run failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         result = json.loads(results[0])
         assert result["state"] == "COMPLETED", result
-        settings = httpx.get(f"{api_url.removesuffix('/api')}/ui-settings", timeout=30).json()
-        ui_url = api_url.removesuffix("/api") + settings[f"{settings['default_ui']}_base_url"].rstrip("/")
-        run = httpx.get(f"{api_url}/flow_runs/{result['flow_run_id']}", timeout=30).json()
-        yield DistillRunInUI(ui_url=ui_url, api_url=api_url, flow_run=run, screenshots=[])
+        settings = httpx.get(f"{stack.base_url}/ui-settings", timeout=30).json()
+        ui_url = stack.base_url + settings[f"{settings['default_ui']}_base_url"].rstrip("/")
+        yield DistillRunInUI(ui_url=ui_url, stack=stack,
+                             flow_run=stack.api("GET", f"/flow_runs/{result['flow_run_id']}"), screenshots=[])
     finally:
-        _stop(server)
+        stack.stop()
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +143,17 @@ def test_cost_table_renders_per_stage_and_per_kept_trace(run_in_ui: DistillRunIn
                               "per kept trace (total / 3)")
     assert "cost usd" in text
     _shoot(page, shots, "cost-table")
+
+
+def test_spend_and_yield_render_per_stage_and_per_sample(run_in_ui: DistillRunInUI, browser: tuple[Page, Path]) -> None:
+    page, shots = browser
+    page.goto(f"{run_in_ui.ui_url}/artifacts/artifact/{run_in_ui.artifact_id('distill-spend')}")
+    page.wait_for_text("Spend", "completion tokens", "solve", "translate", "rephrase")
+    _shoot(page, shots, "spend")
+    page.goto(f"{run_in_ui.ui_url}/artifacts/artifact/{run_in_ui.artifact_id('distill-yield')}")
+    text = page.wait_for_text("sample index", "problems first kept", "llm calls", "kept per problem")
+    assert "all" in text
+    _shoot(page, shots, "yield")
 
 
 def test_sample_traces_show_tool_calls_derivations_and_solutions(run_in_ui: DistillRunInUI,

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from tasks.stages.decontam import DecontaminationReport, hits_by_benchmark
 from tasks.stages.quality import QualitySummary
 from tasks.stages.spend_report import SpendSummary, spend_markdown
-from tasks.stages.summary import YieldReport
+from tasks.stages.summary import YieldReport, shown_ratio
 from tasks.records import STAGE_RECORDS
 
 CARD_NAME = "README.md"
@@ -150,15 +150,12 @@ def _labels_section(report: YieldReport) -> str:
 
 
 def _yield_section(report: YieldReport) -> str:
-    def shown(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:g}"
-
     text = (f"## Yield\n\n{report.kept} traces kept from {report.problems} problems "
-            f"({report.problems_with_kept} problems with at least one; {shown(report.kept_per_problem)} per problem), "
+            f"({report.problems_with_kept} problems with at least one; {shown_ratio(report.kept_per_problem)} per problem), "
             f"{report.samples_per_problem} solver samples per problem at most, stopping at "
             f"{report.keep_per_problem} distinct correct ones: {report.llm_calls} LLM calls "
-            f"({shown(report.kept_per_1000_calls)} kept per 1,000 calls), ${report.cost_usd:.4f} "
-            f"({shown(report.kept_per_usd)} kept per dollar).\n\n")
+            f"({shown_ratio(report.kept_per_1000_calls)} kept per 1,000 calls), ${report.cost_usd:.4f} "
+            f"({shown_ratio(report.kept_per_usd)} kept per dollar).\n\n")
     return text + _table([(s.sample_index, s.drawn, s.correct, s.distinct_new, s.kept, s.problems_first_kept,
                            s.llm_calls) for s in report.by_sample],
                          ("sample index", "drawn", "correct", "distinct, translated", "kept", "problems first kept",

@@ -55,6 +55,11 @@ def _ratio(numerator: float, denominator: float, digits: int = 4) -> float | Non
     return round(numerator / denominator, digits) if denominator else None
 
 
+def shown_ratio(value: float | None) -> str:
+    """A yield ratio for people: "n/a" where it has no denominator (no kept trace, no known price)."""
+    return "n/a" if value is None else f"{value:g}"
+
+
 def yield_report(problems: Sequence[ProblemRecord], traces: Sequence[TraceRecord],
                  translations: Sequence[TranslationRecord], nl_traces: Sequence[NLTraceRecord],
                  decisions: Sequence[FilterDecision], config: SamplingConfig) -> YieldReport:
