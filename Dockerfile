@@ -60,6 +60,8 @@ COPY --from=build /opt/venv /opt/venv
 COPY --chown=10001:10001 . /opt/tool-distill
 # TOOL_DISTILL_HOME: where deployments' pull step changes into (deployments/steps.py).
 # NVIDIA_*: read by the NVIDIA container toolkit in the cuda variant, ignored elsewhere.
+# LITELLM_... to TOKENIZERS_...: training/offline_env.py's defaults, for `prefect worker start` (no Python of
+# ours runs first); tests/test_offline_env.py keeps them equal.
 # (DL3064 flags TOKENIZERS_PARALLELISM for its name; it is a switch, not a secret.)
 # hadolint ignore=DL3064
 ENV PATH=/opt/venv/bin:$PATH \
@@ -70,6 +72,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     LITELLM_LOCAL_MODEL_COST_MAP=True \
     PREFECT_SERVER_ANALYTICS_ENABLED=false \
     DO_NOT_TRACK=1 \
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120 \
     TOKENIZERS_PARALLELISM=false \
     PYTHONUNBUFFERED=1 \
     NVIDIA_VISIBLE_DEVICES=all \

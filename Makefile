@@ -3,6 +3,8 @@ PY        ?= python3
 VENV      := .venv
 BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.installed
+# training/offline_env.py's defaults, for the commands below that start no Python of ours first (prefect
+# server, worker, deploy); tests/test_offline_env.py keeps this list equal to that one.
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
@@ -45,7 +47,7 @@ clean:
 	rm -rf .state out
 
 # The wheels the GPU machine lacks (trl, datasets, pydantic, a CUDA-13-only bitsandbytes, tool-distill) plus the
-# embedded tokenizer, under the ignored .whl/gpu, for benchmarks/gpu/first_contact.sh (see benchmarks/gpu/README.md).
+# embedded tokenizer, under the ignored .whl/gpu, for benchmarks/gpu/first_contact.sh (see docs/results/gpu/README.md).
 gpu-wheelhouse: install
 	$(BIN)/python -m benchmarks.gpu.wheelhouse .whl/gpu
 

@@ -65,7 +65,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flows.offline_env import apply_offline_defaults
+from training.offline_env import apply_offline_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
 apply_offline_defaults(ROOT / ".state" / "bench-prefect", OPENAI_API_KEY="sk-bench")

@@ -176,7 +176,7 @@ def run_plain(model_dir: str, data: Path, steps: int, batch: int, max_length: in
 
 
 def run_side(side: str, args: argparse.Namespace) -> dict:
-    """One side in a fresh interpreter, so imports, allocator state and peak memory are its own."""
+    """One side in a fresh interpreter, so imports, allocator state and peak memory are its own; prints its figures."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{side}-") as work:
         result_path = Path(work) / "result.json"
         command = [sys.executable, "-m", "benchmarks.training_bench", "--side", side, "--model-dir", args.model_dir,
@@ -185,7 +185,9 @@ def run_side(side: str, args: argparse.Namespace) -> dict:
         done = subprocess.run(command, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if done.returncode != 0:
             raise RuntimeError(f"{side} side failed (exit {done.returncode}):\n{done.stdout[-4000:]}")
-        return json.loads(result_path.read_text())
+        result = json.loads(result_path.read_text())
+    print(f"  {side}: {result}", flush=True)
+    return result
 
 
 def cpu_time_figures(ours: dict, plain: dict) -> dict:
@@ -216,10 +218,7 @@ def compare_quantization_on_cpu(args: argparse.Namespace) -> int:
         args.model_dir = args.model_dir or embedded_dir()
         print(f"training_bench: cpu, 4-bit NF4 vs fp32 LoRA (embedded recipe), model {args.model_dir}, {rows} rows, "
               f"{args.steps} steps, batch {args.batch}, max length {args.max_length}", flush=True)
-        fp32 = run_side("ours-fp32", args)
-        print(f"  fp32 : {fp32}", flush=True)
-        nf4 = run_side("ours-4bit", args)
-        print(f"  4-bit: {nf4}", flush=True)
+        fp32, nf4 = run_side("ours-fp32", args), run_side("ours-4bit", args)
     step_ratio = nf4["seconds_per_step"] / fp32["seconds_per_step"]
     cpu_ratio = (nf4["cpu_s_per_step"] / fp32["cpu_s_per_step"]
                  if nf4["cpu_s_per_step"] and fp32["cpu_s_per_step"] else None)
@@ -294,10 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         device = torch.cuda.get_device_name(0) if cuda else "cpu"
         print(f"training_bench: {device}, model {args.model_dir}, {rows} rows, {args.steps} steps, "
               f"batch {args.batch}, max length {args.max_length}", flush=True)
-        ours = run_side("ours", args)
-        print(f"  ours : {ours}", flush=True)
-        plain = run_side("plain", args)
-        print(f"  plain: {plain}", flush=True)
+        ours, plain = run_side("ours", args), run_side("plain", args)
 
     print(json.dumps({
         "bench": "training",

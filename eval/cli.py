@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
 from eval.benchmarks import BENCHMARK_NAMES, DEFAULT_PROMPT
+from training.offline_env import set_offline_defaults
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,8 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    set_offline_defaults()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.regrade and not args.model:

@@ -21,8 +21,8 @@ Extraction (`extract_final_answer`), in this order; text after a chat-template t
    completion that stops mid-sentence (confidence `heuristic`).
 Why extraction is ours first, measured: on the whole completion math-verify takes *all* boxes as a
 set (`\\boxed{2} ... \\boxed{3}` -> {2, 3}), reads `1\\,000` as 1*0 and `1e6` as 1, and without an
-anchor takes the last number anywhere, which accepted 3 of the 200 committed eval completions that
-were cut off before answering. A reference that is a whole solution is reduced to its boxes.
+anchor takes the last number anywhere, which accepted committed eval completions that were cut off
+before answering (docs/grading.md). A reference that is a whole solution is reduced to its boxes.
 
 Comparison, cheapest and strictest first (`method`, then `confidence`):
 - `exact`   (exact):    equal after a conservative normalisation: layout, `$`, `\\text{}`, `\\dfrac`,
@@ -306,8 +306,8 @@ def _unanchored_region(text: str) -> str | None:
     A short one-line reply is searched whole ("The identity matrix is $I$."). In a longer one only
     its conclusion is: from the last "therefore / thus / so / we get ..." of its last line, and
     only if the text ends a sentence. A completion cut off mid-sentence (generation ran out of
-    tokens) has stated no answer, and the last number of its rambling is not one: measured on the
-    committed eval completions, math-verify's last-number fallback accepts 3 of 200 such texts.
+    tokens) has stated no answer, and the last number of its rambling is not one: math-verify's
+    last-number fallback accepts such texts among the committed eval completions (docs/grading.md).
     """
     text = text.strip()
     if not text:

@@ -1,7 +1,7 @@
 """Pipeline stages as plain functions (solve, translate, rephrase, filter, ...) plus their Prefect wrappers."""
 
-import os
+from training.offline_env import set_offline_defaults
 
 # litellm fetches its model cost map from GitHub on import and retries for seconds when offline;
 # its bundled copy is what we want unless the user says otherwise. Must run before litellm is imported.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+set_offline_defaults()

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import litellm
 import pytest
-from mock_llm_server import FaultRule, MockLLMServer
+from mock_llm_server import FaultRule, MockLLMServer, ServerStats
 
 from tasks.llm import LLMCallError, LLMSettings, complete
 from tasks.llm.limits import call_limits
@@ -58,6 +58,13 @@ def test_the_server_never_has_more_requests_in_flight_than_the_gate_allows(provi
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_a_call_backing_off_after_a_429_leaves_its_slot_to_the_next_call(provider: str) -> None:
     """One slot: call A is told to retry after 1 s; call B, sent meanwhile, is answered before A's retry."""
+    stats, finished = _backoff_beside_another_call(provider)
+    assert stats.faults["rate_limit"] == 1 and stats.requests == 3 and stats.peak_in_flight == 1
+    assert finished["b"] < finished["a"] - 0.4  # B did not wait for A's retry
+
+
+def _backoff_beside_another_call(provider: str) -> tuple[ServerStats, dict[str, float]]:
+    """Call A gets a 429 (retry after 1 s) on the one slot; call B is sent while A waits. When each finished."""
     finished: dict[str, float] = {}
     with MockLLMServer(faults=[FaultRule("rate_limit", match="What is 1 + 3?")], retry_after_s=1) as server:
         settings = _settings(server, provider)
@@ -72,9 +79,7 @@ def test_a_call_backing_off_after_a_429_leaves_its_slot_to_the_next_call(provide
             time.sleep(0.3)  # A has had its 429 and is waiting out Retry-After
             call("b", 2)
             a.join()
-        stats = server.stats()
-    assert stats.faults["rate_limit"] == 1 and stats.requests == 3 and stats.peak_in_flight == 1
-    assert finished["b"] < finished["a"] - 0.4  # B did not wait for A's retry
+        return server.stats(), finished
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -115,21 +120,7 @@ def test_requests_are_gated_one_by_one_whichever_transport_litellm_builds(monkey
 
     monkeypatch.setattr(litellm, "disable_aiohttp_transport", True)
     monkeypatch.setattr(http, "_clients", {})  # clients built from now on, with litellm's httpx transport
-    finished: dict[str, float] = {}
-    with MockLLMServer(faults=[FaultRule("rate_limit", match="What is 1 + 3?")], retry_after_s=1) as server:
-        settings = _settings(server, "hosted_vllm")
-
-        def call(name: str, i: int) -> None:
-            complete(_messages(i), settings)
-            finished[name] = time.monotonic()
-
-        with call_limits(settings, max_concurrency=1):
-            a = threading.Thread(target=contextvars.copy_context().run, args=(call, "a", 1))
-            a.start()
-            time.sleep(0.3)
-            call("b", 2)
-            a.join()
-        stats = server.stats()
+    stats, finished = _backoff_beside_another_call("hosted_vllm")
     transports = {type(c.handler.client._transport._inner._transport).__name__ for c in http._clients.values()}
     assert transports == {"AsyncHTTPTransport"}  # httpx's own, not aiohttp's
     assert stats.requests == 3 and stats.peak_in_flight == 1 and finished["b"] < finished["a"] - 0.4

@@ -3,6 +3,7 @@ recomputes nothing finished, and the per-item store survives a torn write."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 import threading
 from collections import Counter
@@ -14,7 +15,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.testing.utilities import prefect_test_harness
 
 from tasks.runtime.item_store import ItemStore, item_key
-from tasks.runtime.stage_map import map_stage
+from tasks.runtime.stage_map import map_stage, stage_source_hash
 
 RUNS: Counter[str] = Counter()
 FAIL_ONCE: set[str] = set()
@@ -99,3 +100,24 @@ def test_item_store_keys_are_stable_and_a_stale_entry_is_recomputed_not_fatal(tm
         monkeypatch.delattr(sys.modules[_Stale.__module__], "_Stale")  # the class is gone: its pickle cannot load
         assert store.get("stale") == (False, None)
         assert sorted(map(repr, store.results())) == ["None", "{'answer': 42}"]
+
+
+def test_the_stage_key_covers_the_modules_of_its_package_that_it_imports(tmp_path: Path, monkeypatch) -> None:
+    package = tmp_path / "stagepkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "rules.py").write_text("LIMIT = 1\n")
+    (package / "other.py").write_text("X = 1\n")
+    (package / "stage.py").write_text("from stagepkg.rules import LIMIT\n\n\ndef run(x):\n    return x < LIMIT\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        stage = importlib.import_module("stagepkg.stage")
+        importlib.import_module("stagepkg.other")
+        before = stage_source_hash(stage.run)
+        (package / "other.py").write_text("X = 100\n")
+        assert stage_source_hash(stage.run) == before  # a module the stage does not import
+        (package / "rules.py").write_text("LIMIT = 100\n")
+        assert stage_source_hash(stage.run) != before  # the rules it decides by
+    finally:
+        for name in [n for n in sys.modules if n == "stagepkg" or n.startswith("stagepkg.")]:
+            del sys.modules[name]

@@ -15,11 +15,12 @@ train-eval` resolves "embedded" itself.
 """
 
 import argparse
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from training.offline_env import set_offline_defaults
+
+set_offline_defaults()
 
 from trl import TrlParser  # noqa: E402
 

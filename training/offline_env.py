@@ -1,7 +1,9 @@
-"""Environment defaults for running offline: set before Prefect or litellm is imported.
+"""Environment defaults for running offline: set before Prefect, litellm or tokenizers are imported.
 
-One place for what the CLI and the benchmarks both need (docs: ../shared/ENVIRONMENT.md). Each
-value is only a default: a variable the user has set wins.
+The one place for them: every entry point calls `set_offline_defaults` (the CLI through
+`apply_offline_defaults`, `python -m eval`, `python -m training`, `tasks`, the benchmarks, the tests).
+It lives in training/, the lowest package all of those may import (the import-linter layers), and
+imports nothing. Each value is only a default: a variable the user has set wins.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ OFFLINE_DEFAULTS = {
 }
 
 
+def set_offline_defaults(**extra: str) -> None:
+    """Set the offline defaults (and `extra`) where unset."""
+    for name, value in {**OFFLINE_DEFAULTS, **extra}.items():
+        os.environ.setdefault(name, value)
+
+
 def apply_offline_defaults(prefect_home: Path, **extra: str) -> None:
     """Set the offline defaults (and `extra`) where unset, and create PREFECT_HOME with its parents.
 
@@ -26,6 +34,5 @@ def apply_offline_defaults(prefect_home: Path, **extra: str) -> None:
     attempting to connect to ephemeral Prefect API server". A fresh clone has no `.state/`, so
     `make demo` hit exactly that.
     """
-    for name, value in {"PREFECT_HOME": str(prefect_home.resolve()), **OFFLINE_DEFAULTS, **extra}.items():
-        os.environ.setdefault(name, value)
+    set_offline_defaults(PREFECT_HOME=str(prefect_home.resolve()), **extra)
     Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# First contact with a GPU machine, in one go (<= 8 min on one H200): see benchmarks/gpu/README.md.
+# First contact with a GPU machine, in one go (<= 8 min on one H200): see docs/results/gpu/README.md.
 #
 #   benchmarks/gpu/first_contact.sh                # on the GPU machine, from the repo root; writes to $OUT
 #   benchmarks/gpu/first_contact.sh --cpu --tiny   # here (tests/test_gpu_first_contact.py), so it cannot rot

@@ -1,6 +1,6 @@
 """`make gpu-wheelhouse`: the slim wheelhouse the GPU machine needs, under an ignored folder (.whl/gpu).
 
-The GPU machine (benchmarks/gpu/README.md) has Python 3.12 with torch (CUDA 13), transformers, peft,
+The GPU machine (docs/results/gpu/README.md) has Python 3.12 with torch (CUDA 13), transformers, peft,
 accelerate, pyarrow, pandas, pyyaml, xxhash, fsspec and huggingface-hub, no network, and takes at
 most 64 MiB of carried files. So this holds, as wheels for CPython 3.12 on manylinux x86-64, only
 what it lacks for training and generation: trl, datasets (+ dill, multiprocess), pydantic (+ its

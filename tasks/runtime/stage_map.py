@@ -27,8 +27,10 @@ then returns only its finished rows, and its partial result is not cached as the
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -239,15 +241,41 @@ def row_threads(max_in_flight: int, *, in_process_model: bool = False, batch_lin
 
     The gate, not the pool, caps the calls in flight. An HTTP call takes its slot on the event
     loop (`CallGate.async_slot`), so with spare threads a slot that frees goes at once to a row
-    whose request is ready, while other rows read replies, run tools and check results: twice the
-    slots reached 0.9 of the ideal where as many threads as slots did not (docs/benchmarks.md,
-    "LLM layer throughput"). An in-process model takes its slot in the row thread and batches
-    whatever holds one, so spare threads would only add GIL contention (the demo's solve stage was
-    slower on 16 threads than on 8: docs/benchmarks.md).
+    whose request is ready, while other rows read replies, run tools and check results: with twice
+    the slots the gate stays full where as many threads as slots leave it idle (docs/benchmarks.md,
+    "Figures behind choices in the code"). An in-process model takes its slot in the row thread and
+    batches whatever holds one, so spare threads would only add GIL contention (measured there too).
     """
     if batch_lines is not None:
         return max(batch_lines, 2 * max_in_flight)
     return max_in_flight if in_process_model else 2 * max_in_flight
+
+
+def stage_source_hash(item_fn: StageFunction) -> str:
+    """The hash of the code that decides a stage's rows: the module of `item_fn` and, transitively, the modules
+    of its own package it imports (rephrase retries on the filter's rules, so a filter edit is a rephrase edit).
+
+    Whole modules, not the function: an edit to any helper of the stage changes its rows. Other packages
+    (the LLM client, the grader) are left out on purpose: they do not change what a stage asks, and an edit
+    there must not pay for every cached call again; the filter, run afresh each time, regrades.
+    """
+    module = inspect.getmodule(item_fn)
+    package = module.__name__.rpartition(".")[0] + "."
+    seen: dict[str, str] = {}
+    pending = [module.__name__]
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen[name] = inspect.getsource(sys.modules[name])
+        for node in ast.walk(ast.parse(seen[name])):
+            imported = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
+                        [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+            pending += [n for n in imported if n.startswith(package) and n in sys.modules]
+    digest = hashlib.sha256()
+    for name in sorted(seen):
+        digest.update(f"{name}\n{seen[name]}".encode())
+    return digest.hexdigest()
 
 
 def map_stage(name: str, item_fn: StageFunction, per_item: list[tuple], *shared: Any, cache_dir: Path, workers: int,
@@ -262,8 +290,7 @@ def map_stage(name: str, item_fn: StageFunction, per_item: list[tuple], *shared:
     """
     if workers < 1 or chunk_size < 1:
         raise ValueError(f"workers and chunk_size must be >= 1, got {workers} and {chunk_size}")
-    # The whole module's source, not the function's: an edit to any helper of the stage changes its rows.
-    source = hashlib.sha256(inspect.getsource(inspect.getmodule(item_fn)).encode()).hexdigest()
+    source = stage_source_hash(item_fn)
     stage = _run_stage.with_options(result_storage=cache_dir)
     # quote: Prefect would otherwise walk every field of every row looking for futures to resolve, which
     # made a cache hit many times slower (docs/benchmarks.md). Quoted or not, the inputs hash to the same key.

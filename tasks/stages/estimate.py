@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from tasks.llm import ledger_totals
+from tasks.llm import Usage, ledger_totals
 from tasks.parquet_io import read_records, stage_path
 from tasks.records import FilterDecision, NLTraceRecord, ToolCallRecord, TraceRecord, TranslationRecord
 from tasks.records import rows_by_trace, trace_key
@@ -141,8 +141,9 @@ def problem_costs(traces: Sequence[TraceRecord], translations: Sequence[Translat
 
 
 def _draw(calls: int, rows: Sequence[TraceRecord | TranslationRecord | NLTraceRecord]) -> StageDraw:
-    return StageDraw(calls=calls, prompt_tokens=sum(r.prompt_tokens for r in rows),
-                     completion_tokens=sum(r.completion_tokens for r in rows), cost_usd=sum(r.cost_usd for r in rows))
+    usage = Usage.total(rows)
+    return StageDraw(calls=calls, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                     cost_usd=usage.cost_usd)
 
 
 def _interval(draws: Sequence[ProblemCost], resamples: list[list[int]], problems: int,

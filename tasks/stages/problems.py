@@ -17,8 +17,8 @@ a problem without a reference answer: the solver's samples vote on its label (ta
 `hf:<dataset>[:<split>]` (or `hf:<dataset>:<config>:<split>`) reads a Hugging Face dataset through
 `datasets`: a `save_to_disk` folder (with `load_from_disk`, since `load_dataset` refuses those) or
 a dataset id or local data folder (with `load_dataset`). Only local copies are read (the Hub cache,
-or a folder) unless HF_HUB_OFFLINE=0 is set: offline, `load_dataset` would otherwise spend 25 s on
-DNS retries before saying it found nothing. Its rows then go through the same checks as a file's.
+or a folder) unless HF_HUB_OFFLINE=0 is set: offline, `load_dataset` would otherwise retry DNS for
+many seconds before saying it found nothing (docs/benchmarks.md, "Figures behind choices in the code"). Its rows then go through the same checks as a file's.
 """
 
 from __future__ import annotations
