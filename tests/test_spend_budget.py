@@ -26,7 +26,7 @@ from prefect.testing.utilities import prefect_test_harness
 from flows.distill import distill
 from flows.params import DistillParams
 from tasks.llm import BudgetReached, LLMSettings, ModelPrice, SpendSettings, complete, ledger_totals, spend_control
-from tasks.llm.spend import LEDGER_NAME, SpendLedger, register_price, worst_case
+from tasks.llm.spend import LEDGER_NAME, Cost, SpendLedger, register_price, token_bound, worst_case
 from tasks.parquet_io import read_records, stage_path
 from tasks.prompt_store import load_prompt
 from tasks.records import STAGE_RECORDS, FilterDecision, TraceRecord
@@ -54,7 +54,7 @@ def _fake_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_worst_case_bounds_what_the_server_counts_for_every_agent() -> None:
-    """Half a token per character plus 4 per message is never below the mock's whitespace-word count."""
+    """The bound (`token_bound` plus 4 per message) is never below the mock's whitespace-word count."""
     settings = LLMSettings(model=MODEL)
     for agent in ("solver", "translator", "rephraser", "judge"):
         prompt = load_prompt(agent)
@@ -64,6 +64,39 @@ def test_the_worst_case_bounds_what_the_server_counts_for_every_agent() -> None:
                     {"role": "user", "content": "```output\n33\n```"}]
         bound = worst_case(settings, {"messages": messages, "max_tokens": 7})
         assert bound.tokens >= _prompt_tokens({"messages": messages}) + 7, agent
+
+
+def test_the_token_bound_holds_for_a_real_bpe_tokenizer_on_digits_latex_and_cjk() -> None:
+    from transformers import AutoTokenizer
+
+    from tasks.llm.embedded_model import embedded_model_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())  # SmolLM2's byte-level BPE
+    texts = ["What is 11 * 3 + 12 * 4? Compute one term per step.",
+             "\\frac{\\sqrt{3}}{2} + \\left(\\dfrac{x^{2}-1}{x+1}\\right)_{n=1}^{\\infty}",
+             "31415926535897932384626433832795028841971693993751",  # tokenizers that split digits one by one
+             "三角形的面积是多少？请一步一步地计算。", "Ответ: площадь равна 12 см².", "∫∮∑∏√∞≠≤≥ 🙂🧮"]
+    for text in texts:
+        assert token_bound(text) >= len(tokenizer.encode(text, add_special_tokens=False)), text
+
+
+def test_processes_sharing_a_ledger_count_each_others_calls_in_flight(tmp_path: Path) -> None:
+    """Two ledgers on one file, as a run's Dask workers open it: the second cannot take what the first holds."""
+    path = tmp_path / LEDGER_NAME
+    first, second = SpendLedger(path, max_usd=1.0), SpendLedger(path, max_usd=1.0)
+    held = first.reserve(Cost(0.6, 100))
+    with pytest.raises(BudgetReached, match=r"\$0.600000 in flight"):
+        second.reserve(Cost(0.6, 100))
+    first.release(held)
+    second.release(second.reserve(Cost(0.6, 100)))  # freed: it fits now
+    stale = second.reserve(Cost(0.9, 100))  # then its process is killed: the reservation stays in the file
+    with pytest.raises(BudgetReached):
+        first.reserve(Cost(0.2, 10))
+    first.clear_reservations()  # what a new run's spend_control does first
+    first.release(first.reserve(Cost(0.2, 10)))
+    assert stale.cost.usd == 0.9
+    first.close()
+    second.close()
 
 
 def test_a_call_that_could_pass_the_budget_is_refused_before_it_is_sent(tmp_path: Path) -> None:

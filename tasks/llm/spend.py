@@ -3,20 +3,21 @@
 The budget lives here, in the one door every call goes through, and not in the stages:
 
 - **Before a call is sent** it reserves its worst case: its prompt tokens bounded from above
-  (`worst_case`: half a token per character plus 4 per message, which no whitespace-split word
-  count and no BPE tokenizer on English or LaTeX exceeds: those give 3.5-4.5 characters per token)
-  plus its `max_tokens`, at the model's price. When spent + reserved + this call could pass
-  `max_budget_usd` (or `max_tokens_total`), the call is refused with `BudgetReached`. Counting the
-  calls in flight at their worst case is what keeps concurrent calls from passing the cap together:
-  with true bounds the spend never passes it; the one way past it is a prompt that tokenizes
-  denser than the bound (CJK text), by that call's error.
+  (`token_bound`: a token per UTF-8 byte of non-ASCII text, as byte-level BPE can make at most; one
+  per digit; half a token per other ASCII character, which no whitespace-split word count and no
+  subword tokenizer on English or LaTeX exceeds; plus 4 per message) and its `max_tokens`, at the
+  model's price. When spent + reserved + this call could pass `max_budget_usd` (or
+  `max_tokens_total`), the call is refused with `BudgetReached`. Counting the calls in flight at
+  their worst case is what keeps concurrent calls from passing the cap together: with true bounds
+  the spend never passes it.
 - **When the reply comes** its real cost replaces the reservation and is written to the ledger
   (SQLite in WAL mode beside the row store, `<output_dir>/.prefect-results/spend.sqlite`, one
   transaction per call). The budget is the output dir's: it holds across Prefect retries, the
   solve/translate/rephrase stages, separate flow runs (a re-run, the estimate's pilot) and
-  processes (Dask workers open the same file), which all add to and read the same total. Each
-  process holds the reservations of its own calls in flight only: with N processes, the calls in
-  flight in the others can pass the cap, by at most their worst cases.
+  processes (Dask workers open the same file), which all add to and read the same total. The
+  reservations are rows of the same file, taken in one write transaction with the check, so the
+  processes of a run count each other's calls in flight; a run starts by dropping the reservations
+  a killed process left behind (`spend_control`).
 - `BudgetReached` is not an `LLMCallError`, so no stage turns it into a failed row: it leaves the
   stage function, the stage runtime (tasks/runtime/stage_map.py) stores nothing for that row and
   starts no new row (`SpendLedger.stopped`); rows in flight finish, each of their calls checked on
@@ -105,16 +106,30 @@ def register_price(model: str, price: ModelPrice) -> None:
     token_prices.cache_clear()
 
 
-def _chars(message: dict[str, Any]) -> int:
+def _text(message: dict[str, Any]) -> str:
     content = message.get("content")
     if isinstance(content, list):  # typed parts: their text
-        count = sum(len(part.get("text") or "") for part in content if isinstance(part, dict))
+        parts = [part.get("text") or "" for part in content if isinstance(part, dict)]
     else:
-        count = len(content or "")
+        parts = [content or ""]
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
-        count += len(function.get("name") or "") + len(function.get("arguments") or "")
-    return count
+        parts += [function.get("name") or "", function.get("arguments") or ""]
+    return "".join(parts)
+
+
+_NO_DIGITS = str.maketrans("", "", "0123456789")
+
+
+def token_bound(text: str) -> int:
+    """More tokens than any tokenizer makes of `text`: a byte-level BPE makes at most one token per UTF-8 byte,
+    so non-ASCII text (CJK, symbols) counts its bytes; Llama and Qwen tokenizers split numbers into single
+    digits, so digits count one each; the rest of ASCII (English, LaTeX, code) counts half a token a character,
+    which word and subword tokenizers stay under (3.5-4.5 characters a token)."""
+    encoded = text.encode()
+    ascii_text = encoded.decode("ascii", errors="ignore")
+    digits = len(ascii_text) - len(ascii_text.translate(_NO_DIGITS))
+    return (len(encoded) - len(ascii_text)) + digits + (len(ascii_text) - digits + 1) // 2
 
 
 @dataclass(frozen=True)
@@ -123,9 +138,17 @@ class Cost:
     tokens: int = 0
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """A call's worst case, held in the ledger file (row `row_id`) until its reply settles it or it fails."""
+
+    cost: Cost
+    row_id: int
+
+
 def worst_case(settings: LLMSettings, request: dict[str, Any], *, batch: bool = False) -> Cost:
     """An upper bound on what `request` (the kwargs `complete` sends) can cost: prompt bound + `max_tokens`."""
-    prompt = sum((_chars(m) + 1) // 2 + _MESSAGE_OVERHEAD_TOKENS for m in request["messages"])
+    prompt = sum(token_bound(_text(m)) + _MESSAGE_OVERHEAD_TOKENS for m in request["messages"])
     if request.get("tools"):
         prompt += (len(json.dumps(request["tools"])) + 1) // 2
     completion = int(request.get("max_tokens") or settings.max_tokens)
@@ -177,6 +200,7 @@ CREATE TABLE IF NOT EXISTS calls (id INTEGER PRIMARY KEY, at REAL, stage TEXT, m
 CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 0), usd REAL NOT NULL, tokens INTEGER NOT NULL);
 INSERT OR IGNORE INTO totals VALUES (0, 0.0, 0);
 CREATE TABLE IF NOT EXISTS kept_replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reservations (id INTEGER PRIMARY KEY, usd REAL NOT NULL, tokens INTEGER NOT NULL);
 """
 
 
@@ -190,14 +214,14 @@ def open_sqlite(path: Path) -> sqlite3.Connection:
 
 
 class SpendLedger:
-    """The spend of one output dir (persisted) and the reservations of this process's calls in flight."""
+    """The spend of one output dir and the worst cases of the calls in flight, both in its SQLite file: the
+    processes of one run (Dask workers open the same file) check the cap against each other's calls too."""
 
     def __init__(self, path: Path, max_usd: float | None = None, max_tokens: int | None = None) -> None:
         self.spec = LedgerSpec(str(path), max_usd, max_tokens)
         self._db = open_sqlite(Path(path))
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
-        self._reserved = Cost()
         self.stopped = False  # a call was refused: start no new row
         self._kept = {key for (key,) in self._db.execute("SELECT key FROM kept_replies")}
 
@@ -214,41 +238,54 @@ class SpendLedger:
         usd, tokens = self._db.execute("SELECT usd, tokens FROM totals").fetchone()
         return Cost(usd, tokens)
 
-    def reserve(self, worst: Cost) -> Cost:
-        """Hold `worst` for a call about to be sent, or raise `BudgetReached` if it could pass a cap."""
-        with self._lock:
-            spent, reserved = self._spent(), self._reserved
-            over_usd = self.spec.max_usd is not None and spent.usd + reserved.usd + worst.usd > self.spec.max_usd
-            over_tokens = self.spec.max_tokens is not None and spent.tokens + reserved.tokens + worst.tokens > self.spec.max_tokens
+    def reserve(self, worst: Cost) -> Reservation:
+        """Hold `worst` for a call about to be sent, or raise `BudgetReached` if it could pass a cap.
+
+        One write transaction: what every process spent and holds in flight is read and this call's worst case
+        added at once, so two processes cannot both take the last of the budget."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            spent = self._spent()
+            usd, tokens = self._db.execute("SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(tokens), 0) "
+                                           "FROM reservations").fetchone()
+            over_usd = self.spec.max_usd is not None and spent.usd + usd + worst.usd > self.spec.max_usd
+            over_tokens = self.spec.max_tokens is not None and spent.tokens + tokens + worst.tokens > self.spec.max_tokens
             if over_usd or over_tokens:
                 self.stopped = True
                 raise BudgetReached(
                     f"budget reached: the next call could cost up to ${worst.usd:.6f} ({worst.tokens} tokens), with "
-                    f"${spent.usd:.6f} ({spent.tokens} tokens) spent and ${reserved.usd:.6f} in flight; caps "
+                    f"${spent.usd:.6f} ({spent.tokens} tokens) spent and ${usd:.6f} in flight; caps "
                     f"${self.spec.max_usd} / {self.spec.max_tokens} tokens")
-            self._reserved = Cost(reserved.usd + worst.usd, reserved.tokens + worst.tokens)
-        return worst
+            row = self._db.execute("INSERT INTO reservations (usd, tokens) VALUES (?, ?)", (worst.usd, worst.tokens))
+            return Reservation(worst, row.lastrowid)
 
-    def release(self, reservation: Cost | None) -> None:
+    def release(self, reservation: Reservation | None) -> None:
         """The call failed: what it held is free again (a failed call is not billed)."""
         if reservation is not None:
-            with self._lock:
-                self._reserved = Cost(self._reserved.usd - reservation.usd, self._reserved.tokens - reservation.tokens)
+            with self._lock, self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("DELETE FROM reservations WHERE id = ?", (reservation.row_id,))
 
-    def settle(self, reservation: Cost | None, reply: LLMReply, *, stage: str, batch: bool, online_cost_usd: float) -> None:
+    def clear_reservations(self) -> None:
+        """A run starts with nothing in flight: drop what a killed process of an earlier run still held."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("DELETE FROM reservations")
+
+    def settle(self, reservation: Reservation | None, reply: LLMReply, *, stage: str, batch: bool,
+               online_cost_usd: float) -> None:
         """The reply's real cost replaces its reservation, in the ledger file before the caller sees the reply."""
         tokens = reply.prompt_tokens + reply.completion_tokens
-        with self._lock:
+        with self._lock, self._db:  # one transaction: the call, the total and the reservation it replaces
+            self._db.execute("BEGIN IMMEDIATE")
             if reservation is not None:
-                self._reserved = Cost(self._reserved.usd - reservation.usd, self._reserved.tokens - reservation.tokens)
-            with self._db:  # one transaction: the call and the total
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute("INSERT INTO calls (at, stage, model, prompt_tokens, completion_tokens, cost_usd, "
-                                 "online_cost_usd, latency_s, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                 (time.time(), stage, reply.model, reply.prompt_tokens, reply.completion_tokens,
-                                  reply.cost_usd, online_cost_usd, reply.latency_s, int(batch)))
-                self._db.execute("UPDATE totals SET usd = usd + ?, tokens = tokens + ? WHERE id = 0",
-                                 (reply.cost_usd, tokens))
+                self._db.execute("DELETE FROM reservations WHERE id = ?", (reservation.row_id,))
+            self._db.execute("INSERT INTO calls (at, stage, model, prompt_tokens, completion_tokens, cost_usd, "
+                             "online_cost_usd, latency_s, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             (time.time(), stage, reply.model, reply.prompt_tokens, reply.completion_tokens,
+                              reply.cost_usd, online_cost_usd, reply.latency_s, int(batch)))
+            self._db.execute("UPDATE totals SET usd = usd + ?, tokens = tokens + ? WHERE id = 0",
+                             (reply.cost_usd, tokens))
 
     def keep_replies(self, replies: list[tuple[str, LLMReply]]) -> None:
         """Keep the replies of a row the budget stopped, so its re-run is handed them instead of paying again."""
@@ -345,6 +382,7 @@ def spend_control(settings: SpendSettings, llm: LLMSettings, ledger_dir: Path) -
     if price is not None:
         register_price(llm.model, price)
     ledger = SpendLedger(Path(ledger_dir) / LEDGER_NAME, settings.max_budget_usd, settings.max_tokens_total)
+    ledger.clear_reservations()
     try:
         with using_ledger(ledger):
             yield ledger
