@@ -167,6 +167,11 @@ def trace_key(row: TraceRecord | ToolCallRecord | TranslationRecord | NLTraceRec
     return row.problem_id, row.sample_index
 
 
+def fields_of(row: BaseModel, *names: str) -> dict[str, Any]:
+    """The trace's key and the `names` fields of `row`: what a stage's output row carries over from its input."""
+    return row.model_dump(include={"problem_id", "sample_index", *names})
+
+
 def rows_by_trace(rows: Iterable[RowT]) -> dict[tuple[str, int], list[RowT]]:
     """Per-trace rows (tool calls, translations, ...) grouped by their trace, in their order; absent traces read []."""
     grouped: dict[tuple[str, int], list[RowT]] = defaultdict(list)

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel
 
-from tasks.records import FilterDecision, NLTraceRecord, TraceRecord, TranslationRecord
+from tasks.records import FilterDecision, NLTraceRecord, TraceRecord, TranslationRecord, fields_of
 
 # Words that give away a tool-assisted origin. Whole words, any case; plurals and verb forms included.
 _TOOL_WORDS = re.compile(
@@ -107,10 +107,7 @@ def trace_quality(decision: FilterDecision, trace: TraceRecord, nl: NLTraceRecor
     solution = nl.solution if nl else ""
     n_faithful = sum(t.faithful for t in translations)
     return TraceQuality(
-        problem_id=decision.problem_id,
-        sample_index=decision.sample_index,
-        kept=decision.kept,
-        drop_reason=decision.drop_reason,
+        **fields_of(decision, "kept", "drop_reason"),
         solver_correct=trace.answer_correct,
         rephrased=nl is not None,
         answer_verified=decision.answer_correct,

@@ -24,7 +24,7 @@ from tasks.stages.filter import solution_drop_reason
 from tasks.llm import LLMCallError, LLMSettings, Usage, complete
 from tasks.stages.config import RephraseConfig
 from tasks.prompt_store import load_prompt
-from tasks.records import NLTraceRecord, ToolCallRecord, TraceRecord, TranslationRecord
+from tasks.records import NLTraceRecord, ToolCallRecord, TraceRecord, TranslationRecord, fields_of
 
 _FENCE = re.compile(r"```.*?(?:```|$)", re.DOTALL)
 
@@ -89,10 +89,7 @@ def rephrase_trace(trace: TraceRecord, calls: list[ToolCallRecord], translations
         if attempts == 1:  # a retry that failed leaves the last solution, and the reason it was dropped
             solution, final_answer = "", None
     return NLTraceRecord(
-        problem_id=trace.problem_id,
-        sample_index=trace.sample_index,
-        problem=trace.problem,
-        reference_answer=trace.reference_answer,
+        **fields_of(trace, "problem", "reference_answer"),
         solution=solution,
         final_answer=final_answer,
         attempts=attempts,

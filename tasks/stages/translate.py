@@ -35,7 +35,7 @@ from tasks.stages.arithmetic_check import find_equalities
 from tasks.llm import LLMCallError, LLMReply, LLMSettings, Usage, complete
 from tasks.stages.config import TranslateConfig
 from tasks.prompt_store import PromptTemplate, load_prompt
-from tasks.records import CheckMethod, ToolCallRecord, TranslationRecord
+from tasks.records import CheckMethod, ToolCallRecord, TranslationRecord, fields_of
 from tool_sandbox.sympy_toolkit import tool_description
 
 class Check(BaseModel):
@@ -172,10 +172,7 @@ def translate_tool_call(call: ToolCallRecord, settings: LLMSettings, config: Tra
         llm_error = str(exc)
         check = Check(faithful=False, method=check.method, reason=f"LLM call failed: {exc}")
     return TranslationRecord(
-        problem_id=call.problem_id,
-        sample_index=call.sample_index,
-        call_index=call.call_index,
-        tool_name=call.tool_name,
+        **fields_of(call, "call_index", "tool_name"),
         tool_output=call.output,
         explanation=explanation,
         derived_answer=derived,
