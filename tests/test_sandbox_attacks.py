@@ -28,7 +28,7 @@ CORPUS_DIR = Path(__file__).parent / "sandbox_attacks"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CANARY = "sk-SANDBOX_CANARY-do-not-leak"
 VICTIM_SECRET = "VICTIM-SECRET-42"
-UNIX_SOCKET = "/tmp/tool_sandbox_test.sock"
+UNIX_SOCKET = f"/tmp/tool_sandbox_test-{os.getpid()}.sock"  # per process: test runs side by side keep theirs
 ESCAPE_GLOBS = ("/tmp/tool_sandbox_escape*", "/tmp/tool_sandbox_pwned*", "/usr/lib/tool_sandbox_escape*",
                 str(PROJECT_DIR / "escape*"))
 FOLLOW_UP = "from sympy import *\nx = symbols('x')\nsolve(x**2 - 9, x)"
@@ -48,7 +48,7 @@ class Attack:
 def load_corpus() -> list[Attack]:
     attacks = []
     for path in sorted(CORPUS_DIR.glob("*.py")):
-        text = path.read_text().replace("__PROJECT_DIR__", str(PROJECT_DIR))
+        text = path.read_text().replace("__PROJECT_DIR__", str(PROJECT_DIR)).replace("__UNIX_SOCKET__", UNIX_SOCKET)
         header = dict(line[2:].split(": ", 1) for line in text.splitlines() if line.startswith("# ") and ": " in line
                       and line[2:].split(": ", 1)[0] in ("expect", "says", "never", "persists"))
         attacks.append(Attack(path.stem, text, header["expect"], header.get("says"), header.get("never"),
@@ -133,6 +133,24 @@ def test_attack_is_contained_and_leaves_nothing_behind(sandbox: Sandbox, attack:
     fds_before = open_descriptors()
     session, fresh = f"attack-{attack.name}", f"fresh-{attack.name}"
 
+    try:
+        _attack_is_contained(sandbox, attack, session, fresh)
+    finally:  # a failed check must not leave its sessions to the next attack's process count
+        sandbox.close_session(session)
+        sandbox.close_session(fresh)
+    leftover = wait_for_descendants(zygote_pid, expected_processes)
+    assert len(leftover) == expected_processes, f"{attack.name} left processes: {sorted(leftover)}"
+    for pattern in ESCAPE_GLOBS:
+        assert not glob.glob(pattern), f"{attack.name} wrote {glob.glob(pattern)}"
+    assert process_state(0) == parent_before, "the parent's nice, affinity or rlimits changed"
+    assert process_state(zygote_pid) == zygote_before, "the zygote's nice, affinity or rlimits changed"
+    # Other fds of this process (earlier tests' sockets, closed by the garbage collector) may go meanwhile: only
+    # a descriptor that is new counts, a session's pipe or pidfd kept open.
+    assert open_descriptors() - fds_before == set(), "the parent kept descriptors of the closed sessions"
+
+
+def _attack_is_contained(sandbox: Sandbox, attack: Attack, session: str, fresh: str) -> None:
+    """The attack's own status and message, nothing leaked, and the next ordinary calls answer correctly."""
     out = sandbox.run(attack.code, session)
     seen = out.text_for_model(max_chars=100_000)
     # "expect: timeout|ok" with "says: killed|threads running": either outcome, each with its own message
@@ -154,14 +172,3 @@ def test_attack_is_contained_and_leaves_nothing_behind(sandbox: Sandbox, attack:
     assert (new.status, new.result, new.notice) == ("ok", "[-3, 3]", None), new.text_for_model()
     assert sandbox.run("victim_secret", "victim").result == repr(VICTIM_SECRET)
 
-    sandbox.close_session(session)
-    sandbox.close_session(fresh)
-    leftover = wait_for_descendants(zygote_pid, expected_processes)
-    assert len(leftover) == expected_processes, f"{attack.name} left processes: {sorted(leftover)}"
-    for pattern in ESCAPE_GLOBS:
-        assert not glob.glob(pattern), f"{attack.name} wrote {glob.glob(pattern)}"
-    assert process_state(0) == parent_before, "the parent's nice, affinity or rlimits changed"
-    assert process_state(zygote_pid) == zygote_before, "the zygote's nice, affinity or rlimits changed"
-    # Other fds of this process (earlier tests' sockets, closed by the garbage collector) may go meanwhile: only
-    # a descriptor that is new counts, a session's pipe or pidfd kept open.
-    assert open_descriptors() - fds_before == set(), "the parent kept descriptors of the closed sessions"
