@@ -18,7 +18,7 @@ from prefect_dask import DaskTaskRunner
 
 from flows.distill import DistillParams
 from flows.runners import KIND_ENV, WORKERS_ENV, TaskRunnerSettings, distill_on
-from tasks.llm import LLMSettings
+from tasks.llm import LLMSettings, SpendSettings, ledger_totals
 from tasks.parquet_io import read_records, stage_path
 from tasks.records import SFTRecord
 
@@ -68,6 +68,34 @@ def test_worker_processes_share_the_runs_limit_on_calls_in_flight(prefect_api, t
     assert len(worker_pids) == 2 and len({t["worker"] for t in stream.data}) == 2, "chunks ran on both processes"
     # 8 threads across the two workers would allow 8 calls at once; the run allows 3
     assert 2 <= stats.peak_in_flight <= 3, stats.peak_in_flight
+
+
+@pytest.mark.slow
+def test_worker_processes_hold_the_runs_budget_together_at_its_registered_price(prefect_api, tmp_path: Path,
+                                                                               monkeypatch) -> None:
+    """Chunks on two worker processes: each prices its calls at the run's `--price` (their litellm never saw it)
+    and counts the other's calls in flight, so the output dir's ledger stays under the cap."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-dask-test")
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps({"id": f"p{i}", "problem": f"What is {i} + {i}?", "answer": str(2 * i)}) + "\n"
+                                for i in range(1, 13)))
+    price = "100,200"  # $ per 1M tokens: a few calls make a budget
+    with MockLLMServer(latency_s=0.05) as server:
+        params = DistillParams(problems=str(problems), output_dir=str(tmp_path / "full"), decontaminate=False,
+                               llm=LLMSettings(model="openai/scripted-dask-budget", api_base=server.url),
+                               max_concurrency=8, rows_per_task=2, spend=SpendSettings(price=price))
+        params.solve.tool_protocol = "code"
+        full_cost = distill_on(TaskRunnerSettings(kind="threads"))(params).spend.paid_usd
+        cap = 0.4 * full_cost
+        capped = params.model_copy(update={"output_dir": str(tmp_path / "capped"),
+                                           "spend": SpendSettings(price=price, max_budget_usd=cap)})
+        with LocalCluster(n_workers=2, processes=True, threads_per_worker=4, dashboard_address=None) as cluster, \
+                Client(cluster) as client, get_task_stream(client) as stream:
+            summary = distill_on(TaskRunnerSettings(kind="dask", address=cluster.scheduler_address))(capped)
+    workers = {t["worker"] for t in stream.data}
+    paid = ledger_totals(tmp_path / "capped" / ".prefect-results").usd
+    assert len(workers) == 2, "chunks ran on both processes"
+    assert summary.spend.budget.reached and 0 < paid <= cap, (paid, cap, full_cost)
 
 
 def test_environment_picks_the_runner_and_defaults_to_local_threads() -> None:

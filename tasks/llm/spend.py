@@ -90,6 +90,9 @@ def token_prices(model: str) -> TokenPrices:
                        info.get("output_cost_per_token_batches") or online_out)
 
 
+_registered_here: set[tuple[str, str]] = set()  # (model, price as JSON) this process told litellm
+
+
 def register_price(model: str, price: ModelPrice) -> None:
     """Tell litellm what `model` costs (`--price`): its replies are then priced, and budgets can hold for it."""
     try:
@@ -104,6 +107,7 @@ def register_price(model: str, price: ModelPrice) -> None:
                   "output_cost_per_token_batches": price.batch_output_per_mtok / 1e6}
     litellm.register_model({model: entry})
     token_prices.cache_clear()
+    _registered_here.add((model, price.model_dump_json()))
 
 
 def _text(message: dict[str, Any]) -> str:
@@ -163,11 +167,13 @@ def request_key(settings: LLMSettings, request: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class LedgerSpec:
-    """A ledger's file and caps without its connection: what travels to a chunk in another process."""
+    """A ledger's file and caps without its connection: what travels to a chunk in another process, with the
+    prices the run registered (`--price`), which that process's litellm does not know."""
 
     path: str
     max_usd: float | None = None
     max_tokens: int | None = None
+    prices: tuple[tuple[str, ModelPrice], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -217,8 +223,9 @@ class SpendLedger:
     """The spend of one output dir and the worst cases of the calls in flight, both in its SQLite file: the
     processes of one run (Dask workers open the same file) check the cap against each other's calls too."""
 
-    def __init__(self, path: Path, max_usd: float | None = None, max_tokens: int | None = None) -> None:
-        self.spec = LedgerSpec(str(path), max_usd, max_tokens)
+    def __init__(self, path: Path, max_usd: float | None = None, max_tokens: int | None = None,
+                 prices: tuple[tuple[str, ModelPrice], ...] = ()) -> None:
+        self.spec = LedgerSpec(str(path), max_usd, max_tokens, prices)
         self._db = open_sqlite(Path(path))
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
@@ -365,7 +372,11 @@ def using_ledger(ledger: SpendLedger | None) -> Iterator[None]:
 
 
 def open_ledger(spec: LedgerSpec) -> SpendLedger:
-    return SpendLedger(Path(spec.path), spec.max_usd, spec.max_tokens)
+    """The run's ledger in another process (a Dask worker): its prices registered here too, so calls are priced."""
+    for model, price in spec.prices:
+        if (model, price.model_dump_json()) not in _registered_here:  # once per process, not per chunk
+            register_price(model, price)
+    return SpendLedger(Path(spec.path), spec.max_usd, spec.max_tokens, spec.prices)
 
 
 def ledger_totals(ledger_dir: Path) -> SpendTotals:
@@ -381,7 +392,8 @@ def spend_control(settings: SpendSettings, llm: LLMSettings, ledger_dir: Path) -
     price = settings.model_price()
     if price is not None:
         register_price(llm.model, price)
-    ledger = SpendLedger(Path(ledger_dir) / LEDGER_NAME, settings.max_budget_usd, settings.max_tokens_total)
+    ledger = SpendLedger(Path(ledger_dir) / LEDGER_NAME, settings.max_budget_usd, settings.max_tokens_total,
+                         ((llm.model, price),) if price is not None else ())
     ledger.clear_reservations()
     try:
         with using_ledger(ledger):

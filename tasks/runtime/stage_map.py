@@ -143,7 +143,7 @@ def _run_stage(name: str, item_fn: StageFunction, item_fn_source: str, per_item:
     log = get_run_logger()
     shared_key = item_key(item_fn_source, *shared)
     keys = [item_key(shared_key, *args) for args in per_item]
-    results: list[Any] = [None] * len(per_item)
+    results: list[Any] = [NotRun()] * len(per_item)  # until a chunk brings the row
     todo = []
     with ItemStore(Path(store_dir)) as store:
         for index, key in enumerate(keys):
@@ -181,7 +181,9 @@ def _run_stage(name: str, item_fn: StageFunction, item_fn_source: str, per_item:
                 progress.chunk_done(chunk_results)
             for index, result in zip(chunk, chunk_results):
                 results[index] = result
-            if next_chunk < len(chunks):
+            if ledger is not None and any(isinstance(result, NotRun) for result in chunk_results):
+                ledger.stopped = True  # the budget stopped a chunk in another process: the run stops here too
+            if next_chunk < len(chunks) and not (ledger is not None and ledger.stopped):
                 new_future, new_chunk = submit(next_chunk)
                 in_flight[new_future] = new_chunk
                 next_chunk += 1
