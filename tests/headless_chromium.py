@@ -9,8 +9,11 @@ flags are the ones known to work on this closed network (no background connectio
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -87,8 +90,10 @@ class Page:
 def headless_chromium(chromium: str, profile_dir: Path, width: int = 1400, height: int = 1000) -> Iterator[Page]:
     """A fresh Chromium (its own empty profile) with one page of `width` x `height`; stopped on exit."""
     profile_dir.mkdir(parents=True, exist_ok=True)
+    # Its own process group: Debian's chromium-headless-shell is a shell script that runs the browser as a child,
+    # so stopping the script alone would leave the browser (and its helpers) running after the tests.
     proc = subprocess.Popen([chromium, *FLAGS, f"--user-data-dir={profile_dir}", f"--window-size={width},{height}",
-                             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         port_file = profile_dir / "DevToolsActivePort"
         deadline = time.monotonic() + 60
@@ -106,9 +111,22 @@ def headless_chromium(chromium: str, profile_dir: Path, width: int = 1400, heigh
             page.resize(width, height)
             yield page
     finally:
-        proc.terminate()
+        _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the browser's whole process group, SIGKILL to what is left after 10 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        proc.poll()  # reap the script itself, or the group never empties
+        time.sleep(0.1)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
