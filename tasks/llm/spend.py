@@ -154,7 +154,7 @@ def worst_case(settings: LLMSettings, request: dict[str, Any], *, batch: bool = 
     """An upper bound on what `request` (the kwargs `complete` sends) can cost: prompt bound + `max_tokens`."""
     prompt = sum(token_bound(_text(m)) + _MESSAGE_OVERHEAD_TOKENS for m in request["messages"])
     if request.get("tools"):
-        prompt += (len(json.dumps(request["tools"])) + 1) // 2
+        prompt += token_bound(json.dumps(request["tools"]))
     completion = int(request.get("max_tokens") or settings.max_tokens)
     return Cost(token_prices(settings.model).cost(prompt, completion, batch=batch), prompt + completion)
 
@@ -245,13 +245,21 @@ class SpendLedger:
         usd, tokens = self._db.execute("SELECT usd, tokens FROM totals").fetchone()
         return Cost(usd, tokens)
 
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write transaction with the file locked from its start (BEGIN IMMEDIATE), so what it reads cannot go
+        stale before it writes, whichever process writes meanwhile. Callers hold `_lock`: threads share the
+        connection."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            yield
+
     def reserve(self, worst: Cost) -> Reservation:
         """Hold `worst` for a call about to be sent, or raise `BudgetReached` if it could pass a cap.
 
         One write transaction: what every process spent and holds in flight is read and this call's worst case
         added at once, so two processes cannot both take the last of the budget."""
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._lock, self._write():
             spent = self._spent()
             usd, tokens = self._db.execute("SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(tokens), 0) "
                                            "FROM reservations").fetchone()
@@ -269,22 +277,19 @@ class SpendLedger:
     def release(self, reservation: Reservation | None) -> None:
         """The call failed: what it held is free again (a failed call is not billed)."""
         if reservation is not None:
-            with self._lock, self._db:
-                self._db.execute("BEGIN IMMEDIATE")
+            with self._lock, self._write():
                 self._db.execute("DELETE FROM reservations WHERE id = ?", (reservation.row_id,))
 
     def clear_reservations(self) -> None:
         """A run starts with nothing in flight: drop what a killed process of an earlier run still held."""
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._lock, self._write():
             self._db.execute("DELETE FROM reservations")
 
     def settle(self, reservation: Reservation | None, reply: LLMReply, *, stage: str, batch: bool,
                online_cost_usd: float) -> None:
         """The reply's real cost replaces its reservation, in the ledger file before the caller sees the reply."""
         tokens = reply.prompt_tokens + reply.completion_tokens
-        with self._lock, self._db:  # one transaction: the call, the total and the reservation it replaces
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._lock, self._write():  # one transaction: the call, the total and the reservation it replaces
             if reservation is not None:
                 self._db.execute("DELETE FROM reservations WHERE id = ?", (reservation.row_id,))
             self._db.execute("INSERT INTO calls (at, stage, model, prompt_tokens, completion_tokens, cost_usd, "
@@ -296,8 +301,7 @@ class SpendLedger:
 
     def keep_replies(self, replies: list[tuple[str, LLMReply]]) -> None:
         """Keep the replies of a row the budget stopped, so its re-run is handed them instead of paying again."""
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._lock, self._write():
             self._db.executemany("INSERT OR REPLACE INTO kept_replies VALUES (?, ?)",
                                  [(key, reply.model_dump_json()) for key, reply in replies])
             self._kept.update(key for key, _ in replies)
@@ -308,8 +312,7 @@ class SpendLedger:
             if key not in self._kept:
                 return None
             self._kept.discard(key)
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
+            with self._write():
                 row = self._db.execute("SELECT reply FROM kept_replies WHERE key = ?", (key,)).fetchone()
                 self._db.execute("DELETE FROM kept_replies WHERE key = ?", (key,))
         return None if row is None else LLMReply.model_validate_json(row[0])
