@@ -44,3 +44,12 @@ def replay_llm() -> Iterator[ReplayLLM]:
         yield handler
     finally:
         litellm.custom_provider_map = saved
+
+
+@pytest.fixture(scope="module")
+def prefect_api() -> Iterator[None]:
+    """A temporary Prefect API shared by a module's flow runs (its start-up is the slow part)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -13,7 +13,6 @@ import pytest
 from distributed import Client, LocalCluster, get_task_stream
 from mock_llm_server import MockLLMServer
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.testing.utilities import prefect_test_harness
 from prefect_dask import DaskTaskRunner
 
 from flows.distill import DistillParams
@@ -21,12 +20,6 @@ from flows.runners import KIND_ENV, WORKERS_ENV, TaskRunnerSettings, distill_on
 from tasks.llm import LLMSettings, SpendSettings, ledger_totals
 from tasks.parquet_io import read_records, stage_path
 from tasks.records import SFTRecord
-
-
-@pytest.fixture(scope="module")
-def prefect_api():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.distill import DistillParams, distill
 from tasks.llm import LLMSettings
@@ -15,12 +14,6 @@ from tasks.records import STAGE_RECORDS, arrow_schema
 from tasks.llm.scripted_provider import ScriptedLLM
 
 LLM_STAGES = ("traces", "tool_calls", "translations", "nl_traces")
-
-
-@pytest.fixture(scope="module")
-def prefect_api():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 def _write_problems(path: Path) -> Path:

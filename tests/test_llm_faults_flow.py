@@ -16,7 +16,6 @@ import pyarrow.parquet as pq
 import pytest
 from mock_llm_server import FaultRule, MockLLMServer
 from prefect.client.orchestration import get_client
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.distill import DistillParams, distill
 from tasks.llm import LLMSettings
@@ -39,12 +38,6 @@ FAULTS = [
     FaultRule("unavailable", agent="rephraser", match="21 * 2"),
 ]
 CALLS_PER_PROBLEM = 5  # plan, code, answer, one translation, one rephrase
-
-
-@pytest.fixture(scope="module")
-def prefect_api():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 def _params(tmp_path: Path, server: MockLLMServer) -> DistillParams:

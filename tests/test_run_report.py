@@ -11,7 +11,6 @@ import httpx
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
-from prefect.testing.utilities import prefect_test_harness
 
 from eval.records import BenchmarkSummary, EvalReport
 from flows.artifacts import StageProgressArtifact, publish_markdown, publish_table
@@ -174,12 +173,6 @@ def test_publishing_outside_a_run_is_a_no_op() -> None:
 
 
 # ---- inside real flow runs (Prefect's test API) --------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def prefect_api():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
 
 def _latest(key: str):
     with get_client(sync_client=True) as client:

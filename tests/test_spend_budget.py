@@ -21,7 +21,6 @@ import pytest
 from command_lines import TOOL_DISTILL, env_without_prefect
 from mock_llm_server import MockLLMServer, _prompt_tokens
 from prefect.client.orchestration import get_client
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.distill import distill
 from flows.params import DistillParams
@@ -140,12 +139,6 @@ def test_calls_in_flight_hold_their_worst_case_so_concurrent_calls_cannot_pass_t
         assert server.stats().requests == 3 and server.stats().peak_in_flight == 3
         assert SpendLedger(tmp_path / LEDGER_NAME).spent().usd <= one_call.usd * 3.5
         assert ledger.stopped
-
-
-@pytest.fixture(scope="module")
-def prefect_api():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.mark.slow
