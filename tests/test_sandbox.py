@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from tool_sandbox import ExecResult, Sandbox, SandboxLimits, get_default_sandbox
+from tool_sandbox import ExecResult, Sandbox, SandboxError, SandboxLimits, get_default_sandbox
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +157,34 @@ def test_threads_that_first_use_a_new_sandbox_together_all_get_their_answer() ->
     with Sandbox(limits=SandboxLimits(timeout_s=5)) as box, ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda i: box.run(f"{i} * 7", f"first-{i}"), range(8)))
     assert [r.result for r in results] == [str(i * 7) for i in range(8)]
+
+
+def test_the_zygote_outlives_the_thread_that_started_it() -> None:
+    """The kernel's parent-death signal follows the forking *thread*: a sandbox first used by a chunk's row
+    thread must keep its zygote (and its warm sessions) after that thread has ended."""
+    import threading
+
+    made: list[Sandbox] = []
+
+    def first_use() -> None:
+        made.append(Sandbox(limits=SandboxLimits(timeout_s=5)))
+        made[0].run("1 + 1", "short-lived")
+
+    first = threading.Thread(target=first_use)
+    first.start()
+    first.join()
+    with made[0] as box:
+        zygote = box.worker_pids()[0]
+        time.sleep(0.3)
+        assert box.run("2 + 2", "after").result == "4"
+        assert box.worker_pids()[0] == zygote, "the zygote was restarted: it died with its thread"
+
+
+def test_a_zygote_that_dies_while_starting_is_reported_then_started_afresh() -> None:
+    with Sandbox(limits=SandboxLimits(timeout_s=5)) as box:
+        box._zygote.process.kill()  # before its start-up message
+        with pytest.raises(SandboxError, match="zygote failed to start"):
+            box.run("1", "s")
+        assert box.run("3 * 3", "s").result == "9"
+    with pytest.raises(SandboxError, match="closed"):
+        box.run("1", "s")

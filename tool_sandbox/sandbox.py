@@ -29,6 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tool_sandbox.isolation import FULL
+from tool_sandbox.launcher import on_launcher_thread
 from tool_sandbox.protocol import FrameError, FrameTimeout, FrameTooLarge, read_frame, write_frame
 from tool_sandbox.records import ExecResult, ExecStatus, SandboxLimits
 
@@ -90,43 +91,51 @@ def zygote_environment() -> dict[str, str]:
 
 
 class Zygote:
-    """The parent's handle on the zygote process: start it, ask it for sessions. Thread-safe."""
+    """The parent's handle on the zygote process: start it, ask it for sessions. Thread-safe.
+
+    A zygote that died (or failed to start, which the call that saw it reported) is started afresh by
+    the next call that needs it; after `close` none is started again.
+    """
 
     def __init__(self, limits: SandboxLimits) -> None:
-        self._lock = threading.Lock()  # one spawn or restart at a time
-        self._ready_lock = threading.Lock()
+        # One lock for start, start-up message, spawn and restart: two threads that both saw the socket
+        # readable would otherwise both recv, and the second would block for good on a message the first took.
+        self._lock = threading.RLock()
         self.info: dict[str, Any] = {}
         self.config = {"scratch_bytes": limits.scratch_bytes, "max_output_chars": limits.max_output_chars,
                        "memory_bytes": limits.memory_bytes, "max_file_bytes": limits.max_file_bytes,
                        "max_open_files": limits.max_open_files, "max_processes": limits.max_processes,
                        "max_reply_chars": max(1024, limits.max_reply_bytes // 16),
                        "spare_sessions": limits.spare_sessions, "prefault_spares": limits.prefault_spares}
+        self.closed = False
         self._start()
 
     def _start(self) -> None:
         self._control, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._log = tempfile.TemporaryFile()
         try:
-            self.process = subprocess.Popen(
+            self.process = on_launcher_thread(lambda: subprocess.Popen(
                 [sys.executable, "-I", "-B", "-c", BOOTSTRAP, str(child.fileno()), str(os.getpid()),
                  json.dumps(self.config)],
                 pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log,
-                cwd="/", env=zygote_environment(), start_new_session=True)
+                cwd="/", env=zygote_environment(), start_new_session=True))
         finally:
             child.close()
-        self.ready = False
+        self.running, self.ready = True, False
 
     def wait_ready(self, timeout_s: float) -> dict[str, Any]:
-        # One reader of the hello: two threads that both saw the socket readable would otherwise both recv, and
-        # the second would block for good on a message the first had taken.
-        with self._ready_lock:
+        with self._lock:
+            if self.closed:
+                raise SandboxError("this Sandbox is closed; create a new one or use get_default_sandbox()")
             if self.ready:
                 return self.info
+            if not self.running:
+                self._start()
             ready, _, _ = select.select([self._control], [], [], timeout_s)
             message = self._control.recv(1 << 16) if ready else b""
             hello = json.loads(message) if message else {"ready": False, "error": self._failure(timeout_s, bool(ready))}
             if not hello.get("ready"):
-                self.kill()
+                self._stop()
                 raise SandboxError(f"the sandbox's zygote failed to start:\n{hello.get('error')}")
             self.info, self.ready = hello, True
             return hello
@@ -153,13 +162,18 @@ class Zygote:
                     return fds[0], fds[1], fds[2], pid if isinstance(pid, int) else None
                 for fd in fds:
                     os.close(fd)
-                if attempt == 1:  # it died (or was killed): start another
-                    self.kill()
-                    self._start()
+                if attempt == 1:  # it died (or was killed): the next wait_ready starts another
+                    self._stop()
             raise SandboxError("the sandbox's zygote could not start a session twice in a row")
 
-    def kill(self) -> None:
+    def close(self) -> None:
+        """Stop the zygote for good: later calls raise SandboxError."""
+        self.closed = True
+        self._stop()
+
+    def _stop(self) -> None:
         """Close the control socket (the zygote then removes its staging dir and exits), kill it if it lingers."""
+        self.running, self.ready = False, False
         self._control.close()
         try:
             self.process.wait(timeout=ZYGOTE_EXIT_WAIT_S)
@@ -429,7 +443,7 @@ def _stop(zygote: Zygote, sessions: OrderedDict[str, SessionHandle]) -> None:
         with handle.lock:
             handle.kill()
     sessions.clear()
-    zygote.kill()
+    zygote.close()
 
 
 _default: Sandbox | None = None
