@@ -33,7 +33,7 @@ from pydantic_settings import BaseSettings, CliApp, CliSubCommand, SettingsConfi
 
 from flows.console import Console
 from training.offline_env import apply_offline_defaults
-from flows.params import DistillParams, PaperParams, TrainEvalParams
+from flows.params import NO_TRAINING_EXAMPLES, DistillParams, PaperParams, TrainEvalParams
 from flows.process_guard import run_guarded
 from tasks.llm.records import BATCH_PROVIDERS
 from tasks.stages.config import RephraseConfig, SolveConfig, TranslateConfig
@@ -170,13 +170,21 @@ def _check_distill_input(command: DistillCommand) -> None:
 
 def _check_train_eval_input(command: TrainEvalCommand) -> None:
     from eval.benchmarks import BENCHMARK_NAMES
+    from tasks.parquet_io import StageFileError, count_records
+    from tasks.records import SFTRecord
 
-    sft = Path(command.sft_path)
-    if not sft.is_file():
-        raise BadInput(f"--sft {sft}: no such file; run `tool-distill distill` first, or pass the path of its sft.parquet")
     unknown = sorted(set(command.benchmarks) - set(BENCHMARK_NAMES))
     if unknown:
         raise BadInput(f"--benchmarks: unknown {', '.join(unknown)}; choose from {', '.join(BENCHMARK_NAMES)}")
+    sft = Path(command.sft_path)
+    if not sft.is_file():
+        raise BadInput(f"--sft {sft}: no such file; run `tool-distill distill` first, or pass the path of its sft.parquet")
+    try:
+        rows = count_records(sft, SFTRecord)
+    except StageFileError as exc:
+        raise BadInput(f"--sft {sft}: {exc.problem}; pass the sft.parquet that `tool-distill distill` wrote") from None
+    if rows == 0:
+        raise BadInput(f"--sft {sft}: {NO_TRAINING_EXAMPLES}")
     _check_output_dir(Path(command.output_dir))
 
 

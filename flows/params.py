@@ -74,6 +74,10 @@ class DistillParams(BaseModel):
         return f"{self.dataset_name()}-{self.llm.model.replace('/', '_')}"
 
 
+NO_TRAINING_EXAMPLES = ("no training examples: the distill filter kept nothing. Use a stronger teacher model (--model) "
+                        "or more problems, then re-run distill.")
+
+
 class TrainEvalParams(BaseModel):
     """Parameters of the train-eval flow (rendered as a form in the Prefect UI)."""
 

@@ -22,8 +22,8 @@ from eval.benchmarks import BENCHMARK_NAMES
 from eval.generation import ModelUnderTest
 from eval.harness import EvalConfig, EvalReport
 from flows.run_report import publish_train_eval_report
-from flows.params import TrainEvalParams
-from tasks.parquet_io import read_records
+from flows.params import NO_TRAINING_EXAMPLES, TrainEvalParams
+from tasks.parquet_io import count_records
 from tasks.prefect_model_tasks import evaluate_task, resolve_model_dir, train_task
 from tasks.records import SFTRecord
 from training.config import TrainConfig, load_recipe
@@ -62,10 +62,9 @@ def train_eval(params: TrainEvalParams = TrainEvalParams()) -> TrainEvalSummary:
     if unknown:
         raise ValueError(f"unknown benchmarks {unknown}; choose from {', '.join(BENCHMARK_NAMES)}")
     sft_path = Path(params.sft_path)
-    n_examples = len(read_records(sft_path, SFTRecord))
+    n_examples = count_records(sft_path, SFTRecord)
     if n_examples == 0:
-        raise ValueError(f"{sft_path} has no training examples: the distill filter kept nothing. "
-                         "Use a stronger teacher model (--model) or more problems, then re-run distill.")
+        raise ValueError(f"{sft_path}: {NO_TRAINING_EXAMPLES}")
     out = Path(params.output_dir)
     overrides = {"max_steps": params.max_steps} if params.max_steps else {}
     if params.base_model:

@@ -65,14 +65,43 @@ def read_records(path: Path, record_type: type[RecordT]) -> list[RecordT]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: stage file missing; run the stage that writes it first")
     table = read_table(path)
-    expected = arrow_schema(record_type)
-    if not table.schema.remove_metadata().equals(expected.remove_metadata()):
-        raise ValueError(
-            f"{path}: schema does not match {record_type.__name__}; it was written by another "
-            f"version of tool-distill. Delete the file (or the output dir) and re-run.\n"
-            f"found:    {table.schema.remove_metadata()}\nexpected: {expected.remove_metadata()}"
-        )
+    _check_schema(path, table.schema, record_type)
     return [record_type.model_validate(row) for row in table.to_pylist()]
+
+
+class StageFileError(ValueError):
+    """A file that is not the stage file it should be; `problem` says how, without the fix."""
+
+    def __init__(self, path: Path, problem: str, fix: str) -> None:
+        super().__init__(f"{path}: {problem}; {fix}")
+        self.problem = problem
+
+
+def count_records(path: Path, record_type: type[BaseModel]) -> int:
+    """How many rows the stage file at `path` holds, from its footer alone, after checking it is a Parquet
+    file of `record_type`'s schema: a cheap check of a user-given file before any work starts on it."""
+    try:
+        with open(path, "rb") as handle:
+            metadata = pq.read_metadata(handle)
+    except pa.ArrowInvalid as exc:
+        raise StageFileError(path, f"not a Parquet file ({str(exc).split('.')[0]})",
+                             "pass the file that the stage wrote") from None
+    _check_schema(path, metadata.schema.to_arrow_schema(), record_type)
+    return metadata.num_rows
+
+
+def _check_schema(path: Path, found: pa.Schema, record_type: type[BaseModel]) -> None:
+    expected = arrow_schema(record_type).remove_metadata()
+    found = found.remove_metadata()
+    if found.equals(expected):
+        return
+    missing = sorted(set(expected.names) - set(found.names))
+    extra = sorted(set(found.names) - set(expected.names))
+    differ = "; ".join(part for part in (f"missing columns: {', '.join(missing)}" if missing else "",
+                                         f"unexpected columns: {', '.join(extra)}" if extra else "") if part)
+    raise StageFileError(path, f"not a file of {record_type.__name__} rows from this version of tool-distill "
+                         f"({differ or 'same columns, other types'})",
+                         "delete it (or its output dir) and re-run the stage that writes it")
 
 
 def stage_path(output_dir: Path, stage: str) -> Path:

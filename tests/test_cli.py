@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 from command_lines import TOOL_DISTILL, env_without_prefect
 
+from tasks.parquet_io import write_records
+from tasks.records import SFTRecord
+
 # What "before Prefect starts" means on a 2-core machine: parsing, the parameter model and the
 # input files, not the seconds-long imports of litellm and Prefect or a temporary API server.
 FAST_ERROR_S = 5.0
@@ -38,6 +41,9 @@ def _inputs(tmp_path: Path) -> Path:
     import datasets  # a save_to_disk folder, as `hf:` reads one offline
 
     datasets.Dataset.from_list([{"question": "What is 2 + 2?", "answer": "#### 4"}]).save_to_disk(str(inputs / "saved"))
+    chat = [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "\\boxed{4}"}]
+    datasets.Dataset.from_list([{"messages": chat}]).to_parquet(str(inputs / "chat.parquet"))  # not our SFT schema
+    write_records([], SFTRecord, inputs / "empty_sft.parquet")  # what a distill that kept nothing writes
     return inputs
 
 
@@ -66,6 +72,9 @@ BAD_INVOCATIONS = [
     (["distill", "--problems", "hf:{inputs}/saved", "--problem-field", "prompt"], 'no column "prompt"'),
     (["train-eval", "--sft", "{inputs}/missing.parquet"], "no such file; run `tool-distill distill` first"),
     (["train-eval", "--sft", "{inputs}/bad.jsonl", "--benchmarks", "math501"], "unknown math501"),
+    (["train-eval", "--sft", "{inputs}/bad.jsonl"], "not a Parquet file"),
+    (["train-eval", "--sft", "{inputs}/chat.parquet"], "missing columns: answer_source"),
+    (["train-eval", "--sft", "{inputs}/empty_sft.parquet"], "no training examples"),
     ([], "name a command (distill, estimate, demo, train-eval, paper)"),
     (["paper", "--output-dir", "{inputs}/a_file"], "is a file, not a folder"),
 ]
@@ -103,6 +112,8 @@ def test_a_model_that_cannot_answer_is_refused_before_the_run(tmp_path: Path) ->
         (["--model", "no-provider-model"], "unknown model 'no-provider-model'"),
         (["--model", "openai/gpt-4o-mini"], "no API key; set OPENAI_API_KEY"),
         (["--model", "hosted_vllm/m", "--api-base", "http://127.0.0.1:9/v1"], "cannot reach the endpoint at http://127.0.0.1:9/v1"),
+        # a local server may check no key, but the OpenAI client will not start without one
+        (["--model", "openai/m", "--api-base", "http://127.0.0.1:9/v1"], "no API key; set OPENAI_API_KEY in the environment (any value"),
     ]
     # through the OpenAI SDK a refused connection surfaces as a 500 "Connection error." (a key is set: it is checked first)
     env_with_key = {**env, "OPENAI_API_KEY": "sk-fake-cli-0000"}

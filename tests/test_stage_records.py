@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.parquet_io import read_records, write_records
+from tasks.parquet_io import count_records, read_records, write_records
 from tasks.records import STAGE_RECORDS, ChatMessage, ProblemRecord, SFTRecord, arrow_schema
 
 
@@ -29,8 +29,14 @@ def test_sft_messages_are_a_list_of_role_content_structs(tmp_path: Path):
 
 def test_reading_a_file_of_another_record_type_names_the_fix(tmp_path: Path):
     path = write_records([ProblemRecord(id="1", problem="p", answer="a")], ProblemRecord, tmp_path / "problems.parquet")
-    with pytest.raises(ValueError, match="Delete the file"):
+    with pytest.raises(ValueError, match="missing columns: .*teacher_model.*delete it"):
         read_records(path, SFTRecord)
+    with pytest.raises(ValueError, match="not a file of SFTRecord rows"):
+        count_records(path, SFTRecord)  # from the footer alone
+    assert count_records(path, ProblemRecord) == 1
+    (tmp_path / "notes.parquet").write_text("not parquet")
+    with pytest.raises(ValueError, match="not a Parquet file"):
+        count_records(tmp_path / "notes.parquet", SFTRecord)
 
 
 def test_failed_write_leaves_previous_file_and_no_temp_files(tmp_path: Path):

@@ -42,11 +42,15 @@ def preflight(settings: LLMSettings) -> None:
     try:
         complete([{"role": "user", "content": "Reply with the word OK."}], quick, max_tokens=1, temperature=0.0)
     except LLMCallError as exc:
-        raise PreflightError(_explain(settings, exc.__cause__, str(exc))) from exc
+        raise PreflightError(_explain(settings, exc.__cause__, str(exc), missing)) from exc
 
 
-def _explain(settings: LLMSettings, cause: BaseException | None, text: str) -> str:
+def _explain(settings: LLMSettings, cause: BaseException | None, text: str, missing_keys: list[str]) -> str:
     where = f" at {settings.api_base}" if settings.api_base else ""
+    if missing_keys and ("credentials" in text.lower() or "api_key" in text):
+        # A server on --api-base may check no key, but the provider's client still refuses to start without one.
+        return (f"model {settings.model}{where}: no API key; set {' or '.join(missing_keys)} in the environment "
+                "(any value, if the server checks none)")
     if isinstance(cause, litellm.AuthenticationError):
         return f"model {settings.model}{where} rejected the API key (401); check {_key_variable(settings)}"
     if isinstance(cause, litellm.NotFoundError):

@@ -60,7 +60,8 @@ class BadRow(BaseModel):
     reason: str
 
     def __str__(self) -> str:
-        where = f"{self.file} line {self.line}" if self.line else self.file
+        unit = "line" if self.file.endswith((".jsonl", ".csv")) else "row"  # a Parquet file or a dataset has rows
+        where = f"{self.file} {unit} {self.line}" if self.line else self.file
         return f"{where}: {self.reason}"
 
 
