@@ -100,6 +100,8 @@ class TrainEvalCommand(TrainEvalParams, RunOptions):
 class PaperCommand(PaperParams, RunOptions):
     """The paper's experiment: distil MATH train, QLoRA the student, evaluate base vs tuned on six benchmarks."""
 
+    skip_preflight: bool = Field(default=False, description="Do not send the teacher one test request first.")
+
 
 class ToolDistill(BaseSettings):
     """Distil tool knowledge into a small model (arXiv 2506.19171) as a Prefect pipeline.
@@ -185,7 +187,44 @@ def _check_train_eval_input(command: TrainEvalCommand) -> None:
         raise BadInput(f"--sft {sft}: {exc.problem}; pass the sft.parquet that `tool-distill distill` wrote") from None
     if rows == 0:
         raise BadInput(f"--sft {sft}: {NO_TRAINING_EXAMPLES}")
+    _check_base_model(command.recipe, command.base_model, "--base-model")
     _check_output_dir(Path(command.output_dir))
+
+
+def _check_paper_input(command: PaperCommand) -> None:
+    _check_output_dir(Path(command.output_dir))
+    _check_base_model(command.recipe, command.student, "--student")
+    if command.math_train != "hub":
+        from tasks.stages.problems import ProblemInputError, load_problems
+
+        if not Path(command.math_train).exists():
+            raise BadInput(f"--math-train {command.math_train}: no such file or folder; pass a problems file (.jsonl, "
+                           ".parquet, .csv) or leave --math-train out to read MATH train from the Hub")
+        try:
+            load_problems(Path(command.math_train))
+        except ProblemInputError as exc:
+            raise BadInput(f"--math-train {exc}") from None
+
+
+def _check_base_model(recipe: str, base_model: str | None, flag: str) -> None:
+    """The recipe exists and the model it trains (`base_model`, else the recipe's own) can be loaded here."""
+    import yaml
+
+    from training.model_source import base_model_problem
+    from training.recipe_files import recipe_path
+
+    try:
+        path = recipe_path(recipe)
+    except FileNotFoundError as exc:
+        raise BadInput(f"--recipe: {exc}") from None
+    if base_model is None:
+        fields = yaml.safe_load(path.read_text(encoding="utf-8"))
+        base_model = fields.get("model_name_or_path") if isinstance(fields, dict) else None
+        flag = f"--recipe {recipe}: its model_name_or_path"
+    if base_model is None:
+        return  # a recipe without a model is refused by the flow, which says to pass --base-model
+    if (problem := base_model_problem(str(base_model))) is not None:
+        raise BadInput(f"{flag} {base_model}: {problem}")
 
 
 def _validation_line(error: ValidationError) -> str:
@@ -308,16 +347,17 @@ def _print_train_eval_summary(summary: Any, console: Console) -> None:
     print(f"  report: {summary.report_path}", file=console.out)
 
 
-def _preflight(command: DistillCommand) -> None:
-    from tasks.llm import PreflightError, preflight, register_price
+def _preflight(command: DistillCommand | PaperCommand) -> None:
+    from tasks.llm import LLMSettings, PreflightError, preflight, register_price
 
+    llm = command.llm if isinstance(command, DistillCommand) else LLMSettings(model=command.teacher)
     price = command.spend.model_price()
     if price is not None:  # before litellm first sees the model: it would price it at 0 and say so
-        register_price(command.llm.model, price)
+        register_price(llm.model, price)
     if command.skip_preflight:
         return
     try:
-        preflight(command.llm)
+        preflight(llm)
     except PreflightError as exc:
         raise BadInput(f"{exc} (or pass --skip-preflight)") from None
 
@@ -389,7 +429,7 @@ def _guarded_work(name: str, command: Any) -> Callable[[], int]:
         if not command.verbose:
             console.send_libraries_away()
         try:
-            if isinstance(command, DistillCommand):
+            if isinstance(command, (DistillCommand, PaperCommand)):
                 _preflight(command)  # before anything is written: a model that cannot answer leaves no files
             _keep_log_in_output_dir(console, Path(command.output_dir))
         except BadInput as exc:
@@ -430,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(command, DistillCommand):
             _check_distill_input(command)
         elif isinstance(command, PaperCommand):
-            _check_output_dir(Path(command.output_dir))
+            _check_paper_input(command)
         else:
             _check_train_eval_input(command)
     except BadInput as exc:

@@ -34,6 +34,7 @@ from flows.train_eval import TrainEvalParams, TrainEvalSummary, train_eval
 from tasks.llm import LLMSettings
 from tasks.stages.estimate import DistillEstimate
 from tasks.stages.summary import DistillSummary
+from training.model_source import base_model_problem
 
 MATH_TRAIN_HUB_ID = "EleutherAI/hendrycks_math"
 MATH_SUBJECTS = ["algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
@@ -109,6 +110,8 @@ def paper_estimate(params: PaperParams = PaperParams()) -> DistillEstimate:
 def paper(params: PaperParams = PaperParams()) -> PaperSummary:
     log = get_run_logger()
     out = Path(params.output_dir)
+    if (problem := base_model_problem(params.student)) is not None:  # not after hours of distillation
+        raise ValueError(f"student {params.student}: {problem}")
     if params.pilot:  # the price first: its table is an artifact of this run before any full-scale call is made
         paper_estimate(params)
     distilled = distill(paper_distill_params(params))

@@ -16,6 +16,7 @@ from eval.generation import ModelUnderTest
 from eval.harness import EvalConfig, EvalReport, evaluate_models
 from tasks.runtime.progress import StageProgress
 from training.config import TrainConfig
+from training.model_source import EMBEDDED_MODEL
 from training.sft import TrainResult, train
 
 
@@ -26,7 +27,7 @@ def resolve_model_dir(base_model: str) -> str:
     The one place outside tasks/llm that knows where the pipeline keeps its model: training/ and
     eval/ are handed the path (eval needs a directory to tell a local model from an API model).
     """
-    if base_model == "embedded":
+    if base_model == EMBEDDED_MODEL:
         from tasks.llm.embedded_model import embedded_model_dir
 
         return str(embedded_model_dir())

@@ -44,6 +44,8 @@ def _inputs(tmp_path: Path) -> Path:
     chat = [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "\\boxed{4}"}]
     datasets.Dataset.from_list([{"messages": chat}]).to_parquet(str(inputs / "chat.parquet"))  # not our SFT schema
     write_records([], SFTRecord, inputs / "empty_sft.parquet")  # what a distill that kept nothing writes
+    write_records([SFTRecord(id="a", messages=chat, source="t", teacher_model="m", prompt_versions_json="{}",
+                             reference_answer="4")], SFTRecord, inputs / "sft.parquet")
     return inputs
 
 
@@ -75,6 +77,14 @@ BAD_INVOCATIONS = [
     (["train-eval", "--sft", "{inputs}/bad.jsonl"], "not a Parquet file"),
     (["train-eval", "--sft", "{inputs}/chat.parquet"], "missing columns: answer_source"),
     (["train-eval", "--sft", "{inputs}/empty_sft.parquet"], "no training examples"),
+    (["train-eval", "--sft", "{inputs}/sft.parquet", "--recipe", "qwen-typo"], "recipe 'qwen-typo': no file"),
+    (["train-eval", "--sft", "{inputs}/sft.parquet", "--base-model", "{inputs}/empty_folder"], "a folder without config.json"),
+    (["train-eval", "--sft", "{inputs}/sft.parquet", "--base-model", "{inputs}/a_file"], "a file; pass a model folder"),
+    (["train-eval", "--sft", "{inputs}/sft.parquet", "--base-model", "no-such-org/no-such-model"], "no-such-model: not a folder here"),
+    (["paper", "--student", "{inputs}/empty_folder"], "--student"),
+    (["paper", "--student", "embedded", "--recipe", "embedded", "--math-train", "{inputs}/missing.jsonl"],
+     "leave --math-train out to read MATH train from the Hub"),
+    (["paper", "--student", "embedded", "--recipe", "embedded", "--math-train", "{inputs}/broken.jsonl"], "line 1: malformed JSON"),
     ([], "name a command (distill, estimate, demo, train-eval, paper)"),
     (["paper", "--output-dir", "{inputs}/a_file"], "is a file, not a folder"),
 ]
@@ -86,7 +96,8 @@ def test_bad_input_ends_in_one_line_exit_2_before_prefect_and_writes_nothing(tmp
     inputs = _inputs(tmp_path)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     started = time.perf_counter()
-    proc = _tool_distill(*(a.format(inputs=inputs) for a in args), cwd=tmp_path)
+    offline = {**env_without_prefect(), "HF_HUB_OFFLINE": "1"}  # a Hub id is then looked up in the cache alone
+    proc = _tool_distill(*(a.format(inputs=inputs) for a in args), cwd=tmp_path, env=offline)
     elapsed = time.perf_counter() - started
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -124,6 +135,13 @@ def test_a_model_that_cannot_answer_is_refused_before_the_run(tmp_path: Path) ->
         ours = proc.stderr.strip().splitlines()
         assert len(ours) == 1 and expected in ours[0] and "--skip-preflight" in ours[0], proc.stderr
         assert not (tmp_path / "out").exists()
+    # the paper's teacher too, before the hours of distillation and training
+    problems = tmp_path / "math.jsonl"
+    problems.write_text(json.dumps({"problem": "What is 2 + 2?", "answer": "4"}) + "\n")
+    proc = _tool_distill("paper", "--teacher", "openai/gpt-4o-mini", "--student", "embedded", "--recipe", "embedded",
+                         "--math-train", str(problems), "--output-dir", "out", cwd=tmp_path, env=env)
+    assert proc.returncode == 2 and "model openai/gpt-4o-mini: no API key" in proc.stderr, proc.stderr
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow

@@ -20,7 +20,8 @@ from safetensors import safe_open
 from tasks.llm.embedded_model import embedded_model_dir
 from tasks.parquet_io import write_records
 from tasks.records import ChatMessage, SFTRecord
-from training.config import available_recipes, dump_config, load_recipe, machine_defaults
+from training.config import dump_config, load_recipe, machine_defaults
+from training.recipe_files import available_recipes
 from training.data import load_chat_dataset
 
 PAIRS = [(2, 3), (10, 7), (12, 30), (8, 9)]

@@ -24,7 +24,8 @@ set_offline_defaults()
 
 from trl import TrlParser  # noqa: E402
 
-from training.config import RECIPE_CLASSES, available_recipes, load_recipe  # noqa: E402
+from training.config import RECIPE_CLASSES, load_recipe  # noqa: E402
+from training.recipe_files import available_recipes  # noqa: E402
 
 
 @dataclass

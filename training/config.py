@@ -36,7 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 from trl import ModelConfig, SFTConfig, TrlParser
 
-RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
+from training.recipe_files import recipe_path
 
 # TrainConfig fields of the old pydantic config whose TRL names differ: a recipe written for it gets the new name.
 RENAMED = {
@@ -210,22 +210,6 @@ def _parse(recipe: dict[str, Any]) -> tuple[TrainExtras, SFTConfig, ModelConfig]
                          "train on the same base: bnb_4bit_quant_type: nf4, use_bnb_nested_quant: true, "
                          "no bnb_4bit_quant_storage")
     return extras, training_args, model_args
-
-
-def available_recipes() -> list[str]:
-    return sorted(path.stem for path in RECIPES_DIR.glob("*.yaml"))
-
-
-def recipe_path(name_or_path: str | Path) -> Path:
-    """`training/recipes/<name>.yaml` for a name, the path itself for a .yaml/.yml path."""
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        path = RECIPES_DIR / f"{name_or_path}.yaml"
-    if not path.exists():
-        raise FileNotFoundError(
-            f"recipe {str(name_or_path)!r}: no file {path}. Use one of {available_recipes()} or a path to a YAML file."
-        )
-    return path
 
 
 def load_recipe(name_or_path: str | Path, **overrides: Any) -> TrainConfig:

