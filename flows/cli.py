@@ -217,8 +217,11 @@ def _check_base_model(recipe: str, base_model: str | None, flag: str) -> None:
         path = recipe_path(recipe)
     except FileNotFoundError as exc:
         raise BadInput(f"--recipe: {exc}") from None
-    if base_model is None:
+    try:
         fields = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise BadInput(f"--recipe {path}: not a readable YAML file ({str(exc).splitlines()[0]})") from None
+    if base_model is None:
         base_model = fields.get("model_name_or_path") if isinstance(fields, dict) else None
         flag = f"--recipe {recipe}: its model_name_or_path"
     if base_model is None:

@@ -37,6 +37,7 @@ def _inputs(tmp_path: Path) -> Path:
     (inputs / "bad.jsonl").write_text(json.dumps({"problem": "What is 2 + 2?", "answer": "4"}) + "\n"
                                       + json.dumps({"problem": "What is 3 + 3?", "solution": "It is six."}) + "\n")
     (inputs / "broken.jsonl").write_text('{"problem": "unterminated\n')
+    (inputs / "broken.yaml").write_text("learning_rate: [2e-4\n")
     (inputs / "open.jsonl").write_text(json.dumps({"problem": "What is 2 + 2?", "answer": ""}) + "\n")
     import datasets  # a save_to_disk folder, as `hf:` reads one offline
 
@@ -78,6 +79,7 @@ BAD_INVOCATIONS = [
     (["train-eval", "--sft", "{inputs}/chat.parquet"], "missing columns: answer_source"),
     (["train-eval", "--sft", "{inputs}/empty_sft.parquet"], "no training examples"),
     (["train-eval", "--sft", "{inputs}/sft.parquet", "--recipe", "qwen-typo"], "recipe 'qwen-typo': no file"),
+    (["train-eval", "--sft", "{inputs}/sft.parquet", "--recipe", "{inputs}/broken.yaml"], "not a readable YAML file"),
     (["train-eval", "--sft", "{inputs}/sft.parquet", "--base-model", "{inputs}/empty_folder"], "a folder without config.json"),
     (["train-eval", "--sft", "{inputs}/sft.parquet", "--base-model", "{inputs}/a_file"], "a file; pass a model folder"),
     (["train-eval", "--sft", "{inputs}/sft.parquet", "--base-model", "no-such-org/no-such-model"], "no-such-model: not a folder here"),
