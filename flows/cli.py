@@ -21,6 +21,7 @@ the same command with a higher budget goes on without paying for anything twice.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 import traceback
@@ -35,6 +36,7 @@ from flows.console import Console
 from training.offline_env import apply_offline_defaults
 from flows.params import NO_TRAINING_EXAMPLES, DistillParams, PaperParams, TrainEvalParams
 from flows.process_guard import run_guarded
+from flows.stop_signals import StopOnSignals, StopRequested
 from tasks.llm.records import BATCH_PROVIDERS
 from tasks.stages.config import RephraseConfig, SolveConfig, TranslateConfig
 
@@ -426,6 +428,11 @@ def _keep_log_in_output_dir(console: Console, output_dir: Path) -> None:
                        "pass a folder you can write to") from exc
 
 
+def _stopped_line(name: str, signal_name: str) -> str:
+    how = "interrupted" if signal_name == "SIGINT" else f"stopped by {signal_name}"
+    return f"tool-distill {name}: {how}; finished rows are kept, the same command resumes"
+
+
 def _guarded_work(name: str, command: Any) -> Callable[[], int]:
     def work() -> int:
         console = Console()
@@ -440,11 +447,13 @@ def _guarded_work(name: str, command: Any) -> Callable[[], int]:
             return _report_failure(name, exc, console, command.verbose)
         if command.quiet:
             os.environ["TOOL_DISTILL_PROGRESS"] = "off"
+        stopper = StopOnSignals(lambda stop: print(_stopped_line(name, stop.signal_name), file=console.err))
         try:
             return _work(name, command, console)
-        except KeyboardInterrupt:
-            print(f"tool-distill {name}: interrupted; finished rows are kept, the same command resumes", file=console.err)
-            return 130
+        except KeyboardInterrupt as exc:  # StopRequested, or a KeyboardInterrupt raised before the handlers
+            stop = exc if isinstance(exc, StopRequested) else StopRequested(signal.SIGINT)
+            stopper.say_once(stop)
+            return stop.exit_code
         except Exception as exc:  # the one place a run's error becomes one line and an exit code
             return _report_failure(name, exc, console, command.verbose)
 
@@ -482,7 +491,9 @@ def main(argv: list[str] | None = None) -> int:
     # PREFECT_HOME is project-local so the ephemeral API's database (and its concurrency slots) is not
     # shared machine-wide. Set before Prefect is imported.
     apply_offline_defaults(Path(".state/prefect"))
-    return run_guarded(_guarded_work(name, command), verbose=command.verbose)
+    return run_guarded(_guarded_work(name, command), verbose=command.verbose,
+                       on_forced_stop=lambda number: print(_stopped_line(name, signal.Signals(number).name),
+                                                           file=sys.stderr))
 
 
 if __name__ == "__main__":

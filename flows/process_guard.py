@@ -20,6 +20,8 @@ import sys
 import traceback
 from collections.abc import Callable
 
+from flows.stop_signals import STOP_GRACE_S
+
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWPID = 0x20000000
 _PR_SET_PDEATHSIG = 1
@@ -54,9 +56,13 @@ def _enter_pid_namespace() -> bool:
     return True
 
 
-def run_guarded(work: Callable[[], int], *, verbose: bool = False) -> int:
+def run_guarded(work: Callable[[], int], *, verbose: bool = False,
+                on_forced_stop: Callable[[int], None] | None = None) -> int:
     """`work()`'s exit code, with `work` run where every process it starts dies with this one.
 
+    A stop signal (SIGINT, SIGTERM, SIGHUP) sent to this process is forwarded to the work; if the work
+    has not ended `STOP_GRACE_S` later (Prefect waits for the threads of calls in flight), it is killed,
+    `on_forced_stop(signal)` says so, and the exit code is 128 + that signal.
     Call it before any thread is started (a fork copies only the calling thread).
     """
     if os.environ.get(GUARD_ENV) == "off" or not sys.platform.startswith("linux") or not _enter_pid_namespace():
@@ -94,12 +100,30 @@ def run_guarded(work: Callable[[], int], *, verbose: bool = False) -> int:
             sys.stderr.flush()
             os._exit(code)
     os.close(alive_read)
-    for sig in _FORWARDED:  # a signal sent to the CLI's pid alone must reach the work too
-        signal.signal(sig, lambda number, _frame: os.kill(child, number))
+    stopped: list[int] = []  # the first stop signal, once the grace after it ran out
+    first: list[int] = []
+
+    def forward(number: int, _frame: object) -> None:  # a signal sent to the CLI's pid alone must reach the work too
+        os.kill(child, number)
+        if not first:
+            first.append(number)
+            signal.setitimer(signal.ITIMER_REAL, STOP_GRACE_S)  # no thread: none can start after unshare(NEWPID)
+
+    def grace_over(_number: int, _frame: object) -> None:
+        stopped.append(first[0])
+        os.kill(child, signal.SIGKILL)
+
+    for sig in _FORWARDED:
+        signal.signal(sig, forward)
+    signal.signal(signal.SIGALRM, grace_over)
     while True:
         try:
             _, status = os.waitpid(child, 0)
             break
         except InterruptedError:
             continue
+    if stopped and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
+        if on_forced_stop is not None:
+            on_forced_stop(stopped[0])
+        return 128 + stopped[0]
     return os.waitstatus_to_exitcode(status) if not os.WIFSIGNALED(status) else 128 + os.WTERMSIG(status)

@@ -249,6 +249,36 @@ def test_kill_9_of_the_cli_leaves_no_process_of_the_run(tmp_path: Path) -> None:
     assert left_by_the_killed_run & _sandbox_scratch_dirs() == set()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code", "line"), [(signal.SIGINT, 130, "interrupted"),
+                                                    (signal.SIGTERM, 143, "stopped by SIGTERM")],
+                         ids=["ctrl-c", "sigterm"])
+def test_a_signal_stops_the_run_with_one_line_and_its_exit_code(tmp_path: Path, sig, code, line) -> None:
+    """Ctrl-C, or a SIGTERM from a supervisor (systemd, Kubernetes, `timeout`), while LLM calls are in flight:
+    the CLI says it stopped and that the same command resumes, and exits 130 / 143, never 0 or in silence."""
+    from mock_llm_server import MockLLMServer
+
+    env = {**env_without_prefect(), "OPENAI_API_KEY": "sk-fake-cli-0000"}
+
+    def hold_after_the_first_calls(agent: str, stats) -> None:
+        if stats.requests > 2:
+            time.sleep(60)
+
+    with MockLLMServer(latency_s=0.05, on_request=hold_after_the_first_calls) as server:
+        cli = subprocess.Popen([*TOOL_DISTILL, "distill", "--limit", "2", "--output-dir", "out", "--model",
+                                "openai/scripted", "--api-base", server.url, "--skip-preflight"], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        deadline = time.monotonic() + 240
+        while server.stats().requests < 3 and time.monotonic() < deadline and cli.poll() is None:
+            time.sleep(0.5)
+        assert server.stats().requests >= 3, "the run never got to its LLM calls"
+        cli.send_signal(sig)
+        stdout, stderr = cli.communicate(timeout=60)
+    assert cli.returncode == code, stdout[-2000:] + stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == f"tool-distill distill: {line}; finished rows are kept, the same command resumes"
+    assert "Traceback" not in stderr
+
+
 def _sandbox_scratch_dirs() -> set[str]:
     from tool_sandbox.zygote import SCRATCH_PREFIX
 
