@@ -273,8 +273,11 @@ def test_a_signal_stops_the_run_with_one_line_and_its_exit_code(tmp_path: Path, 
             time.sleep(0.5)
         assert server.stats().requests >= 3, "the run never got to its LLM calls"
         cli.send_signal(sig)
-        stdout, stderr = cli.communicate(timeout=60)
+        signalled = time.monotonic()
+        stdout, stderr = cli.communicate(timeout=120)
+        took_s = time.monotonic() - signalled
     assert cli.returncode == code, stdout[-2000:] + stderr[-2000:]
+    assert took_s < 30, f"{took_s:.0f} s from the signal to the exit: it waited for the calls in flight (held 60 s)"
     assert stderr.strip().splitlines()[-1] == f"tool-distill distill: {line}; finished rows are kept, the same command resumes"
     assert "Traceback" not in stderr
 
