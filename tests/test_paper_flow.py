@@ -1,12 +1,13 @@
-"""The paper flow wires distill -> QLoRA train -> six-benchmark eval -> report; here at toy scale on a CPU."""
+"""The paper command wires estimate -> distill -> QLoRA train -> six-benchmark eval -> report; toy scale on a CPU."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
+from command_lines import TOOL_DISTILL, env_without_prefect
 
 from eval.benchmarks import BENCHMARK_NAMES
 from training.config import load_recipe
@@ -21,26 +22,29 @@ def test_paper_recipe_keeps_the_released_schedule_and_says_what_qlora_changes():
 
 
 @pytest.mark.slow  # distill (scripted teacher) + 1 training step + 12 short generations of the embedded model
-def test_paper_flow_distils_trains_evaluates_all_six_benchmarks_and_writes_the_report(tmp_path: Path):
-    from flows.paper import paper
-    from flows.params import PaperParams
-
+def test_paper_command_prices_first_then_distils_trains_evaluates_all_six_benchmarks_and_reports(tmp_path: Path):
+    """`tool-distill paper` as a user runs it: the estimate table is on the terminal before the full distillation
+    starts, and the report at the end."""
     problems = tmp_path / "math_train.jsonl"
     problems.write_text("".join(json.dumps({"id": f"p{i}", "problem": f"What is {i} * 7?", "answer": str(7 * i)}) + "\n"
-                                for i in range(2, 6)))
-    params = PaperParams(teacher="scripted/arithmetic", student="embedded", math_train=str(problems),
-                         output_dir=str(tmp_path / "paper"), recipe="embedded", max_steps=1, eval_limit=1,
-                         max_new_tokens=4, batch_size=2)
-    with prefect_test_harness(server_startup_timeout=120):
-        summary = paper(params)
-    assert summary.sft_rows > 0 and summary.train_eval.train_steps == 1
-    assert set(summary.train_eval.accuracy) == {"base", "tuned"}
-    assert set(summary.train_eval.accuracy["tuned"]) == set(BENCHMARK_NAMES)
-    report = Path(summary.report_path).read_text()
+                                for i in range(2, 8)))
+    proc = subprocess.run([*TOOL_DISTILL, "paper", "--teacher", "scripted/arithmetic", "--student", "embedded",
+                           "--math-train", str(problems), "--output-dir", "paper", "--recipe", "embedded",
+                           "--pilot", "3", "--max-steps", "1", "--eval-limit", "1", "--max-new-tokens", "4",
+                           "--batch-size", "2"], cwd=tmp_path, env=env_without_prefect(), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=900)
+    output = proc.stdout
+    assert proc.returncode == 0, output[-3000:]
+    # the price of all 6 problems from a 3-problem pilot, then the full run's solve stage (6 rows), then the report
+    assert output.index("== estimate: 6 problems, from a pilot of 3") < output.index("solve: 6/6 rows")
+    assert output.index("solve: 6/6 rows") < output.index("Base vs tuned")
+    out = tmp_path / "paper"
+    summary = json.loads((out / "distill" / "summary.json").read_text())
+    assert summary["kept"] > 0
+    report = (out / "paper_report.md").read_text()
     assert "scripted/arithmetic" in report and "Base vs tuned" in report and "accuracy.png" in report
-    # the price came first, from a pilot whose rows the distillation reused
-    estimate = json.loads((tmp_path / "paper" / "distill" / "estimate.json").read_text())
-    assert estimate["problems"] == 4 and estimate["model"] == "scripted/arithmetic"
-    distilled = json.loads((tmp_path / "paper" / "distill" / "summary.json").read_text())
-    check = distilled["spend"]["estimate"]  # the full run compared itself with the estimate it was shown
-    assert check is not None and check["actual_kept"] == distilled["kept"] and check["estimated_kept"] > 0
+    assert all(name in report for name in BENCHMARK_NAMES)
+    estimate = json.loads((out / "distill" / "estimate.json").read_text())
+    assert estimate["problems"] == 6 and estimate["model"] == "scripted/arithmetic"
+    check = summary["spend"]["estimate"]  # the full run compared itself with the estimate it was shown
+    assert check is not None and check["actual_kept"] == summary["kept"] and check["estimated_kept"] > 0
