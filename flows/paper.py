@@ -21,6 +21,7 @@ Expected hours and GPU memory per student size: docs/paper.md (arithmetic, not y
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -49,20 +50,29 @@ class PaperSummary(BaseModel):
 
 
 def write_math_train(path: Path) -> Path:
-    """MATH train as problems JSONL (problem, solution, level, type): the distill flow's input format."""
+    """MATH train as problems JSONL (problem, solution, level, type): the distill flow's input format.
+
+    Written whole or not at all (a temporary file renamed at the end): the flow writes it only when it is
+    absent, so a download that failed halfway must not leave a file the next run would take as complete.
+    """
     from datasets import load_dataset
 
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
-    with path.open("w", encoding="utf-8") as out:
-        for subject in MATH_SUBJECTS:
-            for index, row in enumerate(load_dataset(MATH_TRAIN_HUB_ID, subject, split="train")):
-                out.write(json.dumps({"id": f"math-train-{subject}-{index}", "problem": row["problem"],
-                                      "solution": row["solution"], "level": row["level"],
-                                      "source": f"MATH/{row['type']}"}) + "\n")
-                rows += 1
-    if rows == 0:
-        raise RuntimeError(f"{MATH_TRAIN_HUB_ID}: no rows read; check network access to the Hugging Face Hub")
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with partial.open("w", encoding="utf-8") as out:
+            for subject in MATH_SUBJECTS:
+                for index, row in enumerate(load_dataset(MATH_TRAIN_HUB_ID, subject, split="train")):
+                    out.write(json.dumps({"id": f"math-train-{subject}-{index}", "problem": row["problem"],
+                                          "solution": row["solution"], "level": row["level"],
+                                          "source": f"MATH/{row['type']}"}) + "\n")
+                    rows += 1
+        if rows == 0:
+            raise RuntimeError(f"{MATH_TRAIN_HUB_ID}: no rows read; check network access to the Hugging Face Hub")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 

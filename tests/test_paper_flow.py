@@ -48,3 +48,26 @@ def test_paper_command_prices_first_then_distils_trains_evaluates_all_six_benchm
     assert estimate["problems"] == 6 and estimate["model"] == "scripted/arithmetic"
     check = summary["spend"]["estimate"]  # the full run compared itself with the estimate it was shown
     assert check is not None and check["actual_kept"] == summary["kept"] and check["estimated_kept"] > 0
+
+
+def test_a_math_train_download_that_fails_halfway_leaves_no_file(tmp_path: Path, monkeypatch):
+    """The flow downloads MATH train only when its file is absent: a half-written one would be taken as whole."""
+    import datasets
+
+    from flows.paper import MATH_SUBJECTS, write_math_train
+
+    def first_subject_only(name: str, subject: str, split: str):
+        if subject != MATH_SUBJECTS[0]:
+            raise ConnectionError(f"Couldn't reach '{name}' on the Hub")
+        return [{"problem": "What is 2 + 2?", "solution": "\\boxed{4}", "level": "Level 1", "type": "Algebra"}]
+
+    monkeypatch.setattr(datasets, "load_dataset", first_subject_only)
+    target = tmp_path / "math_train.jsonl"
+    with pytest.raises(ConnectionError):
+        write_math_train(target)
+    assert list(tmp_path.iterdir()) == []
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, subject, split: first_subject_only(name, MATH_SUBJECTS[0], split))
+    write_math_train(target)
+    assert [p.name for p in tmp_path.iterdir()] == ["math_train.jsonl"]
+    assert len(target.read_text().splitlines()) == len(MATH_SUBJECTS)
