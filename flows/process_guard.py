@@ -100,17 +100,19 @@ def run_guarded(work: Callable[[], int], *, verbose: bool = False,
             sys.stderr.flush()
             os._exit(code)
     os.close(alive_read)
-    stopped: list[int] = []  # the first stop signal, once the grace after it ran out
-    first: list[int] = []
+    first_signal: int | None = None
+    forced = False  # the grace after the first stop signal ran out and the work was killed
 
     def forward(number: int, _frame: object) -> None:  # a signal sent to the CLI's pid alone must reach the work too
+        nonlocal first_signal
         os.kill(child, number)
-        if not first:
-            first.append(number)
+        if first_signal is None:
+            first_signal = number
             signal.setitimer(signal.ITIMER_REAL, STOP_GRACE_S)  # no thread: none can start after unshare(NEWPID)
 
     def grace_over(_number: int, _frame: object) -> None:
-        stopped.append(first[0])
+        nonlocal forced
+        forced = True
         os.kill(child, signal.SIGKILL)
 
     for sig in _FORWARDED:
@@ -122,8 +124,8 @@ def run_guarded(work: Callable[[], int], *, verbose: bool = False,
             break
         except InterruptedError:
             continue
-    if stopped and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
+    if forced and first_signal is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
         if on_forced_stop is not None:
-            on_forced_stop(stopped[0])
-        return 128 + stopped[0]
+            on_forced_stop(first_signal)
+        return 128 + first_signal
     return os.waitstatus_to_exitcode(status) if not os.WIFSIGNALED(status) else 128 + os.WTERMSIG(status)

@@ -97,10 +97,13 @@ def _check_schema(path: Path, found: pa.Schema, record_type: type[BaseModel]) ->
         return
     missing = sorted(set(expected.names) - set(found.names))
     extra = sorted(set(found.names) - set(expected.names))
-    differ = "; ".join(part for part in (f"missing columns: {', '.join(missing)}" if missing else "",
-                                         f"unexpected columns: {', '.join(extra)}" if extra else "") if part)
+    differences = []
+    if missing:
+        differences.append(f"missing columns: {', '.join(missing)}")
+    if extra:
+        differences.append(f"unexpected columns: {', '.join(extra)}")
     raise StageFileError(path, f"not a file of {record_type.__name__} rows from this version of tool-distill "
-                         f"({differ or 'same columns, other types'})",
+                         f"({'; '.join(differences) or 'same columns, other types'})",
                          "delete it (or its output dir) and re-run the stage that writes it")
 
 
