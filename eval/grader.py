@@ -34,6 +34,8 @@ Comparison, cheapest and strictest first (`method`, then `confidence`):
                         symbols and accepts any anagram ("Evelny" == "Evelyn"), so words never reach it.
 - `numeric` (numeric):  plain numbers (integers, decimals, `a/b`, `\\frac{a}{b}`, mixed numbers,
                         `1e6`, `3\\times10^{5}`, a decimal comma `3,5` when the reference is one number),
+                        repeating decimals (`0.1\\overline{6}`), a decimal cut short (`0.666...`: to the digits
+                        shown), counts in words (`two`),
                         equal to 1e-6 relative, or at the precision the problem or the reference
                         states ("to the nearest tenth", "2 decimal places", "3 significant figures",
                         `\\approx 3.14`); percent and its value / 100 both accepted. Lists, sets and
@@ -41,6 +43,7 @@ Comparison, cheapest and strictest first (`method`, then `confidence`):
                         math-verify rejects `3,5` vs 3.5, `1\\,000` vs 1000, `1e6`, `12.5\\%` vs 12.5.
 - `math_verify` (symbolic): `verify(parse(gold), parse(pred))` for everything else (radicals, `\\pi`,
                         intervals, relations such as `a \\le 5` vs `(-\\infty, 5]`, matrices, expressions).
+                        Failing that, `i` as the imaginary unit when both sides are then numbers.
 - `sympy`   (symbolic): plain-text expressions math-verify cannot parse (`2*sqrt(2)`).
 - `timeout`:            the symbolic step ran past its time limit; counted as wrong, never hidden.
 
@@ -356,7 +359,7 @@ _CHOICE = re.compile(r"^\(?([A-Ea-e])\)?(?:[.:)]?\s+.*)?$")
 _UNICODE = {"\u2009": " ", "\u202f": " ", "\u00a0": " ", "\u2007": " ", "\u2212": "-", "\u2013": "-", "\u00d7": "\\times ",
             "\u00b7": "\\cdot ", "\u22c5": "\\cdot ", "\u221e": "\\infty ", "\u222a": "\\cup ", "\u2229": "\\cap ",
             "\u2264": "\\le ", "\u2265": "\\ge ", "\u2260": "\\neq ", "\u03c0": "\\pi ", "\u221a": "\\sqrt ",
-            "\u00bd": "\\frac{1}{2}", "\u00bc": "\\frac{1}{4}", "\u00be": "\\frac{3}{4}"}
+            "\u2205": "\\emptyset ", "\u00bd": "\\frac{1}{2}", "\u00bc": "\\frac{1}{4}", "\u00be": "\\frac{3}{4}"}
 _SUPERSCRIPTS = str.maketrans("\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079\u207b", "0123456789-")
 
 
@@ -448,6 +451,12 @@ def normalize_answer(answer: str) -> tuple[str, bool]:
     s = _strip_units(s)  # `5\\text{ cm}^2` while the unit is still marked as text
     s = _unwrap_text(s)
     s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
+    s = re.sub(r"\\varnothing|\\empty\b", r"\\emptyset", s)
+    if re.fullmatch(r"\\?\{\s*\\?\}", s):  # `\{\}`: the empty set written as braces
+        s = "\\emptyset"
+    s = re.sub(r"(?<![A-Za-z\\])oo(?![A-Za-z])", r"\\infty", s)  # SymPy's plain-text infinity
+    if (count := number_word_value(s)) is not None:  # "two" is 2, as an answer on its own only
+        s = str(count)
     if _THOUSANDS.match(s) or _SPACED_THOUSANDS.match(s):
         s = s.replace(",", "").replace(" ", "")
     s = _strip_units(s)
@@ -469,6 +478,10 @@ _FRACTION = re.compile(r"^(-?)\s*\\frac\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(-?
 _SLASH = re.compile(r"^(-?\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)$")
 _MIXED = re.compile(r"^(-?)(\d+)\s*\\frac\s*\{(\d+)\}\s*\{(\d+)\}$")
 _POWER_OF_TEN = re.compile(r"^10\s*\^\s*\{?\s*([+-]?\d+)\s*\}?$")
+# A repeating decimal: 0.1\overline{6}, 0.\bar{3}, 0.\dot{3}, 0.(3)
+_REPEATING = re.compile(r"^(-?)(\d*)\.(\d*)(?:\\(?:overline|bar|dot)\s*\{\s*(\d+)\s*\}|\\(?:overline|bar|dot)\s*(\d)|\((\d+)\))$")
+# A decimal cut short with an ellipsis: 0.333..., 3.1415\ldots (its value is known to the digits shown)
+_ELLIPSIS_DECIMAL = re.compile(r"(-?\d*\.\d+)\s*(?:\.{3,4}|\\[lc]?dots\.?|\u2026)")
 
 
 def _as_number(s: str) -> Fraction | None:
@@ -491,6 +504,11 @@ def _as_number(s: str) -> Fraction | None:
         if m := _MIXED.match(s):
             value = int(m.group(2)) + Fraction(int(m.group(3)), int(m.group(4)))
             return -value if m.group(1) else value
+        if m := _REPEATING.match(s):
+            sign, whole, fixed = m.group(1), m.group(2) or "0", m.group(3)
+            repetend = m.group(4) or m.group(5) or m.group(6)
+            tail = (int(fixed or "0") + Fraction(int(repetend), 10 ** len(repetend) - 1)) / 10 ** len(fixed)
+            return -(int(whole) + tail) if sign else int(whole) + tail
     except (ZeroDivisionError, ValueError):
         return None
     return None
@@ -520,7 +538,25 @@ _DECIMAL_PLACES = re.compile(
     re.IGNORECASE)
 _SIGNIFICANT = re.compile(r"(\d+|one|two|three|four|five|six)\s+significant\s+(?:figures?|digits?)|(\d+)\s+s\.f\.",
                           re.IGNORECASE)
-_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+_ONES_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+               "sixteen seventeen eighteen nineteen").split()
+_TENS_WORDS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def number_word_value(text: str) -> int | None:
+    """A count written in words, 0 to 99: "seven" -> 7, "Twenty-five" / "twenty five" -> 25; else None."""
+    words = re.fullmatch(r"([a-z]+)(?:[- ]([a-z]+))?", text.strip().lower())
+    if words is None:
+        return None
+    first, second = words.groups()
+    if second is None and first in _ONES_WORDS:
+        return _ONES_WORDS.index(first)
+    if first not in _TENS_WORDS:
+        return None
+    tens = 20 + 10 * _TENS_WORDS.index(first)
+    if second is None:
+        return tens
+    return tens + _ONES_WORDS.index(second) if second in _ONES_WORDS[1:10] else None
 
 
 def stated_precision(problem: str | None, reference: str) -> Precision | None:
@@ -531,10 +567,10 @@ def stated_precision(problem: str | None, reference: str) -> Precision | None:
     """
     for text in (problem or "", reference):
         if m := _DECIMAL_PLACES.search(text):
-            return Precision(decimals=_NUMBER_WORDS.get(m.group(1).lower()) or int(m.group(1)))
+            return Precision(decimals=int(m.group(1)) if m.group(1).isdigit() else number_word_value(m.group(1)))
         if m := _SIGNIFICANT.search(text):
             word = m.group(1) or m.group(2)
-            return Precision(significant=_NUMBER_WORDS.get(word.lower()) or int(word))
+            return Precision(significant=int(word) if word.isdigit() else number_word_value(word))
         for m in _NEAREST.finditer(text):
             name = m.group(1).lower().rstrip("s")
             name = re.sub(r"s number$", " number", name)
@@ -554,6 +590,18 @@ def _rounded(value: Fraction, places: int) -> Decimal:
         context.prec = 60
         exact = Decimal(value.numerator) / Decimal(value.denominator)
         return exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def _shown_digits(raw: str) -> tuple[str, int] | None:
+    """A decimal cut short with an ellipsis ("0.666...", "3.1415\\ldots"): its digits and decimal places."""
+    m = _ELLIPSIS_DECIMAL.fullmatch(raw.replace("$", "").strip())
+    return (m.group(1), len(m.group(1).split(".")[1])) if m else None
+
+
+def _agrees_with_shown_digits(digits: str, places: int, other: Fraction) -> bool:
+    """Does `other` read as `digits` to the places shown, cut off or rounded?"""
+    quantum = Fraction(1, 10**places)
+    return int(other / quantum) * quantum == Fraction(digits) or _rounded(other, places) == Decimal(digits)
 
 
 def _numbers_equal(pred: Fraction, ref: Fraction, precision: Precision | None, inexact: bool) -> bool:
@@ -722,6 +770,8 @@ def _parsed_verdict(gold, pred, places, verify) -> bool | None:  # pragma: no co
     if gold_values and pred_values:
         if verify(gold_values, pred_values, timeout_seconds=None, allow_set_relation_comp=True):
             return True
+        if _equal_with_imaginary_unit(gold_values[0], pred_values[0]):
+            return True
         if places is not None:  # a stated precision: compare the two values rounded to it
             g, p = gold_values[0], pred_values[0]
             if getattr(g, "is_number", False) and getattr(p, "is_number", False):
@@ -731,6 +781,24 @@ def _parsed_verdict(gold, pred, places, verify) -> bool | None:  # pragma: no co
                 return bool(g_r == p_r)
         return False
     return None
+
+
+def _equal_with_imaginary_unit(gold, pred) -> bool:  # pragma: no cover - worker process
+    """`i` read as the imaginary unit: "i" for `\\sqrt{-1}`, "-i" for `\\frac{1}{i}`. math-verify reads it as a
+    variable. Only for two values that are numbers once `i` is the unit, so an index `i` never counts."""
+    import sympy
+
+    def with_unit(value):
+        if not isinstance(value, sympy.Expr):
+            return None
+        return value.subs({s: sympy.I for s in value.free_symbols if s.name == "i"})
+
+    gold_number, pred_number = with_unit(gold), with_unit(pred)
+    if gold_number is None or pred_number is None or (gold_number == gold and pred_number == pred):
+        return False
+    if gold_number.free_symbols or pred_number.free_symbols:
+        return False
+    return bool(sympy.simplify(gold_number - pred_number) == 0)
 
 
 def _sympy_equal(reference: str, prediction: str) -> bool | None:  # pragma: no cover - worker process
@@ -1023,6 +1091,14 @@ def _match_method(prediction: str, reference: str, problem: str | None = None,
     if precision is not None:
         ref = re.sub(r"^(?:\\approx|≈|~)\s*", "", ref)
         pred = re.sub(r"^(?:\\approx|≈|~)\s*", "", pred)
+    if shown := _shown_digits(prediction) or _shown_digits(reference):
+        digits, places = shown
+        cut_short_is_pred = _shown_digits(prediction) is not None
+        other = _as_number(ref if cut_short_is_pred else pred)
+        if other is not None:
+            return "numeric" if _agrees_with_shown_digits(digits, places, other) else "mismatch"
+        pred, ref = (digits, ref) if cut_short_is_pred else (pred, digits)  # "3.14159..." for \\pi: symbolic,
+        precision = precision or Precision(decimals=places)  # at the places shown
     if re.search(r"\d_\{?\d+\}?", ref + " " + pred):  # numbers in a base (2516_8): digits are not values
         return "exact" if pred.replace(" ", "") == ref.replace(" ", "") else "mismatch"
     comma_value, ref_value = _decimal_comma_value(prediction), _as_number(ref)
