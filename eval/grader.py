@@ -155,7 +155,7 @@ _MATH_SPAN = re.compile(
 )
 _MINERVA = re.compile(r"final answer is:?\s*(.+?)\s*\.?\s*I hope it is correct", re.IGNORECASE | re.DOTALL)
 _ANSWER_IS = re.compile(
-    r"(?:final answer\**\s*\n|(?:final answer|the answer|answer)(?:\s+(?:to (?:the|this) (?:problem|question)|"
+    r"(?:final answer\**\s*\n|(?:final answer|the (?:correct |right |best )?(?:answer(?: choice)?|option|choice)|answer)(?:\s+(?:to (?:the|this) (?:problem|question)|"
     r"is therefore))?\s*\**\s*(?:is|:|=|was)\**)\s*:?\s*", re.IGNORECASE
 )
 _HASHES = re.compile(r"####\s*")

@@ -31,6 +31,9 @@ def test_extract_boxed_takes_the_last_complete_box(text, expected):
         ("So, the answer is $x = 4$.", "x = 4"),
         ("The answer is $2.$", "2"),
         ("The answer is within \\boxed{}.", None),
+        ("Only (C) fits.\nThe correct option is (C).", "(C)"),
+        ("The best choice is B.", "B"),
+        ("So the answer choice is $\\textbf{(E)}$.", "\\textbf{(E)}"),
     ],
 )
 def test_extract_final_answer_prefers_boxes_then_sentences_then_hashes(text, expected):
