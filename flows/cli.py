@@ -34,7 +34,7 @@ from pydantic_settings import BaseSettings, CliApp, CliSubCommand, SettingsConfi
 
 from flows.console import Console
 from training.offline_env import apply_offline_defaults
-from flows.params import NO_TRAINING_EXAMPLES, DistillParams, PaperParams, TrainEvalParams
+from flows.params import MATH_TRAIN_HUB_ID, NO_TRAINING_EXAMPLES, DistillParams, PaperParams, TrainEvalParams
 from flows.process_guard import run_guarded
 from flows.stop_signals import StopOnSignals, StopRequested
 from tasks.llm.records import BATCH_PROVIDERS
@@ -196,6 +196,12 @@ def _check_train_eval_input(command: TrainEvalCommand) -> None:
 def _check_paper_input(command: PaperCommand) -> None:
     _check_output_dir(Path(command.output_dir))
     _check_base_model(command.recipe, command.student, "--student")
+    if command.math_train == "hub" and not (Path(command.output_dir) / "math_train.jsonl").is_file():
+        from training.model_source import hub_dataset_problem
+
+        fix = "pass a local problems file (.jsonl, .parquet, .csv) with --math-train"
+        if (problem := hub_dataset_problem(MATH_TRAIN_HUB_ID, fix)) is not None:
+            raise BadInput(f"--math-train hub: {problem}")
     if command.math_train != "hub":
         from tasks.stages.problems import ProblemInputError, load_problems
 
@@ -213,7 +219,7 @@ def _check_base_model(recipe: str, base_model: str | None, flag: str) -> None:
     import yaml
 
     from training.model_source import base_model_problem
-    from training.recipe_files import recipe_path
+    from training.recipe_files import check_recipe_keys, recipe_path, recorded_fields
 
     try:
         path = recipe_path(recipe)
@@ -223,8 +229,15 @@ def _check_base_model(recipe: str, base_model: str | None, flag: str) -> None:
         fields = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise BadInput(f"--recipe {path}: not a readable YAML file ({str(exc).splitlines()[0]})") from None
+    if not isinstance(fields, dict | None):
+        raise BadInput(f"--recipe {path}: expected a mapping of recipe fields (key: value lines), "
+                       f"got a {type(fields).__name__}")
+    try:
+        check_recipe_keys(fields or {}, recorded_fields())
+    except ValueError as exc:
+        raise BadInput(f"--recipe {path}: {exc}") from None
     if base_model is None:
-        base_model = fields.get("model_name_or_path") if isinstance(fields, dict) else None
+        base_model = (fields or {}).get("model_name_or_path")
         flag = f"--recipe {recipe}: its model_name_or_path"
     if base_model is None:
         return  # a recipe without a model is refused by the flow, which says to pass --base-model

@@ -30,14 +30,13 @@ from pydantic import BaseModel
 from eval.benchmarks import BENCHMARK_NAMES
 from flows.distill import distill
 from flows.estimate import estimate
-from flows.params import DistillParams, PaperParams
+from flows.params import MATH_TRAIN_HUB_ID, DistillParams, PaperParams
 from flows.train_eval import TrainEvalParams, TrainEvalSummary, train_eval
 from tasks.llm import LLMSettings
 from tasks.stages.estimate import DistillEstimate
 from tasks.stages.summary import DistillSummary
 from training.model_source import base_model_problem
 
-MATH_TRAIN_HUB_ID = "EleutherAI/hendrycks_math"
 MATH_SUBJECTS = ["algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
                  "prealgebra", "precalculus"]
 

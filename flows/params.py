@@ -74,6 +74,7 @@ class DistillParams(BaseModel):
         return f"{self.dataset_name()}-{self.llm.model.replace('/', '_')}"
 
 
+MATH_TRAIN_HUB_ID = "EleutherAI/hendrycks_math"  # what `--math-train hub` reads
 NO_TRAINING_EXAMPLES = ("no training examples: the distill filter kept nothing. Use a stronger teacher model (--model) "
                         "or more problems, then re-run distill.")
 

@@ -38,6 +38,8 @@ def _inputs(tmp_path: Path) -> Path:
                                       + json.dumps({"problem": "What is 3 + 3?", "solution": "It is six."}) + "\n")
     (inputs / "broken.jsonl").write_text('{"problem": "unterminated\n')
     (inputs / "broken.yaml").write_text("learning_rate: [2e-4\n")
+    (inputs / "typo.yaml").write_text("model_name_or_path: embedded\nlearning_rat: 2.0e-4\n")
+    (inputs / "list.yaml").write_text("- learning_rate: 2.0e-4\n")
     (inputs / "open.jsonl").write_text(json.dumps({"problem": "What is 2 + 2?", "answer": ""}) + "\n")
     import datasets  # a save_to_disk folder, as `hf:` reads one offline
 
@@ -80,6 +82,10 @@ BAD_INVOCATIONS = [
     (["train-eval", "--sft", "{inputs}/empty_sft.parquet"], "no training examples"),
     (["train-eval", "--sft", "{inputs}/sft.parquet", "--recipe", "qwen-typo"], "recipe 'qwen-typo': no file"),
     (["train-eval", "--sft", "{inputs}/sft.parquet", "--recipe", "{inputs}/broken.yaml"], "not a readable YAML file"),
+    (["train-eval", "--sft", "{inputs}/sft.parquet", "--recipe", "{inputs}/typo.yaml"],
+     "unknown key 'learning_rat': not a field of TrainExtras, TRL's SFTConfig or ModelConfig; did you mean learning_rate"),
+    (["train-eval", "--sft", "{inputs}/sft.parquet", "--recipe", "{inputs}/list.yaml"], "expected a mapping of recipe fields"),
+    (["paper", "--student", "embedded", "--recipe", "{inputs}/typo.yaml"], "unknown key 'learning_rat'"),
     (["train-eval", "--sft", "{inputs}/sft.parquet", "--base-model", "{inputs}/empty_folder"], "a folder without config.json"),
     (["train-eval", "--sft", "{inputs}/sft.parquet", "--base-model", "{inputs}/a_file"], "a file; pass a model folder"),
     (["train-eval", "--sft", "{inputs}/sft.parquet", "--base-model", "no-such-org/no-such-model"], "no-such-model: not a folder here"),
@@ -87,6 +93,8 @@ BAD_INVOCATIONS = [
     (["paper", "--student", "embedded", "--recipe", "embedded", "--math-train", "{inputs}/missing.jsonl"],
      "leave --math-train out to read MATH train from the Hub"),
     (["paper", "--student", "embedded", "--recipe", "embedded", "--math-train", "{inputs}/broken.jsonl"], "line 1: malformed JSON"),
+    (["paper", "--student", "embedded", "--recipe", "embedded"],  # offline, and MATH train not in the Hub cache
+     "--math-train hub: EleutherAI/hendrycks_math is not in the Hugging Face cache and the Hub is off"),
     ([], "name a command (distill, estimate, demo, train-eval, paper)"),
     (["paper", "--output-dir", "{inputs}/a_file"], "is a file, not a folder"),
 ]
@@ -98,7 +106,8 @@ def test_bad_input_ends_in_one_line_exit_2_before_prefect_and_writes_nothing(tmp
     inputs = _inputs(tmp_path)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     started = time.perf_counter()
-    offline = {**env_without_prefect(), "HF_HUB_OFFLINE": "1"}  # a Hub id is then looked up in the cache alone
+    offline = {**env_without_prefect(), "HF_HUB_OFFLINE": "1",  # a Hub id is then looked up in the cache alone,
+               "HF_HOME": str(tmp_path.parent / f"{tmp_path.name}-empty-hf-home")}  # an empty one
     proc = _tool_distill(*(a.format(inputs=inputs) for a in args), cwd=tmp_path, env=offline)
     elapsed = time.perf_counter() - started
     assert proc.returncode == 2, proc.stdout + proc.stderr

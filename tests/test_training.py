@@ -20,8 +20,8 @@ from safetensors import safe_open
 from tasks.llm.embedded_model import embedded_model_dir
 from tasks.parquet_io import write_records
 from tasks.records import ChatMessage, SFTRecord
-from training.config import dump_config, load_recipe, machine_defaults
-from training.recipe_files import available_recipes
+from training.config import dump_config, known_fields, load_recipe, machine_defaults
+from training.recipe_files import available_recipes, recorded_fields
 from training.data import load_chat_dataset
 
 PAIRS = [(2, 3), (10, 7), (12, 30), (8, 9)]
@@ -88,6 +88,14 @@ def test_every_shipped_recipe_parses_into_trls_own_configs_and_overrides_apply()
     assert (args.learning_rate, args.lr_scheduler_type, args.warmup_steps, args.max_length) == (2e-4, "cosine", 0.03, 2048)
     assert load_recipe("embedded", max_steps=3).training_args.max_steps == 3
     assert load_recipe("embedded", model_name_or_path="/models/x").model_args.model_name_or_path == "/models/x"
+
+
+def test_the_recorded_recipe_keys_are_the_fields_of_the_installed_trl():
+    """The CLI checks a recipe's keys against training/recipe_fields.txt without importing TRL."""
+    assert recorded_fields() == known_fields(), (
+        "training/recipe_fields.txt is out of date for the installed TRL; regenerate it with\n"
+        "  .venv/bin/python -c \"from training.config import known_fields; print(*sorted(known_fields()), sep='\\n')\" "
+        "> training/recipe_fields.txt")
 
 
 def test_recipe_typos_and_unknown_names_are_refused_with_the_fix():

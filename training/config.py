@@ -24,7 +24,6 @@ file gives the same config again.
 """
 
 import dataclasses
-import difflib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,24 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 from trl import ModelConfig, SFTConfig, TrlParser
 
-from training.recipe_files import recipe_path
-
-# TrainConfig fields of the old pydantic config whose TRL names differ: a recipe written for it gets the new name.
-RENAMED = {
-    "base_model": "model_name_or_path",
-    "max_seq_length": "max_length (TRL 1.x)",
-    "warmup_ratio": "warmup_steps (transformers 5: a value below 1 is a ratio of the total steps)",
-    "quantization": "load_in_4bit (true: 4-bit NF4 on any device; false: none; unset: 4-bit on CUDA only)",
-}
-
-# SFTConfig fields `train()` sets itself, so a recipe cannot make them say something the run does not do.
-SET_BY_TRAIN = {
-    "output_dir": "the output dir is train()'s argument (CLI: --output_dir); checkpoints go to <output_dir>/checkpoints",
-    "resume_from_checkpoint": "pass resume=True to train() (CLI: --resume)",
-    "disable_tqdm": "pass show_progress to train()",
-    "include_num_input_tokens_seen": "train() counts non-padding tokens for metrics.json's tokens/s",
-}
-
+from training.recipe_files import MACHINE_FIELDS, check_recipe_keys, recipe_path
 
 @dataclass
 class TrainExtras:
@@ -86,8 +68,6 @@ class TrainExtras:
 
 
 RECIPE_CLASSES = (TrainExtras, SFTConfig, ModelConfig)
-MACHINE_FIELDS = ("use_cpu", "load_in_4bit", "bf16", "fp16", "dtype", "activation_checkpointing", "gradient_checkpointing",
-                  "optim", "use_peft")
 
 
 def machine_defaults(recipe: Mapping[str, Any], cuda: bool, cuda_bf16: bool) -> dict[str, Any]:
@@ -163,20 +143,7 @@ def known_fields() -> set[str]:
 
 
 def check_keys(recipe: Mapping[str, Any]) -> None:
-    """Refuse keys no class has (with the likely intended one), keys train() sets, and "auto" values."""
-    known = known_fields()
-    for key, value in recipe.items():
-        if key in RENAMED:
-            raise ValueError(f"unknown key {key!r}: it is now {RENAMED[key]}")
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=3)
-            hint = f"; did you mean {' or '.join(close)}?" if close else ""
-            raise ValueError(f"unknown key {key!r}: not a field of TrainExtras, TRL's SFTConfig or ModelConfig{hint}")
-        if key in SET_BY_TRAIN:
-            raise ValueError(f"{key!r} cannot be set in a recipe: {SET_BY_TRAIN[key]}")
-        if key in MACHINE_FIELDS and value == "auto":
-            raise ValueError(f"{key}: auto: leave {key} unset instead; unset, it is decided for the machine that "
-                             "trains (training/config.py machine_defaults)")
+    check_recipe_keys(recipe, known_fields())
 
 
 def _parse(recipe: dict[str, Any]) -> tuple[TrainExtras, SFTConfig, ModelConfig]:

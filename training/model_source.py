@@ -1,12 +1,15 @@
-"""Whether a base model named by the user can be loaded here, asked before hours of other work.
+"""Whether a base model (or a Hub dataset) named by the user can be loaded here, asked before hours of
+other work.
 
 The paper command distils for hours before it trains; a student that cannot be loaded (a typo in a
 path, an id the Hub does not have, a machine without network and without a cached copy) must stop
-the command at its start, not after the distillation.
+the command at its start, not after the distillation. The same holds for the MATH train set it reads
+from the Hub.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -27,20 +30,45 @@ def base_model_problem(name: str) -> str | None:
     if not HUB_ID.fullmatch(name):
         return "no such folder, and not a Hugging Face Hub id (org/name)"
     from huggingface_hub import HfApi, is_offline_mode, try_to_load_from_cache
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
     if isinstance(try_to_load_from_cache(name, "config.json"), str):
         return None
     if is_offline_mode():
         return (f"not a folder here, not in the Hugging Face cache, and the Hub is off (HF_HUB_OFFLINE); download it "
                 f"first (`hf download {name}`) or pass a local model folder")
+    return _unreachable(lambda: HfApi().model_info(name, timeout=HUB_CHECK_TIMEOUT_S), "model",
+                        "download it where there is network, or pass a local model folder")
+
+
+def hub_dataset_problem(repo_id: str, instead: str) -> str | None:
+    """Why the Hub dataset `repo_id` cannot be read here; None if it can. `instead` says what to pass
+    in its place (a local file)."""
+    from huggingface_hub import HfApi, constants, is_offline_mode
+
+    org_name = repo_id.split("/")
+    datasets_cache = Path(os.environ.get("HF_DATASETS_CACHE") or Path(constants.HF_HOME) / "datasets")
+    cached = (Path(constants.HF_HUB_CACHE) / f"datasets--{'--'.join(org_name)}").is_dir() or (
+        datasets_cache / "___".join(org_name)).is_dir()
+    if cached:
+        return None
+    if is_offline_mode() or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+        return f"{repo_id} is not in the Hugging Face cache and the Hub is off (HF_HUB_OFFLINE); {instead}"
+    return _unreachable(lambda: HfApi().dataset_info(repo_id, timeout=HUB_CHECK_TIMEOUT_S), "dataset", instead,
+                        repo_id=repo_id)
+
+
+def _unreachable(ask_hub, kind: str, fix: str, repo_id: str | None = None) -> str | None:
+    """What the Hub says of a model or dataset that is not here: None if it has it and lets us read it."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    named = f"{repo_id}: " if repo_id else ""
     try:
-        HfApi().model_info(name, timeout=HUB_CHECK_TIMEOUT_S)
+        ask_hub()
     except GatedRepoError:
-        return "a gated model on the Hugging Face Hub; accept its terms on its page and set HF_TOKEN"
+        return f"{named}a gated {kind} on the Hugging Face Hub; accept its terms on its page and set HF_TOKEN"
     except RepositoryNotFoundError:
-        return "not a folder here, and the Hugging Face Hub has no such model (a private one needs HF_TOKEN)"
+        return f"{named}not a folder here, and the Hugging Face Hub has no such {kind} (a private one needs HF_TOKEN)"
     except Exception as exc:  # noqa: BLE001 - any network failure means the same: the run could not download it
-        return (f"not a folder here, not in the Hugging Face cache, and the Hub cannot be reached "
-                f"({type(exc).__name__}); download it where there is network, or pass a local model folder")
+        return (f"{named}not a folder here, not in the Hugging Face cache, and the Hub cannot be reached "
+                f"({type(exc).__name__}); {fix}")
     return None

@@ -1,11 +1,40 @@
-"""Where recipes live and which names exist: light enough for the CLI's checks before anything starts
-(training.config imports TRL and torch, which take seconds)."""
+"""Where recipes live, which names exist and which keys a recipe may hold: light enough for the CLI's
+checks before anything starts (training.config imports TRL and torch, which take seconds).
+
+The keys a recipe may hold are the fields of TrainExtras, TRL's SFTConfig and ModelConfig. Listing
+them needs those imports, so the list for the pinned TRL is kept in `recipe_fields.txt`;
+tests/test_training.py checks it against the classes themselves, so it cannot drift unnoticed.
+"""
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
+RECORDED_FIELDS = Path(__file__).resolve().parent / "recipe_fields.txt"
+
+# TrainConfig fields of the old pydantic config whose TRL names differ: a recipe written for it gets the new name.
+RENAMED = {
+    "base_model": "model_name_or_path",
+    "max_seq_length": "max_length (TRL 1.x)",
+    "warmup_ratio": "warmup_steps (transformers 5: a value below 1 is a ratio of the total steps)",
+    "quantization": "load_in_4bit (true: 4-bit NF4 on any device; false: none; unset: 4-bit on CUDA only)",
+}
+
+# SFTConfig fields `train()` sets itself, so a recipe cannot make them say something the run does not do.
+SET_BY_TRAIN = {
+    "output_dir": "the output dir is train()'s argument (CLI: --output_dir); checkpoints go to <output_dir>/checkpoints",
+    "resume_from_checkpoint": "pass resume=True to train() (CLI: --resume)",
+    "disable_tqdm": "pass show_progress to train()",
+    "include_num_input_tokens_seen": "train() counts non-padding tokens for metrics.json's tokens/s",
+}
+
+# Fields decided per machine when a recipe leaves them unset (training/config.py machine_defaults).
+MACHINE_FIELDS = ("use_cpu", "load_in_4bit", "bf16", "fp16", "dtype", "activation_checkpointing", "gradient_checkpointing",
+                  "optim", "use_peft")
 
 
 def available_recipes() -> list[str]:
@@ -22,3 +51,24 @@ def recipe_path(name_or_path: str | Path) -> Path:
             f"recipe {str(name_or_path)!r}: no file {path}. Use one of {available_recipes()} or a path to a YAML file."
         )
     return path
+
+
+def recorded_fields() -> set[str]:
+    """The keys a recipe may hold, as recorded for the pinned TRL (see the module docstring)."""
+    return set(RECORDED_FIELDS.read_text(encoding="utf-8").split())
+
+
+def check_recipe_keys(recipe: Mapping[str, Any], known: set[str]) -> None:
+    """Refuse keys no class has (with the likely intended one), keys train() sets, and "auto" values."""
+    for key, value in recipe.items():
+        if key in RENAMED:
+            raise ValueError(f"unknown key {key!r}: it is now {RENAMED[key]}")
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise ValueError(f"unknown key {key!r}: not a field of TrainExtras, TRL's SFTConfig or ModelConfig{hint}")
+        if key in SET_BY_TRAIN:
+            raise ValueError(f"{key!r} cannot be set in a recipe: {SET_BY_TRAIN[key]}")
+        if key in MACHINE_FIELDS and value == "auto":
+            raise ValueError(f"{key}: auto: leave {key} unset instead; unset, it is decided for the machine that "
+                             "trains (training/config.py machine_defaults)")

@@ -103,7 +103,7 @@ def load_model_and_tokenizer(config: TrainConfig) -> tuple[Any, Any]:
 
 
 def sft_arguments(config: TrainConfig, checkpoints_dir: Path, show_progress: bool) -> SFTConfig:
-    """The recipe's SFTConfig with the fields train() owns (training/config.py SET_BY_TRAIN) filled in."""
+    """The recipe's SFTConfig with the fields train() owns (training/recipe_files.py SET_BY_TRAIN) filled in."""
     return dataclasses.replace(
         config.training_args,
         output_dir=str(checkpoints_dir),
