@@ -120,6 +120,15 @@ def test_a_call_that_leaves_a_thread_running_retires_its_session(sandbox: Sandbo
     assert sandbox.run("kept", "threads").error.startswith("NameError")
 
 
+def test_builtins_a_call_replaces_are_put_back_after_it_with_a_notice(sandbox: Sandbox) -> None:
+    assert sandbox.run("count = 3", "builtins").ok
+    patched = sandbox.run("import builtins\nbuiltins.len = lambda x: -1\nbuiltins.mine = 1\ndel builtins.abs\nlen([1])",
+                          "builtins")
+    assert patched.result == "-1" and "were put back" in (patched.notice or "")
+    after = sandbox.run("import builtins\n(len([1, 2]), abs(-count), hasattr(builtins, 'mine'))", "builtins")
+    assert (after.result, after.notice) == ("(2, 3, False)", None)  # variables kept, builtins the interpreter's
+
+
 def test_concurrent_calls_from_threads_all_get_their_own_answers(sandbox: Sandbox) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

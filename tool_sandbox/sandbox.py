@@ -45,6 +45,7 @@ RESET_NOTE = ("the session's process was stopped, so its variables, imports and 
               "are gone: define them again")
 EVICTED_NOTE = ("note: this session was idle while many others ran, so its process was closed: its variables, "
                 "imports and files from earlier calls are gone; define them again")
+RESTORED_BUILTINS_NOTE = "this call replaced Python builtins (print, repr, __import__ ...); they were put back after it"
 RETIRED_NOTE = ("this call left threads or processes running, so the session's process was stopped after it: "
                 "variables from this and earlier calls are gone")
 _CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT}
@@ -64,6 +65,7 @@ class SessionReply(BaseModel):
     result: str | None
     error: str | None
     retire: bool
+    restored_builtins: bool = False  # optional: a reply without it changed nothing
 
 
 class SessionExit(BaseModel):
@@ -410,10 +412,11 @@ class Sandbox:
             why = str(exc).splitlines()[0]
             return self._failed(handle, "error", started, f"SandboxReplyError: the session process sent a reply that "
                                 f"is not a valid result ({why}), so it was stopped; {RESET_NOTE}")
-        notice = None
+        notices = [RESTORED_BUILTINS_NOTE] if reply.restored_builtins else []
         if reply.retire:
             self._end(handle)
-            notice = RETIRED_NOTE
+            notices.append(RETIRED_NOTE)
+        notice = "; ".join(notices) or None
         return ExecResult(stdout=reply.stdout, result=reply.result, error=reply.error, status=reply.status,
                           duration_s=duration_s, notice=notice, isolation=handle.isolation)
 

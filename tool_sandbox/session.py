@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import _thread
 import ast
+import builtins
 import io
 import linecache
 import os
@@ -25,6 +26,7 @@ from tool_sandbox.protocol import TRUNCATION_MARKER, FrameError, read_frame, tru
 SANDBOX_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 MAX_TRACEBACK_FRAMES = 5
 THREAD_GRACE_S = 0.1
+_MISSING = object()
 
 
 class CallTimeout(BaseException):
@@ -77,6 +79,7 @@ class SessionProcess:
         self.in_user_code = False
         self.cpu_limit = -1
         self.default_recursion_limit = sys.getrecursionlimit()
+        self.builtins = dict(builtins.__dict__)
         signal.signal(signal.SIGALRM, self._on_alarm)
         signal.signal(signal.SIGXCPU, self._on_alarm)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writing past RLIMIT_FSIZE fails with EFBIG, no kill
@@ -122,7 +125,21 @@ class SessionProcess:
         if sys.getrecursionlimit() != self.default_recursion_limit:
             sys.setrecursionlimit(self.default_recursion_limit)
         return {"status": status, "stdout": out.getvalue(), "result": result, "error": error,
-                "retire": self._left_something_running()}
+                "retire": self._left_something_running(), "restored_builtins": self._restore_builtins()}
+
+    def _restore_builtins(self) -> bool:
+        """Put back `print`, `repr`, `__import__` ... if the call replaced or deleted them: the next call's
+        imports and result would otherwise go through the replacement. True if anything was changed."""
+        current = builtins.__dict__
+        changed = False
+        for name in [name for name in current if name not in self.builtins]:
+            del current[name]
+            changed = True
+        for name, value in self.builtins.items():
+            if current.get(name, _MISSING) is not value:
+                current[name] = value
+                changed = True
+        return changed
 
     def _set_cpu_limit(self, cpu_seconds: float) -> None:
         """RLIMIT_CPU counts the whole life of the process, so each call moves the soft limit to now + budget.
