@@ -178,6 +178,8 @@ def _check_train_eval_input(command: TrainEvalCommand) -> None:
     from tasks.records import SFTRecord
 
     unknown = sorted(set(command.benchmarks) - set(BENCHMARK_NAMES))
+    if not command.benchmarks or "" in unknown:
+        raise BadInput(f"--benchmarks: name one or more of {', '.join(BENCHMARK_NAMES)}")
     if unknown:
         raise BadInput(f"--benchmarks: unknown {', '.join(unknown)}; choose from {', '.join(BENCHMARK_NAMES)}")
     sft = Path(command.sft_path)

@@ -19,7 +19,7 @@ from tasks.stages.config import bundled_problems_path
 class DistillParams(BaseModel):
     """Parameters of the distill flow (rendered as a form in the Prefect UI)."""
 
-    problems: str = Field(default="bundled", description=(
+    problems: str = Field(default="bundled", min_length=1, description=(
         'A JSONL/Parquet/CSV file or folder, "bundled" (24 easy demo problems), or a Hugging Face dataset read from '
         "local copies: hf:<dataset>[:<split>] or hf:<dataset>:<config>:<split> (an id in the cache, or a "
         "save_to_disk folder)."))
@@ -28,7 +28,7 @@ class DistillParams(BaseModel):
     answer_field: str | None = Field(default=None, description=(
         'The column holding the reference answer (default: answer, final_answer, or the last \\boxed{} of solution); '
         '"none": read no answer, label every problem by the majority vote of its samples.'))
-    output_dir: str = Field(default="out/distill", description="Where the stage Parquet files go.")
+    output_dir: str = Field(default="out/distill", min_length=1, description="Where the stage Parquet files go.")
     limit: int | None = Field(default=None, ge=1, description="Use only the first N problems (after dedup and decontamination).")
     skip_bad_rows: bool = Field(default=False, description="Skip malformed input rows (reported) instead of stopping.")
     max_problem_chars: int = Field(default=20_000, gt=0, description="Longer problems are bad rows.")
@@ -82,9 +82,9 @@ NO_TRAINING_EXAMPLES = ("no training examples: the distill filter kept nothing. 
 class TrainEvalParams(BaseModel):
     """Parameters of the train-eval flow (rendered as a form in the Prefect UI)."""
 
-    sft_path: str = Field(default="out/distill/sft.parquet", description="sft.parquet from the distill flow.")
-    output_dir: str = Field(default="out/train_eval")
-    recipe: str = Field(default="embedded", description="training/recipes/<name>.yaml or a path to a recipe file.")
+    sft_path: str = Field(default="out/distill/sft.parquet", min_length=1, description="sft.parquet from the distill flow.")
+    output_dir: str = Field(default="out/train_eval", min_length=1)
+    recipe: str = Field(default="embedded", min_length=1, description="training/recipes/<name>.yaml or a path to a recipe file.")
     max_steps: int | None = Field(default=None, description="Override the recipe's optimizer steps.")
     base_model: str | None = Field(default=None, description='Override the recipe\'s base model: a model dir, a hub id, '
                                    'or "embedded".')
@@ -102,12 +102,12 @@ class TrainEvalParams(BaseModel):
 class PaperParams(BaseModel):
     """Parameters of the paper flow (a form in the Prefect UI; the CLI's flags)."""
 
-    teacher: str = Field(default="openai/gpt-4o-mini", description="litellm model string of the teacher.")
-    student: str = Field(default="Qwen/Qwen2.5-1.5B-Instruct", description="Hub id or local dir of the student.")
-    output_dir: str = Field(default="out/paper")
-    math_train: str = Field(default="hub", description='"hub" (MATH train from the Hub) or a local problems file.')
+    teacher: str = Field(default="openai/gpt-4o-mini", min_length=1, description="litellm model string of the teacher.")
+    student: str = Field(default="Qwen/Qwen2.5-1.5B-Instruct", min_length=1, description="Hub id or local dir of the student.")
+    output_dir: str = Field(default="out/paper", min_length=1)
+    math_train: str = Field(default="hub", min_length=1, description='"hub" (MATH train from the Hub) or a local problems file.')
     distill_limit: int | None = Field(default=None, ge=1, description="Distil only the first N problems (a dry run).")
-    recipe: str = Field(default="paper_qlora", description="Training recipe; its base model is replaced by student.")
+    recipe: str = Field(default="paper_qlora", min_length=1, description="Training recipe; its base model is replaced by student.")
     max_steps: int | None = Field(default=None, ge=1, description="Stop training after N steps (a dry run).")
     eval_limit: int | None = Field(default=None, ge=1, description="First N problems of each benchmark (None: all).")
     max_new_tokens: int = Field(default=2048, gt=0, description="Eval generation budget per problem.")

@@ -149,6 +149,15 @@ def test_empty_file_is_an_error_even_when_skipping(tmp_path):
             load_problems(path, skip_bad_rows=skip)
 
 
+def test_a_byte_order_mark_and_windows_line_ends_are_read_as_plain_utf8(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"problem": "What is 1+1?", "answer": "2"}\r\n\r\n{"problem": "What is 2+2?", "answer": "4"}\r\n')
+    assert [(p.problem, p.answer) for p in load_problems(path).problems] == [("What is 1+1?", "2"), ("What is 2+2?", "4")]
+    csv_path = tmp_path / "p.csv"
+    csv_path.write_bytes(b"\xef\xbb\xbfproblem,answer\r\nWhat is 3+3?,6\r\n")
+    assert [p.answer for p in load_problems(csv_path).problems] == ["6"]
+
+
 def test_non_utf8_csv_row_is_reported_with_its_line(tmp_path):
     path = tmp_path / "p.csv"
     path.write_bytes(b"problem,answer\nWhat is 2+2?,4\ncaf\xe9 3+3?,6\n")

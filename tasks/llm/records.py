@@ -17,7 +17,7 @@ IN_PROCESS_PROVIDERS = (LOCAL_PROVIDER, SCRIPTED_PROVIDER)
 class LLMSettings(BaseModel):
     """How to reach one model. Part of every LLM task's cache key, so it must hold no secret."""
 
-    model: str = Field(default=EMBEDDED_LITELLM_MODEL, description="Any litellm model string.")
+    model: str = Field(default=EMBEDDED_LITELLM_MODEL, min_length=1, description="Any litellm model string.")
     api_base: str | None = Field(default=None, description="Endpoint for self-hosted servers (vLLM, a proxy).")
     temperature: float = 0.0
     max_tokens: int = 512

@@ -24,6 +24,7 @@ many seconds before saying it found nothing (docs/benchmarks.md, "Figures behind
 from __future__ import annotations
 
 import ast
+import codecs
 import csv
 import io
 import json
@@ -359,6 +360,7 @@ def _not_utf8(error: UnicodeDecodeError) -> str:
 def _read_jsonl(file: Path, data: bytes) -> tuple[list[tuple[int, dict[str, Any]]], list[BadRow]]:
     rows: list[tuple[int, dict[str, Any]]] = []
     bad: list[BadRow] = []
+    data = data.removeprefix(codecs.BOM_UTF8)  # editors on Windows start UTF-8 files with one
     for line_no, raw in enumerate(data.splitlines(), start=1):
         try:
             text = raw.decode("utf-8")
