@@ -443,6 +443,8 @@ def normalize_answer(answer: str) -> tuple[str, bool]:
     s = re.sub(r"(?<!\\)\\[,;: ]|~|\\quad|\\qquad", " ", s)  # LaTeX spacing, not the row break `\\ `
     s = s.replace("\\left", "").replace("\\right", "")
     s = re.sub(r"\\[dtc]frac", r"\\frac", s)
+    if re.search(r"\\(?:sin|cos|tan|cot|sec|csc)\b", s):  # sin 30° is sin(pi/6): an angle in degrees stays one
+        s = re.sub(r"(\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|°|\\degree)", r"(\\frac{\1\\pi}{180})", s)
     s = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree", "", s)
     s = re.sub(r"\s*\b(?:degrees?|deg)\b\.?\s*$", "", s)
     percent = bool(re.search(r"\\?%|\\percent\b|\b(?:percent|percentage|pct)\b", s))
