@@ -108,28 +108,29 @@ class GradeResult(BaseModel):
 # ---------------------------------------------------------------- extraction
 
 
-def _braced(text: str, open_index: int) -> str | None:
-    """The content of the brace group opening at `text[open_index] == '{'`, nested braces allowed."""
-    depth = 0
-    for i in range(open_index, len(text)):
-        if text[i] == "{" and (i == 0 or text[i - 1] != "\\"):
-            depth += 1
-        elif text[i] == "}" and (i == 0 or text[i - 1] != "\\"):
-            depth -= 1
-            if depth == 0:
-                return text[open_index + 1 : i]
-    return None  # unbalanced: the completion was cut off inside the box
+def _brace_pairs(text: str) -> dict[int, int]:
+    """Where each brace group closes, {index of its `{`: index of its `}`}, found in one pass (a completion
+    may nest thousands of boxes); a group that never closes is absent. `\\{` and `\\}` are set braces."""
+    pairs: dict[int, int] = {}
+    opened: list[int] = []
+    for brace in re.finditer(r"(?<!\\)[{}]", text):
+        if brace.group() == "{":
+            opened.append(brace.start())
+        elif opened:
+            pairs[opened.pop()] = brace.start()
+    return pairs
 
 
 def _boxes(text: str) -> list[tuple[str, int, int]]:
     """Every complete, non-empty `\\boxed{...}` / `\\fbox{...}` / `\\boxed 5`: (content, start, end)."""
     found = []
+    pairs = _brace_pairs(text)
     for match in re.finditer(r"\\(?:boxed|fbox)(?![A-Za-z])", text):
         rest = match.end()
         while rest < len(text) and text[rest] == " ":
             rest += 1
         if rest < len(text) and text[rest] == "{":
-            content = _braced(text, rest)
+            content = text[rest + 1 : pairs[rest]] if rest in pairs else None  # None: cut off inside the box
             if content is not None and content.strip():
                 start = rest + 1 + (len(content) - len(content.lstrip()))
                 found.append((content.strip(), start, start + len(content.strip())))
@@ -293,7 +294,8 @@ def _extract(text: str) -> _Extraction | None:
 
 def _cut_off_in_box(text: str) -> bool:
     """A `\\boxed{` whose brace never closes: the completion stopped while writing its answer."""
-    return any(_braced(text, m.end() - 1) is None for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text))
+    pairs = _brace_pairs(text)
+    return any(m.end() - 1 not in pairs for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text))
 
 
 _CONCLUSION = re.compile(
