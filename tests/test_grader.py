@@ -200,3 +200,15 @@ def test_nested_and_cut_off_boxes_are_read_in_one_pass_over_the_braces():
     assert (grade(nested, "5").extracted, grade(nested, "5").correct) == ("5", True)
     assert extract_final_answer("so \\boxed{\\{1, 2\\}}.") == "\\{1, 2\\}"  # set braces are text, not groups
     assert extract_final_answer("so the answer is \\boxed{\\frac{1}{2}") is None  # cut off inside its box
+
+
+def test_long_sets_and_tuples_are_compared_without_pairing_every_element_with_every_other():
+    """3,000 elements took a minute when every element was compared with every other one."""
+    numbers = [str(n) for n in range(3000)]
+    as_set = "\\{" + ", ".join(numbers) + "\\}"
+    assert answers_match("\\{" + ", ".join(reversed(numbers)) + "\\}", as_set)  # a set in any order
+    assert not answers_match("\\{" + ", ".join([*numbers[:-1], "3000"]) + "\\}", as_set)  # one element off
+    assert answers_match("\\{" + ", ".join([*numbers[:-1], "2999.0000001"]) + "\\}", as_set)  # a decimal's tolerance
+    as_tuple = "(" + ", ".join(numbers) + ")"
+    assert answers_match(as_tuple, as_tuple)
+    assert not answers_match("(" + ", ".join(reversed(numbers)) + ")", as_tuple)  # a tuple keeps its order
