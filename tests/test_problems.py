@@ -172,3 +172,37 @@ def test_missing_file_and_unsupported_type_say_what_to_pass(tmp_path):
     (tmp_path / "p.txt").write_text("What is 2+2?", encoding="utf-8")
     with pytest.raises(ProblemInputError, match="unsupported file type '.txt'"):
         load_problems(tmp_path / "p.txt")
+
+
+def _hub_cached_dataset(hub_cache: Path, repo_id: str, files: dict[str, list[dict]], readme: str = "") -> None:
+    """The layout `hf download --repo-type dataset <id>` leaves in the Hub cache: refs/main names a snapshot."""
+    repo = hub_cache / ("datasets--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / ("0" * 40)
+    for name, rows in files.items():
+        (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(rows), snapshot / name)
+    if readme:
+        (snapshot / "README.md").write_text(readme, encoding="utf-8")
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+
+
+def test_an_hf_id_downloaded_into_the_hub_cache_is_read_offline(tmp_path, monkeypatch):
+    import datasets.config
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _hub_cached_dataset(tmp_path / "hub", "someorg/plain", {"data/train-00000-of-00001.parquet": [
+        {"question": "What is 2 + 2?", "answer": "#### 4"}, {"question": "What is 3 + 3?", "answer": "#### 6"}]})
+    assert [(p.problem, p.answer) for p in load_problems("hf:someorg/plain").problems] == [
+        ("What is 2 + 2?", "4"), ("What is 3 + 3?", "6")]
+    configs = ("---\nconfigs:\n- config_name: main\n  data_files:\n  - split: train\n    path: main/train-*.parquet\n"
+               "  - split: test\n    path: main/test-*.parquet\n---\n")
+    _hub_cached_dataset(tmp_path / "hub", "someorg/gsm8k_like", {
+        "main/train-00000-of-00001.parquet": [{"question": "What is 1 + 1?", "answer": "#### 2"}],
+        "main/test-00000-of-00001.parquet": [{"question": "What is 5 + 5?", "answer": "#### 10"}]}, readme=configs)
+    assert [p.answer for p in load_problems("hf:someorg/gsm8k_like:main:test").problems] == ["10"]
+    with pytest.raises(ProblemInputError, match="not found: no save_to_disk folder there and no copy"):
+        load_problems("hf:someorg/not_cached")

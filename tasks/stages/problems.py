@@ -16,8 +16,9 @@ a problem without a reference answer: the solver's samples vote on its label (ta
 
 `hf:<dataset>[:<split>]` (or `hf:<dataset>:<config>:<split>`) reads a Hugging Face dataset through
 `datasets`: a `save_to_disk` folder (with `load_from_disk`, since `load_dataset` refuses those) or
-a dataset id or local data folder (with `load_dataset`). Only local copies are read (the Hub cache,
-or a folder) unless HF_HUB_OFFLINE=0 is set: offline, `load_dataset` would otherwise retry DNS for
+a dataset id or local data folder (with `load_dataset`). Only local copies are read (`datasets`' own
+cache from an earlier online load, a copy `hf download --repo-type dataset` put in the Hub cache, or
+a folder) unless HF_HUB_OFFLINE=0 is set: offline, `load_dataset` would otherwise retry DNS for
 many seconds before saying it found nothing (docs/benchmarks.md, "Figures behind choices in the code"). Its rows then go through the same checks as a file's.
 """
 
@@ -269,7 +270,14 @@ def _load_hf(spec: str, dataset: str, config: str | None) -> Any:
         try:
             if folder.is_dir() and any((folder / name).exists() for name in ("state.json", "dataset_dict.json")):
                 return datasets.load_from_disk(str(folder))
-            return datasets.load_dataset(dataset, config)
+            try:
+                return datasets.load_dataset(dataset, config)
+            except (FileNotFoundError, ConnectionError, datasets.exceptions.DatasetNotFoundError):
+                # `datasets` offline reads only its own cache (a load_dataset done online); a copy that
+                # `hf download --repo-type dataset` put in the Hub cache is a data folder it can read as one.
+                if (snapshot := _hub_cache_snapshot(dataset)) is None:
+                    raise
+                return datasets.load_dataset(str(snapshot), config)
         except (FileNotFoundError, ConnectionError, datasets.exceptions.DatasetNotFoundError) as exc:
             how = ("set HF_HUB_OFFLINE=0 to let it download" if not _hub_download_allowed()
                    else "check the id and your network")
@@ -280,6 +288,16 @@ def _load_hf(spec: str, dataset: str, config: str | None) -> Any:
         except ValueError as exc:  # a missing or unknown config name, mostly
             message = " ".join(str(exc).split())[:300]
             raise _hf_fault(spec, f"{message}; pass hf:{dataset}:<config>:<split>") from None
+
+
+def _hub_cache_snapshot(repo_id: str) -> Path | None:
+    """The folder of a dataset repo's files in the Hugging Face Hub cache, if a copy is there."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, repo_type="dataset", local_files_only=True))
+    except Exception:  # noqa: BLE001 - not cached, or not a repo id at all: the caller reports its own error
+        return None
 
 
 def _read_hf(spec: str, fields: FieldMap) -> _Input:
