@@ -34,6 +34,7 @@ from flows.params import MATH_TRAIN_HUB_ID, DistillParams, PaperParams
 from flows.train_eval import TrainEvalParams, TrainEvalSummary, train_eval
 from tasks.llm import LLMSettings
 from tasks.stages.estimate import DistillEstimate
+from tasks.stages.problems import load_dataset_or_hub_copy
 from tasks.stages.summary import DistillSummary
 from training.model_source import base_model_problem
 
@@ -54,15 +55,13 @@ def write_math_train(path: Path) -> Path:
     Written whole or not at all (a temporary file renamed at the end): the flow writes it only when it is
     absent, so a download that failed halfway must not leave a file the next run would take as complete.
     """
-    from datasets import load_dataset
-
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
     partial = path.with_name(f".{path.name}.partial")
     try:
         with partial.open("w", encoding="utf-8") as out:
             for subject in MATH_SUBJECTS:
-                for index, row in enumerate(load_dataset(MATH_TRAIN_HUB_ID, subject, split="train")):
+                for index, row in enumerate(load_dataset_or_hub_copy(MATH_TRAIN_HUB_ID, subject, split="train")):
                     out.write(json.dumps({"id": f"math-train-{subject}-{index}", "problem": row["problem"],
                                           "solution": row["solution"], "level": row["level"],
                                           "source": f"MATH/{row['type']}"}) + "\n")

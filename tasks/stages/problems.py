@@ -270,14 +270,7 @@ def _load_hf(spec: str, dataset: str, config: str | None) -> Any:
         try:
             if folder.is_dir() and any((folder / name).exists() for name in ("state.json", "dataset_dict.json")):
                 return datasets.load_from_disk(str(folder))
-            try:
-                return datasets.load_dataset(dataset, config)
-            except (FileNotFoundError, ConnectionError, datasets.exceptions.DatasetNotFoundError):
-                # `datasets` offline reads only its own cache (a load_dataset done online); a copy that
-                # `hf download --repo-type dataset` put in the Hub cache is a data folder it can read as one.
-                if (snapshot := _hub_cache_snapshot(dataset)) is None:
-                    raise
-                return datasets.load_dataset(str(snapshot), config)
+            return load_dataset_or_hub_copy(dataset, config)
         except (FileNotFoundError, ConnectionError, datasets.exceptions.DatasetNotFoundError) as exc:
             how = ("set HF_HUB_OFFLINE=0 to let it download" if not _hub_download_allowed()
                    else "check the id and your network")
@@ -288,6 +281,21 @@ def _load_hf(spec: str, dataset: str, config: str | None) -> Any:
         except ValueError as exc:  # a missing or unknown config name, mostly
             message = " ".join(str(exc).split())[:300]
             raise _hf_fault(spec, f"{message}; pass hf:{dataset}:<config>:<split>") from None
+
+
+def load_dataset_or_hub_copy(dataset: str, config: str | None, **options: Any) -> Any:
+    """`datasets.load_dataset`, and failing that the copy of the repo in the Hugging Face Hub cache.
+
+    Offline, `datasets` reads only its own cache (a load_dataset done online); a copy that
+    `hf download --repo-type dataset` put in the Hub cache is a data folder it can read as one."""
+    import datasets
+
+    try:
+        return datasets.load_dataset(dataset, config, **options)
+    except (FileNotFoundError, ConnectionError, datasets.exceptions.DatasetNotFoundError):
+        if (snapshot := _hub_cache_snapshot(dataset)) is None:
+            raise
+        return datasets.load_dataset(str(snapshot), config, **options)
 
 
 def _hub_cache_snapshot(repo_id: str) -> Path | None:
