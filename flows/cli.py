@@ -35,6 +35,7 @@ from pydantic_settings import BaseSettings, CliApp, CliSubCommand, SettingsConfi
 from flows.console import Console
 from training.offline_env import apply_offline_defaults
 from flows.params import MATH_TRAIN_HUB_ID, NO_TRAINING_EXAMPLES, DistillParams, PaperParams, TrainEvalParams
+from flows.orphan_runs import hold_live_lock, mark_orphaned_runs_crashed
 from flows.process_guard import run_guarded
 from flows.stop_signals import StopOnSignals, StopRequested
 from tasks.llm.records import BATCH_PROVIDERS
@@ -462,6 +463,9 @@ def _guarded_work(name: str, command: Any) -> Callable[[], int]:
             return _report_failure(name, exc, console, command.verbose)
         if command.quiet:
             os.environ["TOOL_DISTILL_PROGRESS"] = "off"
+        prefect_home = Path(os.environ["PREFECT_HOME"])
+        live = hold_live_lock(prefect_home)  # held until this process ends, however it ends
+        mark_orphaned_runs_crashed(prefect_home, live)
         stopper = StopOnSignals(lambda stop: print(_stopped_line(name, stop.signal_name), file=console.err))
         try:
             return _work(name, command, console)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -260,6 +262,10 @@ def test_kill_9_of_the_cli_leaves_no_process_of_the_run(tmp_path: Path) -> None:
     proc = _tool_distill("distill", "--limit", "1", "--model", "scripted/arith", "--output-dir", "next", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert left_by_the_killed_run & _sandbox_scratch_dirs() == set()
+    # The killed run's flow run is not left "Running" in the project's Prefect database: the next start marked it.
+    with contextlib.closing(sqlite3.connect(tmp_path / ".state" / "prefect" / "prefect.db")) as db:
+        states = sorted(state for (state,) in db.execute("SELECT state_type FROM flow_run"))
+    assert states == ["COMPLETED", "CRASHED"], states
 
 
 @pytest.mark.slow
