@@ -35,7 +35,7 @@ from pydantic_settings import BaseSettings, CliApp, CliSubCommand, SettingsConfi
 from flows.console import Console
 from training.offline_env import apply_offline_defaults
 from flows.params import MATH_TRAIN_HUB_ID, NO_TRAINING_EXAMPLES, DistillParams, PaperParams, TrainEvalParams
-from flows.orphan_runs import hold_live_lock, mark_orphaned_runs_crashed
+from flows.orphan_runs import CLI_TAG, hold_live_lock, mark_orphaned_runs_crashed
 from flows.process_guard import run_guarded
 from flows.stop_signals import StopOnSignals, StopRequested
 from tasks.llm.records import BATCH_PROVIDERS
@@ -468,7 +468,10 @@ def _guarded_work(name: str, command: Any) -> Callable[[], int]:
         mark_orphaned_runs_crashed(prefect_home, live)
         stopper = StopOnSignals(lambda stop: print(_stopped_line(name, stop.signal_name), file=console.err))
         try:
-            return _work(name, command, console)
+            from prefect import tags
+
+            with tags(CLI_TAG):
+                return _work(name, command, console)
         except KeyboardInterrupt as exc:  # StopRequested, or a KeyboardInterrupt raised before the handlers
             stop = exc if isinstance(exc, StopRequested) else StopRequested(signal.SIGINT)
             stopper.say_once(stop)

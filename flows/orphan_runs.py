@@ -5,10 +5,12 @@ process before Prefect records how its flow run ended, so the Prefect UI would s
 forever. The CLI's Prefect database is the project's own (`.state/prefect`, the temporary API
 server), so only tool-distill processes of this project write to it. Each holds an flock on a file of
 its own in `<PREFECT_HOME>/live/` while it runs; the kernel drops the lock when the process ends,
-however it ends. A process that finds no lock held but its own knows that every run still Pending,
-Running or Cancelling in that database has nothing behind it, and marks them Crashed. Where another
-process is alive nothing is marked: its runs cannot be told from the dead ones. A Prefect server of
-the user's (PREFECT_API_URL set) is never touched: its runs may be anyone's.
+however it ends. A process that finds no lock held but its own knows that the CLI's runs still
+Pending, Running or Cancelling in that database have nothing behind them, and marks them Crashed.
+Where another tool-distill process is alive nothing is marked: its runs cannot be told from the dead
+ones. Only the CLI's own runs are candidates (tagged `CLI_TAG`, no deployment): `make server` keeps its
+database in the same folder, and its workers' deployment runs are alive without any lock here. A
+Prefect server of the user's (PREFECT_API_URL set) is never touched.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 LIVE_DIR = "live"
+CLI_TAG = "tool-distill-cli"  # on every flow run the CLI starts (a filter in the UI, too)
 CRASHED_MESSAGE = "the tool-distill process running it was killed (kill -9 or a forced stop) before it could say how it ended"
 
 
@@ -54,15 +57,23 @@ def mark_orphaned_runs_crashed(prefect_home: Path, own: IO[bytes]) -> int:
     """Mark Crashed the unfinished flow runs of the project's database when no other tool-distill process is
     alive; how many were marked. Never raises: a run must not fail over another run's leftovers."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
     from prefect.client.schemas.objects import StateType
     from prefect.settings import PREFECT_API_URL
     from prefect.states import Crashed
 
     if PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL") or others_alive(prefect_home, own):
         return 0
-    unfinished = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
-        any_=[StateType.PENDING, StateType.RUNNING, StateType.CANCELLING])))
+    unfinished = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING,
+                                                                   StateType.CANCELLING])),
+        tags=FlowRunFilterTags(all_=[CLI_TAG]), deployment_id=FlowRunFilterDeploymentId(is_null_=True))
     marked = 0
     try:
         with get_client(sync_client=True) as client:

@@ -264,8 +264,8 @@ def test_kill_9_of_the_cli_leaves_no_process_of_the_run(tmp_path: Path) -> None:
     assert left_by_the_killed_run & _sandbox_scratch_dirs() == set()
     # The killed run's flow run is not left "Running" in the project's Prefect database: the next start marked it.
     with contextlib.closing(sqlite3.connect(tmp_path / ".state" / "prefect" / "prefect.db")) as db:
-        states = sorted(state for (state,) in db.execute("SELECT state_type FROM flow_run"))
-    assert states == ["COMPLETED", "CRASHED"], states
+        states = sorted((state, tags) for state, tags in db.execute("SELECT state_type, tags FROM flow_run"))
+    assert states == [("COMPLETED", '["tool-distill-cli"]'), ("CRASHED", '["tool-distill-cli"]')], states
 
 
 @pytest.mark.slow
