@@ -1116,9 +1116,10 @@ def _match_method(prediction: str, reference: str, problem: str | None = None,
     if precision is not None:
         ref = re.sub(r"^(?:\\approx|≈|~)\s*", "", ref)
         pred = re.sub(r"^(?:\\approx|≈|~)\s*", "", pred)
-    if shown := _shown_digits(prediction) or _shown_digits(reference):
+    pred_shown, ref_shown = _shown_digits(prediction), _shown_digits(reference)
+    if shown := pred_shown or ref_shown:
         digits, places = shown
-        cut_short_is_pred = _shown_digits(prediction) is not None
+        cut_short_is_pred = pred_shown is not None
         other = _as_number(ref if cut_short_is_pred else pred)
         if other is not None:
             return "numeric" if _agrees_with_shown_digits(digits, places, other) else "mismatch"

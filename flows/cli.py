@@ -199,7 +199,7 @@ def _check_train_eval_input(command: TrainEvalCommand) -> None:
 def _check_paper_input(command: PaperCommand) -> None:
     _check_output_dir(Path(command.output_dir))
     _check_base_model(command.recipe, command.student, "--student")
-    if command.math_train == "hub" and not (Path(command.output_dir) / "math_train.jsonl").is_file():
+    if command.math_train == "hub" and not command.hub_math_train_path().is_file():
         from training.model_source import hub_dataset_problem
 
         fix = "pass a local problems file (.jsonl, .parquet, .csv) with --math-train"
@@ -232,15 +232,16 @@ def _check_base_model(recipe: str, base_model: str | None, flag: str) -> None:
         fields = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise BadInput(f"--recipe {path}: not a readable YAML file ({str(exc).splitlines()[0]})") from None
-    if not isinstance(fields, dict | None):
+    fields = {} if fields is None else fields  # an empty file
+    if not isinstance(fields, dict):
         raise BadInput(f"--recipe {path}: expected a mapping of recipe fields (key: value lines), "
                        f"got a {type(fields).__name__}")
     try:
-        check_recipe_keys(fields or {}, recorded_fields())
+        check_recipe_keys(fields, recorded_fields())
     except ValueError as exc:
         raise BadInput(f"--recipe {path}: {exc}") from None
     if base_model is None:
-        base_model = (fields or {}).get("model_name_or_path")
+        base_model = fields.get("model_name_or_path")
         flag = f"--recipe {recipe}: its model_name_or_path"
     if base_model is None:
         return  # a recipe without a model is refused by the flow, which says to pass --base-model

@@ -16,7 +16,6 @@ Prefect server of the user's (PREFECT_API_URL set) is never touched.
 from __future__ import annotations
 
 import fcntl
-import os
 import uuid
 from pathlib import Path
 from typing import IO
@@ -68,7 +67,7 @@ def mark_orphaned_runs_crashed(prefect_home: Path, own: IO[bytes]) -> int:
     from prefect.settings import PREFECT_API_URL
     from prefect.states import Crashed
 
-    if PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL") or others_alive(prefect_home, own):
+    if PREFECT_API_URL.value() or others_alive(prefect_home, own):
         return 0
     unfinished = FlowRunFilter(
         state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING,

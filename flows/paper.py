@@ -99,7 +99,7 @@ def paper_report(params: PaperParams, sft_rows: int, distill: DistillSummary, re
 def paper_distill_params(params: PaperParams) -> DistillParams:
     """The distill run of the paper's experiment (and of its estimate), on MATH train written once if from the Hub."""
     out = Path(params.output_dir)
-    problems = Path(params.math_train) if params.math_train != "hub" else out / "math_train.jsonl"
+    problems = Path(params.math_train) if params.math_train != "hub" else params.hub_math_train_path()
     if params.math_train == "hub" and not problems.exists():
         get_run_logger().info("writing MATH train (%s, %d subjects) to %s", MATH_TRAIN_HUB_ID, len(MATH_SUBJECTS),
                               problems)

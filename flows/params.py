@@ -115,3 +115,7 @@ class PaperParams(BaseModel):
     pilot: int = Field(default=20, ge=0, description="Price the distillation first from a seeded pilot of N problems "
                        "(`tool-distill estimate`; the run reuses its rows); 0: no estimate.")
     spend: SpendSettings = Field(default_factory=SpendSettings, description="The teacher's budget, price and batch APIs.")
+
+    def hub_math_train_path(self) -> Path:
+        """Where MATH train read from the Hub (`math_train: hub`) is written once, for this and later runs."""
+        return Path(self.output_dir) / "math_train.jsonl"

@@ -49,7 +49,10 @@ def test_a_hub_dataset_offline_must_be_in_the_hub_or_the_datasets_cache(tmp_path
     monkeypatch.delenv("HF_DATASETS_CACHE", raising=False)
     problem = hub_dataset_problem("someorg/someset", "pass a local file")
     assert problem is not None and "HF_HUB_OFFLINE" in problem and problem.endswith("pass a local file")
-    (offline_hub_cache / "datasets--someorg--someset").mkdir()  # what load_dataset leaves in the Hub cache
+    repo = offline_hub_cache / "datasets--someorg--someset"  # the layout `hf download --repo-type dataset` leaves
+    (repo / "snapshots" / ("0" * 40)).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
     assert hub_dataset_problem("someorg/someset", "pass a local file") is None
     (tmp_path / "home" / "datasets" / "someorg___prepared").mkdir(parents=True)  # ... and in its own cache
     assert hub_dataset_problem("someorg/prepared", "pass a local file") is None

@@ -37,6 +37,7 @@ from trl import ModelConfig, SFTConfig, TrlParser
 
 from training.recipe_files import MACHINE_FIELDS, check_recipe_keys, recipe_path
 
+
 @dataclass
 class TrainExtras:
     """The fields of a recipe that neither TRL's SFTConfig nor its ModelConfig has."""
@@ -142,13 +143,9 @@ def known_fields() -> set[str]:
     return {f.name for cls in RECIPE_CLASSES for f in dataclasses.fields(cls) if f.init}
 
 
-def check_keys(recipe: Mapping[str, Any]) -> None:
-    check_recipe_keys(recipe, known_fields())
-
-
 def _parse(recipe: dict[str, Any]) -> tuple[TrainExtras, SFTConfig, ModelConfig]:
     """TRL's parser over the whole mapping, then the checks that span the classes."""
-    check_keys(recipe)
+    check_recipe_keys(recipe, known_fields())
     extras, training_args, model_args = TrlParser(RECIPE_CLASSES).parse_dict(recipe)
     if not model_args.use_peft:
         raise ValueError("use_peft: false: training/ trains and saves a LoRA adapter; leave use_peft unset or true")

@@ -45,16 +45,24 @@ def hub_dataset_problem(repo_id: str, instead: str) -> str | None:
     in its place (a local file)."""
     from huggingface_hub import HfApi, constants, is_offline_mode
 
-    org_name = repo_id.split("/")
     datasets_cache = Path(os.environ.get("HF_DATASETS_CACHE") or Path(constants.HF_HOME) / "datasets")
-    cached = (Path(constants.HF_HUB_CACHE) / f"datasets--{'--'.join(org_name)}").is_dir() or (
-        datasets_cache / "___".join(org_name)).is_dir()
-    if cached:
-        return None
+    if hub_cache_snapshot(repo_id) is not None or (datasets_cache / repo_id.replace("/", "___")).is_dir():
+        return None  # a copy `datasets` read online before, or one `hf download` fetched (what the loader reads)
     if is_offline_mode() or os.environ.get("HF_DATASETS_OFFLINE") == "1":
         return f"{repo_id} is not in the Hugging Face cache and the Hub is off (HF_HUB_OFFLINE); {instead}"
     return _unreachable(lambda: HfApi().dataset_info(repo_id, timeout=HUB_CHECK_TIMEOUT_S), "dataset", instead,
                         repo_id=repo_id)
+
+
+def hub_cache_snapshot(repo_id: str) -> Path | None:
+    """The folder of a dataset repo's files in the Hugging Face Hub cache (`hf download --repo-type dataset`
+    puts them there), if a copy is there."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, repo_type="dataset", local_files_only=True))
+    except Exception:  # noqa: BLE001 - not cached, or not a repo id at all: the caller reports its own error
+        return None
 
 
 def _unreachable(ask_hub, kind: str, fix: str, repo_id: str | None = None) -> str | None:

@@ -44,6 +44,7 @@ from tasks.records import ProblemRecord
 from tasks.stages.config import HF_PREFIX, bundled_problems_path
 from tasks.stages.decontam import DecontaminationReport, decontaminate_with_report
 from tasks.stages.dedup import dedup_problems
+from training.model_source import hub_cache_snapshot
 
 SUPPORTED_SUFFIXES = (".jsonl", ".parquet", ".csv")
 PROBLEM_KEYS = ("problem", "question")
@@ -293,19 +294,9 @@ def load_dataset_or_hub_copy(dataset: str, config: str | None, **options: Any) -
     try:
         return datasets.load_dataset(dataset, config, **options)
     except (FileNotFoundError, ConnectionError, datasets.exceptions.DatasetNotFoundError):
-        if (snapshot := _hub_cache_snapshot(dataset)) is None:
+        if (snapshot := hub_cache_snapshot(dataset)) is None:
             raise
         return datasets.load_dataset(str(snapshot), config, **options)
-
-
-def _hub_cache_snapshot(repo_id: str) -> Path | None:
-    """The folder of a dataset repo's files in the Hugging Face Hub cache, if a copy is there."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo_id, repo_type="dataset", local_files_only=True))
-    except Exception:  # noqa: BLE001 - not cached, or not a repo id at all: the caller reports its own error
-        return None
 
 
 def _read_hf(spec: str, fields: FieldMap) -> _Input:
