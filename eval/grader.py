@@ -7,7 +7,8 @@ harness all call `grade` / `answers_match`, so a fix here changes every stage at
     answers_match(prediction, reference, problem=None) -> bool   (an already extracted answer)
 
 Extraction (`extract_final_answer`), in this order; text after a chat-template token such as
-`<|im_start|>` is the next turn and is dropped first:
+`<|im_start|>` is the next turn and is dropped first, and a closing `<answer>...</answer>` tag
+narrows the search to its text:
 1. the Minerva sentence "Final Answer: The final answer is $X$. I hope it is correct." (the last one);
 2. the last non-empty `\\boxed{}` / `\\fbox{}`; when the reference has k > 1 elements and the last k
    boxes hold one element each, `grade` also tries them as one list ("\\boxed{2} and \\boxed{3}");
@@ -29,7 +30,8 @@ Comparison, cheapest and strictest first (`method`, then `confidence`):
                         degrees, percent, units after a value (`5\\text{ cm}^2`), thousands separators
                         (`1,000`, `1\\,000`, `1{,}000`, `1,\\!000`, thin spaces), trailing `.0`,
                         a leading `x =` when the other side is a bare value.
-- `choice`  (exact):    multiple-choice letters: `(B)`, `\\textbf{(B)}`, `B) 12` are the letter B.
+- `choice`  (exact):    multiple-choice letters: `(B)`, `\\textbf{(B)}`, `B) 12` are the letter B; for a
+                        reference "(B) 12", the letter or the option's text "12" is right.
 - `words`   (exact):    plain words, case-insensitive. math-verify reads a word as a product of
                         symbols and accepts any anagram ("Evelny" == "Evelyn"), so words never reach it.
 - `numeric` (numeric):  plain numbers (integers, decimals, `a/b`, `\\frac{a}{b}`, mixed numbers,
@@ -41,6 +43,9 @@ Comparison, cheapest and strictest first (`method`, then `confidence`):
                         `\\approx 3.14`); percent and its value / 100 both accepted. Lists, sets and
                         tuples of such numbers element by element (order kept for tuples and intervals).
                         math-verify rejects `3,5` vs 3.5, `1\\,000` vs 1000, `1e6`, `12.5\\%` vs 12.5.
+                        Numerals in a base (`1011_2`) match digit by digit, the base omitted or the same.
+                        Inequalities with numeric bounds as intervals, "x < 2 or x > 3" as their union;
+                        "all real numbers" is (-oo, oo) and "no solution" the empty set.
 - `math_verify` (symbolic): `verify(parse(gold), parse(pred))` for everything else (radicals, `\\pi`,
                         intervals, relations such as `a \\le 5` vs `(-\\infty, 5]`, matrices, expressions).
                         Failing that, `i` as the imaginary unit when both sides are then numbers.
@@ -160,6 +165,8 @@ _ANSWER_IS = re.compile(
     r"is therefore))?\s*\**\s*(?:is|:|=|was)\**)\s*:?\s*", re.IGNORECASE
 )
 _HASHES = re.compile(r"####\s*")
+# R1-style replies close with `<answer>...</answer>` (its text may itself be a sentence or hold a box).
+_ANSWER_TAG = re.compile(r"<answer>(?P<inner>.*?)</answer>", re.IGNORECASE | re.DOTALL)
 # A completion that is only an answer: one math span (and a unit or percent word), or a short value.
 _BARE_MATH = re.compile(
     r"^\s*(?:\$\$?|\\\(|\\\[)(?P<math>.+?)(?:\$\$?|\\\)|\\\])\s*(?P<tail>%|[A-Za-z]{1,12})?\s*[.,;]?\s*$", re.DOTALL
@@ -264,6 +271,13 @@ def _value_of_prose(answer: str) -> str:
 
 
 def _extract(text: str) -> _Extraction | None:
+    tags = [m for m in _ANSWER_TAG.finditer(text) if m.group("inner").strip()]
+    if tags:
+        tag = tags[-1]
+        inner = _extract(tag.group("inner"))
+        if inner is not None:
+            offset = tag.start("inner")
+            return _Extraction(inner.answer, offset + inner.start, offset + inner.end, inner.anchored)
     minerva = list(_MINERVA.finditer(text))
     if minerva:
         found = _sentence_after(text, minerva[-1].start(1))
@@ -357,6 +371,11 @@ _TEXT_UNITS = re.compile(
     r"(?:\s*\^\s*\{?-?\d\}?)?(?:\s*/\s*(?:\\(?:text|mathrm)\s*)?\{?[A-Za-z]+\}?)?$"
 )
 _WORDS = re.compile(r"^[A-Za-z][A-Za-z '\-]*$")
+_ALL_REALS = re.compile(r"(?:[a-z]\s*\\in\s*)?(?:\\mathbb\{R\}|(?:all|any|every)\s+real\s*(?:numbers?|values?|[a-z])?|"
+                        r"(?:all|the)\s+reals|the\s+set\s+of\s+(?:all\s+)?real\s+numbers)", re.IGNORECASE)
+# A set answer that says there is none; equal to the empty set.
+_EMPTY_WORDS = re.compile(r"(?:there\s+(?:is|are)\s+)?(?:no\s+(?:real\s+)?(?:solutions?|such\s+\w+|values?)|none)",
+                          re.IGNORECASE)
 _CHOICE = re.compile(r"^\(?([A-Ea-e])\)?(?:[.:)]?\s+.*)?$")
 _UNICODE = {"\u2009": " ", "\u202f": " ", "\u00a0": " ", "\u2007": " ", "\u2212": "-", "\u2013": "-", "\u00d7": "\\times ",
             "\u00b7": "\\cdot ", "\u22c5": "\\cdot ", "\u221e": "\\infty ", "\u222a": "\\cup ", "\u2229": "\\cap ",
@@ -445,6 +464,7 @@ def normalize_answer(answer: str) -> tuple[str, bool]:
     s = re.sub(r"(?<!\\)\\[,;: ]|~|\\quad|\\qquad", " ", s)  # LaTeX spacing, not the row break `\\ `
     s = s.replace("\\left", "").replace("\\right", "")
     s = re.sub(r"\\[dtc]frac", r"\\frac", s)
+    s = re.sub(r"\\(?:mathrm|text|operatorname|mathit|textrm)\s*\{\s*([ie])\s*\}", r"\1", s)  # upright i, e: constants, never units
     if re.search(r"\\(?:sin|cos|tan|cot|sec|csc)\b", s):  # sin 30° is sin(pi/6): an angle in degrees stays one
         s = re.sub(r"(\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|°|\\degree)", r"(\\frac{\1\\pi}{180})", s)
     s = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree", "", s)
@@ -458,6 +478,8 @@ def normalize_answer(answer: str) -> tuple[str, bool]:
     s = re.sub(r"\\varnothing|\\empty\b", r"\\emptyset", s)
     if re.fullmatch(r"\\?\{\s*\\?\}", s):  # `\{\}`: the empty set written as braces
         s = "\\emptyset"
+    if _ALL_REALS.fullmatch(s):
+        s = "(-\\infty, \\infty)"
     s = re.sub(r"(?<![A-Za-z\\])oo(?![A-Za-z])", r"\\infty", s)  # SymPy's plain-text infinity
     if (count := number_word_value(s)) is not None:  # "two" is 2, as an answer on its own only
         s = str(count)
@@ -683,6 +705,15 @@ def _without_assignment(s: str) -> str:
     """"x = 3" -> "3": a leading variable assignment, when the value side has no other relation."""
     m = _ASSIGNMENT.match(s)
     return m.group("value").strip() if m else s
+
+
+_OPTION_WITH_VALUE = re.compile(r"^(?:\(([A-E])\)|([A-E])[.:)])\s*(?P<value>\S.*)$")
+
+
+def _option_with_value(s: str) -> tuple[str, str] | None:
+    """"\\textbf{(C)} 12" -> ("C", "12"): an option letter (in brackets or before ".", ":", ")") and its text."""
+    m = _OPTION_WITH_VALUE.match(_unwrap_text(s.replace("$", "")).strip().strip("*").strip())
+    return (m.group(1) or m.group(2), m.group("value").strip()) if m else None
 
 
 def _choice_letter(s: str) -> str | None:
@@ -1054,6 +1085,7 @@ def _large_unordered_match(pred_items: list[str], ref_items: list[str],
     return "numeric" if all(_numbers_equal(p, r, precision, inexact) for p, r in paired) else "mismatch"
 
 
+_FUNCTION = re.compile(r"\\(?:arc)?(?:sin|cos|tan|cot|sec|csc)h?(?![a-zA-Z])|\\(?:log|ln|exp)(?![a-zA-Z])")
 _RELATION_SIGN = re.compile(r"=|<|>|\\(?:approx|le|ge|leq|geq|lt|gt|neq|ne|in|to|equiv|sim)(?![a-zA-Z])")
 
 
@@ -1067,7 +1099,12 @@ _TWO_SIDED = re.compile(rf"^{_BOUND}\s*{_REL}\s*[A-Za-z]\s*{_REL}\s*{_BOUND}$")
 
 def _relation_as_interval(s: str) -> str | None:
     """"x \\le 8" -> "(-\\infty, 8]", "2 < x \\le 7" -> "(2, 7]": the interval a one-variable inequality
-    with numeric bounds describes (math-verify's own set-relation comparison costs a sympy solve)."""
+    with numeric bounds describes (math-verify's own set-relation comparison costs a sympy solve).
+    Inequalities joined by "or" are the union of theirs: "x < 2 or x > 3" -> "(-\\infty, 2) \\cup (3, \\infty)"."""
+    parts = re.split(r"\s+or\s+|\s*\\(?:lor|vee)\s*", s.strip())
+    if len(parts) > 1:
+        intervals = [_relation_as_interval(part) for part in parts]
+        return None if None in intervals else " \\cup ".join(intervals)
     if m := _ONE_SIDED.match(s):
         relation, bound = m.groups()
         if relation in _LESS:
@@ -1081,19 +1118,40 @@ def _relation_as_interval(s: str) -> str | None:
 
 
 def _intervals_match(pred: str, ref: str, precision: Precision | None) -> GradeMethod | None:
-    """Two intervals "(a, b]": the same brackets and endpoints; None if either is not one."""
+    """Two intervals "(a, b]", or unions of them in the same order: the same brackets and endpoints;
+    None if either is not one."""
     def parts(s: str):
         if len(s) > 2 and s[0] in "([" and s[-1] in ")]" and len(items := _split_top_level(s[1:-1])) == 2:
             return s[0], s[-1], items
         return None
 
-    p, r = parts(pred.replace(" ", "")), parts(ref.replace(" ", ""))
-    if p is None or r is None:
+    pred_pieces = [parts(piece) for piece in pred.replace(" ", "").split("\\cup")]
+    ref_pieces = [parts(piece) for piece in ref.replace(" ", "").split("\\cup")]
+    if None in pred_pieces or None in ref_pieces:
         return None
-    verdicts = [_values_match(a, b, False, False, precision) for a, b in zip(p[2], r[2], strict=True)]
+    if len(pred_pieces) != len(ref_pieces):
+        return "mismatch"
+    verdicts = []
+    for p, r in zip(pred_pieces, ref_pieces, strict=True):
+        verdicts += [_values_match(a, b, False, False, precision) for a, b in zip(p[2], r[2], strict=True)]
+        verdicts.append("numeric" if p[:2] == r[:2] else "mismatch")
     if None in verdicts:
         return None
-    return "numeric" if p[:2] == r[:2] and "mismatch" not in verdicts else "mismatch"
+    return "mismatch" if "mismatch" in verdicts else "numeric"
+
+
+_IN_BASE = re.compile(r"^([0-9A-Za-z]+)(?:_\{?\(?(\d+)\)?\}?)?$")
+
+
+def _base_numbers_match(pred: str, ref: str) -> GradeMethod | None:
+    """Numbers written in a base ("2516_8", "1011_{2}"): their digits are not values, so they match when
+    the digits do and the bases do not differ ("1011" for "1011_2": the base is the question's). None if
+    either side is not a number in a base."""
+    p, r = _IN_BASE.match(pred.replace(" ", "")), _IN_BASE.match(ref.replace(" ", ""))
+    if p is None or r is None or not (p.group(2) or r.group(2)):
+        return None
+    same_base = p.group(2) is None or r.group(2) is None or int(p.group(2)) == int(r.group(2))
+    return "exact" if same_base and p.group(1).upper() == r.group(1).upper() else "mismatch"
 
 
 def _free_letters(s: str) -> set[str]:
@@ -1125,8 +1183,8 @@ def _match_method(prediction: str, reference: str, problem: str | None = None,
             return "numeric" if _agrees_with_shown_digits(digits, places, other) else "mismatch"
         pred, ref = (digits, ref) if cut_short_is_pred else (pred, digits)  # "3.14159..." for \\pi: symbolic,
         precision = precision or Precision(decimals=places)  # at the places shown
-    if re.search(r"\d_\{?\d+\}?", ref + " " + pred):  # numbers in a base (2516_8): digits are not values
-        return "exact" if pred.replace(" ", "") == ref.replace(" ", "") else "mismatch"
+    if re.search(r"\w_\{?\d+\}?", ref + " " + pred) and (method := _base_numbers_match(pred, ref)):
+        return method
     comma_value, ref_value = _decimal_comma_value(prediction), _as_number(ref)
     if comma_value is not None and ref_value is not None and _numbers_equal(comma_value, ref_value, precision, True):
         return "numeric"  # either reading of "15,975" may be meant; for one number the decimal one is tried too
@@ -1138,6 +1196,16 @@ def _match_method(prediction: str, reference: str, problem: str | None = None,
     ref_letter, pred_letter = _choice_letter(reference), _choice_letter(prediction)
     if ref_letter is not None and len(_unwrap_text(reference).strip("() *")) == 1:
         return "choice" if pred_letter == ref_letter else "mismatch"
+    if ref_option := _option_with_value(reference):  # "(C) 12": the letter, the option's text, or both
+        if pred_option := _option_with_value(prediction):
+            return "choice" if pred_option[0] == ref_option[0] else "mismatch"
+        if pred_letter is not None and len(_unwrap_text(prediction).strip("()$ *")) == 1:
+            return "choice" if pred_letter == ref_option[0] else "mismatch"
+        return _match_method(prediction, ref_option[1], problem, deadline, symbolic_verdict)
+    if pred_option := _option_with_value(prediction):  # "(C) 12" for 12: the option's text is the answer
+        return _match_method(pred_option[1], reference, problem, deadline)
+    if {pred, ref} & {"\\emptyset"} and _EMPTY_WORDS.fullmatch(pred if ref == "\\emptyset" else ref):
+        return "exact"  # "no solution" for the empty set
     if _WORDS.match(pred) and _WORDS.match(ref) and max(len(pred), len(ref)) > 2:  # "ab" may be algebra
         return "words" if pred.casefold() == ref.casefold() else "mismatch"
     if "=" not in ref and "\\in" not in ref:  # "x = 3" for the value 3: compare the value
@@ -1155,7 +1223,8 @@ def _match_method(prediction: str, reference: str, problem: str | None = None,
     if (pred_interval or ref_interval) and not (pred_interval and ref_interval):
         if (method := _intervals_match(pred_interval or pred, ref_interval or ref, precision)) is not None:
             return method
-    if _as_number(ref) is not None and _free_letters(pred) and not _RELATION_SIGN.search(pred):
+    if (_as_number(ref) is not None and _free_letters(pred) and not _RELATION_SIGN.search(pred)
+            and not _FUNCTION.search(pred)):  # sin^2 x + cos^2 x is 1: functions are left to math-verify
         return "mismatch"  # "AZYUK2A" for 2: a number is never equal to an expression in unknowns
     raw = prediction.replace("$", "").strip()
     if re.fullmatch(r"-?\d+(?:,-?\d+)+", raw) and (ref_collection := _as_collection(ref)) and ref_collection[0] == "list":
@@ -1228,7 +1297,7 @@ def grade(completion: str, reference: str, *, problem: str | None = None,
         is_choice = _choice_letter(reference) is not None and len(_unwrap_text(reference).strip("()$ *")) == 1
         gold, percent = normalize_answer(reference)
         precision = stated_precision(problem, reference)
-        reply = _math_verify_extraction(region, deadline, choices=is_choice, gold=gold + ("\\%" if percent else ""),
+        reply = _math_verify_extraction(region.replace("\\$", ""), deadline,  # "\\$1,234.50": a price, not math choices=is_choice, gold=gold + ("\\%" if percent else ""),
                                         places=precision.decimals if precision else None)
         if reply == "timeout":
             return GradeResult(extracted=None, correct=False, method="timeout")

@@ -34,6 +34,9 @@ def test_extract_boxed_takes_the_last_complete_box(text, expected):
         ("Only (C) fits.\nThe correct option is (C).", "(C)"),
         ("The best choice is B.", "B"),
         ("So the answer choice is $\\textbf{(E)}$.", "\\textbf{(E)}"),
+        ("<think>maybe \\boxed{3}</think>\n<answer>17</answer>", "17"),
+        ("<answer>The answer is $\\frac{1}{2}$.</answer>", "\\frac{1}{2}"),
+        ("<answer>\n\\boxed{x = 4}\n</answer>", "x = 4"),
     ],
 )
 def test_extract_final_answer_prefers_boxes_then_sentences_then_hashes(text, expected):
@@ -132,6 +135,7 @@ def test_unanchored_replies_use_math_verify_extraction_but_cut_off_text_states_n
     assert grade("We find that $x \\lt 3$.", "x < 3").correct
     assert grade("The identity matrix is $\\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix}$.",
                  "\\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix}").confidence == "heuristic"
+    assert grade("The total cost is \\$1,234.50.", "1234.5").correct  # a price, not a math delimiter
     rambling = "Step 1: 15 liters.\n" * 20 + "11. We know that 15 liters of pineapple drink is 15 *"
     assert grade(rambling, "15").method == "no_answer"
 
