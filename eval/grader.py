@@ -400,7 +400,10 @@ _CANONICAL_UNIT = {alias: name for name, aliases in _UNIT_NAMES.items() for alia
 
 
 def _unit_of(answer: str) -> str | None:
-    """The canonical name of the (first) unit after a value, if it is one of `_UNIT_NAMES`."""
+    """The canonical name of the (first) unit after a value, if it is one of `_UNIT_NAMES`; a price
+    written "\\$5" is in dollars."""
+    if re.match(r"\s*\\?\$\s*\\?\$?\s*-?\d", answer) and answer.count("$") - answer.count("\\$") <= 1:
+        return "dollar"
     s = answer.replace("$", "").strip().rstrip(".")
     m = _TEXT_UNITS.match(s) or _TRAILING_UNITS.match(s)
     if m is None:
@@ -721,7 +724,9 @@ def _choice_letter(s: str) -> str | None:
     s = _unwrap_text(s.replace("$", "")).strip().strip("*").strip()
     s = re.sub(r"^\\text(?:bf)?\s*|^(?:option|choice)\s+", "", s, flags=re.IGNORECASE)
     m = _CHOICE.match(s)
-    return m.group(1).upper() if m else None
+    if m is None or re.search(r"\(\s*[A-E]\s*\)|\b[A-E]\)|\b(?:and|or)\s+[A-E]\b", s[m.end(1) + 1:]):
+        return None  # "(B) and (C)" names two options, not one
+    return m.group(1).upper()
 
 
 # ---------------------------------------------------------------- the symbolic step, in a worker process
@@ -833,7 +838,10 @@ def _equal_with_imaginary_unit(gold, pred) -> bool:  # pragma: no cover - worker
         return False
     if gold_number.free_symbols or pred_number.free_symbols:
         return False
-    return bool(sympy.simplify(gold_number - pred_number) == 0)
+    difference = gold_number - pred_number
+    if sympy.simplify(difference) == 0:
+        return True
+    return abs(complex(sympy.N(difference, 40))) < 1e-30  # 2e^{i\\pi/3} for 1 + \\sqrt{3}i: simplify keeps the exponential
 
 
 def _sympy_equal(reference: str, prediction: str) -> bool | None:  # pragma: no cover - worker process
@@ -999,10 +1007,14 @@ def _math_verify_extraction(completion: str, deadline: float, choices: bool = Fa
 # ---------------------------------------------------------------- equivalence
 
 
+# A space beside anything but a letter or digit is layout ("-b \\pm \\sqrt{...}"); between two ("2 3", "\\pi r") it may not be.
+_LAYOUT_SPACE = re.compile(r"\s+(?![A-Za-z0-9])|(?<![A-Za-z0-9])\s+")
+
+
 def _values_match(pred: str, ref: str, pred_percent: bool, ref_percent: bool,
                   precision: Precision | None) -> GradeMethod | None:
     """The cheap checks on normalised strings: a method if they decide, None if symbolic is needed."""
-    if pred == ref:
+    if pred == ref or _LAYOUT_SPACE.sub("", pred) == _LAYOUT_SPACE.sub("", ref):
         return "exact"
     p, r = _as_number(pred), _as_number(ref)
     if p is not None and r is not None:
