@@ -35,7 +35,7 @@ Comparison, cheapest and strictest first (`method`, then `confidence`):
 - `words`   (exact):    plain words, case-insensitive. math-verify reads a word as a product of
                         symbols and accepts any anagram ("Evelny" == "Evelyn"), so words never reach it.
 - `numeric` (numeric):  plain numbers (integers, decimals, `a/b`, `\\frac{a}{b}`, mixed numbers,
-                        `1e6`, `3\\times10^{5}`, a decimal comma `3,5` when the reference is one number),
+                        `1e6`, `3\\times10^{5}`, "1.5 million", a decimal comma `3,5` when the reference is one number),
                         repeating decimals (`0.1\\overline{6}`), a decimal cut short (`0.666...`: to the digits
                         shown), counts in words (`two`),
                         equal to 1e-6 relative, or at the precision the problem or the reference
@@ -361,7 +361,11 @@ _SHORT_UNITS = {
     "N", "J", "W", "V", "Hz", "kW", "kWh", "Pa", "kPa", "cal", "K", "mol", "USD", "EUR", "gal", "qt", "pt", "ha",
 }
 _NOT_UNITS = {"and", "or", "if", "for", "with", "where", "when", "then", "sqrt", "frac", "infty", "times",
-              "cdot", "mod", "pmod", "else", "only", "none", "both", "each", "from", "over", "under", "than"}
+              "cdot", "mod", "pmod", "else", "only", "none", "both", "each", "from", "over", "under", "than",
+              "hundred", "thousand", "million", "billion", "trillion"}
+# Words that scale a number ("1.5 million"): part of the value, never a unit to drop.
+_SCALES = {"hundred": 100, "thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
+_SCALED = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(" + "|".join(_SCALES) + r")s?\b", re.IGNORECASE)
 _UNIT = r"(?:[A-Za-z]{4,}|[A-Za-z]{1,3})\.?(?:\s*\^\s*\{?-?\d\}?)?"
 _TRAILING_UNITS = re.compile(
     r"^(?P<value>.*?[\d})])(?P<gap>\s*)(?P<units>" + _UNIT + r"(?:\s*(?:/|\bper\b)\s*" + _UNIT + r")?(?:\s+" + _UNIT + r")*)$"
@@ -447,6 +451,16 @@ def _strip_units(s: str) -> str:
     return value if value and value != "-" else s
 
 
+def _plain_number(value: Fraction) -> str:
+    """A terminating value as digits ("1500000", "2.5"); other fractions as "p/q"."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    with localcontext() as context:
+        context.prec = 60
+        text = str(Decimal(value.numerator) / Decimal(value.denominator))
+    return text if Fraction(text) == value else f"{value.numerator}/{value.denominator}"
+
+
 def normalize_answer(answer: str) -> tuple[str, bool]:
     """A conservative canonical form of an answer string, and whether it carried a percent sign.
 
@@ -475,6 +489,7 @@ def normalize_answer(answer: str) -> tuple[str, bool]:
     percent = bool(re.search(r"\\?%|\\percent\b|\b(?:percent|percentage|pct)\b", s))
     s = re.sub(r"\\?%|\\percent\b|\s*\b(?:percent|percentage|pct)\b", "", s)
     s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
+    s = _SCALED.sub(lambda m: _plain_number(Fraction(m.group(1)) * _SCALES[m.group(2).lower()]), s)
     s = _strip_units(s)  # `5\\text{ cm}^2` while the unit is still marked as text
     s = _unwrap_text(s)
     s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
@@ -506,6 +521,7 @@ _SCIENTIFIC = re.compile(r"^(-?\d+(?:\.\d+)?)\s*(?:[eE]\s*([+-]?\d+)|(?:\\times|
 _FRACTION = re.compile(r"^(-?)\s*\\frac\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}$|^(-?)\s*\\frac(\d)(\d)$")
 _SLASH = re.compile(r"^(-?\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)$")
 _MIXED = re.compile(r"^(-?)(\d+)\s*\\frac\s*\{(\d+)\}\s*\{(\d+)\}$")
+_MIXED_PLAIN = re.compile(r"^(-?)(\d+)\s+(\d+)/(\d+)$")  # "3 1/2"
 _POWER_OF_TEN = re.compile(r"^10\s*\^\s*\{?\s*([+-]?\d+)\s*\}?$")
 # A repeating decimal: 0.1\overline{6}, 0.\bar{3}, 0.\dot{3}, 0.(3)
 _REPEATING = re.compile(r"^(-?)(\d*)\.(\d*)(?:\\(?:overline|bar|dot)\s*\{\s*(\d+)\s*\}|\\(?:overline|bar|dot)\s*(\d)|\((\d+)\))$")
@@ -530,7 +546,9 @@ def _as_number(s: str) -> Fraction | None:
             return -value if sign else value
         if m := _SLASH.match(s):
             return Fraction(m.group(1)) / Fraction(m.group(2))
-        if m := _MIXED.match(s):
+        if m := _MIXED.match(s) or _MIXED_PLAIN.match(s):
+            if _MIXED_PLAIN.match(s) and int(m.group(3)) >= int(m.group(4)):
+                return None  # "3 5/2" is no mixed number
             value = int(m.group(2)) + Fraction(int(m.group(3)), int(m.group(4)))
             return -value if m.group(1) else value
         if m := _REPEATING.match(s):
@@ -722,6 +740,7 @@ def _option_with_value(s: str) -> tuple[str, str] | None:
 def _choice_letter(s: str) -> str | None:
     """The option letter an answer names: "(B)", "\\textbf{(B)} 12", "B) 12", "Option B", "**B**"."""
     s = _unwrap_text(s.replace("$", "")).strip().strip("*").strip()
+    s = re.sub(r"(?<!\\)\\[,;: ]|~", " ", s)  # LaTeX spacing: "\\textbf{(C)}\\ 12"
     s = re.sub(r"^\\text(?:bf)?\s*|^(?:option|choice)\s+", "", s, flags=re.IGNORECASE)
     m = _CHOICE.match(s)
     if m is None or re.search(r"\(\s*[A-E]\s*\)|\b[A-E]\)|\b(?:and|or)\s+[A-E]\b", s[m.end(1) + 1:]):
