@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from pydantic import BaseModel, Field, field_validator
@@ -19,14 +20,21 @@ class LLMSettings(BaseModel):
 
     model: str = Field(default=EMBEDDED_LITELLM_MODEL, min_length=1, description="Any litellm model string.")
     api_base: str | None = Field(default=None, description="Endpoint for self-hosted servers (vLLM, a proxy).")
-    temperature: float = 0.0
-    max_tokens: int = 512
-    timeout_s: float = 120.0
-    num_retries: int = 3
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    max_tokens: int = Field(default=512, ge=1)
+    timeout_s: float = Field(default=120.0, gt=0)
+    num_retries: int = Field(default=3, ge=0, le=20)
     concurrency_limit: str | None = Field(
         default="llm", description="Prefix of the Prefect limits that cap this model across runs, if an operator "
                                    "created them: `<prefix>-<model>` (in flight) and `<prefix>-<model>-rpm`.",
     )
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base_is_a_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL; write it like http://localhost:8000/v1")
+        return value
 
     @property
     def in_process(self) -> bool:
