@@ -124,9 +124,47 @@ def test_builtins_a_call_replaces_are_put_back_after_it_with_a_notice(sandbox: S
     assert sandbox.run("count = 3", "builtins").ok
     patched = sandbox.run("import builtins\nbuiltins.len = lambda x: -1\nbuiltins.mine = 1\ndel builtins.abs\nlen([1])",
                           "builtins")
-    assert patched.result == "-1" and "were put back" in (patched.notice or "")
+    assert patched.result == "-1" and "builtins.len" in patched.notice and "were put back" in patched.notice
     after = sandbox.run("import builtins\n(len([1, 2]), abs(-count), hasattr(builtins, 'mine'))", "builtins")
     assert (after.result, after.notice) == ("(2, 3, False)", None)  # variables kept, builtins the interpreter's
+
+
+def test_a_patched_sympy_class_is_put_back_and_what_was_cached_through_it_is_forgotten(sandbox: Sandbox) -> None:
+    patched = sandbox.run("import sympy\nx = sympy.Symbol('x')\nsympy.Integer.__add__ = lambda a, b: sympy.Integer(42)\n"
+                          "kept = sympy.expand((x + 1)**2)", "patch")
+    assert "sympy.core.numbers.Integer.__add__" in patched.notice
+    after = sandbox.run("(kept, expand((x + 1)**2), Integer(1) + 1)", "patch")
+    assert (after.result, after.notice) == ("(x**2 + 2*x + 42, x**2 + 2*x + 1, 2)", None)  # variables stay as made
+
+
+def test_a_patch_made_later_by_a_function_of_an_earlier_call_is_put_back_too(sandbox: Sandbox) -> None:
+    assert sandbox.run("def sabotage():\n    import sympy\n    sympy.Rational.__mul__ = lambda a, b: 0", "later").ok
+    assert "Rational.__mul__" in sandbox.run("sabotage()", "later").notice
+    assert sandbox.run("Rational(1, 2) * 4", "later").result == "2"
+
+
+def test_state_that_is_the_sessions_own_stays_without_a_notice(sandbox: Sandbox) -> None:
+    calls = [
+        "from mpmath import mp\nmp.dps = 30",
+        "import sys\nsys.setrecursionlimit(5000)\nsys.set_int_max_str_digits(0)",
+        "class Point:\n    def __init__(self, x):\n        self.x = x\n    def __repr__(self):\n        return f'P{self.x}'",
+        "from decimal import getcontext\ngetcontext().prec = 40",
+        "import sympy.physics.units as u\nS.Catalan.evalf(5)",
+        "y = Dummy('y')\nf = Function('f')\ndsolve(f(x).diff(x) - f(x), f(x)) if (x := Symbol('x')) else None",
+        "p = Point(3)\np.x = 4",
+        "(str(mp.pi)[:32], len(str(7**9000)), p, str(u.convert_to(2*u.kilometer, u.meter)))",
+    ]
+    replies = [sandbox.run(code, "own") for code in calls]
+    assert [(r.status, r.notice) for r in replies] == [("ok", None)] * len(calls), [r.text_for_model() for r in replies]
+    assert replies[-1].result == "('3.14159265358979323846264338328', 7606, P4, '2000*meter')"
+
+
+def test_timeouts_still_stop_a_call_after_one_ignored_and_blocked_their_signals(sandbox: Sandbox) -> None:
+    disarm = ("import signal\nkept = 7\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+              "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGXCPU})")
+    assert "SIGALRM" in sandbox.run(disarm, "signals").notice
+    assert sandbox.run("while True:\n    pass", "signals", timeout=1).status == "timeout"  # soft: the session lives
+    assert sandbox.run("kept", "signals").result == "7"
 
 
 def test_concurrent_calls_from_threads_all_get_their_own_answers(sandbox: Sandbox) -> None:

@@ -4,8 +4,8 @@ Every snippet must end with the expected status and message, leak nothing it mus
 behind: the next ordinary call is correct in the same session and in a fresh one, another session's
 variables are intact, no process of the session survives its close, no file appears outside the
 session's scratch, and the parent's (and the zygote's) nice value, CPU affinity, rlimits and open
-descriptors are unchanged. A snippet marked `# persists: this session` changes its own session's state
-on purpose (a session is a notebook); for it only the fresh session's answer is checked.
+descriptors are unchanged. That holds for snippets that patch SymPy, `sys.modules`, hooks or signals too:
+what belongs to the interpreter is put back after the call (tool_sandbox/interpreter_state.py).
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ class Attack:
     expect: str
     says: str | None
     never: str | None
-    persists: bool
 
 
 def load_corpus() -> list[Attack]:
@@ -50,9 +49,8 @@ def load_corpus() -> list[Attack]:
     for path in sorted(CORPUS_DIR.glob("*.py")):
         text = path.read_text().replace("__PROJECT_DIR__", str(PROJECT_DIR)).replace("__UNIX_SOCKET__", UNIX_SOCKET)
         header = dict(line[2:].split(": ", 1) for line in text.splitlines() if line.startswith("# ") and ": " in line
-                      and line[2:].split(": ", 1)[0] in ("expect", "says", "never", "persists"))
-        attacks.append(Attack(path.stem, text, header["expect"], header.get("says"), header.get("never"),
-                              "persists" in header))
+                      and line[2:].split(": ", 1)[0] in ("expect", "says", "never"))
+        attacks.append(Attack(path.stem, text, header["expect"], header.get("says"), header.get("never")))
     return attacks
 
 
@@ -165,9 +163,8 @@ def _attack_is_contained(sandbox: Sandbox, attack: Attack, session: str, fresh: 
     assert out.isolation == FULL
 
     same = sandbox.run(FOLLOW_UP, session)
-    if not attack.persists:
-        assert (same.status, same.result) == ("ok", "[-3, 3]"), same.text_for_model()
-        assert "late output" not in same.stdout
+    assert (same.status, same.result) == ("ok", "[-3, 3]"), same.text_for_model()
+    assert "late output" not in same.stdout
     new = sandbox.run(FOLLOW_UP, fresh)
     assert (new.status, new.result, new.notice) == ("ok", "[-3, 3]", None), new.text_for_model()
     assert sandbox.run("victim_secret", "victim").result == repr(VICTIM_SECRET)

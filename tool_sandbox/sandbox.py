@@ -24,9 +24,9 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from tool_sandbox.isolation import FULL
 from tool_sandbox.launcher import on_launcher_thread
@@ -45,7 +45,8 @@ RESET_NOTE = ("the session's process was stopped, so its variables, imports and 
               "are gone: define them again")
 EVICTED_NOTE = ("note: this session was idle while many others ran, so its process was closed: its variables, "
                 "imports and files from earlier calls are gone; define them again")
-RESTORED_BUILTINS_NOTE = "this call replaced Python builtins (print, repr, __import__ ...); they were put back after it"
+RESTORED_NOTE = ("this call changed {names}, which belong to the interpreter, not to the session; they were put back "
+                 "after it (variables are kept)")
 RETIRED_NOTE = ("this call left threads or processes running, so the session's process was stopped after it: "
                 "variables from this and earlier calls are gone")
 _CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT}
@@ -65,7 +66,8 @@ class SessionReply(BaseModel):
     result: str | None
     error: str | None
     retire: bool
-    restored_builtins: bool = False  # optional: a reply without it changed nothing
+    # What the session process put back after the call (interpreter_state.py); optional: none without it
+    restored: Annotated[list[Annotated[str, StringConstraints(max_length=300)]], Field(max_length=16)] = []
 
 
 class SessionExit(BaseModel):
@@ -412,7 +414,7 @@ class Sandbox:
             why = str(exc).splitlines()[0]
             return self._failed(handle, "error", started, f"SandboxReplyError: the session process sent a reply that "
                                 f"is not a valid result ({why}), so it was stopped; {RESET_NOTE}")
-        notices = [RESTORED_BUILTINS_NOTE] if reply.restored_builtins else []
+        notices = [RESTORED_NOTE.format(names=", ".join(reply.restored))] if reply.restored else []
         if reply.retire:
             self._end(handle)
             notices.append(RETIRED_NOTE)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import _thread
 import ast
-import builtins
 import io
 import linecache
 import os
@@ -19,14 +18,15 @@ import signal
 import sys
 import time
 import traceback
+from types import CodeType
 from typing import Any
 
+from tool_sandbox.interpreter_state import InterpreterGuard, InterpreterSnapshot
 from tool_sandbox.protocol import TRUNCATION_MARKER, FrameError, read_frame, truncate, write_frame
 
 SANDBOX_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 MAX_TRACEBACK_FRAMES = 5
 THREAD_GRACE_S = 0.1
-_MISSING = object()
 
 
 class CallTimeout(BaseException):
@@ -70,7 +70,8 @@ class CappedStream(io.TextIOBase):
 class SessionProcess:
     """The state of one session: its namespace, its cells (for tracebacks), the limits of each call."""
 
-    def __init__(self, namespace: dict[str, Any], max_output_chars: int, memory_bytes: int) -> None:
+    def __init__(self, namespace: dict[str, Any], max_output_chars: int, memory_bytes: int,
+                 interpreter: InterpreterSnapshot) -> None:
         self.namespace = namespace
         self.max_output = max_output_chars
         self.memory_bytes = memory_bytes
@@ -79,10 +80,10 @@ class SessionProcess:
         self.in_user_code = False
         self.cpu_limit = -1
         self.default_recursion_limit = sys.getrecursionlimit()
-        self.builtins = dict(builtins.__dict__)
         signal.signal(signal.SIGALRM, self._on_alarm)
         signal.signal(signal.SIGXCPU, self._on_alarm)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writing past RLIMIT_FSIZE fails with EFBIG, no kill
+        self.guard = InterpreterGuard(interpreter)  # after the handlers above: they are the ones to keep
 
     def _on_alarm(self, signum: int, frame: Any) -> None:
         if self.in_user_code:
@@ -98,9 +99,12 @@ class SessionProcess:
         sys.stdout = sys.stderr = out
         status, result, error = "ok", None, None
         try:
+            body, last = compile_cell(code, cell)
+            self.guard.before(body, last)
             signal.setitimer(signal.ITIMER_REAL, timeout_s)
             self.in_user_code = True
-            value = run_cell(code, self.namespace, cell)
+            exec(body, self.namespace)
+            value = None if last is None else eval(last, self.namespace)
             if value is not None:
                 result = truncate(repr(value), self.max_output)
         except CallTimeout as exc:
@@ -119,27 +123,14 @@ class SessionProcess:
         finally:
             self.in_user_code = False
             signal.setitimer(signal.ITIMER_REAL, 0)
+            restored = self.guard.after()  # before our own sys.stdout swap below, which is not the call's
             sys.stdout, sys.stderr = saved_stdio
         if os.getpid() != self.pid:
             os._exit(0)  # a process the call forked returned from it: only the session process replies
         if sys.getrecursionlimit() != self.default_recursion_limit:
             sys.setrecursionlimit(self.default_recursion_limit)
         return {"status": status, "stdout": out.getvalue(), "result": result, "error": error,
-                "retire": self._left_something_running(), "restored_builtins": self._restore_builtins()}
-
-    def _restore_builtins(self) -> bool:
-        """Put back `print`, `repr`, `__import__` ... if the call replaced or deleted them: the next call's
-        imports and result would otherwise go through the replacement. True if anything was changed."""
-        current = builtins.__dict__
-        changed = False
-        for name in [name for name in current if name not in self.builtins]:
-            del current[name]
-            changed = True
-        for name, value in self.builtins.items():
-            if current.get(name, _MISSING) is not value:
-                current[name] = value
-                changed = True
-        return changed
+                "retire": self._left_something_running(), "restored": restored}
 
     def _set_cpu_limit(self, cpu_seconds: float) -> None:
         """RLIMIT_CPU counts the whole life of the process, so each call moves the soft limit to now + budget.
@@ -198,14 +189,11 @@ def serve(session: SessionProcess, req_fd: int, resp_fd: int, max_reply_chars: i
             os._exit(3)  # a call closed or replaced the reply pipe: the parent sees the session end
 
 
-def run_cell(code: str, namespace: dict[str, Any], cell: str) -> Any:
-    """Execute `code` like a notebook cell: returns the value of a final bare expression, else None."""
+def compile_cell(code: str, cell: str) -> tuple[CodeType, CodeType | None]:
+    """A notebook cell's code: its statements, and apart its final bare expression (whose value is the result)."""
     tree = ast.parse(code, filename=cell)
     last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-    exec(compile(tree, cell, "exec"), namespace)
-    if last is None:
-        return None
-    return eval(compile(ast.Expression(last.value), cell, "eval"), namespace)
+    return compile(tree, cell, "exec"), None if last is None else compile(ast.Expression(last.value), cell, "eval")
 
 
 def format_error(exc: BaseException, default_message: str = "") -> str:

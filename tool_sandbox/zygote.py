@@ -37,6 +37,7 @@ import traceback
 from typing import Any
 
 from tool_sandbox import isolation, prefault
+from tool_sandbox.interpreter_state import InterpreterSnapshot
 from tool_sandbox.protocol import read_frame, write_frame
 from tool_sandbox.session import SessionProcess, serve
 
@@ -173,6 +174,7 @@ class Zygote:
         signal.set_wakeup_fd(self.wake_write)  # a session's death wakes the loop at once, to report it
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         os.environ.clear()  # read by the imports above only; sessions then start with an empty one for free
+        self.interpreter = InterpreterSnapshot()  # what each session's calls are compared with (and put back to)
         gc.collect()
         gc.freeze()  # the collector then never touches the inherited objects, so forks share their pages
         # After everything else, so that the pages it names are where every later fork has them.
@@ -191,7 +193,8 @@ class Zygote:
 
     def _probe_session(self) -> None:
         """In a throwaway fork: a session's first calls, from reading the request to writing the reply."""
-        session = SessionProcess(self.namespace, int(self.config["max_output_chars"]), int(self.config["memory_bytes"]))
+        session = SessionProcess(self.namespace, int(self.config["max_output_chars"]), int(self.config["memory_bytes"]),
+                                 self.interpreter)
         requests, sink = os.pipe()
         for code in PROBE_CALLS:
             write_frame(sink, {"id": "probe", "code": code, "timeout_s": 10.0, "cpu_seconds": 10.0})
@@ -393,7 +396,8 @@ class Zygote:
         tempfile.tempdir = workdir
         # Our own copy already (the fork's): copying the dict would write to the refcount of each of its
         # ~1,000 values and so copy-on-write hundreds of the zygote's pages into every session.
-        self._session = SessionProcess(self.namespace, int(config["max_output_chars"]), int(config["memory_bytes"]))
+        self._session = SessionProcess(self.namespace, int(config["max_output_chars"]), int(config["memory_bytes"]),
+                                       self.interpreter)
         limits = isolation.ProcessLimits(int(config["memory_bytes"]), int(config["max_file_bytes"]),
                                          int(config["max_open_files"]), int(config["max_processes"]))
         if warm:

@@ -1,7 +1,6 @@
 # expect: ok
-# says: patched
-# persists: this session
-# the session's own state is the model's to change (a notebook); only a fresh session must not see it
+# says: put back
+# SymPy's classes, modules and global parameters are the interpreter's: the session's next call must not see the patches
 import sympy
 from sympy.core.parameters import global_parameters
 from sympy.printing.str import StrPrinter

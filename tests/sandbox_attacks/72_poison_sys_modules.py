@@ -1,6 +1,5 @@
 # expect: ok
-# says: poisoned
-# persists: this session
+# says: sys.modules['sympy']
 import sys, types
 fake = types.ModuleType('sympy')
 fake.solve = lambda *args, **kwargs: 'poisoned'

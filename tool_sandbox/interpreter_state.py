@@ -1,0 +1,326 @@
+"""What a call can change that belongs to the interpreter, not to its session, and putting it back after it.
+
+A session keeps its variables from call to call (a notebook), but SymPy's classes and modules, `sys.modules`,
+the import hooks, trace functions, signal dispositions and Python's builtins are not variables: a call that
+patches `Integer.__add__` or a printer method, sets `global_parameters.evaluate = False`, puts a fake module in
+`sys.modules` or ignores SIGALRM would make every later call of its session wrong (or unstoppable). After
+each call they are compared with what the zygote had and put back, the sympy cache is cleared if library code
+was changed (results computed while patched may be cached), and the reply names what was restored.
+
+Cost: the library classes (~1,600, ~24,000 attributes) take ~5 ms to compare, so they are compared only
+after a call whose bytecode could change them (`touches_interpreter`): an attribute assignment, a reflective
+builtin (setattr, getattr, vars, exec ...), a dunder name, or an import from outside the usual math modules;
+when a function, lambda or class the call defines has such code, every later call of the session is checked.
+Module attributes are watched instead: the zygote gives its modules a class whose `__setattr__` notes what a
+call replaced. A plain SymPy call pays ~20 microseconds (docs/benchmarks.md).
+
+Known gap: a class patched and patched back by a function defined in an earlier call leaves what SymPy cached
+meanwhile (the cache is cleared after a call whose own code sets attributes, or when something was put back).
+
+Not a security boundary (sessions are separate processes; nothing here stops a call from writing memory
+through ctypes): this keeps an ordinary next call correct after a direct patch.
+"""
+
+from __future__ import annotations
+
+import _signal
+import builtins
+import gc
+import inspect
+import opcode
+import os
+import signal
+import sys
+import types
+from dataclasses import dataclass
+from operator import is_
+from typing import Any
+
+_MISSING = object()
+_NAMED = frozenset(signal.Signals)
+MAX_NAMES = 12
+
+# Imports that cannot reach the interpreter's state by themselves (the math a model writes).
+MATH_MODULES = frozenset({
+    "sympy", "math", "cmath", "fractions", "decimal", "itertools", "functools", "collections", "statistics",
+    "random", "numbers", "numpy", "mpmath", "re", "string", "heapq", "bisect", "operator", "time", "datetime",
+    "calendar", "typing", "dataclasses", "enum", "array", "textwrap", "pprint", "json", "copy",
+})
+REFLECTIVE_NAMES = frozenset({
+    "setattr", "delattr", "getattr", "vars", "globals", "locals", "exec", "eval", "compile", "__import__",
+    "breakpoint", "__builtins__", "__loader__", "__spec__",
+})
+HARMLESS_DUNDERS = frozenset({"__name__", "__doc__", "__qualname__", "__module__", "__init__", "__annotations__"})
+
+
+def _dunder(name: str) -> bool:
+    return name.startswith("__") and name.endswith("__") and name not in HARMLESS_DUNDERS
+
+
+_STORE_ATTR = bytes([opcode.opmap["STORE_ATTR"]])
+_DELETE_ATTR = bytes([opcode.opmap["DELETE_ATTR"]])
+_IMPORT_NAME = opcode.opmap["IMPORT_NAME"]
+_EXTENDED_ARG = bytes([opcode.opmap["EXTENDED_ARG"]])
+
+
+@dataclass
+class Reach:
+    """What a call's code could do to the interpreter's state, read from its bytecode (a few microseconds;
+    walking its syntax tree took ~80)."""
+
+    now: bool = False  # while it runs
+    later: bool = False  # through a function, lambda or class it defines, whenever that is called
+    stores: bool = False  # sets attributes: a class patched and patched back leaves its results in SymPy's cache
+
+
+def touches_interpreter(*codes: types.CodeType | None) -> Reach:
+    reach = Reach()
+    for code in codes:
+        if code is not None:
+            _scan(code, reach, nested=False)
+    return reach
+
+
+def _scan(code: types.CodeType, reach: Reach, nested: bool) -> None:
+    ops = code.co_code[::2]  # 3.11+: two bytes per instruction (and per inline cache entry, opcode 0)
+    stores = _STORE_ATTR in ops or _DELETE_ATTR in ops
+    names = code.co_names
+    touches = stores or not REFLECTIVE_NAMES.isdisjoint(names) or _EXTENDED_ARG in ops
+    if not touches and (code.co_flags & inspect.CO_OPTIMIZED or not nested):  # a class body names its own
+        touches = any(_dunder(name) for name in names)
+    start = ops.find(_IMPORT_NAME)
+    while not touches and start >= 0:
+        touches = names[code.co_code[2 * start + 1]].split(".")[0] not in MATH_MODULES
+        start = ops.find(_IMPORT_NAME, start + 1)
+    if touches:
+        reach.now = reach.now or not nested
+        reach.later = reach.later or nested
+        reach.stores = reach.stores or stores or not REFLECTIVE_NAMES.isdisjoint(names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _scan(const, reach, nested=True)
+
+
+class _WatchedModule(types.ModuleType):
+    """The class the zygote gives its modules: `module.name = x` and `del module.name` during a call are noted,
+    so that a replaced or deleted attribute is put back after it without comparing every module each call."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        _note_module_change(self, name)
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        _note_module_change(self, name)
+        super().__delattr__(name)
+
+
+_recording = False
+_module_changes: dict[tuple[int, str], tuple[types.ModuleType, str, Any]] = {}
+# Set by the import system on a module it (re)initialises, and the sys hooks the session resets or never uses.
+UNWATCHED_MODULE_ATTRIBUTES = frozenset({
+    "__loader__", "__package__", "__spec__", "__file__", "__cached__", "__path__",
+    "stdout", "stderr", "stdin", "displayhook", "excepthook", "ps1", "ps2", "last_type", "last_value",
+    "last_traceback",
+})
+
+
+def _note_module_change(module: types.ModuleType, name: str) -> None:
+    if _recording and name not in UNWATCHED_MODULE_ATTRIBUTES and (id(module), name) not in _module_changes:
+        _module_changes[(id(module), name)] = (module, name, module.__dict__.get(name, _MISSING))
+
+
+def _sympy_parameters() -> Any:
+    module = sys.modules.get("sympy.core.parameters")
+    return getattr(module, "global_parameters", None)
+
+
+class InterpreterSnapshot:
+    """Taken once in the zygote after its imports and warm-up: every session forked from it inherits it."""
+
+    PARAMETERS = ("evaluate", "distribute", "exp_is_pow")
+
+    def __init__(self) -> None:
+        self.builtins = dict(builtins.__dict__)
+        self.module_names = tuple(sys.modules)
+        self.module_values = tuple(sys.modules.values())
+        self.meta_path = list(sys.meta_path)
+        self.path_hooks = list(sys.path_hooks)
+        self.types = [(cls, dict(cls.__dict__)) for cls in gc.get_objects()
+                      if isinstance(cls, type) and cls.__flags__ & (1 << 9)]  # heap types: the others are immutable
+        parameters = _sympy_parameters()
+        self.parameters = {name: getattr(parameters, name) for name in self.PARAMETERS} if parameters else {}
+        self.int_max_str_digits = sys.get_int_max_str_digits()
+        for module in self.module_values:
+            if type(module) is types.ModuleType:
+                module.__class__ = _WatchedModule
+
+
+class InterpreterGuard:
+    """One per session process: `before(tree)` ahead of each call, `after()` once it returned."""
+
+    ITIMERS = (signal.ITIMER_VIRTUAL, signal.ITIMER_PROF)
+
+    def __init__(self, snapshot: InterpreterSnapshot) -> None:
+        """After the session set its own signal handlers: those are the ones to keep."""
+        self.snapshot = snapshot
+        # _signal's getsignal: the raw handler, without the enum conversion that made this loop cost 0.3 ms
+        self.signals = {sig: handler for sig in _signal.valid_signals()
+                        if sig not in (signal.SIGKILL, signal.SIGSTOP) and (handler := _signal.getsignal(sig)) is not None}
+        self.signal_mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+        self.cwd = os.getcwd()
+        self.checked_from_now_on = False
+        self.check_this_call = False
+        self.clear_cache_after = False
+
+    def before(self, *codes: types.CodeType | None) -> None:
+        """Ahead of a call, with its compiled code."""
+        global _recording
+        reach = touches_interpreter(*codes)
+        self.checked_from_now_on |= reach.later
+        self.check_this_call = reach.now or self.checked_from_now_on
+        self.clear_cache_after = reach.stores
+        _module_changes.clear()
+        _recording = True
+
+    def after(self) -> list[str]:
+        """Put back what the call changed; the names of what was put back (at most `MAX_NAMES`, then a count)."""
+        global _recording
+        _recording = False
+        touched_library = bool(_module_changes)
+        restored = self._builtins() + self._module_attributes() + self._sympy_parameters()
+        if self.check_this_call:
+            library = self._classes() + self._sys_modules()
+            touched_library = touched_library or bool(library)
+            restored += library + self._import_hooks() + self._hooks() + self._signals() + self._process()
+        if touched_library or restored or self.clear_cache_after:
+            _clear_sympy_cache()
+        _module_changes.clear()
+        self.check_this_call = self.clear_cache_after = False
+        if len(restored) > MAX_NAMES:
+            restored = [*restored[:MAX_NAMES], f"{len(restored) - MAX_NAMES} more"]
+        return restored
+
+    def _builtins(self) -> list[str]:
+        current, saved = builtins.__dict__, self.snapshot.builtins
+        changed = [name for name in current if name not in saved]
+        for name in changed:
+            del current[name]
+        for name, value in saved.items():
+            if current.get(name, _MISSING) is not value:
+                current[name] = value
+                changed.append(name)
+        return [f"builtins.{name}" for name in changed]
+
+    @staticmethod
+    def _module_attributes() -> list[str]:
+        """Replaced or deleted ones; an added name (importlib binds a new submodule so) changes nothing older."""
+        restored = []
+        for module, name, old in _module_changes.values():
+            if old is not _MISSING and module.__dict__.get(name, _MISSING) is not old:
+                module.__dict__[name] = old
+                restored.append(f"{module.__name__}.{name}")
+        return restored
+
+    def _sympy_parameters(self) -> list[str]:
+        parameters = _sympy_parameters()
+        restored = []
+        for name, value in self.snapshot.parameters.items():
+            if getattr(parameters, name) != value:
+                setattr(parameters, name, value)
+                restored.append(f"sympy global_parameters.{name}")
+        return restored
+
+    def _classes(self) -> list[str]:
+        """Replaced and deleted attributes, and added ones that override: a dunder (`__add__` on a class that
+        inherited it) or a name a base class has. Other additions are the library's lazy ones (`S.Catalan`
+        is installed on SymPy's registry class when first used) and change nothing that was there."""
+        restored = []
+        for cls, saved in self.snapshot.types:
+            current = cls.__dict__
+            if len(current) == len(saved) and all(map(is_, current.values(), saved.values())):
+                continue
+            for name in [name for name in current if name not in saved]:
+                if _dunder(name) or any(name in base.__dict__ for base in cls.__mro__[1:]):
+                    _try(delattr, cls, name)
+                    restored.append(f"{cls.__module__}.{cls.__qualname__}.{name}")
+            for name, value in saved.items():
+                now = current.get(name, _MISSING)
+                if now is not value and not (type(value) is int and type(now) is int):  # a counter (Dummy._count)
+                    _try(type.__setattr__, cls, name, value)
+                    restored.append(f"{cls.__module__}.{cls.__qualname__}.{name}")
+        return restored
+
+    def _sys_modules(self) -> list[str]:
+        snapshot, current = self.snapshot, sys.modules
+        if all(map(is_, map(current.get, snapshot.module_names), snapshot.module_values)):
+            return []
+        restored = []
+        for name, module in zip(snapshot.module_names, snapshot.module_values, strict=True):
+            if current.get(name) is not module:
+                current[name] = module
+                restored.append(f"sys.modules[{name!r}]")
+        return restored
+
+    def _import_hooks(self) -> list[str]:
+        restored = []
+        for name, saved in (("meta_path", self.snapshot.meta_path), ("path_hooks", self.snapshot.path_hooks)):
+            current = getattr(sys, name)
+            if len(current) != len(saved) or not all(map(is_, current, saved)):
+                current[:] = saved
+                restored.append(f"sys.{name}")
+        return restored
+
+    @staticmethod
+    def _hooks() -> list[str]:
+        restored = []
+        for name, get, put in (("trace function", sys.gettrace, sys.settrace),
+                               ("profile function", sys.getprofile, sys.setprofile)):
+            if get() is not None:
+                put(None)
+                restored.append(name)
+        threading = sys.modules.get("threading")
+        for attribute in ("_trace_hook", "_profile_hook"):
+            if getattr(threading, attribute, None) is not None:
+                setattr(threading, attribute, None)
+                restored.append(f"threading.{attribute}")
+        return restored
+
+    def _signals(self) -> list[str]:
+        restored = []
+        for sig, handler in self.signals.items():
+            if _signal.getsignal(sig) is not handler:
+                _try(_signal.signal, sig, handler)
+                restored.append(f"the {signal.Signals(sig).name if sig in _NAMED else f'signal {sig}'} handler")
+        if signal.pthread_sigmask(signal.SIG_SETMASK, self.signal_mask) != self.signal_mask:
+            restored.append("the signal mask")
+        for timer in self.ITIMERS:
+            if signal.setitimer(timer, 0) != (0.0, 0.0):
+                restored.append("an interval timer")
+        return restored
+
+    def _process(self) -> list[str]:
+        restored = []
+        if _try(os.getcwd) != self.cwd and _try(os.chdir, self.cwd) is not _FAILED:
+            restored.append("the working directory")
+        digits = sys.get_int_max_str_digits()
+        if digits and digits < self.snapshot.int_max_str_digits:  # 0 (no limit) or a higher one is the call's to set
+            sys.set_int_max_str_digits(self.snapshot.int_max_str_digits)
+            restored.append("sys.int_max_str_digits")
+        return restored
+
+
+_FAILED = object()
+
+
+def _try(function: Any, *args: Any) -> Any:
+    """A restore that the call made impossible (a read-only attribute, a removed directory) is skipped."""
+    try:
+        return function(*args)
+    except (AttributeError, TypeError, ValueError, OSError):
+        return _FAILED
+
+
+def _clear_sympy_cache() -> None:
+    cache = sys.modules.get("sympy.core.cache")
+    if cache is not None:
+        cache.clear_cache()
