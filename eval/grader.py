@@ -44,6 +44,7 @@ Comparison, cheapest and strictest first (`method`, then `confidence`):
                         tuples of such numbers element by element (order kept for tuples and intervals).
                         math-verify rejects `3,5` vs 3.5, `1\\,000` vs 1000, `1e6`, `12.5\\%` vs 12.5.
                         Numerals in a base (`1011_2`) match digit by digit, the base omitted or the same.
+                        A vector as a one-column matrix, `\\langle a, b \\rangle` or a tuple: entry by entry.
                         Inequalities with numeric bounds as intervals, "x < 2 or x > 3" as their union;
                         "all real numbers" is (-oo, oo) and "no solution" the empty set.
 - `math_verify` (symbolic): `verify(parse(gold), parse(pred))` for everything else (radicals, `\\pi`,
@@ -709,6 +710,26 @@ def _as_collection(s: str) -> tuple[str, list[str]] | None:
     return None
 
 
+_MATRIX = re.compile(r"^\\begin\{([pbBv]?matrix)\}(?P<body>.*)\\end\{\1\}$", re.DOTALL)
+_ANGLE_VECTOR = re.compile(r"^\\langle(?P<body>.*)\\rangle$", re.DOTALL)
+
+
+def _vector_as_tuple(s: str) -> str | None:
+    """"\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}" or "\\langle 1, 2 \\rangle" -> "(1, 2)": a vector
+    written as a one-column (or one-row) matrix or in angle brackets, as the tuple of its entries."""
+    s = s.strip()
+    if m := _ANGLE_VECTOR.match(s):
+        return f"({m.group('body').strip()})"
+    if m := _MATRIX.match(s):
+        rows = [row.strip() for row in re.split(r"\\\\", m.group("body")) if row.strip()]
+        cells = [[cell.strip() for cell in row.split("&")] for row in rows]
+        if len(cells) > 1 and all(len(row) == 1 for row in cells):
+            return "(" + ", ".join(row[0] for row in cells) + ")"
+        if len(cells) == 1 and len(cells[0]) > 1:
+            return "(" + ", ".join(cells[0]) + ")"
+    return None
+
+
 def _balanced(s: str) -> bool:
     depth = 0
     for char in s.replace("\\{", "{").replace("\\}", "}"):
@@ -1248,6 +1269,11 @@ def _match_method(prediction: str, reference: str, problem: str | None = None,
         bare_ref = _without_assignment(ref)
         if (method := _values_match(pred, bare_ref, pred_percent, ref_percent, precision)) is not None:
             return method
+    pred_vector, ref_vector = _vector_as_tuple(pred), _vector_as_tuple(ref)
+    if (pred_vector or ref_vector) and not (_MATRIX.match(pred) and _MATRIX.match(ref)):  # (1, 2) for a column
+        pred_tuple, ref_tuple = pred_vector or pred, ref_vector or ref
+        if (_as_collection(pred_tuple) or ("", ""))[0] == "tuple" == (_as_collection(ref_tuple) or ("", ""))[0]:
+            pred, ref = pred_tuple, ref_tuple
     if (method := _collections_match(pred, ref, precision)) is not None:
         return method
     pred_interval, ref_interval = _relation_as_interval(pred), _relation_as_interval(ref)
