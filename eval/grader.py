@@ -372,7 +372,7 @@ _TRAILING_UNITS = re.compile(
     r"^(?P<value>.*?[\d})])(?P<gap>\s*)(?P<units>" + _UNIT + r"(?:\s*(?:/|\bper\b)\s*" + _UNIT + r")?(?:\s+" + _UNIT + r")*)$"
 )
 _TEXT_UNITS = re.compile(
-    r"^(?P<value>.*?[\d})])\s*\\(?:text|mbox|mathrm|textrm|operatorname)\s*\{\s*(?P<units>[A-Za-z][A-Za-z .\-/]*?)\s*\}"
+    r"^(?P<value>.*?(?:[\d})]|\\pi))\s*\\(?:text|mbox|mathrm|textrm|operatorname)\s*\{\s*(?P<units>[A-Za-z][A-Za-z .\-/]*?)\s*\}"
     r"(?:\s*\^\s*\{?-?\d\}?)?(?:\s*/\s*(?:\\(?:text|mathrm)\s*)?\{?[A-Za-z]+\}?)?$"
 )
 _WORDS = re.compile(r"^[A-Za-z][A-Za-z '\-]*$")
@@ -758,6 +758,15 @@ def _option_with_value(s: str) -> tuple[str, str] | None:
     return (m.group(1) or m.group(2), m.group("value").strip()) if m else None
 
 
+def _named_values(items: list[str]) -> dict[str, str] | None:
+    """{"a": "2", "b": "3"} for ["a = 2", "b = 3"]; None unless every item assigns a distinct name."""
+    matches = [_ASSIGNMENT.match(item) for item in items]
+    if not all(matches):
+        return None
+    named = {m.group(1).replace(" ", ""): m.group("value").strip() for m in matches}
+    return named if len(named) == len(items) else None
+
+
 def _choice_letter(s: str) -> str | None:
     """The option letter an answer names: "(B)", "\\textbf{(B)} 12", "B) 12", "Option B", "**B**"."""
     s = _unwrap_text(s.replace("$", "")).strip().strip("*").strip()
@@ -1101,6 +1110,10 @@ def _collections_match(pred: str, ref: str, precision: Precision | None) -> Grad
         return "mismatch"  # (2, 3) is not [2, 3], nor [2, 3)
     if len(ref_items) != len(pred_items):
         return "mismatch"
+    pred_named, ref_named = _named_values(pred_items), _named_values(ref_items)
+    if pred_named and ref_named and pred_named.keys() == ref_named.keys():  # "b = 3, a = 2": by name, not order
+        pred_items, ref_items = list(pred_named.values()), [ref_named[name] for name in pred_named]
+        ref_kind = "tuple"
     pred_items = [_without_assignment(item) for item in pred_items]
     ref_items = [_without_assignment(item) for item in ref_items]
     if ref_kind not in unordered:  # a tuple or an interval: element i against element i
