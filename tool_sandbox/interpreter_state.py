@@ -14,8 +14,11 @@ when a function, lambda or class the call defines has such code, every later cal
 Module attributes are watched instead: the zygote gives its modules a class whose `__setattr__` notes what a
 call replaced. A plain SymPy call pays ~20 microseconds (docs/benchmarks.md).
 
-Known gap: a class patched and patched back by a function defined in an earlier call leaves what SymPy cached
-meanwhile (the cache is cleared after a call whose own code sets attributes, or when something was put back).
+Known gaps: a class patched and patched back by a function defined in an earlier call leaves what SymPy cached
+meanwhile (the cache is cleared after a call whose own code sets attributes, or when something was put back);
+an object whose `__del__` patches, released by the next call's own code (a name it rebinds), patches during
+that call, whose result is then wrong (it is put back after it). Garbage in cycles is collected before the
+check, so the collector does not run such a `__del__` in the middle of the next call.
 
 Not a security boundary (sessions are separate processes; nothing here stops a call from writing memory
 through ctypes): this keeps an ordinary next call correct after a direct patch.
@@ -185,6 +188,8 @@ class InterpreterGuard:
     def after(self) -> list[str]:
         """Put back what the call changed; the names of what was put back (at most `MAX_NAMES`, then a count)."""
         global _recording
+        if self.check_this_call:  # a `__del__` of garbage in a cycle would patch in the middle of the next call
+            gc.collect()
         _recording = False
         touched_library = bool(_module_changes)
         restored = self._builtins() + self._module_attributes() + self._sympy_parameters()
