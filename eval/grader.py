@@ -216,7 +216,15 @@ class _Extraction:
     anchored: bool  # False: taken from a conclusion sentence, not a box or an "answer" anchor
 
 
+_DISPLAY_MATH = re.compile(r"\\\[(?P<bracket>.+?)\\\]|\$\$(?P<dollars>.+?)\$\$", re.DOTALL)
+
+
 def _sentence_after(text: str, start: int, anchored: bool = True) -> _Extraction | None:
+    if block := _DISPLAY_MATH.match(text, start):  # "Final answer:\n\\[\n5\n\\]": the block on the next lines
+        group = "bracket" if block.group("bracket") is not None else "dollars"
+        math = block.group(group).strip()
+        begin = text.find(math, block.start(group))
+        return _Extraction(math, begin, begin + len(math), anchored) if math else None
     end = _sentence_end(text, start)
     raw = text[start:end]
     answer = clean_sentence_answer(raw)
@@ -473,6 +481,8 @@ def normalize_answer(answer: str) -> tuple[str, bool]:
         s = s.replace(char, replacement)
     s = re.sub(r"[\u2070\u00b9\u00b2\u00b3\u2074-\u2079\u207b]+", lambda m: "^{" + m.group(0).translate(_SUPERSCRIPTS) + "}", s)
     s = s.replace("\\$", "").replace("$", "")
+    if bold := re.fullmatch(r"\*\*(.+)\*\*|__(.+)__", s.strip()):  # markdown bold around the whole answer
+        s = bold.group(1) or bold.group(2)
     s = re.sub(r"^\\\(|\\\)$|^\\\[|\\\]$", "", s).strip()
     if "\\\\" in s and not re.search(r"(?<!\\)\\[a-zA-Z]", s):  # every command escaped twice: `\\\\frac`
         s = s.replace("\\\\", "\\")
