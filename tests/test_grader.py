@@ -37,6 +37,8 @@ def test_extract_boxed_takes_the_last_complete_box(text, expected):
         ("<think>maybe \\boxed{3}</think>\n<answer>17</answer>", "17"),
         ("<answer>The answer is $\\frac{1}{2}$.</answer>", "\\frac{1}{2}"),
         ("<answer>\n\\boxed{x = 4}\n</answer>", "x = 4"),
+        ("Final answer:\n\\[\n\\frac{3}{4}\n\\]", "\\frac{3}{4}"),
+        ("The final answer is:\n$$\n5\n$$", "5"),
     ],
 )
 def test_extract_final_answer_prefers_boxes_then_sentences_then_hashes(text, expected):
@@ -136,6 +138,7 @@ def test_unanchored_replies_use_math_verify_extraction_but_cut_off_text_states_n
     assert grade("The identity matrix is $\\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix}$.",
                  "\\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix}").confidence == "heuristic"
     assert grade("The total cost is \\$1,234.50.", "1234.5").correct  # a price, not a math delimiter
+    assert grade("**5**", "5").correct  # markdown bold around a bare answer
     rambling = "Step 1: 15 liters.\n" * 20 + "11. We know that 15 liters of pineapple drink is 15 *"
     assert grade(rambling, "15").method == "no_answer"
 
