@@ -1377,7 +1377,8 @@ def grade(completion: str, reference: str, *, problem: str | None = None,
         is_choice = _choice_letter(reference) is not None and len(_unwrap_text(reference).strip("()$ *")) == 1
         gold, percent = normalize_answer(reference)
         precision = stated_precision(problem, reference)
-        reply = _math_verify_extraction(region.replace("\\$", ""), deadline,  # "\\$1,234.50": a price, not math choices=is_choice, gold=gold + ("\\%" if percent else ""),
+        priced = region.replace("\\$", "")  # "\\$1,234.50": a price, not a math delimiter
+        reply = _math_verify_extraction(priced, deadline, choices=is_choice, gold=gold + ("\\%" if percent else ""),
                                         places=precision.decimals if precision else None)
         if reply == "timeout":
             return GradeResult(extracted=None, correct=False, method="timeout")

@@ -139,6 +139,7 @@ def test_unanchored_replies_use_math_verify_extraction_but_cut_off_text_states_n
                  "\\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix}").confidence == "heuristic"
     assert grade("The total cost is \\$1,234.50.", "1234.5").correct  # a price, not a math delimiter
     assert grade("**5**", "5").correct  # markdown bold around a bare answer
+    assert grade("Only option C works.", "C").correct  # option letters, math-verify's way, in an unanchored reply
     rambling = "Step 1: 15 liters.\n" * 20 + "11. We know that 15 liters of pineapple drink is 15 *"
     assert grade(rambling, "15").method == "no_answer"
 
