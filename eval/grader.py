@@ -558,7 +558,7 @@ def _as_number(s: str) -> Fraction | None:
         if m := _SLASH.match(s):
             return Fraction(m.group(1)) / Fraction(m.group(2))
         if m := _MIXED.match(s) or _MIXED_PLAIN.match(s):
-            if _MIXED_PLAIN.match(s) and int(m.group(3)) >= int(m.group(4)):
+            if m.re is _MIXED_PLAIN and int(m.group(3)) >= int(m.group(4)):
                 return None  # "3 5/2" is no mixed number
             value = int(m.group(2)) + Fraction(int(m.group(3)), int(m.group(4)))
             return -value if m.group(1) else value
@@ -762,9 +762,15 @@ def _without_assignment(s: str) -> str:
 _OPTION_WITH_VALUE = re.compile(r"^(?:\(([A-E])\)|([A-E])[.:)])\s*(?P<value>\S.*)$")
 
 
+def _option_text(s: str) -> str:
+    """An answer as an option is written, without math delimiters, text wrappers, bold or LaTeX spacing."""
+    s = _unwrap_text(s.replace("$", "")).strip().strip("*").strip()
+    return re.sub(r"(?<!\\)\\[,;: ]|~", " ", s)  # "\\textbf{(C)}\\ 12"
+
+
 def _option_with_value(s: str) -> tuple[str, str] | None:
     """"\\textbf{(C)} 12" -> ("C", "12"): an option letter (in brackets or before ".", ":", ")") and its text."""
-    m = _OPTION_WITH_VALUE.match(_unwrap_text(s.replace("$", "")).strip().strip("*").strip())
+    m = _OPTION_WITH_VALUE.match(_option_text(s))
     return (m.group(1) or m.group(2), m.group("value").strip()) if m else None
 
 
@@ -779,9 +785,7 @@ def _named_values(items: list[str]) -> dict[str, str] | None:
 
 def _choice_letter(s: str) -> str | None:
     """The option letter an answer names: "(B)", "\\textbf{(B)} 12", "B) 12", "Option B", "**B**"."""
-    s = _unwrap_text(s.replace("$", "")).strip().strip("*").strip()
-    s = re.sub(r"(?<!\\)\\[,;: ]|~", " ", s)  # LaTeX spacing: "\\textbf{(C)}\\ 12"
-    s = re.sub(r"^\\text(?:bf)?\s*|^(?:option|choice)\s+", "", s, flags=re.IGNORECASE)
+    s = re.sub(r"^\\text(?:bf)?\s*|^(?:option|choice)\s+", "", _option_text(s), flags=re.IGNORECASE)
     m = _CHOICE.match(s)
     if m is None or re.search(r"\(\s*[A-E]\s*\)|\b[A-E]\)|\b(?:and|or)\s+[A-E]\b", s[m.end(1) + 1:]):
         return None  # "(B) and (C)" names two options, not one
