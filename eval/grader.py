@@ -44,7 +44,10 @@ Comparison, cheapest and strictest first (`method`, then `confidence`):
                         tuples of such numbers element by element (order kept for tuples and intervals).
                         math-verify rejects `3,5` vs 3.5, `1\\,000` vs 1000, `1e6`, `12.5\\%` vs 12.5.
                         Numerals in a base (`1011_2`) match digit by digit, the base omitted or the same.
-                        A vector as a one-column matrix, `\\langle a, b \\rangle` or a tuple: entry by entry.
+                        A vector as a one-column or one-row matrix, `\\langle a, b \\rangle`, a tuple, `(a, b)^T`
+                        or `a\\mathbf{i} + b\\mathbf{j}`: entry by entry. Values in two known units of one
+                        dimension after converting (eval/units.py: "120 minutes" for "2 hours"; an angle marked
+                        in degrees against one marked in radians, symbolically).
                         Inequalities with numeric bounds as intervals, "x < 2 or x > 3" as their union;
                         "all real numbers" is (-oo, oo) and "no solution" the empty set.
 - `math_verify` (symbolic): `verify(parse(gold), parse(pred))` for everything else (radicals, `\\pi`,
@@ -78,6 +81,8 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
+
+from eval.units import TEXT_UNITS, TRAILING_UNITS, Unit, conversion_factor, unit_of
 
 GradeMethod = Literal[
     "exact", "choice", "words", "numeric", "math_verify", "sympy", "mismatch", "no_answer", "timeout"
@@ -375,14 +380,6 @@ _NOT_UNITS = {"and", "or", "if", "for", "with", "where", "when", "then", "sqrt",
 # Words that scale a number ("1.5 million"): part of the value, never a unit to drop.
 _SCALES = {"hundred": 100, "thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
 _SCALED = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(" + "|".join(_SCALES) + r")s?\b", re.IGNORECASE)
-_UNIT = r"(?:[A-Za-z]{4,}|[A-Za-z]{1,3})\.?(?:\s*\^\s*\{?-?\d\}?)?"
-_TRAILING_UNITS = re.compile(
-    r"^(?P<value>.*?[\d})])(?P<gap>\s*)(?P<units>" + _UNIT + r"(?:\s*(?:/|\bper\b)\s*" + _UNIT + r")?(?:\s+" + _UNIT + r")*)$"
-)
-_TEXT_UNITS = re.compile(
-    r"^(?P<value>.*?(?:[\d})]|\\pi))\s*\\(?:text|mbox|mathrm|textrm|operatorname)\s*\{\s*(?P<units>[A-Za-z][A-Za-z .\-/]*?)\s*\}"
-    r"(?:\s*\^\s*\{?-?\d\}?)?(?:\s*/\s*(?:\\(?:text|mathrm)\s*)?\{?[A-Za-z]+\}?)?$"
-)
 _WORDS = re.compile(r"^[A-Za-z][A-Za-z '\-]*$")
 _ALL_REALS = re.compile(r"(?:[a-z]\s*\\in\s*)?(?:\\mathbb\{R\}|(?:all|any|every)\s+real\s*(?:numbers?|values?|[a-z])?|"
                         r"(?:all|the)\s+reals|the\s+set\s+of\s+(?:all\s+)?real\s+numbers)", re.IGNORECASE)
@@ -395,40 +392,6 @@ _UNICODE = {"\u2009": " ", "\u202f": " ", "\u00a0": " ", "\u2007": " ", "\u2212"
             "\u2264": "\\le ", "\u2265": "\\ge ", "\u2260": "\\neq ", "\u03c0": "\\pi ", "\u221a": "\\sqrt ",
             "\u2205": "\\emptyset ", "\u00bd": "\\frac{1}{2}", "\u00bc": "\\frac{1}{4}", "\u00be": "\\frac{3}{4}"}
 _SUPERSCRIPTS = str.maketrans("\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079\u207b", "0123456789-")
-
-
-# The units a value may end in, by canonical name: a wrong unit is decided only between two known ones
-# ("15 m" for "15 s"), since stripping both must not make it right; "5 square units" decides nothing.
-_UNIT_NAMES = {
-    "mm": ("mm", "millimeter", "millimetre"), "cm": ("cm", "centimeter", "centimetre"), "m": ("m", "meter", "metre"),
-    "km": ("km", "kilometer", "kilometre"), "in": ("in", "inch", "inche"), "ft": ("ft", "foot", "feet"),
-    "yd": ("yd", "yard"), "mi": ("mi", "mile"), "s": ("s", "sec", "second"), "min": ("min", "minute"),
-    "h": ("h", "hr", "hour"), "day": ("day",), "week": ("week",), "yr": ("yr", "year"), "mg": ("mg", "milligram"),
-    "g": ("g", "gram"), "kg": ("kg", "kilogram"), "lb": ("lb", "pound"), "oz": ("oz", "ounce"),
-    "ml": ("ml", "milliliter", "millilitre"), "l": ("l", "liter", "litre"), "gal": ("gal", "gallon"),
-    "dollar": ("dollar", "usd"), "cent": ("cent",), "euro": ("euro", "eur"), "deg": ("deg", "degree"),
-    "rad": ("rad", "radian"), "mph": ("mph",),
-}
-_CANONICAL_UNIT = {alias: name for name, aliases in _UNIT_NAMES.items() for alias in aliases}
-
-
-def _unit_of(answer: str) -> str | None:
-    """The canonical name of the (first) unit after a value, if it is one of `_UNIT_NAMES`; a price
-    written "\\$5" is in dollars."""
-    if re.match(r"\s*\\?\$\s*\\?\$?\s*-?\d", answer) and answer.count("$") - answer.count("\\$") <= 1:
-        return "dollar"
-    s = answer.replace("$", "").strip().rstrip(".")
-    m = _TEXT_UNITS.match(s) or _TRAILING_UNITS.match(s)
-    if m is None:
-        return None
-    word = re.split(r"[^A-Za-z]+", m.group("units").strip())[0]
-    if word in ("mL", "L"):
-        return "ml" if word == "mL" else "l"
-    word = word.lower()
-    for candidate in (word, word[:-1], word[:-2]) if len(word) > 3 else (word,):  # "inches", "meters"
-        if candidate in _CANONICAL_UNIT:
-            return _CANONICAL_UNIT[candidate]
-    return None
 
 
 def _unwrap_text(s: str) -> str:
@@ -447,9 +410,9 @@ def _strip_units(s: str) -> str:
 
     The exponent belongs to the unit: "5\\text{ cm}^2" is 5, never 25.
     """
-    if (m := _TEXT_UNITS.match(s)) and not set(m.group("units").lower().split()) & _NOT_UNITS:
+    if (m := TEXT_UNITS.match(s)) and not set(m.group("units").lower().split()) & _NOT_UNITS:
         return m.group("value").strip()
-    m = _TRAILING_UNITS.match(s)
+    m = TRAILING_UNITS.match(s)
     if not m:
         return s
     words = re.findall(r"[A-Za-z]+", m.group("units"))
@@ -492,6 +455,9 @@ def normalize_answer(answer: str) -> tuple[str, bool]:
     s = re.sub(r"(?<!\\)\\[,;: ]|~|\\quad|\\qquad", " ", s)  # LaTeX spacing, not the row break `\\ `
     s = s.replace("\\left", "").replace("\\right", "")
     s = re.sub(r"\\[dtc]frac", r"\\frac", s)
+    s = re.sub(r"\s*(?:\\pmod\s*\{\s*\d+\s*\}|\\pmod\s*\d+|\(\s*(?:\\text\s*\{\s*mod\s*\}|\\bmod|\\mod|mod)\s*\d+\s*\))$",
+               "", s)  # "2 \pmod{5}": the residue is the answer
+    s = re.sub(r"\\log\s*_\s*(?:e|\{\s*e\s*\})(?![a-zA-Z])", r"\\ln", s)  # log base e is ln; a bare \log is math-verify's base 10
     s = re.sub(r"\\(?:mathrm|text|operatorname|mathit|textrm)\s*\{\s*([ie])\s*\}", r"\1", s)  # upright i, e: constants, never units
     if re.search(r"\\(?:sin|cos|tan|cot|sec|csc)\b", s):  # sin 30° is sin(pi/6): an angle in degrees stays one
         s = re.sub(r"(\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|°|\\degree)", r"(\\frac{\1\\pi}{180})", s)
@@ -724,10 +690,16 @@ _MATRIX = re.compile(r"^\\begin\{([pbBv]?matrix)\}(?P<body>.*)\\end\{\1\}$", re.
 _ANGLE_VECTOR = re.compile(r"^\\langle(?P<body>.*)\\rangle$", re.DOTALL)
 
 
+_TRANSPOSE = re.compile(r"\s*\^\s*(?:\{\s*(?:T|\\top|\\intercal|\\mathsf\{T\})\s*\}|T|\\top|\\intercal)$")
+
+
 def _vector_as_tuple(s: str) -> str | None:
     """"\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}" or "\\langle 1, 2 \\rangle" -> "(1, 2)": a vector
-    written as a one-column (or one-row) matrix or in angle brackets, as the tuple of its entries."""
+    written as a one-column (or one-row) matrix, in angle brackets or as a transposed tuple `(1, 2)^T`,
+    as the tuple of its entries."""
     s = s.strip()
+    if (transposed := _TRANSPOSE.sub("", s)) != s:
+        return _vector_as_tuple(transposed) or (_bracketed_as_tuple(transposed) if _as_collection(transposed) else None)
     if m := _ANGLE_VECTOR.match(s):
         return f"({m.group('body').strip()})"
     if m := _MATRIX.match(s):
@@ -738,6 +710,35 @@ def _vector_as_tuple(s: str) -> str | None:
         if len(cells) == 1 and len(cells[0]) > 1:
             return "(" + ", ".join(cells[0]) + ")"
     return None
+
+
+_UNIT_VECTOR_TERM = re.compile(
+    r"\s*(?P<sign>[+-])?\s*(?P<coefficient>[^+\-]*?)\s*(?:\\cdot|\*)?\s*"
+    r"\\(?:mathbf|hat|vec|boldsymbol|mathit)\s*\{?\s*(?P<axis>[ijk])\s*\}?"
+)
+
+
+def _unit_vectors_as_tuple(s: str, size: int) -> str | None:
+    """"3\\mathbf{i} - 2\\mathbf{j}" -> "(3, -2)" (or "(3, -2, 0)" for a vector of 3 entries): a vector
+    written with the unit vectors i, j, k (`\\mathbf`, `\\hat`, `\\vec`), as the tuple of its entries."""
+    s = s.replace("$", "").strip().rstrip(".")
+    entries: dict[str, str] = {}
+    position = 0
+    while position < len(s):
+        m = _UNIT_VECTOR_TERM.match(s, position)
+        if m is None or m.group("axis") in entries or (position and not m.group("sign")):
+            return None
+        coefficient = m.group("coefficient").strip() or "1"
+        entries[m.group("axis")] = f"-{coefficient}" if m.group("sign") == "-" else coefficient
+        position = m.end()
+    if not entries or ("k" in entries and size < 3) or size not in (2, 3):
+        return None
+    return "(" + ", ".join(entries.get(axis, "0") for axis in "ijk"[:size]) + ")"
+
+
+def _bracketed_as_tuple(s: str) -> str:
+    """"[1, 2]" -> "(1, 2)", for a side compared with a vector, where square brackets are not a closed interval."""
+    return f"({s[1:-1]})" if s.startswith("[") and s.endswith("]") else s
 
 
 def _balanced(s: str) -> bool:
@@ -1239,6 +1240,43 @@ def _free_letters(s: str) -> set[str]:
     return set(re.findall(r"[A-Za-z]", bare)) - {"e", "i"}
 
 
+_DEGREE_MARK = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree(?![a-zA-Z])|\bdeg(?:rees?)?\b\.?\s*$")
+
+
+def _degrees_for_radians(prediction: str, reference: str, precision: Precision | None,
+                         deadline: float) -> GradeMethod | None:
+    """"\\frac{\\pi}{3} rad" for 60°: an angle marked in degrees against one marked in radians, compared
+    in radians, as other units of one dimension are. None when the pair is not of this kind: an
+    unmarked \\frac{\\pi}{6} for 30° stays wrong (the reference's unit is what the problem asked for)."""
+    def in_degrees(s: str) -> bool:
+        return bool(_DEGREE_MARK.search(s)) and not _FUNCTION.search(s)
+
+    def in_radians(s: str) -> bool:
+        return not _DEGREE_MARK.search(s) and (unit := unit_of(s)) is not None and unit.name == "rad"
+
+    pred_degrees = in_degrees(prediction)
+    if pred_degrees == in_degrees(reference):
+        return None
+    degree_side, radian_side = (prediction, reference) if pred_degrees else (reference, prediction)
+    degrees = _as_number(normalize_answer(degree_side)[0]) if in_radians(radian_side) else None
+    if degrees is None:
+        return None
+    as_radians = f"\\frac{{{degrees.numerator}\\pi}}{{{180 * degrees.denominator}}}"
+    radians = normalize_answer(radian_side)[0]
+    pred, ref = (as_radians, radians) if pred_degrees else (radians, as_radians)
+    return _symbolic(ref, pred, precision, deadline)
+
+
+def _converted_match(pred: str, ref: str, pred_unit: Unit, ref_unit: Unit, precision: Precision | None) -> GradeMethod:
+    """Values in two different known units: "120 minutes" for "2 hours" by converting the prediction's
+    value; units of different dimensions ("15 m" for "15 s") never match."""
+    factor = conversion_factor(pred_unit, ref_unit)  # 1 for the same unit: "5 cm^3" for "5 cm^2" has another power
+    pred_value, ref_value = _as_number(pred), _as_number(ref)
+    if factor is None or pred_value is None or ref_value is None:
+        return "mismatch"
+    return "numeric" if _numbers_equal(pred_value * factor, ref_value, precision, "." in pred + ref) else "mismatch"
+
+
 def _match_method(prediction: str, reference: str, problem: str | None = None,
                   deadline: float | None = None, symbolic_verdict: bool | None = None) -> GradeMethod:
     if deadline is None:
@@ -1247,9 +1285,12 @@ def _match_method(prediction: str, reference: str, problem: str | None = None,
     ref, ref_percent = normalize_answer(reference)
     if not pred:
         return "no_answer"
-    if (pred_unit := _unit_of(prediction)) and (ref_unit := _unit_of(reference)) and pred_unit != ref_unit:
-        return "mismatch"  # 15 m for 15 s: units are stripped from both sides, so a wrong one is caught here
     precision = stated_precision(problem, reference)
+    if (method := _degrees_for_radians(prediction, reference, precision, deadline)) is not None:
+        return method
+    pred_unit, ref_unit = unit_of(prediction), unit_of(reference)
+    if pred_unit and ref_unit and pred_unit != ref_unit:  # units are stripped from both sides, so "15 m"
+        return _converted_match(pred, ref, pred_unit, ref_unit, precision)  # for "15 s" is caught here
     if precision is not None:
         ref = re.sub(r"^(?:\\approx|≈|~)\s*", "", ref)
         pred = re.sub(r"^(?:\\approx|≈|~)\s*", "", pred)
@@ -1297,8 +1338,11 @@ def _match_method(prediction: str, reference: str, problem: str | None = None,
         if (method := _values_match(pred, bare_ref, pred_percent, ref_percent, precision)) is not None:
             return method
     pred_vector, ref_vector = _vector_as_tuple(pred), _vector_as_tuple(ref)
-    if (pred_vector or ref_vector) and not (_MATRIX.match(pred) and _MATRIX.match(ref)):  # (1, 2) for a column
-        pred_tuple, ref_tuple = pred_vector or pred, ref_vector or ref
+    if ref_vector and not pred_vector:  # 3i - 2j for (3, -2)
+        pred_vector = _unit_vectors_as_tuple(prediction, len(_split_top_level(ref_vector[1:-1])))
+    both_matrices = _MATRIX.match(pred) and _MATRIX.match(ref)
+    if (pred_vector or ref_vector) and (not both_matrices or (pred_vector and ref_vector)):  # (1, 2), a row for a column
+        pred_tuple, ref_tuple = pred_vector or _bracketed_as_tuple(pred), ref_vector or _bracketed_as_tuple(ref)
         if (_as_collection(pred_tuple) or ("", ""))[0] == "tuple" == (_as_collection(ref_tuple) or ("", ""))[0]:
             pred, ref = pred_tuple, ref_tuple
     if (method := _collections_match(pred, ref, precision)) is not None:

@@ -580,7 +580,8 @@ def build() -> list[dict]:
     unit_pairs = [("\\text{ m}", "\\text{ s}", "\\text{ meters}"), ("\\text{ cm}", "\\text{ m}", "\\text{ centimeters}"),
                   (" hours", "\\text{ minutes}", "\\text{ hr}"), ("\\text{ kg}", "\\text{ g}", " kilograms"),
                   (" dollars", "\\text{ cents}", "\\text{ USD}"), ("\\text{ feet}", "\\text{ inches}", "\\text{ ft}")]
-    for n, item in enumerate([i for i in plain_numbers if INT.match(i.answer)][:60]):
+    # nonzero values only: 0 cents is 0 dollars, and the grader converts between units of one dimension
+    for n, item in enumerate([i for i in plain_numbers if INT.match(i.answer) and int(i.answer) != 0][:60]):
         unit, other, spelled = unit_pairs[n % len(unit_pairs)]
         corpus.add("units", item, corpus.boxed(f"{item.answer}{other}"), f"{item.answer}{unit}", False,
                    f"the reference's value in {other.strip()!r}, not {unit.strip()!r}")
@@ -588,6 +589,18 @@ def build() -> list[dict]:
                    f"the reference's value and unit, {unit.strip()!r} written as {spelled.strip()!r}")
 
     add_real_completions(corpus)
+
+    # added after the real completions (so every earlier id stays): a value converted to another unit of
+    # its dimension is right at the converted value, wrong at a factor of ten off
+    conversions = [(" hours", "\\text{ minutes}", 60), ("\\text{ m}", "\\text{ cm}", 100),
+                   ("\\text{ kg}", "\\text{ g}", 1000), (" dollars", "\\text{ cents}", 100),
+                   ("\\text{ feet}", "\\text{ inches}", 12)]
+    for n, item in enumerate([i for i in plain_numbers if INT.match(i.answer) and int(i.answer) != 0][:40]):
+        unit, other, factor = conversions[n % len(conversions)]
+        corpus.add("units", item, corpus.boxed(f"{int(item.answer) * factor}{other}"), f"{item.answer}{unit}", True,
+                   f"the reference's value converted to {other.strip()!r}")
+        corpus.add("units", item, corpus.boxed(f"{int(item.answer) * factor * 10}{other}"), f"{item.answer}{unit}", False,
+                   f"the reference's value converted to {other.strip()!r}, ten times too large")
     return corpus.rows
 
 

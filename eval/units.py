@@ -1,0 +1,112 @@
+"""The unit an answer's value is written in, and conversion between units of one dimension.
+
+The grader strips units from both sides before it compares values, so that "5 cm" is right for
+"5". A unit is therefore only looked at when *both* sides name a known one: two units of one
+dimension compare by value ("120 minutes" for "2 hours"), two of different dimensions never match
+("15 m" for "15 s"), and a unit the table lacks ("5 square units") decides nothing.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+# canonical name: (aliases, dimension, size in the dimension's base unit). Exact definitions only
+# (the inch is 2.54 cm, the pound 0.45359237 kg); a year has a dimension of its own, since 365 and
+# 365.25 days are both in use, and so do euros and miles per hour.
+_UNITS: dict[str, tuple[tuple[str, ...], str, Fraction]] = {
+    "mm": (("mm", "millimeter", "millimetre"), "length", Fraction(1, 1000)),
+    "cm": (("cm", "centimeter", "centimetre"), "length", Fraction(1, 100)),
+    "m": (("m", "meter", "metre"), "length", Fraction(1)),
+    "km": (("km", "kilometer", "kilometre"), "length", Fraction(1000)),
+    "in": (("in", "inch", "inche"), "length", Fraction(254, 10000)),
+    "ft": (("ft", "foot", "feet"), "length", Fraction(3048, 10000)),
+    "yd": (("yd", "yard"), "length", Fraction(9144, 10000)),
+    "mi": (("mi", "mile"), "length", Fraction(1609344, 1000)),
+    "s": (("s", "sec", "second"), "time", Fraction(1)),
+    "min": (("min", "minute"), "time", Fraction(60)),
+    "h": (("h", "hr", "hour"), "time", Fraction(3600)),
+    "day": (("day",), "time", Fraction(86400)),
+    "week": (("week",), "time", Fraction(604800)),
+    "yr": (("yr", "year"), "year", Fraction(1)),
+    "mg": (("mg", "milligram"), "mass", Fraction(1, 1000)),
+    "g": (("g", "gram"), "mass", Fraction(1)),
+    "kg": (("kg", "kilogram"), "mass", Fraction(1000)),
+    "lb": (("lb", "pound"), "mass", Fraction(45359237, 100000)),
+    "oz": (("oz", "ounce"), "mass", Fraction(45359237, 1600000)),
+    "ml": (("ml", "milliliter", "millilitre"), "volume", Fraction(1)),
+    "l": (("l", "liter", "litre"), "volume", Fraction(1000)),
+    "gal": (("gal", "gallon"), "volume", Fraction(3785411784, 1000000)),
+    "cent": (("cent",), "money", Fraction(1)),
+    "dollar": (("dollar", "usd"), "money", Fraction(100)),
+    "euro": (("euro", "eur"), "euro", Fraction(1)),
+    "deg": (("deg", "degree"), "angle", Fraction(1)),
+    "rad": (("rad", "radian"), "radian", Fraction(1)),  # pi/180 of a degree: compared symbolically, not here
+    "mph": (("mph",), "speed", Fraction(1)),
+}
+_CANONICAL = {alias: name for name, (aliases, _, _) in _UNITS.items() for alias in aliases}
+
+# The unit part after a value: a word of 4+ letters ("dollars", "inches") or a short one, an exponent,
+# a "per" part. `\text{}` around it is allowed; its exponent may sit outside (`5\text{ cm}^2`).
+_UNIT = r"(?:[A-Za-z]{4,}|[A-Za-z]{1,3})\.?(?:\s*\^\s*\{?-?\d\}?)?"
+TRAILING_UNITS = re.compile(
+    r"^(?P<value>.*?[\d})])(?P<gap>\s*)(?P<units>" + _UNIT + r"(?:\s*(?:/|\bper\b)\s*" + _UNIT + r")?(?:\s+" + _UNIT + r")*)$"
+)
+TEXT_UNITS = re.compile(
+    r"^(?P<value>.*?(?:[\d})]|\\pi))\s*\\(?:text|mbox|mathrm|textrm|operatorname)\s*\{\s*(?P<units>[A-Za-z][A-Za-z .\-/]*?)\s*\}"
+    r"(?P<after>(?:\s*\^\s*\{?-?\d\}?)?(?:\s*/\s*(?:\\(?:text|mathrm)\s*)?\{?[A-Za-z]+\}?)?)$"
+)
+_SIMPLE_UNIT = re.compile(r"^\s*[A-Za-z]+\.?\s*(?:\^\s*\{?(?P<power>\d)\}?)?\s*$")  # one word and a power
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A known unit after a value. `power` is its exponent (2 for cm^2); `simple` says the unit is one
+    word and a power, with no "per" part or second word, so that a conversion factor applies."""
+
+    name: str
+    power: int
+    simple: bool
+
+
+def unit_of(answer: str) -> Unit | None:
+    """The (first) known unit after a value, or None; a price written "\\$5" is in dollars."""
+    if re.match(r"\s*\\?\$\s*\\?\$?\s*-?\d", answer) and answer.count("$") - answer.count("\\$") <= 1:
+        return Unit("dollar", 1, True)
+    s = answer.replace("$", "").strip().rstrip(".")
+    if m := TEXT_UNITS.match(s):
+        units = m.group("units") + m.group("after")
+    elif m := TRAILING_UNITS.match(s):
+        units = m.group("units")
+    else:
+        return None
+    word = re.split(r"[^A-Za-z]+", units.strip())[0]
+    name = _canonical(word)
+    if name is None:
+        return None
+    simple = _SIMPLE_UNIT.match(units)
+    return Unit(name, int(simple.group("power") or 1) if simple else 1, simple is not None)
+
+
+def _canonical(word: str) -> str | None:
+    if word in ("mL", "L"):  # capital L is litres; lower-case single letters follow the table
+        return "ml" if word == "mL" else "l"
+    word = word.lower()
+    for candidate in (word, word[:-1], word[:-2]) if len(word) > 3 else (word,):  # "inches", "meters"
+        if candidate in _CANONICAL:
+            return _CANONICAL[candidate]
+    return None
+
+
+def conversion_factor(source: Unit, target: Unit) -> Fraction | None:
+    """What a value in `source` is multiplied by to be in `target`, when both are simple units of one
+    dimension with the same power (1 m^2 is 10,000 cm^2); None when no factor applies."""
+    if source.name == target.name and not (source.simple and target.simple):
+        return Fraction(1)  # "5 cm/s" for "5 cm": the first word is all a compound unit is known by
+    if not (source.simple and target.simple) or source.power != target.power:
+        return None
+    _, source_dimension, source_size = _UNITS[source.name]
+    _, target_dimension, target_size = _UNITS[target.name]
+    if source_dimension != target_dimension:
+        return None
+    return (source_size / target_size) ** source.power
