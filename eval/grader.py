@@ -367,6 +367,7 @@ def extract_final_answer(text: str) -> str | None:
 _NUMBER = re.compile(r"^-?(?:\d+(?:\.\d*)?|\.\d+)$")
 _THOUSANDS = re.compile(r"^-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$")
 _SPACED_THOUSANDS = re.compile(r"^-?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?$")
+_DOTTED_THOUSANDS = re.compile(r"^-?[1-9]\d{0,2}(?:\.\d{3}){2,}(?:,\d+)?$")  # "1.000.000": two dots are no decimal point
 # Units after a value: any word of 4+ letters ("dollars", "inches"), or a known short unit. Short
 # words that are not units ("ab", "xy") stay, so "2 ab" is never read as 2.
 _SHORT_UNITS = {
@@ -480,6 +481,8 @@ def normalize_answer(answer: str) -> tuple[str, bool]:
         s = str(count)
     if _THOUSANDS.match(s) or _SPACED_THOUSANDS.match(s):
         s = s.replace(",", "").replace(" ", "")
+    elif _DOTTED_THOUSANDS.match(s):
+        s = s.replace(".", "").replace(",", ".")
     s = _strip_units(s)
     if _THOUSANDS.match(s) or _SPACED_THOUSANDS.match(s):
         s = s.replace(",", "").replace(" ", "")
@@ -1243,6 +1246,31 @@ def _free_letters(s: str) -> set[str]:
 _DEGREE_MARK = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree(?![a-zA-Z])|\bdeg(?:rees?)?\b\.?\s*$")
 
 
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})\s*(?:([ap])\.?\s*m\.?)?$", re.IGNORECASE)
+
+
+def _clock_readings(answer: str) -> tuple[set[int], bool] | None:
+    """The minutes after midnight a clock time can mean, and whether it says a.m. or p.m.:
+    "4:30 p.m." is {990}; "4:30" is {270, 990}, either half of the day; "16:30" is {990}."""
+    m = _CLOCK.match(_unwrap_text(answer.replace("$", "")).strip())
+    if m is None or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+        return None
+    hour, minute, half = int(m.group(1)), int(m.group(2)), (m.group(3) or "").lower()
+    if half:
+        return ({(hour % 12 + (12 if half == "p" else 0)) * 60 + minute} if 1 <= hour <= 12 else set()), True
+    hours = {hour} if hour == 0 or hour > 12 else {hour % 12, hour % 12 + 12}
+    return {h * 60 + minute for h in hours}, False
+
+
+def _clock_match(prediction: str, reference: str) -> GradeMethod | None:
+    """Times of day where a side says a.m. or p.m. ("4:30 PM" for "4:30 p.m.", "16:30" for "4:30 PM");
+    None when either side is no clock time or neither names its half of the day (a ratio "3:4")."""
+    pred, ref = _clock_readings(prediction), _clock_readings(reference)
+    if pred is None or ref is None or not (pred[1] or ref[1]):
+        return None
+    return "exact" if pred[0] & ref[0] else "mismatch"
+
+
 def _degrees_for_radians(prediction: str, reference: str, precision: Precision | None,
                          deadline: float) -> GradeMethod | None:
     """"\\frac{\\pi}{3} rad" for 60°: an angle marked in degrees against one marked in radians, compared
@@ -1285,6 +1313,8 @@ def _match_method(prediction: str, reference: str, problem: str | None = None,
     ref, ref_percent = normalize_answer(reference)
     if not pred:
         return "no_answer"
+    if (method := _clock_match(prediction, reference)) is not None:
+        return method
     precision = stated_precision(problem, reference)
     if (method := _degrees_for_radians(prediction, reference, precision, deadline)) is not None:
         return method
