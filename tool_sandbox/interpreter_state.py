@@ -12,7 +12,9 @@ after a call whose bytecode could change them (`touches_interpreter`): an attrib
 builtin (setattr, getattr, vars, exec ...), a dunder name, or an import from outside the usual math modules;
 when a function, lambda or class the call defines has such code, every later call of the session is checked.
 Module attributes are watched instead: the zygote gives its modules a class whose `__setattr__` notes what a
-call replaced. A plain SymPy call pays ~20 microseconds (docs/benchmarks.md).
+call replaced, and an audit hook notes a library function's code or defaults changed in place. Module dicts
+written directly (`vars(sympy)[...]`) are compared only after a call whose bytecode names a way to hold one
+(`DICT_NAMES`, ~4.5 ms). A plain SymPy call pays ~20 microseconds (docs/benchmarks.md).
 
 Known gaps: a class patched and patched back by a function defined in an earlier call leaves what SymPy cached
 meanwhile (the cache is cleared after a call whose own code sets attributes, or when something was put back);
@@ -53,6 +55,12 @@ REFLECTIVE_NAMES = frozenset({
     "setattr", "delattr", "getattr", "vars", "globals", "locals", "exec", "eval", "compile", "__import__",
     "breakpoint", "__builtins__", "__loader__", "__spec__",
 })
+# Names through which code can hold a module's dict itself and write it without setattr (vars(sympy), a function's
+# __globals__, a frame's f_globals, the collector's referents): only then are module dicts copied ahead of a call.
+DICT_NAMES = frozenset({
+    "vars", "__dict__", "__globals__", "f_globals", "getattr", "exec", "eval", "compile", "__import__",
+    "get_referents", "get_referrers", "get_objects", "getmembers", "__builtins__",
+})
 HARMLESS_DUNDERS = frozenset({"__name__", "__doc__", "__qualname__", "__module__", "__init__", "__annotations__"})
 
 
@@ -74,6 +82,8 @@ class Reach:
     now: bool = False  # while it runs
     later: bool = False  # through a function, lambda or class it defines, whenever that is called
     stores: bool = False  # sets attributes: a class patched and patched back leaves its results in SymPy's cache
+    dicts_now: bool = False  # may write a module's dict directly (DICT_NAMES), while it runs
+    dicts_later: bool = False  # ... through a function, lambda or class it defines
 
 
 def touches_interpreter(*codes: types.CodeType | None) -> Reach:
@@ -99,6 +109,9 @@ def _scan(code: types.CodeType, reach: Reach, nested: bool) -> None:
         reach.now = reach.now or not nested
         reach.later = reach.later or nested
         reach.stores = reach.stores or stores or not REFLECTIVE_NAMES.isdisjoint(names)
+        if not DICT_NAMES.isdisjoint(names):
+            reach.dicts_now = reach.dicts_now or not nested
+            reach.dicts_later = reach.dicts_later or nested
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             _scan(const, reach, nested=True)
@@ -118,6 +131,7 @@ class _WatchedModule(types.ModuleType):
 
 
 _recording = False
+_DATA = (bool, int, float, str, bytes, type(None))
 _module_changes: dict[tuple[int, str], tuple[types.ModuleType, str, Any]] = {}
 # Set by the import system on a module it (re)initialises, and the sys hooks the session resets or never uses.
 UNWATCHED_MODULE_ATTRIBUTES = frozenset({
@@ -130,6 +144,38 @@ UNWATCHED_MODULE_ATTRIBUTES = frozenset({
 def _note_module_change(module: types.ModuleType, name: str) -> None:
     if _recording and name not in UNWATCHED_MODULE_ATTRIBUTES and (id(module), name) not in _module_changes:
         _module_changes[(id(module), name)] = (module, name, module.__dict__.get(name, _MISSING))
+
+
+# A library function's code and defaults are changed in place (`solve.__code__ = ...`), which neither the module
+# watch nor the class comparison sees; CPython raises an audit event for each such access, so one audit hook,
+# installed in the zygote, notes what the function had before. Reading `__kwdefaults__` or `__globals__` hands
+# out a dict that can then be changed in place: a copy of it is noted on the read.
+_function_changes: dict[tuple[int, str], tuple[Any, str, Any, dict | None]] = {}
+_library_functions: frozenset[int] = frozenset()
+_FUNCTION_SETS = frozenset({"__code__", "__defaults__", "__kwdefaults__"})
+_FUNCTION_READS = frozenset({"__kwdefaults__", "__globals__"})
+_in_audit_hook = False
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    """The zygote's audit hook. It also refuses later audit hooks (CPython drops a hook that a RuntimeError
+    from an earlier one refuses): one added by a call would run inside every later call of its session."""
+    global _in_audit_hook
+    if event == "sys.addaudithook":
+        raise RuntimeError("a sandbox session cannot add audit hooks")
+    if not _recording or _in_audit_hook or (event != "object.__setattr__" and event != "object.__getattr__"):
+        return
+    function, name = args[0], args[1]
+    if (type(function) is not types.FunctionType or id(function) not in _library_functions
+            or name not in (_FUNCTION_SETS if event == "object.__setattr__" else _FUNCTION_READS)
+            or (id(function), name) in _function_changes):
+        return
+    _in_audit_hook = True  # reading the attribute below raises the event again
+    try:
+        value = getattr(function, name)
+    finally:
+        _in_audit_hook = False
+    _function_changes[(id(function), name)] = (function, name, value, dict(value) if type(value) is dict else None)
 
 
 def _sympy_parameters() -> Any:
@@ -148,8 +194,14 @@ class InterpreterSnapshot:
         self.module_values = tuple(sys.modules.values())
         self.meta_path = list(sys.meta_path)
         self.path_hooks = list(sys.path_hooks)
-        self.types = [(cls, dict(cls.__dict__)) for cls in gc.get_objects()
+        objects = gc.get_objects()
+        self.types = [(cls, dict(cls.__dict__)) for cls in objects
                       if isinstance(cls, type) and cls.__flags__ & (1 << 9)]  # heap types: the others are immutable
+        self.gc_callbacks = list(gc.callbacks)
+        global _library_functions
+        _library_functions = frozenset(id(function) for function in objects if type(function) is types.FunctionType)
+        del objects
+        sys.addaudithook(_audit)
         parameters = _sympy_parameters()
         self.parameters = {name: getattr(parameters, name) for name in self.PARAMETERS} if parameters else {}
         self.int_max_str_digits = sys.get_int_max_str_digits()
@@ -172,8 +224,10 @@ class InterpreterGuard:
         self.signal_mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
         self.cwd = os.getcwd()
         self.checked_from_now_on = False
+        self.dicts_from_now_on = False
         self.check_this_call = False
         self.clear_cache_after = False
+        self.module_dicts: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
     def before(self, *codes: types.CodeType | None) -> None:
         """Ahead of a call, with its compiled code."""
@@ -181,8 +235,15 @@ class InterpreterGuard:
         reach = touches_interpreter(*codes)
         self.checked_from_now_on |= reach.later
         self.check_this_call = reach.now or self.checked_from_now_on
+        self.dicts_from_now_on |= reach.dicts_later
+        # what the modules' dicts hold now, to see what the call writes into them directly (~2 ms, and ~3 to
+        # compare): this call's writes only, since threading rebinds its locks after the fork
+        copy_dicts = reach.dicts_now or self.dicts_from_now_on
+        self.module_dicts = [(module.__dict__, dict(module.__dict__)) for module in list(sys.modules.values())
+                             if isinstance(module, types.ModuleType)] if copy_dicts else []
         self.clear_cache_after = reach.stores
         _module_changes.clear()
+        _function_changes.clear()
         _recording = True
 
     def after(self) -> list[str]:
@@ -192,14 +253,15 @@ class InterpreterGuard:
             gc.collect()
         _recording = False
         touched_library = bool(_module_changes)
-        restored = self._builtins() + self._module_attributes() + self._sympy_parameters()
+        restored = self._builtins() + self._module_attributes() + self._functions() + self._sympy_parameters()
         if self.check_this_call:
-            library = self._classes() + self._sys_modules()
+            library = self._classes() + self._module_dicts() + self._sys_modules()
             touched_library = touched_library or bool(library)
             restored += library + self._import_hooks() + self._hooks() + self._signals() + self._process()
         if touched_library or restored or self.clear_cache_after:
             _clear_sympy_cache()
         _module_changes.clear()
+        _function_changes.clear()
         self.check_this_call = self.clear_cache_after = False
         if len(restored) > MAX_NAMES:
             restored = [*restored[:MAX_NAMES], f"{len(restored) - MAX_NAMES} more"]
@@ -224,6 +286,34 @@ class InterpreterGuard:
             if old is not _MISSING and module.__dict__.get(name, _MISSING) is not old:
                 module.__dict__[name] = old
                 restored.append(f"{module.__name__}.{name}")
+        return restored
+
+    @staticmethod
+    def _functions() -> list[str]:
+        """A library function's replaced code or defaults, and its kwdefaults or globals changed in place."""
+        restored = []
+        for function, name, old, contents in _function_changes.values():
+            if contents is None:
+                if getattr(function, name) is not old:
+                    setattr(function, name, old)
+                    restored.append(f"{function.__module__}.{function.__qualname__}.{name}")
+            elif name == "__kwdefaults__":
+                if old.keys() != contents.keys() or not all(map(is_, old.values(), contents.values())):
+                    old.clear()
+                    old.update(contents)
+                    restored.append(f"{function.__module__}.{function.__qualname__}.{name}")
+            else:  # a module's globals: what was replaced or deleted, as in _module_dicts
+                restored += _put_back(old, contents)
+        return restored
+
+    def _module_dicts(self) -> list[str]:
+        """What the call wrote into a module's dict directly (`vars(sympy)[...]`, `sympy.__dict__[...]`), which the
+        module watch does not see. Plain data (a flag a library function set through `global`) is the session's."""
+        restored = []
+        for current, saved in self.module_dicts:
+            if len(current) != len(saved) or not all(map(is_, current.values(), saved.values())):
+                restored += _put_back(current, saved)
+        self.module_dicts = []
         return restored
 
     def _sympy_parameters(self) -> list[str]:
@@ -275,9 +365,12 @@ class InterpreterGuard:
                 restored.append(f"sys.{name}")
         return restored
 
-    @staticmethod
-    def _hooks() -> list[str]:
+    def _hooks(self) -> list[str]:
         restored = []
+        saved = self.snapshot.gc_callbacks
+        if len(gc.callbacks) != len(saved) or not all(map(is_, gc.callbacks, saved)):
+            gc.callbacks[:] = saved  # a callback would run inside every later call
+            restored.append("gc.callbacks")
         for name, get, put in (("trace function", sys.gettrace, sys.settrace),
                                ("profile function", sys.getprofile, sys.setprofile)):
             if get() is not None:
@@ -315,6 +408,18 @@ class InterpreterGuard:
 
 
 _FAILED = object()
+
+
+def _put_back(current: dict[str, Any], saved: dict[str, Any]) -> list[str]:
+    """A module dict's replaced or deleted entries, from `saved`. Added names stay (importing a submodule binds
+    one), and so does plain data (a flag a library function set through `global` is the session's)."""
+    restored = []
+    for name, value in saved.items():
+        if current.get(name, _MISSING) is not value and name not in UNWATCHED_MODULE_ATTRIBUTES \
+                and not isinstance(value, _DATA):
+            current[name] = value
+            restored.append(f"{saved.get('__name__', '?')}.{name}")
+    return restored
 
 
 def _try(function: Any, *args: Any) -> Any:
