@@ -37,7 +37,7 @@ import os
 import signal
 import sys
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import is_
 from typing import Any
 
@@ -84,6 +84,8 @@ class Reach:
     stores: bool = False  # sets attributes: a class patched and patched back leaves its results in SymPy's cache
     dicts_now: bool = False  # may write a module's dict directly (DICT_NAMES), while it runs
     dicts_later: bool = False  # ... through a function, lambda or class it defines
+    names_now: set[str] = field(default_factory=set)  # the names its code uses (a library container is one)
+    names_later: set[str] = field(default_factory=set)  # ... and the code of what it defines
 
 
 def touches_interpreter(*codes: types.CodeType | None) -> Reach:
@@ -98,6 +100,7 @@ def _scan(code: types.CodeType, reach: Reach, nested: bool) -> None:
     ops = code.co_code[::2]  # 3.11+: two bytes per instruction (and per inline cache entry, opcode 0)
     stores = _STORE_ATTR in ops or _DELETE_ATTR in ops
     names = code.co_names
+    (reach.names_later if nested else reach.names_now).update(names)
     touches = stores or not REFLECTIVE_NAMES.isdisjoint(names) or _EXTENDED_ARG in ops
     if not touches and (code.co_flags & inspect.CO_OPTIMIZED or not nested):  # a class body names its own
         touches = any(_dunder(name) for name in names)
@@ -198,6 +201,8 @@ class InterpreterSnapshot:
         self.types = [(cls, dict(cls.__dict__)) for cls in objects
                       if isinstance(cls, type) and cls.__flags__ & (1 << 9)]  # heap types: the others are immutable
         self.gc_callbacks = list(gc.callbacks)
+        self.containers = _library_containers(self.module_values, self.types)
+        self.container_names = frozenset(self.containers)
         global _library_functions
         _library_functions = frozenset(id(function) for function in objects if type(function) is types.FunctionType)
         del objects
@@ -208,6 +213,25 @@ class InterpreterSnapshot:
         for module in self.module_values:
             if type(module) is types.ModuleType:
                 module.__class__ = _WatchedModule
+
+
+_CONTAINERS = (dict, list, set)
+LIBRARY_PACKAGES = frozenset({"sympy", "mpmath"})  # whose containers decide what a math call answers
+
+
+def _library_containers(modules: tuple[Any, ...], classes: list[tuple[type, dict[str, Any]]]) -> dict[str, list[tuple[Any, str]]]:
+    """The dicts, lists and sets that library modules and classes hold by name (`sympify.converter`, a printer's
+    `_default_settings`), by that name: a call changes one in place (`converter[int] = ...`) only after naming it."""
+    found: dict[str, list[tuple[Any, str]]] = {}
+    owners = [(module.__name__, module.__dict__) for module in modules
+              if isinstance(module, types.ModuleType) and module.__name__.split(".")[0] in LIBRARY_PACKAGES]
+    owners += [(f"{cls.__module__}.{cls.__qualname__}", attributes) for cls, attributes in classes
+               if str(cls.__module__).split(".")[0] in LIBRARY_PACKAGES]
+    for owner, attributes in owners:
+        for name, value in attributes.items():
+            if type(value) in _CONTAINERS and not (name.startswith("__") and name.endswith("__")):
+                found.setdefault(name, []).append((value, f"{owner}.{name}"))
+    return found
 
 
 class InterpreterGuard:
@@ -228,6 +252,8 @@ class InterpreterGuard:
         self.check_this_call = False
         self.clear_cache_after = False
         self.module_dicts: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self.names_from_now_on: set[str] = set()
+        self.containers: list[tuple[Any, str, Any]] = []
 
     def before(self, *codes: types.CodeType | None) -> None:
         """Ahead of a call, with its compiled code."""
@@ -241,6 +267,11 @@ class InterpreterGuard:
         copy_dicts = reach.dicts_now or self.dicts_from_now_on
         self.module_dicts = [(module.__dict__, dict(module.__dict__)) for module in list(sys.modules.values())
                              if isinstance(module, types.ModuleType)] if copy_dicts else []
+        self.names_from_now_on |= reach.names_later
+        named = (reach.names_now | self.names_from_now_on) & self.snapshot.container_names
+        watched = [c for found in self.snapshot.containers.values() for c in found] if copy_dicts else \
+            [c for name in named for c in self.snapshot.containers[name]]
+        self.containers = [(container, label, container.copy()) for container, label in watched]
         self.clear_cache_after = reach.stores
         _module_changes.clear()
         _function_changes.clear()
@@ -253,7 +284,8 @@ class InterpreterGuard:
             gc.collect()
         _recording = False
         touched_library = bool(_module_changes)
-        restored = self._builtins() + self._module_attributes() + self._functions() + self._sympy_parameters()
+        restored = (self._builtins() + self._module_attributes() + self._functions() + self._containers()
+                    + self._sympy_parameters())
         if self.check_this_call:
             library = self._classes() + self._module_dicts() + self._sys_modules()
             touched_library = touched_library or bool(library)
@@ -304,6 +336,27 @@ class InterpreterGuard:
                     restored.append(f"{function.__module__}.{function.__qualname__}.{name}")
             else:  # a module's globals: what was replaced or deleted, as in _module_dicts
                 restored += _put_back(old, contents)
+        return restored
+
+    def _containers(self) -> list[str]:
+        """The library dicts, lists and sets the call named, as they were before it if it changed them: an added
+        entry too (`converter[int] = ...` overrides how every int is read)."""
+        restored = []
+        for container, label, saved in self.containers:
+            if type(container) is dict:
+                if container.keys() == saved.keys() and all(map(is_, container.values(), saved.values())):
+                    continue
+                changed = [key for key in container.keys() | saved.keys()
+                           if container.get(key, _MISSING) is not saved.get(key, _MISSING)]
+                container.clear()
+                container.update(saved)
+                restored += [f"{label}[{key!r}]" for key in changed[:3]]
+            elif (container != saved if type(container) is set else
+                  len(container) != len(saved) or not all(map(is_, container, saved))):
+                container.clear()
+                container.__iadd__(saved) if type(container) is list else container.update(saved)
+                restored.append(label)
+        self.containers = []
         return restored
 
     def _module_dicts(self) -> list[str]:
