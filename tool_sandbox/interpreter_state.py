@@ -14,7 +14,9 @@ when a function, lambda or class the call defines has such code, every later cal
 Module attributes are watched instead: the zygote gives its modules a class whose `__setattr__` notes what a
 call replaced, and an audit hook notes a library function's code or defaults changed in place. Module dicts
 written directly (`vars(sympy)[...]`) are compared only after a call whose bytecode names a way to hold one
-(`DICT_NAMES`, ~4.5 ms). A plain SymPy call pays ~20 microseconds (docs/benchmarks.md).
+(`DICT_NAMES`, ~4.5 ms), and the library's dicts, lists, sets and objects' attributes (`converter[int] = ...`,
+`ZZ.one = ...`) only after a call that names them. A plain SymPy call pays ~20-50 microseconds
+(docs/benchmarks.md).
 
 Known gaps: a class patched and patched back by a function defined in an earlier call leaves what SymPy cached
 meanwhile (the cache is cleared after a call whose own code sets attributes, or when something was put back);
@@ -217,21 +219,41 @@ class InterpreterSnapshot:
 
 _CONTAINERS = (dict, list, set)
 LIBRARY_PACKAGES = frozenset({"sympy", "mpmath"})  # whose containers decide what a math call answers
+_NOT_OBJECTS = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType, types.MethodType, tuple,
+                frozenset, bool, int, float, str, bytes, type(None))
 
 
-def _library_containers(modules: tuple[Any, ...], classes: list[tuple[type, dict[str, Any]]]) -> dict[str, list[tuple[Any, str]]]:
-    """The dicts, lists and sets that library modules and classes hold by name (`sympify.converter`, a printer's
-    `_default_settings`), by that name: a call changes one in place (`converter[int] = ...`) only after naming it."""
-    found: dict[str, list[tuple[Any, str]]] = {}
-    owners = [(module.__name__, module.__dict__) for module in modules
+def _library_containers(modules: tuple[Any, ...],
+                        classes: list[tuple[type, dict[str, Any]]]) -> dict[str, list[tuple[Any, str, bool]]]:
+    """What a call can change in place once it names it, by that name: the dicts, lists and sets that library
+    modules and classes hold (`sympify.converter`, a printer's `_default_settings`), and the attribute dicts
+    of the objects library modules hold (`ZZ.one = ...`). Each with whether its plain data is the session's:
+    an mpmath context's (`mp.dps = 30`) is."""
+    found: dict[str, list[tuple[Any, str, bool]]] = {}
+    seen: set[tuple[int, str]] = set()
+    owners = [(module.__name__, module.__dict__, True) for module in modules
               if isinstance(module, types.ModuleType) and module.__name__.split(".")[0] in LIBRARY_PACKAGES]
-    owners += [(f"{cls.__module__}.{cls.__qualname__}", attributes) for cls, attributes in classes
+    owners += [(f"{cls.__module__}.{cls.__qualname__}", attributes, False) for cls, attributes in classes
                if str(cls.__module__).split(".")[0] in LIBRARY_PACKAGES]
-    for owner, attributes in owners:
+    for owner, attributes, is_module in owners:
         for name, value in attributes.items():
-            if type(value) in _CONTAINERS and not (name.startswith("__") and name.endswith("__")):
-                found.setdefault(name, []).append((value, f"{owner}.{name}"))
+            if name.startswith("__") and name.endswith("__"):
+                continue
+            if type(value) in _CONTAINERS:
+                container, keeps_data = value, False
+            elif is_module and not isinstance(value, _NOT_OBJECTS) and type(vars_of := getattr(value, "__dict__", None)) is dict:
+                container, keeps_data = vars_of, _is_mpmath_context(value)
+            else:
+                continue
+            if (id(container), name) not in seen:  # one container may go by several names (an alias, a re-export)
+                seen.add((id(container), name))
+                found.setdefault(name, []).append((container, f"{owner}.{name}", keeps_data))
     return found
+
+
+def _is_mpmath_context(value: Any) -> bool:
+    base = getattr(sys.modules.get("mpmath.ctx_base"), "Context", None)
+    return base is not None and isinstance(value, base)
 
 
 class InterpreterGuard:
@@ -253,7 +275,7 @@ class InterpreterGuard:
         self.clear_cache_after = False
         self.module_dicts: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self.names_from_now_on: set[str] = set()
-        self.containers: list[tuple[Any, str, Any]] = []
+        self.containers: list[tuple[Any, str, bool, Any]] = []
 
     def before(self, *codes: types.CodeType | None) -> None:
         """Ahead of a call, with its compiled code."""
@@ -271,7 +293,8 @@ class InterpreterGuard:
         named = (reach.names_now | self.names_from_now_on) & self.snapshot.container_names
         watched = [c for found in self.snapshot.containers.values() for c in found] if copy_dicts else \
             [c for name in named for c in self.snapshot.containers[name]]
-        self.containers = [(container, label, container.copy()) for container, label in watched]
+        watched = list({id(c[0]): c for c in watched}.values()) if len(watched) > 1 else watched
+        self.containers = [(container, label, keeps_data, container.copy()) for container, label, keeps_data in watched]
         self.clear_cache_after = reach.stores
         _module_changes.clear()
         _function_changes.clear()
@@ -335,15 +358,17 @@ class InterpreterGuard:
                     old.update(contents)
                     restored.append(f"{function.__module__}.{function.__qualname__}.{name}")
             else:  # a module's globals: what was replaced or deleted, as in _module_dicts
-                restored += _put_back(old, contents)
+                restored += _put_back(old, contents, str(contents.get("__name__", "?")))
         return restored
 
     def _containers(self) -> list[str]:
         """The library dicts, lists and sets the call named, as they were before it if it changed them: an added
         entry too (`converter[int] = ...` overrides how every int is read)."""
         restored = []
-        for container, label, saved in self.containers:
-            if type(container) is dict:
+        for container, label, keeps_data, saved in self.containers:
+            if keeps_data:
+                restored += _put_back(container, saved, label)
+            elif type(container) is dict:
                 if container.keys() == saved.keys() and all(map(is_, container.values(), saved.values())):
                     continue
                 changed = [key for key in container.keys() | saved.keys()
@@ -365,7 +390,7 @@ class InterpreterGuard:
         restored = []
         for current, saved in self.module_dicts:
             if len(current) != len(saved) or not all(map(is_, current.values(), saved.values())):
-                restored += _put_back(current, saved)
+                restored += _put_back(current, saved, str(saved.get("__name__", "?")))
         self.module_dicts = []
         return restored
 
@@ -463,15 +488,15 @@ class InterpreterGuard:
 _FAILED = object()
 
 
-def _put_back(current: dict[str, Any], saved: dict[str, Any]) -> list[str]:
-    """A module dict's replaced or deleted entries, from `saved`. Added names stay (importing a submodule binds
-    one), and so does plain data (a flag a library function set through `global` is the session's)."""
+def _put_back(current: dict[str, Any], saved: dict[str, Any], label: str) -> list[str]:
+    """A module's (or an mpmath context's) replaced or deleted entries, from `saved`. Added names stay (importing
+    a submodule binds one), and so does plain data (a flag set through `global`, `mp.dps`: the session's)."""
     restored = []
     for name, value in saved.items():
         if current.get(name, _MISSING) is not value and name not in UNWATCHED_MODULE_ATTRIBUTES \
                 and not isinstance(value, _DATA):
             current[name] = value
-            restored.append(f"{saved.get('__name__', '?')}.{name}")
+            restored.append(f"{label}.{name}")
     return restored
 
 
