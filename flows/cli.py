@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, CliApp, CliSubCommand, SettingsConfigDict, SettingsError, get_subcommand
 
 from flows.console import Console
-from training.offline_env import apply_offline_defaults
+from training.offline_env import set_offline_defaults
 from flows.params import MATH_TRAIN_HUB_ID, NO_TRAINING_EXAMPLES, DistillParams, PaperParams, TrainEvalParams
 from flows.orphan_runs import CLI_TAG, hold_live_lock, mark_orphaned_runs_crashed
 from flows.process_guard import run_guarded
@@ -464,7 +464,8 @@ def _guarded_work(name: str, command: Any) -> Callable[[], int]:
             return _report_failure(name, exc, console, command.verbose)
         if command.quiet:
             os.environ["TOOL_DISTILL_PROGRESS"] = "off"
-        prefect_home = Path(os.environ["PREFECT_HOME"])
+        prefect_home = Path(os.environ["PREFECT_HOME"]).expanduser()
+        prefect_home.mkdir(parents=True, exist_ok=True)  # Prefect makes it without parents, and only warns if it cannot
         live = hold_live_lock(prefect_home)  # held until this process ends, however it ends
         mark_orphaned_runs_crashed(prefect_home, live)
         stopper = StopOnSignals(lambda stop: print(_stopped_line(name, stop.signal_name), file=console.err))
@@ -512,8 +513,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tool-distill {name}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     # PREFECT_HOME is project-local so the ephemeral API's database (and its concurrency slots) is not
-    # shared machine-wide. Set before Prefect is imported.
-    apply_offline_defaults(Path(".state/prefect"))
+    # shared machine-wide. Set before Prefect is imported; created once the preflight passed (a refused run
+    # leaves no files).
+    set_offline_defaults(PREFECT_HOME=str(Path(".state/prefect").resolve()))
     return run_guarded(_guarded_work(name, command), verbose=command.verbose,
                        on_forced_stop=lambda number: print(_stopped_line(name, signal.Signals(number).name),
                                                            file=sys.stderr))

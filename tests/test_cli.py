@@ -148,6 +148,7 @@ def test_a_model_that_cannot_answer_is_refused_before_the_run(tmp_path: Path) ->
         (["--model", "hosted_vllm/m", "--api-base", "http://127.0.0.1:9/v1"], "cannot reach the endpoint at http://127.0.0.1:9/v1"),
         # a local server may check no key, but the OpenAI client will not start without one
         (["--model", "openai/m", "--api-base", "http://127.0.0.1:9/v1"], "no API key; set OPENAI_API_KEY in the environment (any value"),
+        (["--model", f"local/{tmp_path}"], "not a model directory (no config.json)"),  # a folder that holds no model
     ]
     # through the OpenAI SDK a refused connection surfaces as a 500 "Connection error." (a key is set: it is checked first)
     env_with_key = {**env, "OPENAI_API_KEY": "sk-fake-cli-0000"}
@@ -157,7 +158,7 @@ def test_a_model_that_cannot_answer_is_refused_before_the_run(tmp_path: Path) ->
         assert proc.returncode == 2, proc.stdout + proc.stderr
         ours = proc.stderr.strip().splitlines()
         assert len(ours) == 1 and expected in ours[0] and "--skip-preflight" in ours[0], proc.stderr
-        assert not (tmp_path / "out").exists()
+        assert not (tmp_path / "out").exists() and not (tmp_path / ".state").exists()  # nothing written, Prefect's home neither
     # the paper's teacher too, before the hours of distillation and training
     problems = tmp_path / "math.jsonl"
     problems.write_text(json.dumps({"problem": "What is 2 + 2?", "answer": "4"}) + "\n")

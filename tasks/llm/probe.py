@@ -4,7 +4,7 @@ Without it, a wrong model name, a missing key or an endpoint that is down turns 
 failed row. The check goes through `complete`, the same door the run uses, with no retries and a
 short timeout; the error is mapped to what the user must check (the model name, the key's
 environment variable, the URL). In-process models (the embedded one, the scripted test double)
-need no network and are only checked for a known provider name.
+need no network: a `local/<path>` is only checked to hold a model (config.json).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 import litellm
 
 from tasks.llm.client import _placement, complete
-from tasks.llm.records import IN_PROCESS_PROVIDERS, LLMCallError, LLMSettings
+from tasks.llm.embedded_model import EMBEDDED_MODEL_NAME, resolve_local_model
+from tasks.llm.records import IN_PROCESS_PROVIDERS, LOCAL_PROVIDER, LLMCallError, LLMSettings
 
 PREFLIGHT_TIMEOUT_S = 30.0
 
@@ -29,7 +30,12 @@ def _key_variable(settings: LLMSettings) -> str:
 
 def preflight(settings: LLMSettings) -> None:
     """Raise `PreflightError` unless `settings.model` answers a one-token request."""
-    provider = settings.model.split("/", 1)[0]
+    provider, _, name = settings.model.partition("/")
+    if provider == LOCAL_PROVIDER and name != EMBEDDED_MODEL_NAME:  # the embedded one is unpacked on first use
+        try:  # a path that holds no model fails here, not in every row of the run
+            resolve_local_model(name)
+        except ValueError as exc:
+            raise PreflightError(str(exc).rstrip(".")) from None
     if settings.in_process or provider in IN_PROCESS_PROVIDERS:
         return
     if _placement(settings.model) is None:
