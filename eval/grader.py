@@ -167,7 +167,8 @@ _MATH_SPAN = re.compile(
 )
 _MINERVA = re.compile(r"final answer is:?\s*(.+?)\s*\.?\s*I hope it is correct", re.IGNORECASE | re.DOTALL)
 _ANSWER_IS = re.compile(
-    r"(?:final answer\**\s*\n|(?:final answer|the (?:correct |right |best )?(?:answer(?: choice)?|option|choice)|answer)(?:\s+(?:to (?:the|this) (?:problem|question)|"
+    r"(?:(?:^|\n)[ \t]*#{1,6}[ \t]*\**(?:final[ \t]+)?answer\**[ \t]*:?[ \t]*\n|(?:^|\n)[ \t]*\**result\**[ \t]*:\**|"
+    r"final answer\**\s*\n|(?:final answer|the (?:correct |right |best )?(?:answer(?: choice)?|option|choice)|answer)(?:\s+(?:to (?:the|this) (?:problem|question)|"
     r"is therefore))?\s*\**\s*(?:is|:|=|was)\**)\s*:?\s*", re.IGNORECASE
 )
 _HASHES = re.compile(r"####\s*")
@@ -224,7 +225,12 @@ class _Extraction:
 _DISPLAY_MATH = re.compile(r"\\\[(?P<bracket>.+?)\\\]|\$\$(?P<dollars>.+?)\$\$", re.DOTALL)
 
 
+_CODE_FENCE = re.compile(r"```[A-Za-z]*[ \t]*\n(?P<code>[^`]+?)\n[ \t]*```")
+
+
 def _sentence_after(text: str, start: int, anchored: bool = True) -> _Extraction | None:
+    if (fence := _CODE_FENCE.match(text, start)) and "\n" not in fence.group("code").strip():
+        start = fence.start("code")  # "Final answer:\n```\n42\n```": the one line inside the fence
     if block := _DISPLAY_MATH.match(text, start):  # "Final answer:\n\\[\n5\n\\]": the block on the next lines
         group = "bracket" if block.group("bracket") is not None else "dollars"
         math = block.group(group).strip()

@@ -39,6 +39,10 @@ def test_extract_boxed_takes_the_last_complete_box(text, expected):
         ("<answer>\n\\boxed{x = 4}\n</answer>", "x = 4"),
         ("Final answer:\n\\[\n\\frac{3}{4}\n\\]", "\\frac{3}{4}"),
         ("The final answer is:\n$$\n5\n$$", "5"),
+        ("## Answer\n\n$x = 4$", "x = 4"),  # a markdown heading, the answer on a later line
+        ("Final answer:\n```\n42\n```", "42"),  # in a code fence
+        ("We add them.\nResult: 42", "42"),  # a "Result:" label opening a line
+        ("The result is 12. Then adding 3 we get 15.", None),  # "result" mid-sentence is no anchor
     ],
 )
 def test_extract_final_answer_prefers_boxes_then_sentences_then_hashes(text, expected):
