@@ -464,6 +464,8 @@ def normalize_answer(answer: str) -> tuple[str, bool]:
     s = re.sub(r"\\[dtc]frac", r"\\frac", s)
     s = re.sub(r"\s*(?:\\pmod\s*\{\s*\d+\s*\}|\\pmod\s*\d+|\(\s*(?:\\text\s*\{\s*mod\s*\}|\\bmod|\\mod|mod)\s*\d+\s*\))$",
                "", s)  # "2 \pmod{5}": the residue is the answer
+    s = re.sub(r"\\overline\s*\{\s*([A-Z]{2,3})\s*\}", r"\1", s)  # the segment \overline{BC} is named BC
+    s = re.sub(r"(?<![\\A-Za-z])pi(?![A-Za-z])", r"\\pi ", s)  # plain-text pi ("pi/2"), which LaTeX reads as p*i
     s = re.sub(r"\\log\s*_\s*(?:e|\{\s*e\s*\})(?![a-zA-Z])", r"\\ln", s)  # log base e is ln; a bare \log is math-verify's base 10
     s = re.sub(r"\\(?:mathrm|text|operatorname|mathit|textrm)\s*\{\s*([ie])\s*\}", r"\1", s)  # upright i, e: constants, never units
     if re.search(r"\\(?:sin|cos|tan|cot|sec|csc)\b", s):  # sin 30° is sin(pi/6): an angle in degrees stays one
