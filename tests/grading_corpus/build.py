@@ -581,11 +581,13 @@ def build() -> list[dict]:
                   (" hours", "\\text{ minutes}", "\\text{ hr}"), ("\\text{ kg}", "\\text{ g}", " kilograms"),
                   (" dollars", "\\text{ cents}", "\\text{ USD}"), ("\\text{ feet}", "\\text{ inches}", "\\text{ ft}")]
     # nonzero values only: 0 cents is 0 dollars, and the grader converts between units of one dimension
-    for n, item in enumerate([i for i in plain_numbers if INT.match(i.answer) and int(i.answer) != 0][:60]):
+    nonzero_integers = [i for i in plain_numbers if INT.match(i.answer) and int(i.answer) != 0]
+    for n, item in enumerate(nonzero_integers[:60]):
         unit, other, spelled = unit_pairs[n % len(unit_pairs)]
-        corpus.add("units", item, corpus.boxed(f"{item.answer}{other}"), f"{item.answer}{unit}", False,
+        reference = f"{item.answer}{unit}"
+        corpus.add("units", item, corpus.boxed(f"{item.answer}{other}"), reference, False,
                    f"the reference's value in {other.strip()!r}, not {unit.strip()!r}")
-        corpus.add("units", item, corpus.boxed(f"{item.answer}{spelled}"), f"{item.answer}{unit}", True,
+        corpus.add("units", item, corpus.boxed(f"{item.answer}{spelled}"), reference, True,
                    f"the reference's value and unit, {unit.strip()!r} written as {spelled.strip()!r}")
 
     add_real_completions(corpus)
@@ -595,12 +597,11 @@ def build() -> list[dict]:
     conversions = [(" hours", "\\text{ minutes}", 60), ("\\text{ m}", "\\text{ cm}", 100),
                    ("\\text{ kg}", "\\text{ g}", 1000), (" dollars", "\\text{ cents}", 100),
                    ("\\text{ feet}", "\\text{ inches}", 12)]
-    for n, item in enumerate([i for i in plain_numbers if INT.match(i.answer) and int(i.answer) != 0][:40]):
+    for n, item in enumerate(nonzero_integers[:40]):
         unit, other, factor = conversions[n % len(conversions)]
-        corpus.add("units", item, corpus.boxed(f"{int(item.answer) * factor}{other}"), f"{item.answer}{unit}", True,
-                   f"the reference's value converted to {other.strip()!r}")
-        corpus.add("units", item, corpus.boxed(f"{int(item.answer) * factor * 10}{other}"), f"{item.answer}{unit}", False,
-                   f"the reference's value converted to {other.strip()!r}, ten times too large")
+        for scale, right, why in ((1, True, ""), (10, False, ", ten times too large")):
+            corpus.add("units", item, corpus.boxed(f"{int(item.answer) * factor * scale}{other}"), f"{item.answer}{unit}",
+                       right, f"the reference's value converted to {other.strip()!r}{why}")
     return corpus.rows
 
 
