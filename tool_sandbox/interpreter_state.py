@@ -61,7 +61,8 @@ REFLECTIVE_NAMES = frozenset({
 # __globals__, a frame's f_globals, the collector's referents): only then are module dicts copied ahead of a call.
 DICT_NAMES = frozenset({
     "vars", "__dict__", "__globals__", "f_globals", "getattr", "exec", "eval", "compile", "__import__",
-    "get_referents", "get_referrers", "get_objects", "getmembers", "__builtins__",
+    "get_referents", "get_referrers", "get_objects", "getmembers", "__builtins__", "attrgetter", "methodcaller",
+    "__getattribute__", "getattr_static",
 })
 HARMLESS_DUNDERS = frozenset({"__name__", "__doc__", "__qualname__", "__module__", "__init__", "__annotations__"})
 
@@ -114,9 +115,9 @@ def _scan(code: types.CodeType, reach: Reach, nested: bool) -> None:
         reach.now = reach.now or not nested
         reach.later = reach.later or nested
         reach.stores = reach.stores or stores or not REFLECTIVE_NAMES.isdisjoint(names)
-        if not DICT_NAMES.isdisjoint(names):
-            reach.dicts_now = reach.dicts_now or not nested
-            reach.dicts_later = reach.dicts_later or nested
+    if not DICT_NAMES.isdisjoint(names):  # even without a store: `attrgetter(name)(cls)[key] = ...` has none
+        reach.dicts_now = reach.dicts_now or not nested
+        reach.dicts_later = reach.dicts_later or nested
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             _scan(const, reach, nested=True)
@@ -306,13 +307,12 @@ class InterpreterGuard:
         if self.check_this_call:  # a `__del__` of garbage in a cycle would patch in the middle of the next call
             gc.collect()
         _recording = False
-        touched_library = bool(_module_changes)
-        restored = (self._builtins() + self._module_attributes() + self._functions() + self._containers()
-                    + self._sympy_parameters())
+        touched_library = bool(_module_changes)  # an added module attribute is not put back, yet may shadow
+        restored = (self._builtins() + self._module_attributes() + self._sympy_parameters()
+                    + self._functions() + self._containers() + self._module_dicts())  # no-ops unless noted or copied
         if self.check_this_call:
-            library = self._classes() + self._module_dicts() + self._sys_modules()
-            touched_library = touched_library or bool(library)
-            restored += library + self._import_hooks() + self._hooks() + self._signals() + self._process()
+            restored += (self._classes() + self._sys_modules() + self._import_hooks() + self._hooks() + self._signals()
+                         + self._process())
         if touched_library or restored or self.clear_cache_after:
             _clear_sympy_cache()
         _module_changes.clear()
