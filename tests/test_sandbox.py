@@ -143,6 +143,14 @@ def test_a_patch_made_later_by_a_function_of_an_earlier_call_is_put_back_too(san
     assert sandbox.run("Rational(1, 2) * 4", "later").result == "2"
 
 
+def test_a_library_module_the_session_imported_itself_is_watched_too(sandbox: Sandbox) -> None:
+    assert sandbox.run("import sympy.stats as st\nX = st.Die('X', 6)", "imported").ok  # not in the zygote
+    patched = sandbox.run("from sympy.stats import rv\nrv.expectation.__code__ = (lambda *a, **k: 42).__code__\n"
+                          "st.crv_types.NormalDistribution.pdf = lambda self, x: 0", "imported")
+    assert "expectation.__code__" in patched.notice and "NormalDistribution.pdf" in patched.notice
+    assert sandbox.run("(st.E(X), st.E(st.Normal('N', 1, 2)))", "imported").result == "(7/2, 1)"
+
+
 def test_state_that_is_the_sessions_own_stays_without_a_notice(sandbox: Sandbox) -> None:
     calls = [
         "from mpmath import mp\nmp.dps = 30",

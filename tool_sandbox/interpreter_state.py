@@ -18,6 +18,9 @@ written directly (`vars(sympy)[...]`) are compared only after a call whose bytec
 `ZZ.one = ...`) only after a call that names them. A plain SymPy call pays ~20-50 microseconds
 (docs/benchmarks.md).
 
+SymPy and mpmath modules a session imports itself are adopted at the end of the importing call
+(`adopt_new_library_modules`): a class that call patched stays patched in that session.
+
 Known gaps: a class patched and patched back by a function defined in an earlier call leaves what SymPy cached
 meanwhile (the cache is cleared after a call whose own code sets attributes, or when something was put back);
 an object whose `__del__` patches, released by the next call's own code (a name it rebinds), patches during
@@ -57,6 +60,10 @@ REFLECTIVE_NAMES = frozenset({
     "setattr", "delattr", "getattr", "vars", "globals", "locals", "exec", "eval", "compile", "__import__",
     "breakpoint", "__builtins__", "__loader__", "__spec__",
 })
+_CONTAINERS = (dict, list, set)
+LIBRARY_PACKAGES = frozenset({"sympy", "mpmath"})  # whose containers decide what a math call answers
+_NOT_OBJECTS = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType, types.MethodType, tuple,
+                frozenset, bool, int, float, str, bytes, type(None))
 # Names through which code can hold a module's dict itself and write it without setattr (vars(sympy), a function's
 # __globals__, a frame's f_globals, the collector's referents): only then are module dicts copied ahead of a call.
 DICT_NAMES = frozenset({
@@ -172,10 +179,12 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     if not _recording or _in_audit_hook or (event != "object.__setattr__" and event != "object.__getattr__"):
         return
     function, name = args[0], args[1]
-    if (type(function) is not types.FunctionType or id(function) not in _library_functions
+    if (type(function) is not types.FunctionType
             or name not in (_FUNCTION_SETS if event == "object.__setattr__" else _FUNCTION_READS)
             or (id(function), name) in _function_changes):
         return
+    if id(function) not in _library_functions and str(function.__module__).split(".")[0] not in LIBRARY_PACKAGES:
+        return  # the session's own function (a library one the call imported itself is the library's)
     _in_audit_hook = True  # reading the attribute below raises the event again
     try:
         value = getattr(function, name)
@@ -209,6 +218,7 @@ class InterpreterSnapshot:
         global _library_functions
         _library_functions = frozenset(id(function) for function in objects if type(function) is types.FunctionType)
         del objects
+        self.known_modules = frozenset(self.module_names)
         sys.addaudithook(_audit)
         parameters = _sympy_parameters()
         self.parameters = {name: getattr(parameters, name) for name in self.PARAMETERS} if parameters else {}
@@ -216,12 +226,6 @@ class InterpreterSnapshot:
         for module in self.module_values:
             if type(module) is types.ModuleType:
                 module.__class__ = _WatchedModule
-
-
-_CONTAINERS = (dict, list, set)
-LIBRARY_PACKAGES = frozenset({"sympy", "mpmath"})  # whose containers decide what a math call answers
-_NOT_OBJECTS = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType, types.MethodType, tuple,
-                frozenset, bool, int, float, str, bytes, type(None))
 
 
 def _library_containers(modules: tuple[Any, ...],
@@ -255,6 +259,36 @@ def _library_containers(modules: tuple[Any, ...],
 def _is_mpmath_context(value: Any) -> bool:
     base = getattr(sys.modules.get("mpmath.ctx_base"), "Context", None)
     return base is not None and isinstance(value, base)
+
+
+def adopt_new_library_modules(snapshot: InterpreterSnapshot) -> None:
+    """SymPy and mpmath modules a session imported itself (`sympy.stats`, `sympy.physics.units`) are watched
+    like the zygote's from the end of the call that imported them on: their attributes, functions, classes
+    and containers, as that call left them. Runs in the session process, on its own copy of the snapshot."""
+    global _library_functions
+    new = [(name, module) for name, module in list(sys.modules.items())
+           if name not in snapshot.known_modules and isinstance(module, types.ModuleType)]
+    snapshot.known_modules = snapshot.known_modules.union(name for name, _ in new)
+    new = [(name, module) for name, module in new if name.split(".")[0] in LIBRARY_PACKAGES]
+    if not new:
+        return
+    functions, types_ = [], []
+    for name, module in new:
+        if type(module) is types.ModuleType:
+            module.__class__ = _WatchedModule
+        for value in list(vars(module).values()):
+            if type(value) is types.FunctionType:
+                functions.append(value)
+            elif isinstance(value, type) and value.__flags__ & (1 << 9) and value.__module__ == name:
+                types_.append((value, dict(value.__dict__)))
+                functions += [getattr(member, "__func__", member) for member in value.__dict__.values()]
+    _library_functions = _library_functions.union(id(f) for f in functions if type(f) is types.FunctionType)
+    snapshot.types = snapshot.types + types_
+    snapshot.module_names = snapshot.module_names + tuple(name for name, _ in new)
+    snapshot.module_values = snapshot.module_values + tuple(module for _, module in new)
+    for name, found in _library_containers(tuple(module for _, module in new), types_).items():
+        snapshot.containers[name] = snapshot.containers.get(name, []) + found
+    snapshot.container_names = frozenset(snapshot.containers)
 
 
 class InterpreterGuard:
@@ -315,6 +349,8 @@ class InterpreterGuard:
                          + self._process())
         if touched_library or restored or self.clear_cache_after:
             _clear_sympy_cache()
+        if len(sys.modules) != len(self.snapshot.known_modules):  # the call imported something
+            adopt_new_library_modules(self.snapshot)
         _module_changes.clear()
         _function_changes.clear()
         self.check_this_call = self.clear_cache_after = False
