@@ -161,6 +161,7 @@ def test_state_that_is_the_sessions_own_stays_without_a_notice(sandbox: Sandbox)
         "y = Dummy('y')\nf = Function('f')\ndsolve(f(x).diff(x) - f(x), f(x)) if (x := Symbol('x')) else None",
         "p = Point(3)\np.x = 4",
         "order = [3, 1, 2]\norder.sort()\nroot = {'r': 1}\nroot['r'] = 2\n(order, root)",
+        "ask(Q.positive(Symbol('y', positive=True)))",  # Q memoizes its keys in its own dict: no change of ours
         "def g(a=1):\n    return a\ng.__defaults__ = (2,)\ng.__code__ = (lambda a=1: a + 1).__code__\n(vars(p), getattr(p, 'x'), g())",
         "(str(mp.pi)[:32], len(str(7**9000)), p, str(u.convert_to(2*u.kilometer, u.meter)))",
     ]

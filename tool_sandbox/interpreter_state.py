@@ -229,12 +229,11 @@ class InterpreterSnapshot:
 
 
 def _library_containers(modules: tuple[Any, ...],
-                        classes: list[tuple[type, dict[str, Any]]]) -> dict[str, list[tuple[Any, str, bool]]]:
+                        classes: list[tuple[type, dict[str, Any]]]) -> dict[str, list[tuple[Any, str, Any]]]:
     """What a call can change in place once it names it, by that name: the dicts, lists and sets that library
     modules and classes hold (`sympify.converter`, a printer's `_default_settings`), and the attribute dicts
-    of the objects library modules hold (`ZZ.one = ...`). Each with whether its plain data is the session's:
-    an mpmath context's (`mp.dps = 30`) is."""
-    found: dict[str, list[tuple[Any, str, bool]]] = {}
+    of the objects library modules hold (`ZZ.one = ...`), each with that object (None for a container)."""
+    found: dict[str, list[tuple[Any, str, Any]]] = {}
     seen: set[tuple[int, str]] = set()
     owners = [(module.__name__, module.__dict__, True) for module in modules
               if isinstance(module, types.ModuleType) and module.__name__.split(".")[0] in LIBRARY_PACKAGES]
@@ -245,15 +244,21 @@ def _library_containers(modules: tuple[Any, ...],
             if name.startswith("__") and name.endswith("__"):
                 continue
             if type(value) in _CONTAINERS:
-                container, keeps_data = value, False
+                container, holder = value, None
             elif is_module and not isinstance(value, _NOT_OBJECTS) and type(vars_of := getattr(value, "__dict__", None)) is dict:
-                container, keeps_data = vars_of, _is_mpmath_context(value)
+                container, holder = vars_of, value
             else:
                 continue
             if (id(container), name) not in seen:  # one container may go by several names (an alias, a re-export)
                 seen.add((id(container), name))
-                found.setdefault(name, []).append((container, f"{owner}.{name}", keeps_data))
+                found.setdefault(name, []).append((container, f"{owner}.{name}", holder))
     return found
+
+
+def _shadows(holder: Any, name: str) -> bool:
+    """Whether an attribute set on `holder` hides one its class has (`ZZ.dtype = float`); one that does not is a
+    value the object memoized for itself (SymPy's `Q` keeps `_positive` once asked)."""
+    return any(name in klass.__dict__ for klass in type(holder).__mro__)
 
 
 def _is_mpmath_context(value: Any) -> bool:
@@ -310,7 +315,7 @@ class InterpreterGuard:
         self.clear_cache_after = False
         self.module_dicts: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self.names_from_now_on: set[str] = set()
-        self.containers: list[tuple[Any, str, bool, Any]] = []
+        self.containers: list[tuple[Any, str, Any, Any]] = []
 
     def before(self, *codes: types.CodeType | None) -> None:
         """Ahead of a call, with its compiled code."""
@@ -329,7 +334,7 @@ class InterpreterGuard:
         watched = [c for found in self.snapshot.containers.values() for c in found] if copy_dicts else \
             [c for name in named for c in self.snapshot.containers[name]]
         watched = list({id(c[0]): c for c in watched}.values()) if len(watched) > 1 else watched
-        self.containers = [(container, label, keeps_data, container.copy()) for container, label, keeps_data in watched]
+        self.containers = [(container, label, holder, container.copy()) for container, label, holder in watched]
         self.clear_cache_after = reach.stores
         _module_changes.clear()
         _function_changes.clear()
@@ -399,18 +404,23 @@ class InterpreterGuard:
 
     def _containers(self) -> list[str]:
         """The library dicts, lists and sets the call named, as they were before it if it changed them: an added
-        entry too (`converter[int] = ...` overrides how every int is read)."""
+        entry too (`converter[int] = ...` overrides how every int is read). For an object's attributes, an added
+        one only if it hides its class's, and an mpmath context's plain data (`mp.dps`) is the session's."""
         restored = []
-        for container, label, keeps_data, saved in self.containers:
-            if keeps_data:
+        for container, label, holder, saved in self.containers:
+            if holder is not None and _is_mpmath_context(holder):
                 restored += _put_back(container, saved, label)
             elif type(container) is dict:
                 if container.keys() == saved.keys() and all(map(is_, container.values(), saved.values())):
                     continue
                 changed = [key for key in container.keys() | saved.keys()
-                           if container.get(key, _MISSING) is not saved.get(key, _MISSING)]
-                container.clear()
-                container.update(saved)
+                           if container.get(key, _MISSING) is not saved.get(key, _MISSING)
+                           and (holder is None or key in saved or _shadows(holder, key))]
+                for key in changed:
+                    if key in saved:
+                        container[key] = saved[key]
+                    else:
+                        del container[key]
                 restored += [f"{label}[{key!r}]" for key in changed[:3]]
             elif (container != saved if type(container) is set else
                   len(container) != len(saved) or not all(map(is_, container, saved))):
