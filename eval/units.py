@@ -73,7 +73,7 @@ def unit_of(answer: str) -> Unit | None:
     """The (first) known unit after a value, or None; a price written "\\$5" is in dollars."""
     if re.match(r"\s*\\?\$\s*\\?\$?\s*-?\d", answer) and answer.count("$") - answer.count("\\$") <= 1:
         return Unit("dollar", 1, True)
-    s = answer.replace("$", "").strip().rstrip(".")
+    s = re.sub(r"\\[,;: !]|~", " ", answer.replace("$", "")).strip().rstrip(".")  # LaTeX spacing: `10\,\mathrm{~m}`
     if m := TEXT_UNITS.match(s):
         units = m.group("units") + m.group("after")
     elif m := TRAILING_UNITS.match(s):

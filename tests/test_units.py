@@ -16,6 +16,8 @@ from eval.units import Unit, conversion_factor, unit_of
     ("500 mL", Unit("ml", 1, True)),
     ("\\$2.50", Unit("dollar", 1, True)),
     ("18 km/h", Unit("km", 1, False)),
+    ("5 \\mathrm{~s}", Unit("s", 1, True)),  # OlympiadBench writes its units so
+    ("10\\,\\text{cm}^2", Unit("cm", 2, True)),
     ("5 square units", None),
     ("x + 2", None),
 ])
