@@ -62,8 +62,9 @@ REFLECTIVE_NAMES = frozenset({
 })
 _CONTAINERS = (dict, list, set)
 LIBRARY_PACKAGES = frozenset({"sympy", "mpmath"})  # whose containers decide what a math call answers
+_DATA = (bool, int, float, str, bytes, type(None))  # plain data: in a module or mpmath's context, the session's
 _NOT_OBJECTS = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType, types.MethodType, tuple,
-                frozenset, bool, int, float, str, bytes, type(None))
+                frozenset, *_DATA)
 # Names through which code can hold a module's dict itself and write it without setattr (vars(sympy), a function's
 # __globals__, a frame's f_globals, the collector's referents): only then are module dicts copied ahead of a call.
 DICT_NAMES = frozenset({
@@ -144,7 +145,6 @@ class _WatchedModule(types.ModuleType):
 
 
 _recording = False
-_DATA = (bool, int, float, str, bytes, type(None))
 _module_changes: dict[tuple[int, str], tuple[types.ModuleType, str, Any]] = {}
 # Set by the import system on a module it (re)initialises, and the sys hooks the session resets or never uses.
 UNWATCHED_MODULE_ATTRIBUTES = frozenset({
@@ -268,26 +268,21 @@ def _is_mpmath_context(value: Any) -> bool:
 
 def adopt_new_library_modules(snapshot: InterpreterSnapshot) -> None:
     """SymPy and mpmath modules a session imported itself (`sympy.stats`, `sympy.physics.units`) are watched
-    like the zygote's from the end of the call that imported them on: their attributes, functions, classes
-    and containers, as that call left them. Runs in the session process, on its own copy of the snapshot."""
-    global _library_functions
+    like the zygote's from the end of the call that imported them on: their attributes, classes and
+    containers, as that call left them (their functions the audit hook counts as the library's by their
+    module). Runs in the session process, on its own copy of the snapshot."""
     new = [(name, module) for name, module in list(sys.modules.items())
            if name not in snapshot.known_modules and isinstance(module, types.ModuleType)]
     snapshot.known_modules = snapshot.known_modules.union(name for name, _ in new)
     new = [(name, module) for name, module in new if name.split(".")[0] in LIBRARY_PACKAGES]
     if not new:
         return
-    functions, types_ = [], []
+    types_ = []
     for name, module in new:
         if type(module) is types.ModuleType:
             module.__class__ = _WatchedModule
-        for value in list(vars(module).values()):
-            if type(value) is types.FunctionType:
-                functions.append(value)
-            elif isinstance(value, type) and value.__flags__ & (1 << 9) and value.__module__ == name:
-                types_.append((value, dict(value.__dict__)))
-                functions += [getattr(member, "__func__", member) for member in value.__dict__.values()]
-    _library_functions = _library_functions.union(id(f) for f in functions if type(f) is types.FunctionType)
+        types_ += [(value, dict(value.__dict__)) for value in list(vars(module).values())
+                   if isinstance(value, type) and value.__flags__ & (1 << 9) and value.__module__ == name]
     snapshot.types = snapshot.types + types_
     snapshot.module_names = snapshot.module_names + tuple(name for name, _ in new)
     snapshot.module_values = snapshot.module_values + tuple(module for _, module in new)
