@@ -82,7 +82,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from eval.units import TEXT_UNITS, TRAILING_UNITS, Unit, conversion_factor, unit_of
+from eval.units import TEXT_UNITS, TRAILING_UNITS, Unit, conversion_factor, unit_of, without_latex_spacing
 
 GradeMethod = Literal[
     "exact", "choice", "words", "numeric", "math_verify", "sympy", "mismatch", "no_answer", "timeout"
@@ -459,7 +459,7 @@ def normalize_answer(answer: str) -> tuple[str, bool]:
     s = re.sub(r"(\d),\s*\\!\s*(?=\d{3})", r"\1,", s)  # `32,\\! 349`
     s = re.sub(r"\\displaystyle|\\!|\\limits", "", s)
     s = re.sub(r"(\d)\s*\{,\}\s*(?=\d)", r"\1,", s)  # 1{,}000 and the decimal comma 3{,}5
-    s = re.sub(r"(?<!\\)\\[,;: ]|~|\\quad|\\qquad", " ", s)  # LaTeX spacing, not the row break `\\ `
+    s = without_latex_spacing(s)
     s = s.replace("\\left", "").replace("\\right", "")
     s = re.sub(r"\\[dtc]frac", r"\\frac", s)
     s = re.sub(r"\s*(?:\\pmod\s*\{\s*\d+\s*\}|\\pmod\s*\d+|\(\s*(?:\\text\s*\{\s*mod\s*\}|\\bmod|\\mod|mod)\s*\d+\s*\))$",
@@ -724,7 +724,7 @@ def _vector_as_tuple(s: str) -> str | None:
 
 
 _UNIT_VECTOR_TERM = re.compile(
-    r"\s*(?P<sign>[+-])?\s*(?P<coefficient>[^+\-]*?)\s*(?:\\cdot|\*)?\s*"
+    r"\s*(?P<sign>[+-])?\s*(?P<coefficient>(?:\{[^{}]*\}|[^+\-{}])*?)\s*(?:\\cdot|\*)?\s*"  # a sign in braces: \frac{-1}{2}
     r"\\(?:mathbf|hat|vec|boldsymbol|mathit)\s*\{?\s*(?P<axis>[ijk])\s*\}?"
 )
 
@@ -777,7 +777,7 @@ _OPTION_WITH_VALUE = re.compile(r"^(?:\(([A-E])\)|([A-E])[.:)])\s*(?P<value>\S.*
 def _option_text(s: str) -> str:
     """An answer as an option is written, without math delimiters, text wrappers, bold or LaTeX spacing."""
     s = _unwrap_text(s.replace("$", "")).strip().strip("*").strip()
-    return re.sub(r"(?<!\\)\\[,;: ]|~", " ", s)  # "\\textbf{(C)}\\ 12"
+    return without_latex_spacing(s)  # "\\textbf{(C)}\\ 12"
 
 
 def _option_with_value(s: str) -> tuple[str, str] | None:

@@ -42,8 +42,9 @@ _UNITS: dict[str, tuple[tuple[str, ...], str, Fraction]] = {
     "euro": (("euro", "eur"), "euro", Fraction(1)),
     "deg": (("deg", "degree"), "angle", Fraction(1)),
     "rad": (("rad", "radian"), "radian", Fraction(1)),  # pi/180 of a degree: compared symbolically, not here
-    "mph": (("mph",), "speed", Fraction(1)),
 }
+# Rates written as one word: the unit they abbreviate, "per" another.
+_RATE_WORDS = {"mph": ("mi", "h"), "kph": ("km", "h"), "kmh": ("km", "h"), "fps": ("ft", "s")}
 _CANONICAL = {alias: name for name, (aliases, _, _) in _UNITS.items() for alias in aliases}
 
 # The unit part after a value: a word of 4+ letters ("dollars", "inches") or a short one, an exponent,
@@ -56,36 +57,62 @@ TEXT_UNITS = re.compile(
     r"^(?P<value>.*?(?:[\d})]|\\pi))\s*\\(?:text|mbox|mathrm|textrm|operatorname)\s*\{\s*(?P<units>[A-Za-z][A-Za-z .\-/]*?)\s*\}"
     r"(?P<after>(?:\s*\^\s*\{?-?\d\}?)?(?:\s*/\s*(?:\\(?:text|mathrm)\s*)?\{?[A-Za-z]+\}?)?)$"
 )
-_SIMPLE_UNIT = re.compile(r"^\s*[A-Za-z]+\.?\s*(?:\^\s*\{?(?P<power>\d)\}?)?\s*$")  # one word and a power
+_POWERED_WORD = r"\s*(?P<{0}>[A-Za-z]+)\.?\s*(?:\^\s*\{{?(?P<{0}_power>\d)\}}?)?\s*"
+_SIMPLE_UNIT = re.compile("^" + _POWERED_WORD.format("word") + "$")  # one word and a power
+_RATE = re.compile("^" + _POWERED_WORD.format("word") + r"(?:/|\bper\b)" + _POWERED_WORD.format("per") + "$")  # "m/s^2"
+_PRICE_RATE = re.compile(r"(?:/|\bper\b)\s*(?P<per>[A-Za-z]+)\s*$")  # "\\$5 per hour", "\\$3/lb"
+LATEX_SPACING = re.compile(r"(?<!\\)\\[,;: !]|~|\\qquad|\\quad")  # not the row break `\\\\ `
 
 
 @dataclass(frozen=True)
 class Unit:
     """A known unit after a value. `power` is its exponent (2 for cm^2); `simple` says the unit is one
-    word and a power, with no "per" part or second word, so that a conversion factor applies."""
+    word and a power, or a rate of two such ("km/h", "m/s^2"), so that a conversion factor applies.
+    A rate names its second unit in `per`, with that unit's exponent in `per_power`."""
 
     name: str
     power: int
     simple: bool
+    per: str | None = None
+    per_power: int = 1
+
+
+def without_latex_spacing(s: str) -> str:
+    """LaTeX's spacing commands (`\\,`, `~`, `\\quad` ...) as plain spaces: `10\\,\\mathrm{~m}` is "10 m"."""
+    return LATEX_SPACING.sub(" ", s)
 
 
 def unit_of(answer: str) -> Unit | None:
     """The (first) known unit after a value, or None; a price written "\\$5" is in dollars."""
+    s = without_latex_spacing(answer.replace("$", "")).strip().rstrip(".")
     if re.match(r"\s*\\?\$\s*\\?\$?\s*-?\d", answer) and answer.count("$") - answer.count("\\$") <= 1:
-        return Unit("dollar", 1, True)
-    s = re.sub(r"\\[,;: !]|~", " ", answer.replace("$", "")).strip().rstrip(".")  # LaTeX spacing: `10\,\mathrm{~m}`
+        rate = _PRICE_RATE.search(_unwrap_units(s))  # "\\$12 per hour"
+        per = _canonical(rate.group("per")) if rate else None
+        return Unit("dollar", 1, True, per) if per or not rate else Unit("dollar", 1, False)
     if m := TEXT_UNITS.match(s):
         units = m.group("units") + m.group("after")
     elif m := TRAILING_UNITS.match(s):
         units = m.group("units")
     else:
         return None
+    units = _unwrap_units(units)
+    if rate := _RATE.match(units):
+        name, per = _canonical(rate.group("word")), _canonical(rate.group("per"))
+        if name is not None and per is not None:
+            return Unit(name, int(rate.group("word_power") or 1), True, per, int(rate.group("per_power") or 1))
     word = re.split(r"[^A-Za-z]+", units.strip())[0]
+    if word.lower() in _RATE_WORDS and _SIMPLE_UNIT.match(units):
+        return Unit(_RATE_WORDS[word.lower()][0], 1, True, _RATE_WORDS[word.lower()][1])
     name = _canonical(word)
     if name is None:
         return None
     simple = _SIMPLE_UNIT.match(units)
-    return Unit(name, int(simple.group("power") or 1) if simple else 1, simple is not None)
+    return Unit(name, int(simple.group("word_power") or 1) if simple else 1, simple is not None)
+
+
+def _unwrap_units(units: str) -> str:
+    """`\\text{km}/\\text{h}` -> "km/h": the unit's words without their LaTeX wrappers."""
+    return re.sub(r"\\(?:text|mbox|mathrm|textrm|operatorname)\s*\{\s*([^{}]*?)\s*\}", r"\1", units)
 
 
 def _canonical(word: str) -> str | None:
@@ -99,14 +126,23 @@ def _canonical(word: str) -> str | None:
 
 
 def conversion_factor(source: Unit, target: Unit) -> Fraction | None:
-    """What a value in `source` is multiplied by to be in `target`, when both are simple units of one
-    dimension with the same power (1 m^2 is 10,000 cm^2); None when no factor applies."""
-    if source.name == target.name and not (source.simple and target.simple):
-        return Fraction(1)  # "5 cm/s" for "5 cm": the first word is all a compound unit is known by
-    if not (source.simple and target.simple) or source.power != target.power:
+    """What a value in `source` is multiplied by to be in `target`, when both are simple units, or both
+    rates, of one dimension with the same powers (1 m^2 is 10,000 cm^2; 1 m/s is 3.6 km/h); None when
+    no factor applies."""
+    if source.name == target.name and (not (source.simple and target.simple) or source.per is None or target.per is None):
+        return Fraction(1)  # "\\$15 per hour" for "\\$15": a reference may leave out the "per" part
+    if not (source.simple and target.simple) or (source.per is None) != (target.per is None):
         return None
-    _, source_dimension, source_size = _UNITS[source.name]
-    _, target_dimension, target_size = _UNITS[target.name]
-    if source_dimension != target_dimension:
+    factor = _factor(source.name, source.power, target.name, target.power)
+    if source.per is None or target.per is None or factor is None:
+        return factor
+    per_factor = _factor(source.per, source.per_power, target.per, target.per_power)
+    return None if per_factor is None else factor / per_factor
+
+
+def _factor(source: str, source_power: int, target: str, target_power: int) -> Fraction | None:
+    _, source_dimension, source_size = _UNITS[source]
+    _, target_dimension, target_size = _UNITS[target]
+    if source_dimension != target_dimension or source_power != target_power:
         return None
-    return (source_size / target_size) ** source.power
+    return (source_size / target_size) ** source_power
