@@ -82,7 +82,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from eval.units import TEXT_UNITS, TRAILING_UNITS, Unit, conversion_factor, unit_of, without_latex_spacing
+from eval.units import SI_UNITS, TEXT_UNITS, TRAILING_UNITS, Unit, conversion_factor, unit_of, without_latex_spacing
 
 GradeMethod = Literal[
     "exact", "choice", "words", "numeric", "math_verify", "sympy", "mismatch", "no_answer", "timeout"
@@ -204,7 +204,9 @@ def clean_sentence_answer(answer: str) -> str | None:
     answer = answer.strip().strip("*").strip()
     answer = re.split(r"\s*\.?\s*I hope it is correct", answer, flags=re.IGNORECASE)[0]
     span = _MATH_SPAN.match(answer)
-    if span:
+    if span and (joined := _joined_math_spans(answer)):
+        answer = joined
+    elif span:
         answer = next(group for group in span.groups() if group is not None)
     elif answer.startswith("$"):  # "$18." : a price, not an opening math delimiter
         answer = answer.lstrip("$")
@@ -212,6 +214,19 @@ def clean_sentence_answer(answer: str) -> str | None:
     if "\\boxed" in answer or "\\fbox" in answer:  # the instruction echoed back, not an answer
         return None
     return answer or None
+
+
+_SPAN_JOINT = re.compile(r"\s*(?:,\s*(?:and|or)?|and|or|;)\s*")
+
+
+def _joined_math_spans(answer: str) -> str | None:
+    """"$5$ and $7$" -> "5, 7": math spans joined only by "and", "or" or commas are one answer with
+    several values, so an extra root or a hedge ("$12$ or $13$") cannot pass as its first value."""
+    spans = list(_MATH_SPAN.finditer(answer))
+    if len(spans) < 2 or answer[spans[-1].end():].strip(" .") or any(
+            not _SPAN_JOINT.fullmatch(answer[left.end():right.start()]) for left, right in zip(spans, spans[1:])):
+        return None
+    return ", ".join(next(group for group in span.groups() if group is not None).strip() for span in spans)
 
 
 @dataclass(frozen=True)
@@ -379,7 +394,7 @@ _DOTTED_THOUSANDS = re.compile(r"^-?[1-9]\d{0,2}(?:\.\d{3}){2,}(?:,\d+)?$")  # "
 _SHORT_UNITS = {
     "m", "cm", "mm", "km", "nm", "ft", "in", "yd", "mi", "g", "kg", "mg", "lb", "lbs", "oz", "s", "sec", "min",
     "h", "hr", "hrs", "yr", "yrs", "day", "ml", "mL", "L", "l", "cc", "sq", "cu", "mph", "kph", "kmh", "rad", "deg",
-    "N", "J", "W", "V", "Hz", "kW", "kWh", "Pa", "kPa", "cal", "K", "mol", "USD", "EUR", "gal", "qt", "pt", "ha",
+    "kWh", "cal", "K", "mol", "USD", "EUR", "gal", "qt", "pt", "ha", *SI_UNITS,
 }
 _NOT_UNITS = {"and", "or", "if", "for", "with", "where", "when", "then", "sqrt", "frac", "infty", "times",
               "cdot", "mod", "pmod", "else", "only", "none", "both", "each", "from", "over", "under", "than",
@@ -601,23 +616,44 @@ def stated_precision(problem: str | None, reference: str) -> Precision | None:
     a reference written `\\approx 3.14` -> its own decimals.
     """
     for text in (problem or "", reference):
-        if m := _DECIMAL_PLACES.search(text):
-            return Precision(decimals=int(m.group(1)) if m.group(1).isdigit() else number_word_value(m.group(1)))
-        if m := _SIGNIFICANT.search(text):
-            word = m.group(1) or m.group(2)
-            return Precision(significant=int(word) if word.isdigit() else number_word_value(word))
+        for m in _DECIMAL_PLACES.finditer(text):
+            if _asks_for_the_answer(text, m):
+                return Precision(decimals=int(m.group(1)) if m.group(1).isdigit() else number_word_value(m.group(1)))
+        for m in _SIGNIFICANT.finditer(text):
+            if _asks_for_the_answer(text, m):
+                word = m.group(1) or m.group(2)
+                return Precision(significant=int(word) if word.isdigit() else number_word_value(word))
         for m in _NEAREST.finditer(text):
             name = m.group(1).lower().rstrip("s")
             name = re.sub(r"s number$", " number", name)
-            if name in _PLACE_NAMES:
-                return Precision(decimals=_PLACE_NAMES[name])
             first = name.split()[0].rstrip("s")
-            if first in _PLACE_NAMES:
-                return Precision(decimals=_PLACE_NAMES[first])
+            places = _PLACE_NAMES.get(name, _PLACE_NAMES.get(first))
+            if places is not None and _asks_for_the_answer(text, m):
+                return Precision(decimals=places)
     approx = re.match(r"^\s*(?:\\approx|≈|~)\s*(-?\d+(?:\.(\d+))?)\s*$", reference)
     if approx:
         return Precision(decimals=len(approx.group(2) or ""))
     return None
+
+
+_ROUNDS_A_GIVEN_NUMBER = re.compile(r"(?:\d|\$|\})\s*,?\s*(?:(?:when\s+|is\s+|are\s+)?rounded\s+)?to\s+(?:the\s+)?$")
+_STATES_A_ROUNDED_VALUE = re.compile(r"^[\w -]{0,30}?,?\s*(?:is|was|are|were|equals|gives|becomes)\b", re.IGNORECASE)
+_QUESTION = re.compile(r"\?|^\s*(?:find|compute|determine|calculate|evaluate|what|how|which)\b", re.IGNORECASE)
+
+
+def _asks_for_the_answer(problem: str, phrase: re.Match) -> bool:
+    """Is this precision phrase the answer's ("What is x, to the nearest tenth?"), not the story's?
+
+    A problem also rounds its own data ("Alice rounds 1234 to the nearest hundred"), states a rounded
+    value ("a number rounded to the nearest ten is 40") or describes a process before its question
+    ("she rounds every price to the nearest dollar. How much will she make?"); the answer is then exact.
+    """
+    before, after = problem[: phrase.start()], problem[phrase.end():]
+    if _ROUNDS_A_GIVEN_NUMBER.search(before) or _STATES_A_ROUNDED_VALUE.match(after):
+        return False
+    later = re.split(r"(?<=[.?!])\s+", after, maxsplit=1)[1:]  # the sentences after the phrase's own
+    later_sentences = re.split(r"(?<=[.?!])\s+", later[0]) if later else []
+    return not any(_QUESTION.search(sentence) and "answer" not in sentence.lower() for sentence in later_sentences)
 
 
 def _rounded(value: Fraction, places: int) -> Decimal:
@@ -640,14 +676,30 @@ def _agrees_with_shown_digits(digits: str, places: int, other: Fraction) -> bool
 
 
 def _numbers_equal(pred: Fraction, ref: Fraction, precision: Precision | None, inexact: bool) -> bool:
-    """Exact values (integers, fractions) must be equal; a side written as a decimal may differ by
-    1e-6 relative (0.333333 for 1/3), or by the rounding a stated precision allows."""
+    """Exact values (integers, fractions) must be equal, or agree at a stated precision.
+
+    A side written as a decimal may stand for a value that no decimal ends: 0.333333 for 1/3 differs by
+    1e-6 relative. Two values that decimals do end are both written in full, so they differ only by a
+    float's noise (0.30000000000000004 for 0.3, 2999.0000001 for 2999): 1e-9 relative, so 12345.66 is
+    not $12,345.67 and 1000000.5 is not 1000000. The
+    tolerance is relative on both counts: 1e-9 is not 0, and 3.2e-19 is not 1.6e-19.
+    """
     if pred == ref:
         return True
     if precision is not None:
         places = precision.places_for(ref)
         return _rounded(pred, places) == _rounded(ref, places)
-    return inexact and abs(pred - ref) <= Fraction(1, 10**6) * max(1, abs(pred), abs(ref))
+    tolerance = Fraction(1, 10**9) if _terminates(pred) and _terminates(ref) else Fraction(1, 10**6)
+    return inexact and abs(pred - ref) <= tolerance * max(abs(pred), abs(ref))
+
+
+def _terminates(value: Fraction) -> bool:
+    """Does a decimal end this value (its denominator has no prime but 2 and 5)?"""
+    denominator = value.denominator
+    for prime in (2, 5):
+        while denominator % prime == 0:
+            denominator //= prime
+    return denominator == 1
 
 
 # ---------------------------------------------------------------- structure: lists, relations, choices
@@ -1177,6 +1229,7 @@ def _large_unordered_match(pred_items: list[str], ref_items: list[str],
 
 
 _FUNCTION = re.compile(r"\\(?:arc)?(?:sin|cos|tan|cot|sec|csc)h?(?![a-zA-Z])|\\(?:log|ln|exp)(?![a-zA-Z])")
+_BARE_BOUND = re.compile(r"^\s*(?:<|>|\\(?:le|ge|leq|geq|lt|gt|neq|ne)(?![a-zA-Z]))")
 _RELATION_SIGN = re.compile(r"=|<|>|\\(?:approx|le|ge|leq|geq|lt|gt|neq|ne|in|to|equiv|sim)(?![a-zA-Z])")
 
 
@@ -1321,6 +1374,8 @@ def _match_method(prediction: str, reference: str, problem: str | None = None,
     ref, ref_percent = normalize_answer(reference)
     if not pred:
         return "no_answer"
+    if _BARE_BOUND.match(pred) and not _RELATION_SIGN.search(ref):
+        return "mismatch"  # "\\ge 12" for 12: a bound on the answer, not the answer
     if (method := _clock_match(prediction, reference)) is not None:
         return method
     precision = stated_precision(problem, reference)

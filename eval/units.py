@@ -43,6 +43,19 @@ _UNITS: dict[str, tuple[tuple[str, ...], str, Fraction]] = {
     "deg": (("deg", "degree"), "angle", Fraction(1)),
     "rad": (("rad", "radian"), "radian", Fraction(1)),  # pi/180 of a degree: compared symbolically, not here
 }
+# SI symbols that take a prefix, with their dimension and size in it. The symbols are case-sensitive
+# ("ms" is a millisecond, "MW" a megawatt, "mW" a milliwatt), so they are looked up before the table's
+# spelled-out words; an electronvolt is exactly 1.602176634e-19 J since 2019.
+_SI_SYMBOLS = {"m": ("length", Fraction(1)), "g": ("mass", Fraction(1)), "s": ("time", Fraction(1)),
+               "A": ("current", Fraction(1)), "J": ("energy", Fraction(1)), "eV": ("energy", Fraction(1602176634, 10**28)),
+               "Hz": ("frequency", Fraction(1)), "W": ("power", Fraction(1)), "V": ("voltage", Fraction(1)),
+               "N": ("force", Fraction(1)), "Pa": ("pressure", Fraction(1))}
+_SI_PREFIXES = {"": Fraction(1), "n": Fraction(1, 10**9), "m": Fraction(1, 1000), "k": Fraction(1000),
+                "M": Fraction(10**6), "G": Fraction(10**9)}
+SI_UNITS = {prefix + symbol: (dimension, factor * size)
+            for symbol, (dimension, size) in _SI_SYMBOLS.items() for prefix, factor in _SI_PREFIXES.items()}
+SI_UNITS["cm"] = ("length", Fraction(1, 100))
+
 # Rates written as one word: the unit they abbreviate, "per" another.
 _RATE_WORDS = {"mph": ("mi", "h"), "kph": ("km", "h"), "kmh": ("km", "h"), "fps": ("ft", "s")}
 _CANONICAL = {alias: name for name, (aliases, _, _) in _UNITS.items() for alias in aliases}
@@ -118,6 +131,8 @@ def _unwrap_units(units: str) -> str:
 def _canonical(word: str) -> str | None:
     if word in ("mL", "L"):  # capital L is litres; lower-case single letters follow the table
         return "ml" if word == "mL" else "l"
+    if word in SI_UNITS:
+        return word
     word = word.lower()
     for candidate in (word, word[:-1], word[:-2]) if len(word) > 3 else (word,):  # "inches", "meters"
         if candidate in _CANONICAL:
@@ -141,8 +156,15 @@ def conversion_factor(source: Unit, target: Unit) -> Fraction | None:
 
 
 def _factor(source: str, source_power: int, target: str, target_power: int) -> Fraction | None:
-    _, source_dimension, source_size = _UNITS[source]
-    _, target_dimension, target_size = _UNITS[target]
+    source_dimension, source_size = _dimension_and_size(source)
+    target_dimension, target_size = _dimension_and_size(target)
     if source_dimension != target_dimension or source_power != target_power:
         return None
     return (source_size / target_size) ** source_power
+
+
+def _dimension_and_size(name: str) -> tuple[str, Fraction]:
+    if name in SI_UNITS:
+        return SI_UNITS[name]
+    _, dimension, size = _UNITS[name]
+    return dimension, size

@@ -131,6 +131,29 @@ def test_a_stated_precision_decides_numeric_matches():
     assert answers_match("3.14159", "\\approx 3.14")  # the reference states its own precision
 
 
+@pytest.mark.parametrize(
+    ("problem", "prediction", "reference"),
+    [
+        ("Alice rounds 1234 to the nearest hundred and Bob rounds it to the nearest ten. "
+         "What is Bob's result minus Alice's?", "28", "30"),  # the story rounds its data; the answer is exact
+        ("Round 2.718 to the nearest tenth and 3.14159 to the nearest hundredth, then add them.", "5.8", "5.84"),
+        ("A whole number rounded to the nearest ten is 40. What is the largest such number?", "41", "44"),
+        ("Artie rounds all his prices to the nearest dollar. If he sells 12 pots, how much will he make?",
+         "235.6", "236"),
+    ],
+)
+def test_a_precision_the_story_states_is_not_the_answers(problem, prediction, reference):
+    assert not answers_match(prediction, reference, problem=problem)
+    assert answers_match(reference, reference, problem=problem)
+
+
+def test_values_joined_by_and_or_or_are_one_answer():
+    minerva = "Final Answer: The final answer is $2$ and $-3$. I hope it is correct."
+    assert not grade(minerva, "2").correct  # an extra root
+    assert grade(minerva, "2, -3").correct
+    assert not grade("Therefore the answer is $12$ or $13$.", "12").correct  # a hedge
+
+
 def test_multiple_choice_letters_and_words():
     assert grade("So the answer is $\\boxed{\\textbf{(C)}}$.", "\\text{(C)}").correct
     assert not grade("So the answer is $\\boxed{D}$.", "(C)").correct
