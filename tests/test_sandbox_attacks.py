@@ -42,6 +42,8 @@ class Attack:
     expect: str
     says: str | None
     never: str | None
+    then: str | None  # an ordinary call the attack would make wrong, other than FOLLOW_UP ...
+    gives: str | None  # ... and its right result
 
 
 def load_corpus() -> list[Attack]:
@@ -49,8 +51,9 @@ def load_corpus() -> list[Attack]:
     for path in sorted(CORPUS_DIR.glob("*.py")):
         text = path.read_text().replace("__PROJECT_DIR__", str(PROJECT_DIR)).replace("__UNIX_SOCKET__", UNIX_SOCKET)
         header = dict(line[2:].split(": ", 1) for line in text.splitlines() if line.startswith("# ") and ": " in line
-                      and line[2:].split(": ", 1)[0] in ("expect", "says", "never"))
-        attacks.append(Attack(path.stem, text, header["expect"], header.get("says"), header.get("never")))
+                      and line[2:].split(": ", 1)[0] in ("expect", "says", "never", "then", "gives"))
+        attacks.append(Attack(path.stem, text, header["expect"], header.get("says"), header.get("never"),
+                              header.get("then"), header.get("gives")))
     return attacks
 
 
@@ -165,6 +168,9 @@ def _attack_is_contained(sandbox: Sandbox, attack: Attack, session: str, fresh: 
     same = sandbox.run(FOLLOW_UP, session)
     assert (same.status, same.result) == ("ok", "[-3, 3]"), same.text_for_model()
     assert "late output" not in same.stdout
+    if attack.then:
+        then = sandbox.run(attack.then, session)
+        assert (then.status, then.result) == ("ok", attack.gives), then.text_for_model()
     new = sandbox.run(FOLLOW_UP, fresh)
     assert (new.status, new.result, new.notice) == ("ok", "[-3, 3]", None), new.text_for_model()
     assert sandbox.run("victim_secret", "victim").result == repr(VICTIM_SECRET)

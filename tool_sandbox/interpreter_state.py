@@ -15,17 +15,23 @@ Module attributes are watched instead: the zygote gives its modules a class whos
 call replaced, and an audit hook notes a library function's code or defaults changed in place. Module dicts
 written directly (`vars(sympy)[...]`) are compared only after a call whose bytecode names a way to hold one
 (`DICT_NAMES`, ~4.5 ms), and the library's dicts, lists, sets and objects' attributes (`converter[int] = ...`,
-`ZZ.one = ...`) only after a call that names them. A plain SymPy call pays ~20-50 microseconds
+`ZZ.one = ...`) only after a call that names them. A plain SymPy call pays ~85 microseconds
 (docs/benchmarks.md).
 
 SymPy and mpmath modules a session imports itself are adopted at the end of the importing call
 (`adopt_new_library_modules`): a class that call patched stays patched in that session.
 
+What `sys` holds (modules, import hooks, trace functions, signal handlers ...) is compared after every call
+(~60 us): a call reaches it through any module that imported it (`fractions.sys`), which its bytecode does not
+show. What putting back replaces is kept alive for the session's life (`InterpreterGuard.kept`), so that no
+`__del__` runs inside the restore or after it, where nothing would look again.
+
 Known gaps: a class patched and patched back by a function defined in an earlier call leaves what SymPy cached
 meanwhile (the cache is cleared after a call whose own code sets attributes, or when something was put back);
 an object whose `__del__` patches, released by the next call's own code (a name it rebinds), patches during
 that call, whose result is then wrong (it is put back after it). Garbage in cycles is collected before the
-check, so the collector does not run such a `__del__` in the middle of the next call.
+check, so the collector does not run such a `__del__` in the middle of the next call. Also open (docs/sandbox.md):
+state reached through closure cells, standard-library registries, a class that takes over a singleton's name.
 
 Not a security boundary (sessions are separate processes; nothing here stops a call from writing memory
 through ctypes): this keeps an ordinary next call correct after a direct patch.
@@ -34,7 +40,9 @@ through ctypes): this keeps an ordinary next call correct after a direct patch.
 from __future__ import annotations
 
 import _signal
+import array
 import builtins
+import functools
 import gc
 import inspect
 import opcode
@@ -59,8 +67,15 @@ MATH_MODULES = frozenset({
 REFLECTIVE_NAMES = frozenset({
     "setattr", "delattr", "getattr", "vars", "globals", "locals", "exec", "eval", "compile", "__import__",
     "breakpoint", "__builtins__", "__loader__", "__spec__",
+    # library helpers that set attributes on the class they are handed (`dataclass(Integer)`)
+    "dataclass", "update_wrapper", "wraps", "total_ordering",
+    # what SymPy's cached objects are made of: `x._assumptions[...] = ...` reaches every later `symbols('x')`
+    "_assumptions", "default_assumptions", "_mhash", "_args",
 })
-_CONTAINERS = (dict, list, set)
+_CONTAINERS = (dict, list, set, array.array)  # and their subclasses (a class's `default_assumptions`)
+# Library containers small enough to copy ahead of every call, since library functions write them without the
+# call naming them: `Printer.set_global_settings` / `init_printing`, `global_assumptions`, `polyconfig.setup`.
+ALWAYS_WATCHED = frozenset({"_global_settings", "global_assumptions", "_current_config"})
 LIBRARY_PACKAGES = frozenset({"sympy", "mpmath"})  # whose containers decide what a math call answers
 _DATA = (bool, int, float, str, bytes, type(None))  # plain data: in a module or mpmath's context, the session's
 _NOT_OBJECTS = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType, types.MethodType, tuple,
@@ -205,8 +220,9 @@ class InterpreterSnapshot:
 
     def __init__(self) -> None:
         self.builtins = dict(builtins.__dict__)
-        self.module_names = tuple(sys.modules)
-        self.module_values = tuple(sys.modules.values())
+        # the sandbox's own modules are not the interpreter's to put back: sessions drop them (`hide_sandbox_modules`)
+        self.module_names = tuple(name for name in sys.modules if not _is_sandbox_module(name))
+        self.module_values = tuple(map(sys.modules.__getitem__, self.module_names))
         self.meta_path = list(sys.meta_path)
         self.path_hooks = list(sys.path_hooks)
         objects = gc.get_objects()
@@ -215,17 +231,43 @@ class InterpreterSnapshot:
         self.gc_callbacks = list(gc.callbacks)
         self.containers = _library_containers(self.module_values, self.types)
         self.container_names = frozenset(self.containers)
-        global _library_functions
+        global _library_functions, _library_caches
         _library_functions = frozenset(id(function) for function in objects if type(function) is types.FunctionType)
+        _library_caches = [cache for cache in objects if type(cache) is functools._lru_cache_wrapper
+                           and str(getattr(cache, "__module__", "")).split(".")[0] in LIBRARY_PACKAGES]
+        # SymPy's singletons (S.One, S.Half ...), by the class each must keep: `S.Half.__class__ = ...` is no store
+        # into a class's dict
+        self.singletons = [(attributes["_instance"], cls) for cls, attributes in self.types
+                           if "_instance" in attributes and type(cls).__name__ == "Singleton"]
         del objects
         self.known_modules = frozenset(self.module_names)
         sys.addaudithook(_audit)
         parameters = _sympy_parameters()
         self.parameters = {name: getattr(parameters, name) for name in self.PARAMETERS} if parameters else {}
         self.int_max_str_digits = sys.get_int_max_str_digits()
+        self.path = list(sys.path)
         for module in self.module_values:
             if type(module) is types.ModuleType:
                 module.__class__ = _WatchedModule
+
+
+_TOOLKIT_MODULES = frozenset({"tool_sandbox", "tool_sandbox.sympy_toolkit"})  # tool calls import the toolkit by name
+
+
+def _is_sandbox_module(name: str) -> bool:
+    return name.startswith("tool_sandbox.") and name not in _TOOLKIT_MODULES
+
+
+def hide_sandbox_modules(snapshot: InterpreterSnapshot) -> None:
+    """In a session process: `sys.modules['tool_sandbox.interpreter_state'].InterpreterGuard.after = ...` would switch
+    the guard off in one line. The session keeps the modules it runs on; a call finds them only by walking objects
+    (not a boundary: see the module docstring), and cannot import them again (the project is not mounted)."""
+    package = sys.modules.get("tool_sandbox")
+    for name in [name for name in sys.modules if _is_sandbox_module(name)]:
+        del sys.modules[name]
+        if package is not None:
+            package.__dict__.pop(name.rpartition(".")[2], None)
+    snapshot.known_modules = frozenset(sys.modules)
 
 
 def _library_containers(modules: tuple[Any, ...],
@@ -243,16 +285,46 @@ def _library_containers(modules: tuple[Any, ...],
         for name, value in attributes.items():
             if name.startswith("__") and name.endswith("__"):
                 continue
-            if type(value) in _CONTAINERS:
-                container, holder = value, None
+            if isinstance(value, _CONTAINERS):
+                held = [(value, f"{owner}.{name}", None)]
             elif is_module and not isinstance(value, _NOT_OBJECTS) and type(vars_of := getattr(value, "__dict__", None)) is dict:
-                container, holder = vars_of, value
+                held = [(vars_of, f"{owner}.{name}", value)]  # and what its attributes hold (`sieve._list`)
+                held += [(inner, f"{owner}.{name}.{key}", _GROWS) for key, inner in vars_of.items()
+                         if isinstance(inner, _CONTAINERS) and not _is_mpmath_context(value)]  # mp's are the session's
+            elif is_module and not isinstance(value, _NOT_OBJECTS):  # slots: a dispatcher's `funcs` (`union_sets`)
+                held = [(inner, f"{owner}.{name}.{slot}", _GROWS) for slot, inner in _slot_values(value)
+                        if isinstance(inner, _CONTAINERS)]
             else:
                 continue
-            if (id(container), name) not in seen:  # one container may go by several names (an alias, a re-export)
-                seen.add((id(container), name))
-                found.setdefault(name, []).append((container, f"{owner}.{name}", holder))
+            for container, label, holder in held:
+                if (id(container), name) not in seen:  # one container may go by several names (an alias, a re-export)
+                    seen.add((id(container), name))
+                    found.setdefault(name, []).append((container, label, holder))
     return found
+
+
+def _slot_values(value: Any) -> list[tuple[str, Any]]:
+    slots = [slot for klass in type(value).__mro__ for slot in getattr(klass, "__slots__", ())
+             if isinstance(slot, str)]
+    return [(slot, inner) for slot in slots if (inner := getattr(value, slot, _MISSING)) is not _MISSING]
+
+
+_GROWS = object()  # the holder of a container that an object's methods extend (`sieve.extend`): only what was
+# there before the call must stay as it was
+
+
+def _copy(container: Any) -> Any:
+    """A plain copy (a subclass's own `copy` may be missing or return something else)."""
+    if isinstance(container, dict):
+        return dict(container)
+    if isinstance(container, set):
+        return set(container)
+    return container[:] if isinstance(container, array.array) else list(container)
+
+
+def _safe_repr(key: Any) -> str:
+    """A key as the notice names it: user code's `__repr__` must not run while the guard puts things back."""
+    return repr(key) if type(key) in _DATA else f"<{type(key).__name__} key>"
 
 
 def _shadows(holder: Any, name: str) -> bool:
@@ -311,6 +383,10 @@ class InterpreterGuard:
         self.module_dicts: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self.names_from_now_on: set[str] = set()
         self.containers: list[tuple[Any, str, Any, Any]] = []
+        # What putting back replaces is kept alive for the session's life: a `__del__` (a signal handler's, a
+        # patched attribute's) would otherwise run inside the restore, or after it, and patch again unseen.
+        self.kept: list[Any] = []
+        self.always_watched = [c for name in ALWAYS_WATCHED for c in snapshot.containers.get(name, [])]
 
     def before(self, *codes: types.CodeType | None) -> None:
         """Ahead of a call, with its compiled code."""
@@ -327,9 +403,9 @@ class InterpreterGuard:
         self.names_from_now_on |= reach.names_later
         named = (reach.names_now | self.names_from_now_on) & self.snapshot.container_names
         watched = [c for found in self.snapshot.containers.values() for c in found] if copy_dicts else \
-            [c for name in named for c in self.snapshot.containers[name]]
+            [c for name in named for c in self.snapshot.containers[name]] + self.always_watched
         watched = list({id(c[0]): c for c in watched}.values()) if len(watched) > 1 else watched
-        self.containers = [(container, label, holder, container.copy()) for container, label, holder in watched]
+        self.containers = [(container, label, holder, _copy(container)) for container, label, holder in watched]
         self.clear_cache_after = reach.stores
         _module_changes.clear()
         _function_changes.clear()
@@ -343,10 +419,11 @@ class InterpreterGuard:
         _recording = False
         touched_library = bool(_module_changes)  # an added module attribute is not put back, yet may shadow
         restored = (self._builtins() + self._module_attributes() + self._sympy_parameters()
-                    + self._functions() + self._containers() + self._module_dicts())  # no-ops unless noted or copied
+                    + self._functions() + self._containers() + self._module_dicts()  # no-ops unless noted or copied
+                    # cheap enough for every call (~0.1 ms): `fractions.sys.settrace(...)` names neither sys nor a hook
+                    + self._sys_modules() + self._import_hooks() + self._hooks() + self._signals() + self._process())
         if self.check_this_call:
-            restored += (self._classes() + self._sys_modules() + self._import_hooks() + self._hooks() + self._signals()
-                         + self._process())
+            restored += self._classes()
         if touched_library or restored or self.clear_cache_after:
             _clear_sympy_cache()
         if len(sys.modules) != len(self.snapshot.known_modules):  # the call imported something
@@ -362,39 +439,41 @@ class InterpreterGuard:
         current, saved = builtins.__dict__, self.snapshot.builtins
         changed = [name for name in current if name not in saved]
         for name in changed:
-            del current[name]
+            self.kept.append(current.pop(name))
         for name, value in saved.items():
             if current.get(name, _MISSING) is not value:
+                self.kept.append(current.get(name))
                 current[name] = value
                 changed.append(name)
         return [f"builtins.{name}" for name in changed]
 
-    @staticmethod
-    def _module_attributes() -> list[str]:
+    def _module_attributes(self) -> list[str]:
         """Replaced or deleted ones; an added name (importlib binds a new submodule so) changes nothing older."""
         restored = []
-        for module, name, old in _module_changes.values():
+        for module, name, old in list(_module_changes.values()):
             if old is not _MISSING and module.__dict__.get(name, _MISSING) is not old:
+                self.kept.append(module.__dict__.get(name))
                 module.__dict__[name] = old
                 restored.append(f"{module.__name__}.{name}")
         return restored
 
-    @staticmethod
-    def _functions() -> list[str]:
+    def _functions(self) -> list[str]:
         """A library function's replaced code or defaults, and its kwdefaults or globals changed in place."""
         restored = []
-        for function, name, old, contents in _function_changes.values():
+        for function, name, old, contents in list(_function_changes.values()):
             if contents is None:
                 if getattr(function, name) is not old:
+                    self.kept.append(getattr(function, name))
                     setattr(function, name, old)
                     restored.append(f"{function.__module__}.{function.__qualname__}.{name}")
             elif name == "__kwdefaults__":
                 if old.keys() != contents.keys() or not all(map(is_, old.values(), contents.values())):
+                    self.kept.append(dict(old))
                     old.clear()
                     old.update(contents)
                     restored.append(f"{function.__module__}.{function.__qualname__}.{name}")
             else:  # a module's globals: what was replaced or deleted, as in _module_dicts
-                restored += _put_back(old, contents, str(contents.get("__name__", "?")))
+                restored += _put_back(old, contents, str(contents.get("__name__", "?")), self.kept)
         return restored
 
     def _containers(self) -> list[str]:
@@ -403,24 +482,28 @@ class InterpreterGuard:
         one only if it hides its class's, and an mpmath context's plain data (`mp.dps`) is the session's."""
         restored = []
         for container, label, holder, saved in self.containers:
-            if holder is not None and _is_mpmath_context(holder):
-                restored += _put_back(container, saved, label)
-            elif type(container) is dict:
+            if holder is not None and holder is not _GROWS and _is_mpmath_context(holder):
+                restored += _put_back(container, saved, label, self.kept)
+            elif isinstance(container, dict):
                 if container.keys() == saved.keys() and all(map(is_, container.values(), saved.values())):
                     continue
                 changed = [key for key in container.keys() | saved.keys()
-                           if container.get(key, _MISSING) is not saved.get(key, _MISSING)
-                           and (holder is None or key in saved or _shadows(holder, key))]
+                           if dict.get(container, key, _MISSING) is not saved.get(key, _MISSING)
+                           and (key in saved or holder is None or (holder is not _GROWS and _shadows(holder, key)))]
                 for key in changed:
+                    self.kept.append(dict.get(container, key))
                     if key in saved:
-                        container[key] = saved[key]
+                        dict.__setitem__(container, key, saved[key])
                     else:
-                        del container[key]
-                restored += [f"{label}[{key!r}]" for key in changed[:3]]
-            elif (container != saved if type(container) is set else
-                  len(container) != len(saved) or not all(map(is_, container, saved))):
-                container.clear()
-                container.__iadd__(saved) if type(container) is list else container.update(saved)
+                        dict.__delitem__(container, key)
+                restored += [f"{label}[{_safe_repr(key)}]" for key in changed[:3]]
+            elif _changed(container, saved, grows=holder is _GROWS):
+                self.kept.append(_copy(container))
+                if isinstance(container, set):
+                    set.clear(container)
+                    set.update(container, saved)
+                else:
+                    container[:] = saved
                 restored.append(label)
         self.containers = []
         return restored
@@ -431,7 +514,7 @@ class InterpreterGuard:
         restored = []
         for current, saved in self.module_dicts:
             if len(current) != len(saved) or not all(map(is_, current.values(), saved.values())):
-                restored += _put_back(current, saved, str(saved.get("__name__", "?")))
+                restored += _put_back(current, saved, str(saved.get("__name__", "?")), self.kept)
         self.module_dicts = []
         return restored
 
@@ -455,13 +538,18 @@ class InterpreterGuard:
                 continue
             for name in [name for name in current if name not in saved]:
                 if _dunder(name) or any(name in base.__dict__ for base in cls.__mro__[1:]):
+                    self.kept.append(current[name])
                     _try(delattr, cls, name)
                     restored.append(f"{cls.__module__}.{cls.__qualname__}.{name}")
             for name, value in saved.items():
                 now = current.get(name, _MISSING)
                 if now is not value and not (type(value) is int and type(now) is int):  # a counter (Dummy._count)
+                    self.kept.append(now)
                     _try(type.__setattr__, cls, name, value)
                     restored.append(f"{cls.__module__}.{cls.__qualname__}.{name}")
+        for instance, cls in self.snapshot.singletons:
+            if type(instance) is not cls and _try(setattr, instance, "__class__", cls) is not _FAILED:
+                restored.append(f"the class of S.{cls.__name__}")
         return restored
 
     def _sys_modules(self) -> list[str]:
@@ -471,15 +559,18 @@ class InterpreterGuard:
         restored = []
         for name, module in zip(snapshot.module_names, snapshot.module_values, strict=True):
             if current.get(name) is not module:
+                self.kept.append(current.get(name))
                 current[name] = module
                 restored.append(f"sys.modules[{name!r}]")
         return restored
 
     def _import_hooks(self) -> list[str]:
         restored = []
-        for name, saved in (("meta_path", self.snapshot.meta_path), ("path_hooks", self.snapshot.path_hooks)):
+        for name, saved in (("meta_path", self.snapshot.meta_path), ("path_hooks", self.snapshot.path_hooks),
+                            ("path", self.snapshot.path)):
             current = getattr(sys, name)
             if len(current) != len(saved) or not all(map(is_, current, saved)):
+                self.kept.append(list(current))
                 current[:] = saved
                 restored.append(f"sys.{name}")
         return restored
@@ -488,16 +579,19 @@ class InterpreterGuard:
         restored = []
         saved = self.snapshot.gc_callbacks
         if len(gc.callbacks) != len(saved) or not all(map(is_, gc.callbacks, saved)):
+            self.kept.append(list(gc.callbacks))
             gc.callbacks[:] = saved  # a callback would run inside every later call
             restored.append("gc.callbacks")
         for name, get, put in (("trace function", sys.gettrace, sys.settrace),
                                ("profile function", sys.getprofile, sys.setprofile)):
             if get() is not None:
+                self.kept.append(get())
                 put(None)
                 restored.append(name)
         threading = sys.modules.get("threading")
         for attribute in ("_trace_hook", "_profile_hook"):
             if getattr(threading, attribute, None) is not None:
+                self.kept.append(getattr(threading, attribute))
                 setattr(threading, attribute, None)
                 restored.append(f"threading.{attribute}")
         return restored
@@ -506,6 +600,7 @@ class InterpreterGuard:
         restored = []
         for sig, handler in self.signals.items():
             if _signal.getsignal(sig) is not handler:
+                self.kept.append(_signal.getsignal(sig))
                 _try(_signal.signal, sig, handler)
                 restored.append(f"the {signal.Signals(sig).name if sig in _NAMED else f'signal {sig}'} handler")
         if signal.pthread_sigmask(signal.SIG_SETMASK, self.signal_mask) != self.signal_mask:
@@ -523,19 +618,24 @@ class InterpreterGuard:
         if digits and digits < self.snapshot.int_max_str_digits:  # 0 (no limit) or a higher one is the call's to set
             sys.set_int_max_str_digits(self.snapshot.int_max_str_digits)
             restored.append("sys.int_max_str_digits")
+        if not gc.isenabled():
+            gc.enable()
+            restored.append("the garbage collector")
         return restored
 
 
 _FAILED = object()
 
 
-def _put_back(current: dict[str, Any], saved: dict[str, Any], label: str) -> list[str]:
+def _put_back(current: dict[str, Any], saved: dict[str, Any], label: str, kept: list[Any]) -> list[str]:
     """A module's (or an mpmath context's) replaced or deleted entries, from `saved`. Added names stay (importing
-    a submodule binds one), and so does plain data (a flag set through `global`, `mp.dps`: the session's)."""
+    a submodule binds one), and so does plain data (a flag set through `global`, `mp.dps`: the session's). What
+    is replaced goes to `kept` (see `InterpreterGuard.kept`)."""
     restored = []
     for name, value in saved.items():
         if current.get(name, _MISSING) is not value and name not in UNWATCHED_MODULE_ATTRIBUTES \
                 and not isinstance(value, _DATA):
+            kept.append(current.get(name))
             current[name] = value
             restored.append(f"{label}.{name}")
     return restored
@@ -549,7 +649,26 @@ def _try(function: Any, *args: Any) -> Any:
         return _FAILED
 
 
+def _changed(container: Any, saved: Any, grows: bool) -> bool:
+    """Whether a list, set or array differs from its copy; for one its holder extends, whether what the copy held
+    did (`sieve._list[3] = 8`, not `sieve.extend(100)`)."""
+    if isinstance(container, set):
+        return container != saved
+    if grows:
+        container = container[: len(saved)]
+        if len(container) != len(saved):
+            return True
+    if isinstance(container, array.array):
+        return container != saved
+    return len(container) != len(saved) or not all(map(is_, container, saved))
+
+
+_library_caches: list[Any] = []  # the library's own functools caches, which SymPy's clear_cache does not clear
+
+
 def _clear_sympy_cache() -> None:
     cache = sys.modules.get("sympy.core.cache")
     if cache is not None:
         cache.clear_cache()
+    for library_cache in _library_caches:  # `igcd` memoizes by hash: a key whose __eq__ lies poisons it
+        library_cache.cache_clear()

@@ -21,7 +21,7 @@ import traceback
 from types import CodeType
 from typing import Any
 
-from tool_sandbox.interpreter_state import InterpreterGuard, InterpreterSnapshot
+from tool_sandbox.interpreter_state import InterpreterGuard, InterpreterSnapshot, hide_sandbox_modules
 from tool_sandbox.protocol import TRUNCATION_MARKER, FrameError, read_frame, truncate, write_frame
 
 SANDBOX_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -84,6 +84,7 @@ class SessionProcess:
         signal.signal(signal.SIGXCPU, self._on_alarm)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writing past RLIMIT_FSIZE fails with EFBIG, no kill
         self.guard = InterpreterGuard(interpreter)  # after the handlers above: they are the ones to keep
+        hide_sandbox_modules(interpreter)
 
     def _on_alarm(self, signum: int, frame: Any) -> None:
         if self.in_user_code:
@@ -97,7 +98,7 @@ class SessionProcess:
         out = CappedStream(self.max_output)
         saved_stdio = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = out
-        status, result, error = "ok", None, None
+        status, result, error, value = "ok", None, None, None
         try:
             body, last = compile_cell(code, cell)
             self.guard.before(body, last)
@@ -123,7 +124,9 @@ class SessionProcess:
         finally:
             self.in_user_code = False
             signal.setitimer(signal.ITIMER_REAL, 0)
+            value = None  # released before the guard looks: a `__del__` of the result's patches where it is seen
             restored = self.guard.after()  # before our own sys.stdout swap below, which is not the call's
+            self.guard.kept += [stream for stream in (sys.stdout, sys.stderr) if stream is not out]  # its __del__
             sys.stdout, sys.stderr = saved_stdio
         if os.getpid() != self.pid:
             os._exit(0)  # a process the call forked returned from it: only the session process replies
