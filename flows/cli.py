@@ -10,12 +10,13 @@ Every flag is a field of the flow's own parameter model (flows/params.py), the o
 renders as a form, so defaults and checks are written once; nested fields take dotted flags
 (`--solve.max-turns 5`), the common ones also a short form (`--max-turns 5`).
 
-Before Prefect starts, the parameters, the input files and the output folder are checked, and
-the model answers one tiny request (`--skip-preflight` to skip it): a mistake costs a second, not
-a run. Exit codes: 0 done; 1 the run failed (most LLM calls failed, or an error; what finished is
-kept, and the same command resumes); 2 bad input or a model that cannot answer (nothing started);
-3 the budget (`--max-budget-usd`, `--max-tokens-total`) was reached: what finished is written, and
-the same command with a higher budget goes on without paying for anything twice.
+Before Prefect starts, the parameters, the input files, the output and cache folders and (for
+`--push-to-hub`) the Hub token are checked, and the model answers one tiny request (`--skip-preflight`
+to skip it): a mistake costs a second, not a run. Exit codes: 0 done; 1 the run failed (most LLM
+calls failed, or an error; what finished is kept, and the same command resumes); 2 bad input or a
+model that cannot answer (nothing started); 3 the budget (`--max-budget-usd`, `--max-tokens-total`)
+was reached: what finished is written, and the same command with a higher budget goes on without
+paying for anything twice.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, CliApp, CliSubCommand, SettingsConfigDict, SettingsError, get_subcommand
 
 from flows.console import Console
@@ -63,6 +65,14 @@ class RunOptions(BaseModel):
     quiet: bool = Field(default=False, description="No progress bars or lines: only the summary and errors.")
     verbose: bool = Field(default=False, description="Library output and tracebacks on the terminal "
                                                      "(otherwise they go to <output-dir>/tool-distill.log).")
+
+    @model_validator(mode="after")
+    def _quiet_or_verbose(self) -> RunOptions:
+        """--verbose puts every library's log lines on the terminal, the very noise --quiet promises to keep off it."""
+        if self.quiet and self.verbose:
+            raise ValueError("--quiet and --verbose contradict each other (--quiet: only the summary and errors; "
+                             "--verbose: every library's output too); pass one of them")
+        return self
 
 
 class DistillCommand(DistillParams, RunOptions):
@@ -138,16 +148,35 @@ COMMANDS = [name.replace("_", "-") for name in ToolDistill.model_fields]
 # ---------------------------------------------------------------- checks before Prefect starts
 
 
-def _check_output_dir(path: Path) -> None:
-    """An output dir must be a folder, or creatable: its first existing ancestor a writable folder."""
+def _check_folder_to_write(path: Path, flag: str) -> None:
+    """A folder the run writes must be a folder, or creatable: its first existing ancestor a folder that takes one.
+
+    Tried with a folder made and removed at once: access() says yes to root under a virtual filesystem
+    (/proc), where mkdir still fails, and that failure would otherwise come once Prefect has started.
+    """
     if path.exists() and not path.is_dir():
-        raise BadInput(f"--output-dir {path} is a file, not a folder; pass a folder path (it is created if missing)")
+        raise BadInput(f"{flag} {path} is a file, not a folder; pass a folder path (it is created if missing)")
     ancestor = path
     while not ancestor.exists():
         ancestor = ancestor.parent
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        raise BadInput(f"--output-dir {path}: cannot create it under {ancestor} (not a writable folder); "
-                       "pass a folder you can write to")
+    if not ancestor.is_dir():
+        raise BadInput(f"{flag} {path}: cannot create it under {ancestor} (not a folder); pass a folder you can write to")
+    try:
+        tempfile.TemporaryDirectory(dir=ancestor, prefix=".tool-distill-probe-").cleanup()
+    except OSError as exc:
+        raise BadInput(f"{flag} {path}: cannot create it under {ancestor} ({exc.strerror or exc}); "
+                       "pass a folder you can write to") from None
+
+
+def _check_hub_token(command: DistillCommand) -> None:
+    """The upload is the run's last step: without a token it would fail after every LLM call is paid for."""
+    if command.push_to_hub is None or isinstance(command, EstimateCommand):  # an estimate uploads nothing
+        return
+    from huggingface_hub import get_token
+
+    if not get_token():
+        raise BadInput(f"--push-to-hub {command.push_to_hub}: no Hugging Face token found; set HF_TOKEN or run "
+                       "`huggingface-cli login`, or leave out --push-to-hub")
 
 
 def _check_distill_input(command: DistillCommand) -> None:
@@ -155,7 +184,10 @@ def _check_distill_input(command: DistillCommand) -> None:
     from tasks.stages.problems import FieldMap, ProblemInputError, load_problems
     from tasks.stages.sampling import MIN_AGREEING_VOTES
 
-    _check_output_dir(Path(command.output_dir))
+    _check_folder_to_write(Path(command.output_dir), "--output-dir")
+    if command.cache_dir is not None:
+        _check_folder_to_write(Path(command.cache_dir), "--cache-dir")
+    _check_hub_token(command)
     provider = command.llm.model.split("/", 1)[0] if "/" in command.llm.model else None
     if command.spend.batch and provider is not None and provider not in BATCH_PROVIDERS:
         raise BadInput(f"--batch: litellm has no batch API for {command.llm.model}; it has one for "
@@ -193,11 +225,11 @@ def _check_train_eval_input(command: TrainEvalCommand) -> None:
     if rows == 0:
         raise BadInput(f"--sft {sft}: {NO_TRAINING_EXAMPLES}")
     _check_base_model(command.recipe, command.base_model, "--base-model")
-    _check_output_dir(Path(command.output_dir))
+    _check_folder_to_write(Path(command.output_dir), "--output-dir")
 
 
 def _check_paper_input(command: PaperCommand) -> None:
-    _check_output_dir(Path(command.output_dir))
+    _check_folder_to_write(Path(command.output_dir), "--output-dir")
     _check_base_model(command.recipe, command.student, "--student")
     if command.math_train == "hub" and not command.hub_math_train_path().is_file():
         from training.model_source import hub_dataset_problem
@@ -255,7 +287,7 @@ def _validation_line(error: ValidationError) -> str:
     flag = "--" + SHORT_FLAGS.get(flag, flag)
     message = first["msg"].removeprefix("Value error, ")
     if isinstance(first.get("input"), dict):  # a check across fields: its message names them
-        return f"{flag}: {message}"
+        return f"{flag}: {message}" if len(first["loc"]) > 1 else message  # across a command's own flags: no prefix
     return f"{flag}: {message} (got {first.get('input')!r})"
 
 
@@ -437,7 +469,7 @@ def _report_failure(name: str, exc: BaseException, console: Console, verbose: bo
 
 def _keep_log_in_output_dir(console: Console, output_dir: Path) -> None:
     """Create the output dir (the first file a run writes): a folder that cannot be made is bad input, as
-    for one the early checks could rule out (these pass for root under a read-only or virtual filesystem)."""
+    for the early check (it may have changed since, during the preflight)."""
     try:
         console.keep_log_in(output_dir)
     except OSError as exc:

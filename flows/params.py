@@ -6,10 +6,11 @@ parameters, and fails on a bad one, before Prefect, litellm or sympy is imported
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from tasks.llm.records import LLMSettings, SpendSettings
 from tasks.stages.config import HF_PREFIX, RephraseConfig, SamplingConfig, SolveConfig, TranslateConfig
@@ -23,9 +24,9 @@ class DistillParams(BaseModel):
         'A JSONL/Parquet/CSV file or folder, "bundled" (24 easy demo problems), or a Hugging Face dataset read from '
         "local copies: hf:<dataset>[:<split>] or hf:<dataset>:<config>:<split> (an id in the cache, or a "
         "save_to_disk folder)."))
-    problem_field: str | None = Field(default=None, description="The column holding the problem (default: problem, "
-                                      "or question).")
-    answer_field: str | None = Field(default=None, description=(
+    problem_field: str | None = Field(default=None, min_length=1, description="The column holding the problem "
+                                      "(default: problem, or question).")
+    answer_field: str | None = Field(default=None, min_length=1, description=(
         'The column holding the reference answer (default: answer, final_answer, or the last \\boxed{} of solution); '
         '"none": read no answer, label every problem by the majority vote of its samples.'))
     output_dir: str = Field(default="out/distill", min_length=1, description="Where the stage Parquet files go.")
@@ -52,8 +53,33 @@ class DistillParams(BaseModel):
     pilot: int | None = Field(default=None, ge=1, description="Distil only a seeded random pilot of N of the problems "
                               "(what `tool-distill estimate` runs; its rows are reused by the full run).")
     pilot_seed: int = Field(default=0, description="Seed of the pilot's random choice of problems.")
-    cache_dir: str | None = Field(default=None, description="Row and stage caches and the spend ledger; default "
-                                  "<output_dir>/.prefect-results (the estimate's pilot uses the full run's).")
+    cache_dir: str | None = Field(default=None, min_length=1, description="Row and stage caches and the spend "
+                                  "ledger; default <output_dir>/.prefect-results (the estimate's pilot uses the full run's).")
+
+    @field_validator("license")
+    @classmethod
+    def _license_is_an_id(cls, value: str | None) -> str | None:
+        """The dataset card's `license:` key, which the Hub reads as an SPDX-style id."""
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.+-]*", value):
+            raise ValueError("expected an SPDX-style licence id such as apache-2.0, mit or other; leave out --license "
+                             "for the default")
+        return value
+
+    @field_validator("push_to_hub")
+    @classmethod
+    def _push_to_hub_is_a_repo_id(cls, value: str | None) -> str | None:
+        """Checked with the flags: the upload is the run's last step, after every LLM call is paid for."""
+        if value is None:
+            return value
+        from huggingface_hub.utils import HFValidationError, validate_repo_id  # 0.1 s, only when a repo is named
+
+        try:
+            validate_repo_id(value)
+        except HFValidationError:
+            raise ValueError("expected a Hugging Face repo id, name or namespace/name, of letters, digits, '-', '_' "
+                             "and '.' (no '--' or '..', at most 96 characters), like your-name/tool-distill-traces"
+                             ) from None
+        return value
 
     def cache_path(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else Path(self.output_dir) / ".prefect-results"
@@ -85,8 +111,9 @@ class TrainEvalParams(BaseModel):
     sft_path: str = Field(default="out/distill/sft.parquet", min_length=1, description="sft.parquet from the distill flow.")
     output_dir: str = Field(default="out/train_eval", min_length=1)
     recipe: str = Field(default="embedded", min_length=1, description="training/recipes/<name>.yaml or a path to a recipe file.")
-    max_steps: int | None = Field(default=None, description="Override the recipe's optimizer steps.")
-    base_model: str | None = Field(default=None, description='Override the recipe\'s base model: a model dir, a hub id, '
+    max_steps: int | None = Field(default=None, description="Override the recipe's optimizer steps (-1: train by "
+                                  "the recipe's num_train_epochs).")
+    base_model: str | None = Field(default=None, min_length=1, description='Override the recipe\'s base model: a model dir, a hub id, '
                                    'or "embedded".')
     benchmarks: list[str] = Field(default_factory=lambda: ["math500", "gsm8k"])
     eval_limit: int | None = Field(default=10, ge=1, description="First N problems of each benchmark (None: all).")
@@ -97,6 +124,14 @@ class TrainEvalParams(BaseModel):
         "full-precision base, since bitsandbytes' CPU backend dequantizes every weight for every generated token."))
     eval_source: Literal["offline", "hub"] = Field(default="offline", description="Benchmark data: the bundled "
                                                    "copies, or the Hugging Face Hub (needs network).")
+
+    @field_validator("max_steps")
+    @classmethod
+    def _max_steps_trains(cls, value: int | None) -> int | None:
+        """What TRL accepts (training/config.py): 0 would be read as "no override", -5 refused once training starts."""
+        if value is not None and (value == 0 or value < -1):
+            raise ValueError("use a positive number of steps, or -1 to train by num_train_epochs")
+        return value
 
 
 class PaperParams(BaseModel):

@@ -109,6 +109,27 @@ BAD_INVOCATIONS = [
      "--math-train hub: EleutherAI/hendrycks_math is not in the Hugging Face cache and the Hub is off"),
     ([], "name a command (distill, estimate, demo, train-eval, paper)"),
     (["paper", "--output-dir", "{inputs}/a_file"], "is a file, not a folder"),
+    # free-form flags that used to pass the checks and fail late, or not at all
+    (["distill", "--llm.concurrency-limit", "a/b"], "--llm.concurrency-limit: expected the prefix of a Prefect limit name"),
+    (["estimate", "--llm.concurrency-limit", "my llm"], "--llm.concurrency-limit: expected the prefix of a Prefect limit"),
+    (["distill", "--push-to-hub", "bad name!"], "--push-to-hub: expected a Hugging Face repo id"),
+    (["estimate", "--push-to-hub", "someone--else/traces"], "--push-to-hub: expected a Hugging Face repo id"),
+    (["distill", "--push-to-hub", ""], "--push-to-hub: expected a Hugging Face repo id"),
+    (["distill", "--push-to-hub", "someone/traces"], "--push-to-hub someone/traces: no Hugging Face token found"),
+    (["demo", "--push-to-hub", "someone/traces"], "--push-to-hub someone/traces: no Hugging Face token found"),
+    (["distill", "--license", ""], "--license: expected an SPDX-style licence id such as apache-2.0"),
+    (["estimate", "--license", "MIT License"], "--license: expected an SPDX-style licence id"),
+    (["distill", "--cache-dir", "/proc/tool-distill-cache"], "--cache-dir /proc/tool-distill-cache: cannot create it"),
+    (["estimate", "--cache-dir", "{inputs}/a_file"], "--cache-dir {inputs}/a_file is a file, not a folder"),
+    (["demo", "--cache-dir", "{inputs}/a_file/cache"], "--cache-dir {inputs}/a_file/cache: cannot create it"),
+    (["distill", "--cache-dir", ""], "--cache-dir: String should have at least 1 character"),
+    (["distill", "--problem-field", ""], "--problem-field: String should have at least 1 character"),
+    (["distill", "--answer-field", ""], "--answer-field: String should have at least 1 character"),
+    (["distill", "--quiet", "--verbose"], "--quiet and --verbose contradict each other"),
+    (["paper", "--quiet", "--verbose"], "--quiet and --verbose contradict each other"),
+    (["train-eval", "--quiet", "--verbose"], "--quiet and --verbose contradict each other"),
+    (["train-eval", "--max-steps", "0"], "--max-steps: use a positive number of steps, or -1"),
+    (["train-eval", "--base-model", ""], "--base-model: String should have at least 1 character"),
 ]
 
 
@@ -118,18 +139,39 @@ def test_bad_input_ends_in_one_line_exit_2_before_prefect_and_writes_nothing(tmp
     inputs = _inputs(tmp_path)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     started = time.perf_counter()
-    offline = {**env_without_prefect(), "HF_HUB_OFFLINE": "1",  # a Hub id is then looked up in the cache alone,
-               "HF_HOME": str(tmp_path.parent / f"{tmp_path.name}-empty-hf-home")}  # an empty one
+    offline = {k: v for k, v in env_without_prefect().items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")}
+    offline |= {"HF_HUB_OFFLINE": "1",  # a Hub id is then looked up in the cache alone, an empty one, with no token
+                "HF_HOME": str(tmp_path.parent / f"{tmp_path.name}-empty-hf-home")}
     proc = _tool_distill(*(a.format(inputs=inputs) for a in args), cwd=tmp_path, env=offline)
     elapsed = time.perf_counter() - started
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tool-distill"), proc.stderr
-    assert expected in lines[0] and "Traceback" not in proc.stderr and "at at" not in lines[0]
+    assert expected.format(inputs=inputs) in lines[0] and "Traceback" not in proc.stderr and "at at" not in lines[0]
     if "empty_folder" in " ".join(args):
         assert "--skip-bad-rows" not in lines[0]  # skipping rows cannot help a folder without files
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # no .state/, no output dir
     assert elapsed < FAST_ERROR_S, f"{elapsed:.1f} s to a parameter error"
+
+
+VALID_ODD_LOOKING = [
+    ["distill", "--llm.concurrency-limit", "abc"],  # the Prefect limits abc-<model> and abc-<model>-rpm
+    ["distill", "--llm.concurrency-limit", ""],  # no limit looked up
+    ["distill", "--push-to-hub", "traces"],  # a repo under the token's own account
+    ["distill", "--push-to-hub", "your-name/tool-distill_v2.1"],
+    ["distill", "--license", "cc-by-nc-sa-4.0"],
+    ["distill", "--license", "openrail++"],
+    ["train-eval", "--max-steps", "-1"],  # train by the recipe's num_train_epochs
+]
+
+
+@pytest.mark.parametrize("args", VALID_ODD_LOOKING, ids=[" ".join(a) for a in VALID_ODD_LOOKING])
+def test_flag_values_that_look_odd_but_are_valid_parse(args) -> None:
+    from pydantic_settings import CliApp
+
+    from flows.cli import ToolDistill
+
+    CliApp.run(ToolDistill, cli_args=args)
 
 
 def test_help_lists_every_command_with_an_example(tmp_path: Path) -> None:
@@ -187,7 +229,7 @@ def test_an_endpoint_that_rejects_the_key_or_lacks_the_model_is_named_before_the
 
 @pytest.mark.slow
 def test_an_output_dir_that_cannot_be_created_is_one_line_and_leaves_no_log(tmp_path: Path) -> None:
-    """/proc passes a write check for root (the early check), so the failure comes when the run makes the folder."""
+    """/proc takes no folder, even from root, whom access() lets write there: one line, and no early log left."""
     temp = tmp_path / "temp"  # the run's own temp dir: other runs' early logs come and go in the shared one
     temp.mkdir()
     proc = _tool_distill("distill", "--limit", "1", "--model", "scripted/arith", "--output-dir", "/proc/tool-distill-out",

@@ -30,14 +30,11 @@ import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from aiolimiter import AsyncLimiter
 
 from tasks.llm.event_loop import portal
-
-if TYPE_CHECKING:
-    from tasks.llm.records import LLMSettings
+from tasks.llm.records import LIMIT_NAME_CHARS, LLMSettings
 
 RPM_SUFFIX = "-rpm"
 _gates: ContextVar[dict[str, CallGate]] = ContextVar("llm_call_gates", default={})  # noqa: B039 (never mutated)
@@ -119,7 +116,7 @@ def limit_name(settings: LLMSettings) -> str | None:
     """The Prefect GCL name that caps `settings.model` across runs, e.g. `llm-openai-gpt-4o-mini`."""
     if not settings.concurrency_limit:
         return None
-    return f"{settings.concurrency_limit}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', settings.model).strip('-')}"
+    return f"{settings.concurrency_limit}-{re.sub(f'[^{LIMIT_NAME_CHARS}]+', '-', settings.model).strip('-')}"
 
 
 def gate_for(settings: LLMSettings) -> CallGate | None:

@@ -14,6 +14,10 @@ LOCAL_PROVIDER = "local"
 SCRIPTED_PROVIDER = "scripted"
 IN_PROCESS_PROVIDERS = (LOCAL_PROVIDER, SCRIPTED_PROVIDER)
 
+# The characters of the Prefect limit names a run looks up (tasks/llm/limits.py `limit_name`): a model string's
+# others become '-'. Prefect refuses '/', '%', '&', '<', '>' in a name, so a prefix with them matches no limit.
+LIMIT_NAME_CHARS = "A-Za-z0-9_.-"
+
 
 class LLMSettings(BaseModel):
     """How to reach one model. Part of every LLM task's cache key, so it must hold no secret."""
@@ -26,7 +30,8 @@ class LLMSettings(BaseModel):
     num_retries: int = Field(default=3, ge=0, le=20)
     concurrency_limit: str | None = Field(
         default="llm", description="Prefix of the Prefect limits that cap this model across runs, if an operator "
-                                   "created them: `<prefix>-<model>` (in flight) and `<prefix>-<model>-rpm`.",
+                                   "created them: `<prefix>-<model>` (in flight) and `<prefix>-<model>-rpm`; "
+                                   "letters, digits, '.', '_' and '-'. Empty or None: no limit is looked up.",
     )
 
     @field_validator("api_base")
@@ -34,6 +39,15 @@ class LLMSettings(BaseModel):
     def _api_base_is_a_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"https?://[^/\s]+", value):
             raise ValueError(f"{value!r} is not an http(s) URL; write it like http://localhost:8000/v1")
+        return value
+
+    @field_validator("concurrency_limit")
+    @classmethod
+    def _concurrency_limit_is_a_name_prefix(cls, value: str | None) -> str | None:
+        """A prefix no Prefect limit can carry would leave the model uncapped without a word, for the whole run."""
+        if value and not re.fullmatch(f"[{LIMIT_NAME_CHARS}]+", value):
+            raise ValueError("expected the prefix of a Prefect limit name, of letters, digits, '.', '_' and '-', "
+                             "like llm; or '' to look up no limit")
         return value
 
     @property
