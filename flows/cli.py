@@ -215,6 +215,8 @@ def _check_train_eval_input(command: TrainEvalCommand) -> None:
         raise BadInput(f"--benchmarks: name one or more of {', '.join(BENCHMARK_NAMES)}")
     if unknown:
         raise BadInput(f"--benchmarks: unknown {', '.join(unknown)}; choose from {', '.join(BENCHMARK_NAMES)}")
+    if repeated := sorted({name for name in command.benchmarks if command.benchmarks.count(name) > 1}):
+        raise BadInput(f"--benchmarks: {', '.join(repeated)} named twice; name each benchmark once")
     sft = Path(command.sft_path)
     if not sft.is_file():
         raise BadInput(f"--sft {sft}: no such file; run `tool-distill distill` first, or pass the path of its sft.parquet")

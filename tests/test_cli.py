@@ -89,6 +89,7 @@ BAD_INVOCATIONS = [
     (["train-eval", "--sft", "{inputs}/missing.parquet"], "no such file; run `tool-distill distill` first"),
     (["train-eval", "--sft", "{inputs}/bad.jsonl", "--benchmarks", "math501"], "unknown math501"),
     (["train-eval", "--sft", "{inputs}/bad.jsonl", "--benchmarks", ""], "--benchmarks: name one or more of math500"),
+    (["train-eval", "--sft", "{inputs}/bad.jsonl", "--benchmarks", "gsm8k,math500,gsm8k"], "gsm8k named twice"),
     (["train-eval", "--sft", "{inputs}/bad.jsonl"], "not a Parquet file"),
     (["train-eval", "--sft", "{inputs}/chat.parquet"], "missing columns: answer_source"),
     (["train-eval", "--sft", "{inputs}/empty_sft.parquet"], "no training examples"),
