@@ -211,6 +211,7 @@ def clean_sentence_answer(answer: str) -> str | None:
     elif answer.startswith("$"):  # "$18." : a price, not an opening math delimiter
         answer = answer.lstrip("$")
     answer = re.sub(r"[.。]+$", "", answer.strip()).strip().strip("*").strip()
+    answer = re.sub(r"^(?P<kept>[^,]+?),\s*(?:and\s+)?not\s+\S.*$", r"\g<kept>", answer)  # "17, not 71"
     if "\\boxed" in answer or "\\fbox" in answer:  # the instruction echoed back, not an answer
         return None
     return answer or None
@@ -375,6 +376,30 @@ def _unanchored_region(text: str) -> str | None:
     return last_line[markers[-1].start():] if markers else None
 
 
+_NEGATION = re.compile(r"\b(?:not|never|neither|nor|cannot)\b|n't\b", re.IGNORECASE)
+
+
+def _prose_answer(completion: str, region: str, reference: str) -> _Extraction | None:
+    """An answer a conclusion states in words, where math-verify finds no math: "Hence there are four
+    solutions." (one count in words, no digits), "The function is odd." (ending in the reference's words,
+    with no negation), "Yes, it is possible." (for a yes/no reference)."""
+    sentence = re.split(r"(?<=[.!?])\s+", region.strip())[-1].strip().rstrip(".!? ")
+    reference = _unwrap_text(reference).replace("$", "").strip().rstrip(".")
+    answer = None
+    if reference.casefold() in ("yes", "no") and (m := re.match(r"\s*(yes|no)\s*[,.!]", sentence + ".", re.I)):
+        answer = m.group(1)
+    elif "$" in sentence or re.search(r"\d", sentence) or _NEGATION.search(sentence):
+        return None
+    elif _WORDS.match(reference) and re.search(r"(?<![A-Za-z])" + re.escape(reference) + "$", sentence, re.I):
+        answer = sentence[-len(reference):]
+    elif len(counts := [m for m in _COUNT_PHRASE.finditer(sentence) if number_word_value(m.group(0)) is not None]) == 1:
+        answer = counts[0].group(0)
+    if answer is None:
+        return None
+    start = completion.rfind(answer)
+    return _Extraction(answer, start, start + len(answer) if start >= 0 else -1, False)
+
+
 def extract_final_answer(text: str) -> str | None:
     """The model's final answer: a Minerva "final answer is $X$. I hope it is correct.", else the last
     box, else the last "The answer is ..." sentence, else "#### x", else the whole text if it is only
@@ -403,6 +428,7 @@ _NOT_UNITS = {"and", "or", "if", "for", "with", "where", "when", "then", "sqrt",
 _SCALES = {"hundred": 100, "thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
 _SCALED = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(" + "|".join(_SCALES) + r")s?\b", re.IGNORECASE)
 _WORDS = re.compile(r"^[A-Za-z][A-Za-z '\-]*$")
+_YES_NO = re.compile(r"^(yes|no)(?:[,.;:!]\s*\S.*)?$", re.IGNORECASE)
 _ALL_REALS = re.compile(r"(?:[a-z]\s*\\in\s*)?(?:\\mathbb\{R\}|(?:all|any|every)\s+real\s*(?:numbers?|values?|[a-z])?|"
                         r"(?:all|the)\s+reals|the\s+set\s+of\s+(?:all\s+)?real\s+numbers)", re.IGNORECASE)
 # A set answer that says there is none; equal to the empty set.
@@ -502,6 +528,9 @@ def normalize_answer(answer: str) -> tuple[str, bool]:
     s = re.sub(r"(?<![A-Za-z\\])oo(?![A-Za-z])", r"\\infty", s)  # SymPy's plain-text infinity
     if (count := number_word_value(s)) is not None:  # "two" is 2, as an answer on its own only
         s = str(count)
+    elif (part := fraction_word_value(s)) is not None:  # "three-fourths"
+        s = f"\\frac{{{part.numerator}}}{{{part.denominator}}}"
+    s = _ORDINAL.sub(r"\1", s)  # "12^{\text{th}}", "21st": the place is the number
     if _THOUSANDS.match(s) or _SPACED_THOUSANDS.match(s):
         s = s.replace(",", "").replace(" ", "")
     elif _DOTTED_THOUSANDS.match(s):
@@ -594,19 +623,49 @@ _TENS_WORDS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 
 
 def number_word_value(text: str) -> int | None:
-    """A count written in words, 0 to 99: "seven" -> 7, "Twenty-five" / "twenty five" -> 25; else None."""
-    words = re.fullmatch(r"([a-z]+)(?:[- ]([a-z]+))?", text.strip().lower())
-    if words is None:
+    """A count written in words: "seven" -> 7, "Twenty-five" / "twenty five" -> 25, "one hundred and six"
+    -> 106, "two thousand twenty" -> 2020; else None."""
+    words = [word for word in re.split(r"[- ]+", text.strip().lower()) if word and word != "and"]
+    if not words or not all(word in _COUNT_WORDS for word in words) or text.strip().lower().startswith("and"):
         return None
-    first, second = words.groups()
-    if second is None and first in _ONES_WORDS:
-        return _ONES_WORDS.index(first)
-    if first not in _TENS_WORDS:
+    total = group = 0
+    previous, last_scale = None, None
+    for word in words:
+        if word in _ONES_WORDS or word in _TENS_WORDS:
+            value = _ONES_WORDS.index(word) if word in _ONES_WORDS else 20 + 10 * _TENS_WORDS.index(word)
+            if previous in _ONES_WORDS or (previous in _TENS_WORDS and not 0 < value < 10) or (value == 0 and previous):
+                return None  # "seven three", "twenty twelve", "twenty zero"
+            group += value
+        elif word == "hundred":
+            if not 0 < group < 10 or previous == "hundred":
+                return None
+            group *= 100
+        else:  # a scale: thousand, million
+            scale = _SCALE_WORDS[word]
+            if group == 0 or (last_scale is not None and scale >= last_scale):  # "one thousand two million"
+                return None
+            total, group, last_scale = total + group * scale, 0, scale
+        previous = word
+    return total + group
+
+
+_SCALE_WORDS = {"thousand": 10**3, "million": 10**6, "billion": 10**9}
+_COUNT_WORDS = frozenset(_ONES_WORDS) | frozenset(_TENS_WORDS) | {"hundred"} | frozenset(_SCALE_WORDS)
+_COUNT_PHRASE = re.compile(r"\b(?:{0})(?:(?:[- ]|\s+and\s+)(?:{0}))*\b".format("|".join(sorted(_COUNT_WORDS, key=len, reverse=True))),
+                           re.IGNORECASE)
+_FRACTION_WORDS = {"half": 2, "halve": 2, "third": 3, "fourth": 4, "quarter": 4, "fifth": 5, "sixth": 6, "seventh": 7,
+                   "eighth": 8, "ninth": 9, "tenth": 10}
+
+
+def fraction_word_value(text: str) -> Fraction | None:
+    """A fraction written in words: "three-fourths" -> 3/4, "one half" / "a half" -> 1/2; else None."""
+    m = re.fullmatch(r"(?:an?|(?P<count>[a-z]+))[- ](?P<part>[a-z]+?)s?", text.strip().lower())
+    if m is None or m.group("part") not in _FRACTION_WORDS:
         return None
-    tens = 20 + 10 * _TENS_WORDS.index(first)
-    if second is None:
-        return tens
-    return tens + _ONES_WORDS.index(second) if second in _ONES_WORDS[1:10] else None
+    count = number_word_value(m.group("count")) if m.group("count") else 1
+    if count is None or count == 0:
+        return None
+    return Fraction(count, _FRACTION_WORDS[m.group("part")])
 
 
 def stated_precision(problem: str | None, reference: str) -> Precision | None:
@@ -815,11 +874,16 @@ def _balanced(s: str) -> bool:
 
 
 _ASSIGNMENT = re.compile(r"^\s*([A-Za-z](?:_\{?\w+\}?)?|\\[a-zA-Z]+)\s*(?:=|\\coloneqq)\s*(?P<value>[^=<>]+)$")
+# "3 = x", "10 = f(3)": the value first; only a value without letters (`x + 1 = y` is an equation)
+_REVERSED_ASSIGNMENT = re.compile(
+    r"^\s*(?P<value>(?:[^=<>A-Za-z]|\\(?:frac|dfrac|tfrac|sqrt|pi|cdot|times)\b)+?)\s*=\s*"
+    r"(?:[A-Za-z](?:_\{?\w+\}?)?(?:\([^()=]*\))?|\\[a-zA-Z]+)\s*$")
+_ORDINAL = re.compile(r"^(\d+)\s*(?:\^\s*\{\s*(?:\\(?:text|mathrm)\s*\{\s*)?(?:st|nd|rd|th)\s*\}?\s*\}|st|nd|rd|th)$")
 
 
 def _without_assignment(s: str) -> str:
     """"x = 3" -> "3": a leading variable assignment, when the value side has no other relation."""
-    m = _ASSIGNMENT.match(s)
+    m = _ASSIGNMENT.match(s) or _REVERSED_ASSIGNMENT.match(s)
     return m.group("value").strip() if m else s
 
 
@@ -845,6 +909,24 @@ def _named_values(items: list[str]) -> dict[str, str] | None:
         return None
     named = {m.group(1).replace(" ", ""): m.group("value").strip() for m in matches}
     return named if len(named) == len(items) else None
+
+
+_ASKED_ORDER = re.compile(r"ordered\s+(?:pair|triple|quadruple|tuple)s?\s*\$?\s*(?:\\left)?\s*\(\s*"
+                          r"(?P<names>[A-Za-z](?:\s*,\s*[A-Za-z])+)\s*(?:\\right)?\s*\)", re.IGNORECASE)
+
+
+def _in_asked_order(pred: str, ref: str, problem: str) -> str | None:
+    """"b = 3, a = 2" as "(2, 3)" when the problem asks for "the ordered pair (a, b)" and the reference is that
+    tuple: named values say which is which."""
+    asked, ref_collection = _ASKED_ORDER.search(problem), _as_collection(ref)
+    if asked is None or ref_collection is None or ref_collection[0] != "tuple":
+        return None
+    pred_collection = _as_collection(pred)
+    named = _named_values(pred_collection[1] if pred_collection else _split_top_level(pred))
+    names = [name.strip() for name in asked.group("names").split(",")]
+    if named is None or sorted(named) != sorted(names) or len(names) != len(ref_collection[1]):
+        return None
+    return "(" + ", ".join(named[name] for name in names) + ")"
 
 
 def _choice_letter(s: str) -> str | None:
@@ -1419,6 +1501,8 @@ def _match_method(prediction: str, reference: str, problem: str | None = None,
         return _match_method(pred_option[1], reference, problem, deadline)
     if {pred, ref} & {"\\emptyset"} and _EMPTY_WORDS.fullmatch(pred if ref == "\\emptyset" else ref):
         return "exact"  # "no solution" for the empty set
+    if (yes_no := _YES_NO.match(pred)) and ref.casefold() in ("yes", "no"):  # "No, it is not possible" for No
+        return "words" if yes_no.group(1).casefold() == ref.casefold() else "mismatch"
     if _WORDS.match(pred) and _WORDS.match(ref) and max(len(pred), len(ref)) > 2:  # "ab" may be algebra
         return "words" if pred.casefold() == ref.casefold() else "mismatch"
     if "=" not in ref and "\\in" not in ref:  # "x = 3" for the value 3: compare the value
@@ -1438,6 +1522,8 @@ def _match_method(prediction: str, reference: str, problem: str | None = None,
         pred_tuple, ref_tuple = pred_vector or _bracketed_as_tuple(pred), ref_vector or _bracketed_as_tuple(ref)
         if (_as_collection(pred_tuple) or ("", ""))[0] == "tuple" == (_as_collection(ref_tuple) or ("", ""))[0]:
             pred, ref = pred_tuple, ref_tuple
+    if problem and (in_order := _in_asked_order(pred, ref, problem)):
+        pred = in_order
     if (method := _collections_match(pred, ref, precision)) is not None:
         return method
     pred_interval, ref_interval = _relation_as_interval(pred), _relation_as_interval(ref)
@@ -1527,6 +1613,8 @@ def grade(completion: str, reference: str, *, problem: str | None = None,
         if extracted:
             start = completion.rfind(extracted)  # -1 when math-verify rewrote the span (\mathbf -> \text)
             found = _Extraction(extracted, start, start + len(extracted) if start >= 0 else -1, False)
+        else:
+            found = _prose_answer(completion, region, reference)
     if found is None:
         return GradeResult(extracted=None, correct=False, method="no_answer")
     candidates = [found]

@@ -154,6 +154,31 @@ def test_values_joined_by_and_or_or_are_one_answer():
     assert not grade("Therefore the answer is $12$ or $13$.", "12").correct  # a hedge
 
 
+@pytest.mark.parametrize(
+    ("completion", "reference", "correct"),
+    [
+        ("Therefore, k equals four.", "4", True),
+        ("Hence there are twenty-one ways.", "21", True),
+        ("Hence there are twenty-one ways.", "12", False),
+        ("Hence there are four solutions and one double root.", "4", False),  # two counts: which one is meant?
+        ("The function is odd.", "\\text{odd}", True),
+        ("It is even, not odd.", "\\text{odd}", False),  # a negation: no word answer is read
+        ("There is no solution.", "\\text{No solution}", True),
+        ("Yes, it is possible.", "Yes", True),
+        ("No, it is not possible.", "Yes", False),
+        ("The answer is 17, not 71.", "71", False),
+    ],
+)
+def test_a_conclusion_in_words_is_read_when_it_holds_no_math(completion, reference, correct):
+    assert grade(completion, reference).correct is correct
+
+
+def test_named_values_follow_the_order_the_problem_asks_for():
+    problem = "Find the constants. Enter the ordered pair $(a,b)$."
+    assert grade("\\boxed{b = 3, a = 2}", "(2,3)", problem=problem).correct
+    assert not grade("\\boxed{b = 2, a = 3}", "(2,3)", problem=problem).correct
+
+
 def test_multiple_choice_letters_and_words():
     assert grade("So the answer is $\\boxed{\\textbf{(C)}}$.", "\\text{(C)}").correct
     assert not grade("So the answer is $\\boxed{D}$.", "(C)").correct
