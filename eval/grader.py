@@ -1245,13 +1245,16 @@ def _decimal_comma_value(prediction: str) -> Fraction | None:
     decimal comma does not pad zeros, and reading "1,000" as 1 would accept a thousand for one."""
     s = re.sub(r"\\[!,]|\{,\}", ",", prediction.replace("$", "")).strip().rstrip(".")
     s = re.sub(r",+", ",", s)
-    m = re.fullmatch(r"(-?\d+),(\d+)", s)
+    if grouped := re.fullmatch(r"(-?\d{1,3}(?:,\d{3})+),(\d{1,2}|\d{4,})", s):  # "1\,234{,}5": groups, then decimals
+        return Fraction(f"{grouped.group(1).replace(',', '')}.{grouped.group(2)}")
+    m = re.fullmatch(r"(-?\d+),(\d+)(?:\s*(?:\\times|\\cdot|\*)\s*10\s*\^\s*\{?\s*([+-]?\d+)\s*\}?)?", s)  # "3,5\times10^{5}"
     if m is None:
         return None
-    whole, fraction = m.groups()
+    whole, fraction, exponent = m.groups()
     if len(fraction) == 3 and fraction.endswith("0") and whole.lstrip("-") != "0":
         return None
-    return Fraction(f"{whole}.{fraction}")
+    scale = Fraction(10) ** int(exponent) if exponent and abs(int(exponent)) < 400 else 1
+    return Fraction(f"{whole}.{fraction}") * scale
 
 
 _MAX_PAIRED_ITEMS = 64  # above this, a set's elements are not compared all against all
