@@ -67,8 +67,8 @@ TRAILING_UNITS = re.compile(
     r"^(?P<value>.*?[\d})])(?P<gap>\s*)(?P<units>" + _UNIT + r"(?:\s*(?:/|\bper\b)\s*" + _UNIT + r")?(?:\s+" + _UNIT + r")*)$"
 )
 TEXT_UNITS = re.compile(
-    r"^(?P<value>.*?(?:[\d})]|\\pi))\s*\\(?:text|mbox|mathrm|textrm|operatorname)\s*\{\s*(?P<units>[A-Za-z][A-Za-z .\-/]*?)\s*\}"
-    r"(?P<after>(?:\s*\^\s*\{?-?\d\}?)?(?:\s*/\s*(?:\\(?:text|mathrm)\s*)?\{?[A-Za-z]+\}?)?)$"
+    r"^(?P<value>.*?(?:[\d})]|\\pi))\s*\\(?:text|mbox|mathrm|textrm|operatorname)\s*\{\s*(?P<units>[A-Za-z][A-Za-z .\-/]*?(?:\^\s*\{?-?\d\}?)?)\s*\}"
+    r"(?P<after>(?:\s*\^\s*\{?-?\d\}?)?(?:\s*/\s*(?:\\(?:text|mathrm)\s*)?\{?[A-Za-z]+\}?(?:\s*\^\s*\{?-?\d\}?)?)?)$"
 )
 _POWERED_WORD = r"\s*(?P<{0}>[A-Za-z]+)\.?\s*(?:\^\s*\{{?(?P<{0}_power>\d)\}}?)?\s*"
 _SIMPLE_UNIT = re.compile("^" + _POWERED_WORD.format("word") + "$")  # one word and a power
@@ -144,7 +144,7 @@ def conversion_factor(source: Unit, target: Unit) -> Fraction | None:
     """What a value in `source` is multiplied by to be in `target`, when both are simple units, or both
     rates, of one dimension with the same powers (1 m^2 is 10,000 cm^2; 1 m/s is 3.6 km/h); None when
     no factor applies."""
-    if source.name == target.name and (not (source.simple and target.simple) or source.per is None or target.per is None):
+    if source.name == target.name and (not (source.simple and target.simple) or (source.per is None) != (target.per is None)):
         return Fraction(1)  # "\\$15 per hour" for "\\$15": a reference may leave out the "per" part
     if not (source.simple and target.simple) or (source.per is None) != (target.per is None):
         return None
