@@ -113,7 +113,8 @@ class GradeResult(BaseModel):
     correct: bool
     method: GradeMethod
     confidence: Confidence | None = None
-    span: tuple[int, int] | None = None  # [start, end) of `extracted` in the completion
+    span: tuple[int, int] | None = None  # [start, end) of `extracted` in the completion (of its value, when a unit
+    # written after the box or the math was added: "$\\boxed{5}$ cm" is extracted as "5 cm")
 
 
 # ---------------------------------------------------------------- extraction
@@ -207,7 +208,9 @@ def clean_sentence_answer(answer: str) -> str | None:
     if span and (joined := _joined_math_spans(answer)):
         answer = joined
     elif span:
-        answer = next(group for group in span.groups() if group is not None)
+        math = next(group for group in span.groups() if group is not None)
+        unit = _unit_after(answer[span.end():], math)
+        answer = f"{math} {unit}" if unit and _TRAILING_UNIT.fullmatch(answer[span.end():]) else math  # "$12$ m."
     elif answer.startswith("$"):  # "$18." : a price, not an opening math delimiter
         answer = answer.lstrip("$")
     answer = re.sub(r"[.。]+$", "", answer.strip()).strip().strip("*").strip()
@@ -215,6 +218,20 @@ def clean_sentence_answer(answer: str) -> str | None:
     if "\\boxed" in answer or "\\fbox" in answer:  # the instruction echoed back, not an answer
         return None
     return answer or None
+
+
+_TRAILING_UNIT = re.compile(
+    r"\s*\$*\s*(?P<unit>\\(?:text|mathrm|mbox)\s*\{[^{}]*\}(?:\s*\^\s*\{?-?\d\}?)?|"
+    r"[A-Za-z]+\.?(?:\s*/\s*[A-Za-z]+)?(?:\s*\^\s*\{?-?\d\}?)?)\s*(?:[.,;!)]\s*)?")
+
+
+def _unit_after(after: str, value: str) -> str | None:
+    """The known unit written right after a value's math ("$12$ m.", "$\\boxed{5}$ hours"), where the value
+    names none: dropping it would grade "12 m" right for "12 cm"."""
+    m = _TRAILING_UNIT.match(after)
+    if m is None or unit_of(value) is not None or not re.match(r"(?:[.,;!)]|\s*$)", after[m.end("unit"):].lstrip(" $")):
+        return None
+    return m.group("unit").rstrip(".") if unit_of(f"1 {m.group('unit')}") is not None else None
 
 
 _SPAN_JOINT = re.compile(r"\s*(?:,\s*(?:and|or)?|and|or|;)\s*")
@@ -322,6 +339,8 @@ def _extract(text: str) -> _Extraction | None:
     boxes = _boxes(text)
     if boxes:
         content, start, end = boxes[-1]
+        if unit := _unit_after(text[end:].lstrip("}"), content):  # "$\\boxed{5}$ cm": the unit counts
+            return _Extraction(f"{content} {unit}", start, end, True)
         return _Extraction(content, start, end, True)
     if _cut_off_in_box(text):  # no answer was given
         return None

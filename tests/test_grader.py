@@ -157,6 +157,20 @@ def test_values_joined_by_and_or_or_are_one_answer():
 @pytest.mark.parametrize(
     ("completion", "reference", "correct"),
     [
+        ("The answer is $\\boxed{5}$ cm.", "5\\text{ mm}", False),
+        ("The answer is $\\boxed{5}$ cm.", "0.05\\text{ m}", True),
+        ("Final Answer: The final answer is $12$ m. I hope it is correct.", "12 \\mathrm{~cm}", False),
+        ("Final Answer: The final answer is $120$ mm. I hope it is correct.", "12 \\mathrm{~cm}", True),
+        ("So the total is $\\boxed{5}$ in all.", "5", True),  # "in" is no unit here
+    ],
+)
+def test_a_unit_written_after_the_math_counts(completion, reference, correct):
+    assert grade(completion, reference).correct is correct
+
+
+@pytest.mark.parametrize(
+    ("completion", "reference", "correct"),
+    [
         ("Therefore, k equals four.", "4", True),
         ("Hence there are twenty-one ways.", "21", True),
         ("Hence there are twenty-one ways.", "12", False),
@@ -199,7 +213,8 @@ def test_unanchored_replies_use_math_verify_extraction_but_cut_off_text_states_n
 def test_result_keeps_span_method_and_confidence():
     text = "Thus the total is \\boxed{1{,}000} dollars."
     result = grade(text, "1000")
-    assert text[result.span[0]:result.span[1]] == result.extracted == "1{,}000"
+    assert text[result.span[0]:result.span[1]] == "1{,}000"
+    assert result.extracted == "1{,}000 dollars"  # a unit written after the box counts: "5 cm" is not "5 mm"
     assert (result.method, result.confidence) == ("exact", "exact")
     assert grade("\\boxed{\\frac{\\sqrt{2}}{2}}", "\\frac{1}{\\sqrt{2}}").confidence == "symbolic"
     assert grade("\\boxed{0.5}", "\\frac{1}{2}").confidence == "numeric"
