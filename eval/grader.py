@@ -215,9 +215,24 @@ def clean_sentence_answer(answer: str) -> str | None:
         answer = answer.lstrip("$")
     answer = re.sub(r"[.。]+$", "", answer.strip()).strip().strip("*").strip()
     answer = re.sub(r"^(?P<kept>[^,]+?),\s*(?:and\s+)?not\s+\S.*$", r"\g<kept>", answer)  # "17, not 71"
+    answer = _without_trailing_clause(answer)
+    if answer.endswith(")") and answer.count(")") > answer.count("(") and "[" not in answer:
+        answer = answer[:-1].rstrip(". ")  # "... the answer is twelve.)": the end of a parenthetical
     if "\\boxed" in answer or "\\fbox" in answer:  # the instruction echoed back, not an answer
         return None
     return answer or None
+
+
+_TRAILING_CLAUSE = re.compile(r"(?:,\s*|\s+)(?:because|since|which|where|so that|i\.e\.|attained|achieved|when)\b")
+
+
+def _without_trailing_clause(answer: str) -> str:
+    """"4, which is less than 7" -> "4", "5 because the sum is 12" -> "5": a clause after the value (outside math)
+    gives a reason or a place, not the answer."""
+    for m in _TRAILING_CLAUSE.finditer(answer):
+        if answer[: m.start()].count("$") % 2 == 0 and re.search(r"[\d$]", answer[: m.start()]):
+            return answer[: m.start()].strip()
+    return answer
 
 
 _TRAILING_UNIT = re.compile(
@@ -323,6 +338,52 @@ def _value_of_prose(answer: str) -> str:
     return numbers[-1].group(0) if numbers else answer
 
 
+def _anchored_after(text: str, position: int, needs_value: bool = True) -> _Extraction | None:
+    """The answer the last "the answer is" / "Answer:" / "#### " anchor after `position` states, the latest one
+    first ("The answer is 0.5 hours, i.e. 30 minutes. #### 30" means 30). After a box, only one that states a
+    value counts: "The answer is reasonable because ..." corrects nothing."""
+    anchors = sorted((m for pattern in (_ANSWER_IS, _HASHES) for m in pattern.finditer(text, position)),
+                     key=lambda m: m.end(), reverse=True)
+    for match in anchors:
+        if re.search(r"\b(?:check|verify|confirm|test)\w*\s+(?:\w+\s+)?$", text[max(0, match.start() - 30):match.start()],
+                     re.IGNORECASE):
+            continue  # "We may check our answer: 17 * 44 = 748 ..."
+        found = _sentence_after(text, match.end())
+        if found is not None and (not needs_value or re.search(r"[\d$\\]", found.answer)):
+            return found
+    return None
+
+
+def _meant_boxes(text: str) -> list[tuple[str, int, int]]:
+    """The boxes that may hold the answer: not one the text rejects ("\\boxed{15}, not \\boxed{14}") nor one in a
+    parenthetical after an earlier box ("\\boxed{73}. (An earlier attempt gave \\boxed{37}.)")."""
+    boxes = _boxes(text)
+    kept = []
+    for content, start, end in boxes:
+        before = text[max(0, start - 40):start]
+        since_last = text[kept[-1][2]:start] if kept else ""
+        if re.search(r"\bnot\s*\$?\s*\\(?:boxed|fbox)\s*\{$", before) or since_last.count("(") > since_last.count(")"):
+            continue
+        kept.append((content, start, end))
+    return kept or boxes
+
+
+_BOX_JOINT = re.compile(r"\}\s*\$?\s*(?:,\s*(?:and|or)?|and|or|;)\s*\$?\s*(?:[A-Za-z]\s*=\s*)?\\(?:boxed|fbox)\s*\{\s*")
+
+
+def _joined_boxes(text: str) -> list[tuple[str, int, int]]:
+    """The last boxes written as one list ("$\\boxed{-1}$, $\\boxed{2}$ and $\\boxed{5}$", "$x = \\boxed{2}$ and
+    $y = \\boxed{3}$"): together they are the answer, so an extra root or a hedge ("\\boxed{8} or \\boxed{9}")
+    does not pass as the last one."""
+    boxes = _meant_boxes(text)
+    group = boxes[-1:]
+    for previous in reversed(boxes[:-1]):
+        if not _BOX_JOINT.fullmatch(text[previous[2]:group[0][1]]):
+            break
+        group.insert(0, previous)
+    return group
+
+
 def _extract(text: str) -> _Extraction | None:
     tags = [m for m in _ANSWER_TAG.finditer(text) if m.group("inner").strip()]
     if tags:
@@ -336,7 +397,9 @@ def _extract(text: str) -> _Extraction | None:
         found = _sentence_after(text, minerva[-1].start(1))
         if found is not None:
             return found
-    boxes = _boxes(text)
+    boxes = _meant_boxes(text)
+    if boxes and (later := _anchored_after(text, boxes[-1][2])) is not None:
+        return later  # "I wrote \\boxed{35} but double counted ... Answer: 30"
     if boxes:
         content, start, end = boxes[-1]
         if unit := _unit_after(text[end:].lstrip("}"), content):  # "$\\boxed{5}$ cm": the unit counts
@@ -344,11 +407,8 @@ def _extract(text: str) -> _Extraction | None:
         return _Extraction(content, start, end, True)
     if _cut_off_in_box(text):  # no answer was given
         return None
-    for pattern in (_ANSWER_IS, _HASHES):
-        for match in reversed(list(pattern.finditer(text))):
-            found = _sentence_after(text, match.end())
-            if found is not None:
-                return found
+    if (found := _anchored_after(text, 0, needs_value=False)) is not None:
+        return found
     if (m := _BARE_MATH.match(text)) and "$" not in m.group("math"):
         tail = f" {m.group('tail')}" if m.group("tail") else ""
         return _Extraction(m.group("math").strip() + tail, m.start("math"), m.end("tail") if tail else m.end("math"), True)
@@ -384,15 +444,18 @@ def _unanchored_region(text: str) -> str | None:
     last-number fallback accepts such texts among the committed eval completions (docs/grading.md).
     """
     text = text.strip()
-    if not text:
-        return None
+    if not text or re.search(r"\b(?:answer|is|are|equals|be)\s*$|[=:]\s*$", text, re.IGNORECASE):
+        return None  # "... So the answer": cut off before stating it
     if len(text) <= 200 and "\n" not in text:
-        return text
+        return _without_trailing_clause(text)
     if not re.search(r"[.!?$)\]}]\s*$", text) or re.search(r"(?:^|\n)\s*\d+\.\s*$", text):
         return None
-    last_line = text.rsplit("\n", 1)[-1][-600:]
+    lines = [line for line in text.split("\n") if line.strip()]
+    last_line = lines[-1][-600:]
+    if re.match(r"\s*(?:\\\[|\$\$)", last_line) and len(lines) > 1:  # "Therefore the matrix is" + a display
+        last_line = f"{lines[-2][-600:]} {last_line}"
     markers = list(_CONCLUSION.finditer(last_line))
-    return last_line[markers[-1].start():] if markers else None
+    return _without_trailing_clause(last_line[markers[-1].start():]) if markers else None
 
 
 _NEGATION = re.compile(r"\b(?:not|never|neither|nor|cannot)\b|n't\b", re.IGNORECASE)
@@ -1642,7 +1705,12 @@ def grade(completion: str, reference: str, *, problem: str | None = None,
     candidates = [found]
     size, kind = _reference_shape(reference)
     boxes = _boxes(completion)
-    if size > 1 and len(boxes) >= size and found.start == boxes[-1][1]:  # "\boxed{2} and \boxed{3}"
+    joined = _joined_boxes(completion) if boxes and found.start == boxes[-1][1] else []
+    if len(joined) > 1:  # one list of boxes is one answer
+        combined = ", ".join(content for content, _, _ in joined)
+        tuple_of_values = kind == "tuple" and all(_as_collection(content) is None for content, _, _ in joined)
+        candidates = [_Extraction(f"({combined})" if tuple_of_values else combined, joined[0][1], joined[-1][2], True)]
+    elif size > 1 and len(boxes) >= size and found.start == boxes[-1][1]:  # "\boxed{2}. ... \boxed{3}"
         last = boxes[-size:]
         if all(_as_collection(content) is None for content, _, _ in last):
             combined = ", ".join(content for content, _, _ in last)

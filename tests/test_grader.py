@@ -24,7 +24,10 @@ def test_extract_boxed_takes_the_last_complete_box(text, expected):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("Thus \\boxed{7}. The answer is 8.", "7"),
+        ("Thus \\boxed{7}. The answer is 8.", "8"),  # a later answer sentence corrects the box
+        ("Thus \\boxed{7}. The answer is reasonable.", "7"),  # ... only one that states a value
+        ("So \\boxed{15}, not \\boxed{14}.", "15"),
+        ("Final answer: \\boxed{73}. (An earlier attempt gave \\boxed{37}.)", "73"),
         ("So the final answer is $\\frac{1}{2}$.", "\\frac{1}{2}"),
         ("She makes 9 * 2 = 18 dollars.\n#### 18", "18"),
         ("I don't know.", None),
