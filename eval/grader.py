@@ -259,7 +259,11 @@ def _joined_math_spans(answer: str) -> str | None:
     if len(spans) < 2 or answer[spans[-1].end():].strip(" .") or any(
             not _SPAN_JOINT.fullmatch(answer[left.end():right.start()]) for left, right in zip(spans, spans[1:])):
         return None
-    return ", ".join(next(group for group in span.groups() if group is not None).strip() for span in spans)
+    values = [next(group for group in span.groups() if group is not None).strip() for span in spans]
+    joints = {answer[left.end():right.start()].strip(" ,") for left, right in zip(spans, spans[1:])}
+    if joints == {"or"} and all(_RELATION_SIGN.search(value) for value in values):
+        return " or ".join(values)  # "$x<-2$ or $x>3$": a union of intervals, not a list
+    return ", ".join(values)
 
 
 @dataclass(frozen=True)
@@ -316,6 +320,10 @@ def _is_bare_answer(text: str) -> bool:
     return words < 3 and not re.search(r"'|\bI\b|\?", text)
 
 
+_ALL_WITH = re.compile(r"^all\s+(?:real\s+)?(?:numbers\s+)?\$?[a-z]\$?\s+(?:with|such that|satisfying|where|for which)\s+(?P<relation>.+)$",
+                       re.IGNORECASE)
+
+
 def _value_of_prose(answer: str) -> str:
     """"The largest $n$ is 34" -> "34": the value a sentence after an answer anchor states.
 
@@ -323,6 +331,8 @@ def _value_of_prose(answer: str) -> str:
     "is / equals / =" outside math, else its last math span, else its last number. Anything shorter
     ("12 apples", "Evelyn", "x = 3") is the answer as written.
     """
+    if all_with := _ALL_WITH.match(answer):  # "all $x$ with $-3 < x < 3$"
+        return clean_sentence_answer(all_with.group("relation")) or answer
     if _prose_words(answer) < 3:
         return answer
     relations = [m for m in _PROSE_RELATION.finditer(answer) if answer[: m.start()].count("$") % 2 == 0]
@@ -517,6 +527,8 @@ _ALL_REALS = re.compile(r"(?:[a-z]\s*\\in\s*)?(?:\\mathbb\{R\}|(?:all|any|every)
 _EMPTY_WORDS = re.compile(r"(?:there\s+(?:is|are)\s+)?(?:no\s+(?:real\s+)?(?:solutions?|such\s+\w+|values?)|none)",
                           re.IGNORECASE)
 _CHOICE = re.compile(r"^\(?([A-Ea-e])\)?(?:[.:)]?\s+.*)?$")
+_CHOICE_LIST = re.compile(r"\(?[A-E]\)?(?:\s*(?:,|and|,\s*and)\s*\(?[A-E]\)?)+")
+_SET_BUILDER = re.compile(r"\\\{\s*[a-z]\s*(?:\\in\s*\\mathbb\{R\}\s*)?(?:\\mid|\||:)\s*(?P<relation>[^{}]*?(?:[<>=]|\\[lg]eq?\b)[^{}]*?)\s*\\\}")
 _UNICODE = {"\u2009": " ", "\u202f": " ", "\u00a0": " ", "\u2007": " ", "\u2212": "-", "\u2013": "-", "\u00d7": "\\times ",
             "\u00b7": "\\cdot ", "\u22c5": "\\cdot ", "\u221e": "\\infty ", "\u222a": "\\cup ", "\u2229": "\\cap ",
             "\u2264": "\\le ", "\u2265": "\\ge ", "\u2260": "\\neq ", "\u03c0": "\\pi ", "\u221a": "\\sqrt ",
@@ -591,6 +603,7 @@ def normalize_answer(answer: str) -> tuple[str, bool]:
     s = re.sub(r"(?<![\\A-Za-z])pi(?![A-Za-z])", r"\\pi ", s)  # plain-text pi ("pi/2"), which LaTeX reads as p*i
     s = re.sub(r"\\log\s*_\s*(?:e|\{\s*e\s*\})(?![a-zA-Z])", r"\\ln", s)  # log base e is ln; a bare \log is math-verify's base 10
     s = re.sub(r"\\(?:mathrm|text|operatorname|mathit|textrm)\s*\{\s*([ie])\s*\}", r"\1", s)  # upright i, e: constants, never units
+    s = re.sub(r"\\var(epsilon|phi|theta|rho|sigma|pi)(?![A-Za-z])", r"\\\1", s)  # \varepsilon is \epsilon
     if re.search(r"\\(?:sin|cos|tan|cot|sec|csc)\b", s):  # sin 30° is sin(pi/6): an angle in degrees stays one
         s = re.sub(r"(\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|°|\\degree)", r"(\\frac{\1\\pi}{180})", s)
     s = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree", "", s)
@@ -602,6 +615,10 @@ def normalize_answer(answer: str) -> tuple[str, bool]:
     s = _strip_units(s)  # `5\\text{ cm}^2` while the unit is still marked as text
     s = _unwrap_text(s)
     s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
+    if _CHOICE_LIST.fullmatch(s):  # "(B), (D)" is "B, D"
+        s = re.sub(r"\(([A-E])\)", r"\1", s)
+    if set_builder := _SET_BUILDER.fullmatch(s):  # "\{x \mid x \ge 2\}": the relation says which interval
+        s = set_builder.group("relation").strip()
     s = re.sub(r"\\varnothing|\\empty\b", r"\\emptyset", s)
     if re.fullmatch(r"\\?\{\s*\\?\}", s):  # `\{\}`: the empty set written as braces
         s = "\\emptyset"
@@ -997,6 +1014,26 @@ _ASKED_ORDER = re.compile(r"ordered\s+(?:pair|triple|quadruple|tuple)s?\s*\$?\s*
                           r"(?P<names>[A-Za-z](?:\s*,\s*[A-Za-z])+)\s*(?:\\right)?\s*\)", re.IGNORECASE)
 
 
+def _both_signs(side: str, other: str) -> str:
+    """"x = \\frac{-1 \\pm \\sqrt{5}}{2}" as its two values, when the other side lists two."""
+    bare = _without_assignment(side)
+    other_collection = _as_collection(other)
+    if bare.count("\\pm") != 1 or "\\pm" in other or other_collection is None or len(other_collection[1]) != 2:
+        return side
+    return f"{bare.replace(chr(92) + 'pm', '+')}, {bare.replace(chr(92) + 'pm', '-')}"
+
+
+def _named_as_tuple(ref: str, pred: str) -> str:
+    """"a=-1, b=2" as "(-1, 2)" against a tuple without names, "(2, -1)": the values in the order written."""
+    ref_collection, pred_collection = _as_collection(ref), _as_collection(pred)
+    if ref_collection is None or pred_collection is None or pred_collection[0] != "tuple":
+        return ref
+    named = _named_values(ref_collection[1])
+    if named is None or _named_values(pred_collection[1]) is not None or len(named) != len(pred_collection[1]):
+        return ref
+    return "(" + ", ".join(named.values()) + ")"
+
+
 def _in_asked_order(pred: str, ref: str, problem: str) -> str | None:
     """"b = 3, a = 2" as "(2, 3)" when the problem asks for "the ordered pair (a, b)" and the reference is that
     tuple: named values say which is which."""
@@ -1325,6 +1362,10 @@ def _decimal_comma_value(prediction: str) -> Fraction | None:
 
     Three digits ending in 0 after a non-zero whole part ("1,000", "3,500") are a thousands group: a
     decimal comma does not pad zeros, and reading "1,000" as 1 would accept a thousand for one."""
+    if re.search(r",\s*\\!", prediction):
+        return None  # `1,\!024`: LaTeX's thousands separator, never a decimal comma
+    if european := re.fullmatch(r"\s*(-?\d{1,3}(?:\.\d{3})+),(\d+)\s*", prediction.replace("$", "")):  # "1.234,56"
+        return Fraction(f"{european.group(1).replace('.', '')}.{european.group(2)}")
     s = re.sub(r"\\[!,]|\{,\}", ",", prediction.replace("$", "")).strip().rstrip(".")
     s = re.sub(r",+", ",", s)
     if grouped := re.fullmatch(r"(-?\d{1,3}(?:,\d{3})+),(\d{1,2}|\d{4,})", s):  # "1\,234{,}5": groups, then decimals
@@ -1523,6 +1564,19 @@ def _degrees_for_radians(prediction: str, reference: str, precision: Precision |
     return _symbolic(ref, pred, precision, deadline)
 
 
+_MEASURE_WORDS = frozenset({"square", "cubic", "sq", "cu"})
+
+
+def _unit_words(answer: str) -> frozenset[str]:
+    """The words written after a value ("12 \\text{ boys}" -> {"boy"}), singular and lower case, without "square"."""
+    s = without_latex_spacing(answer.replace("$", "")).strip().rstrip(".")
+    m = TEXT_UNITS.match(s) or TRAILING_UNITS.match(s)
+    if m is None:
+        return frozenset()
+    words = {word.lower() for word in re.findall(r"[A-Za-z]+", m.group("units"))} - _MEASURE_WORDS - {"per"}
+    return frozenset(word[:-1] if len(word) > 3 and word.endswith("s") else word for word in words)
+
+
 def _converted_match(pred: str, ref: str, pred_unit: Unit, ref_unit: Unit, precision: Precision | None) -> GradeMethod:
     """Values in two different known units: "120 minutes" for "2 hours" by converting the prediction's
     value; units of different dimensions ("15 m" for "15 s") never match."""
@@ -1551,6 +1605,9 @@ def _match_method(prediction: str, reference: str, problem: str | None = None,
     pred_unit, ref_unit = unit_of(prediction), unit_of(reference)
     if pred_unit and ref_unit and pred_unit != ref_unit:  # units are stripped from both sides, so "15 m"
         return _converted_match(pred, ref, pred_unit, ref_unit, precision)  # for "15 s" is caught here
+    if not (pred_unit and ref_unit) and (words := _unit_words(prediction)) and (ref_words := _unit_words(reference)) \
+            and words != ref_words:
+        return "mismatch"  # "12 boys" for "12 girls", "300 K" for "300 J", "n \\ge 3 \\text{ even}" for "... odd"
     if precision is not None:
         ref = re.sub(r"^(?:\\approx|≈|~)\s*", "", ref)
         pred = re.sub(r"^(?:\\approx|≈|~)\s*", "", pred)
@@ -1609,6 +1666,8 @@ def _match_method(prediction: str, reference: str, problem: str | None = None,
             pred, ref = pred_tuple, ref_tuple
     if problem and (in_order := _in_asked_order(pred, ref, problem)):
         pred = in_order
+    pred, ref = _both_signs(pred, ref), _both_signs(ref, pred)
+    ref = _named_as_tuple(ref, pred)
     if (method := _collections_match(pred, ref, precision)) is not None:
         return method
     pred_interval, ref_interval = _relation_as_interval(pred), _relation_as_interval(ref)

@@ -49,7 +49,8 @@ _UNITS: dict[str, tuple[tuple[str, ...], str, Fraction]] = {
 _SI_SYMBOLS = {"m": ("length", Fraction(1)), "g": ("mass", Fraction(1)), "s": ("time", Fraction(1)),
                "A": ("current", Fraction(1)), "J": ("energy", Fraction(1)), "eV": ("energy", Fraction(1602176634, 10**28)),
                "Hz": ("frequency", Fraction(1)), "W": ("power", Fraction(1)), "V": ("voltage", Fraction(1)),
-               "N": ("force", Fraction(1)), "Pa": ("pressure", Fraction(1))}
+               "N": ("force", Fraction(1)), "Pa": ("pressure", Fraction(1)), "K": ("temperature", Fraction(1)),
+               "mol": ("amount", Fraction(1))}
 _SI_PREFIXES = {"": Fraction(1), "n": Fraction(1, 10**9), "m": Fraction(1, 1000), "k": Fraction(1000),
                 "M": Fraction(10**6), "G": Fraction(10**9)}
 SI_UNITS = {prefix + symbol: (dimension, factor * size)
@@ -156,11 +157,20 @@ def conversion_factor(source: Unit, target: Unit) -> Fraction | None:
 
 
 def _factor(source: str, source_power: int, target: str, target_power: int) -> Fraction | None:
-    source_dimension, source_size = _dimension_and_size(source)
-    target_dimension, target_size = _dimension_and_size(target)
+    source_dimension, source_power, source_size = _in_base_units(source, source_power)
+    target_dimension, target_power, target_size = _in_base_units(target, target_power)
     if source_dimension != target_dimension or source_power != target_power:
         return None
-    return (source_size / target_size) ** source_power
+    return source_size / target_size
+
+
+def _in_base_units(name: str, power: int) -> tuple[str, int, Fraction]:
+    """(dimension, power, size of one unit in the base unit to that power); a volume is a length cubed
+    (1 mL = 1 cm^3), so "5000 L" is "5 m^3"."""
+    dimension, size = _dimension_and_size(name)
+    if dimension == "volume" and power == 1:
+        return "length", 3, size * Fraction(1, 10**6)
+    return dimension, power, size**power
 
 
 def _dimension_and_size(name: str) -> tuple[str, Fraction]:

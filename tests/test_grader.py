@@ -160,6 +160,28 @@ def test_values_joined_by_and_or_or_are_one_answer():
 @pytest.mark.parametrize(
     ("completion", "reference", "correct"),
     [
+        ("The roots are $\\boxed{-1}$, $\\boxed{2}$, $\\boxed{5}$.", "2, 5", False),  # an extra root
+        ("The roots are $\\boxed{-1}$, $\\boxed{2}$, $\\boxed{5}$.", "-1, 2, 5", True),
+        ("The points are $\\boxed{(2, 5)}$ and $\\boxed{(-2, 5)}$.", "(-2,5)", False),
+        ("The points are $\\boxed{(2, 5)}$ and $\\boxed{(-2, 5)}$.", "(2,5),(-2,5)", True),
+        ("It might be $\\boxed{8}$ or $\\boxed{9}$, I am not sure.", "9", False),  # a hedge
+        ("I first wrote $\\boxed{35}$ but counted a case twice.\n\n**Answer: 30**", "30", True),
+        ("We may check our answer: $17 \\cdot 44 = 748$, after $\\boxed{44}$.", "44", True),
+        ("The answer is 4, which is less than 7.", "4", True),
+        ("The answer is 5 because the sum is 12.", "12", False),
+        ("Thus the minimum value is $-3$, attained at $x = 2$.", "2", False),
+        ("Thus the minimum value is $-3$, attained at $x = 2$.", "-3", True),
+        ("We need $5 + 3 \\times 2 = 11$. So the answer", "11", False),  # cut off before stating it
+        ("Therefore, the answer is all $x$ with $-3 < x < 3$.", "(-3,3)", True),
+    ],
+)
+def test_which_box_and_which_span_is_the_answer(completion, reference, correct):
+    assert grade(completion, reference).correct is correct
+
+
+@pytest.mark.parametrize(
+    ("completion", "reference", "correct"),
+    [
         ("The answer is $\\boxed{5}$ cm.", "5\\text{ mm}", False),
         ("The answer is $\\boxed{5}$ cm.", "0.05\\text{ m}", True),
         ("Final Answer: The final answer is $12$ m. I hope it is correct.", "12 \\mathrm{~cm}", False),
