@@ -15,7 +15,7 @@ Module attributes are watched instead: the zygote gives its modules a class whos
 call replaced, and an audit hook notes a library function's code or defaults changed in place. Module dicts
 written directly (`vars(sympy)[...]`) are compared only after a call whose bytecode names a way to hold one
 (`DICT_NAMES`, ~4.5 ms), and the library's dicts, lists, sets and objects' attributes (`converter[int] = ...`,
-`ZZ.one = ...`) only after a call that names them. A plain SymPy call pays ~85 microseconds
+`ZZ.one = ...`) only after a call that names them. A plain SymPy call pays ~0.1 ms
 (docs/benchmarks.md).
 
 SymPy and mpmath modules a session imports itself are adopted at the end of the importing call
@@ -23,7 +23,7 @@ SymPy and mpmath modules a session imports itself are adopted at the end of the 
 
 What `sys` holds (modules, import hooks, trace functions, signal handlers ...) is compared after every call
 (~60 us): a call reaches it through any module that imported it (`fractions.sys`), which its bytecode does not
-show. What putting back replaces is kept alive for the session's life (`InterpreterGuard.kept`), so that no
+show. Code compiled while the call runs (`sympify("exec(...)")`) is scanned as it runs, by the audit hook. What putting back replaces is kept alive for the session's life (`InterpreterGuard.kept`), so that no
 `__del__` runs inside the restore or after it, where nothing would look again.
 
 Known gaps: a class patched and patched back by a function defined in an earlier call leaves what SymPy cached
@@ -42,6 +42,7 @@ from __future__ import annotations
 import _signal
 import array
 import builtins
+import faulthandler
 import functools
 import gc
 import inspect
@@ -67,8 +68,9 @@ MATH_MODULES = frozenset({
 REFLECTIVE_NAMES = frozenset({
     "setattr", "delattr", "getattr", "vars", "globals", "locals", "exec", "eval", "compile", "__import__",
     "breakpoint", "__builtins__", "__loader__", "__spec__",
-    # library helpers that set attributes on the class they are handed (`dataclass(Integer)`)
-    "dataclass", "update_wrapper", "wraps", "total_ordering",
+    # library helpers that set attributes on the class they are handed (`dataclass(Integer)`), or hand out any
+    # attribute by a dotted name (`string.Formatter().get_field('0.__dict__', [sympy], {})`)
+    "dataclass", "update_wrapper", "wraps", "total_ordering", "get_field",
     # what SymPy's cached objects are made of: `x._assumptions[...] = ...` reaches every later `symbols('x')`
     "_assumptions", "default_assumptions", "_mhash", "_args",
 })
@@ -85,9 +87,12 @@ _NOT_OBJECTS = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctio
 DICT_NAMES = frozenset({
     "vars", "__dict__", "__globals__", "f_globals", "getattr", "exec", "eval", "compile", "__import__",
     "get_referents", "get_referrers", "get_objects", "getmembers", "__builtins__", "attrgetter", "methodcaller",
-    "__getattribute__", "getattr_static",
+    "__getattribute__", "getattr_static", "get_field",
 })
 HARMLESS_DUNDERS = frozenset({"__name__", "__doc__", "__qualname__", "__module__", "__init__", "__annotations__"})
+# Dunders that make library code set attributes when a class merely defines them (`copy.copy` calls
+# `__reduce_ex__` and sets the state it returns on any object): counted in a class body too.
+STATE_DUNDERS = frozenset({"__reduce__", "__reduce_ex__", "__setstate__", "__set_name__", "__init_subclass__"})
 
 
 def _dunder(name: str) -> bool:
@@ -130,6 +135,7 @@ def _scan(code: types.CodeType, reach: Reach, nested: bool) -> None:
     touches = stores or not REFLECTIVE_NAMES.isdisjoint(names) or _EXTENDED_ARG in ops
     if not touches and (code.co_flags & inspect.CO_OPTIMIZED or not nested):  # a class body names its own
         touches = any(_dunder(name) for name in names)
+    touches = touches or not STATE_DUNDERS.isdisjoint(names)
     start = ops.find(_IMPORT_NAME)
     while not touches and start >= 0:
         touches = names[code.co_code[2 * start + 1]].split(".")[0] not in MATH_MODULES
@@ -183,6 +189,7 @@ _library_functions: frozenset[int] = frozenset()
 _FUNCTION_SETS = frozenset({"__code__", "__defaults__", "__kwdefaults__"})
 _FUNCTION_READS = frozenset({"__kwdefaults__", "__globals__"})
 _in_audit_hook = False
+_runtime_reach = Reach()  # what code compiled and run during the call could do (the audit hook's "exec" events)
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
@@ -191,6 +198,11 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     global _in_audit_hook
     if event == "sys.addaudithook":
         raise RuntimeError("a sandbox session cannot add audit hooks")
+    if event == "exec" and _recording and not _in_audit_hook and type(args[0]) is types.CodeType:
+        filename = args[0].co_filename  # a module being imported runs code from its file: that is the library
+        if filename.startswith("<") and not filename.startswith("<cell "):  # `sympify("exec(...)")`, an annotation
+            _scan(args[0], _runtime_reach, nested=False)
+        return
     if not _recording or _in_audit_hook or (event != "object.__setattr__" and event != "object.__getattr__"):
         return
     function, name = args[0], args[1]
@@ -231,6 +243,13 @@ class InterpreterSnapshot:
         self.gc_callbacks = list(gc.callbacks)
         self.containers = _library_containers(self.module_values, self.types)
         self.container_names = frozenset(self.containers)
+        # the objects library modules hold keep their class (`ZZ.__class__ = ...`); their attribute dicts are
+        # watched after any call that stores an attribute (`Poly(...).domain.to_sympy = ...` never names ZZ)
+        holders = {id(holder): holder for found in self.containers.values() for _, _, holder in found
+                   if holder is not None and holder is not _GROWS}
+        self.instance_classes = [(holder, type(holder)) for holder in holders.values()]
+        self.object_dicts = [c for found in self.containers.values() for c in found
+                             if c[2] is not None and c[2] is not _GROWS]
         global _library_functions, _library_caches
         _library_functions = frozenset(id(function) for function in objects if type(function) is types.FunctionType)
         _library_caches = [cache for cache in objects if type(cache) is functools._lru_cache_wrapper
@@ -239,6 +258,7 @@ class InterpreterSnapshot:
         # into a class's dict
         self.singletons = [(attributes["_instance"], cls) for cls, attributes in self.types
                            if "_instance" in attributes and type(cls).__name__ == "Singleton"]
+        self.singleton_args = [(instance, instance._args) for instance, _ in self.singletons]  # `S.Pi._args = ...`
         del objects
         self.known_modules = frozenset(self.module_names)
         sys.addaudithook(_audit)
@@ -246,6 +266,10 @@ class InterpreterSnapshot:
         self.parameters = {name: getattr(parameters, name) for name in self.PARAMETERS} if parameters else {}
         self.int_max_str_digits = sys.get_int_max_str_digits()
         self.path = list(sys.path)
+        self.path_importer_cache = dict(sys.path_importer_cache)
+        self.package_paths = [(module.__path__, list(module.__path__)) for module in self.module_values
+                              if type(module.__dict__.get("__path__")) is list
+                              and module.__name__.split(".")[0] in LIBRARY_PACKAGES]
         for module in self.module_values:
             if type(module) is types.ModuleType:
                 module.__class__ = _WatchedModule
@@ -278,7 +302,7 @@ def _library_containers(modules: tuple[Any, ...],
     found: dict[str, list[tuple[Any, str, Any]]] = {}
     seen: set[tuple[int, str]] = set()
     owners = [(module.__name__, module.__dict__, True) for module in modules
-              if isinstance(module, types.ModuleType) and module.__name__.split(".")[0] in LIBRARY_PACKAGES]
+              if issubclass(type(module), types.ModuleType) and module.__name__.split(".")[0] in LIBRARY_PACKAGES]
     owners += [(f"{cls.__module__}.{cls.__qualname__}", attributes, False) for cls, attributes in classes
                if str(cls.__module__).split(".")[0] in LIBRARY_PACKAGES]
     for owner, attributes, is_module in owners:
@@ -344,7 +368,7 @@ def adopt_new_library_modules(snapshot: InterpreterSnapshot) -> None:
     containers, as that call left them (their functions the audit hook counts as the library's by their
     module). Runs in the session process, on its own copy of the snapshot."""
     new = [(name, module) for name, module in list(sys.modules.items())
-           if name not in snapshot.known_modules and isinstance(module, types.ModuleType)]
+           if name not in snapshot.known_modules and issubclass(type(module), types.ModuleType)]
     snapshot.known_modules = snapshot.known_modules.union(name for name, _ in new)
     new = [(name, module) for name, module in new if name.split(".")[0] in LIBRARY_PACKAGES]
     if not new:
@@ -399,16 +423,18 @@ class InterpreterGuard:
         # compare): this call's writes only, since threading rebinds its locks after the fork
         copy_dicts = reach.dicts_now or self.dicts_from_now_on
         self.module_dicts = [(module.__dict__, dict(module.__dict__)) for module in list(sys.modules.values())
-                             if isinstance(module, types.ModuleType)] if copy_dicts else []
+                             if issubclass(type(module), types.ModuleType)] if copy_dicts else []
         self.names_from_now_on |= reach.names_later
         named = (reach.names_now | self.names_from_now_on) & self.snapshot.container_names
         watched = [c for found in self.snapshot.containers.values() for c in found] if copy_dicts else \
-            [c for name in named for c in self.snapshot.containers[name]] + self.always_watched
+            [c for name in named for c in self.snapshot.containers[name]] + self.always_watched \
+            + (self.snapshot.object_dicts if reach.stores or self.checked_from_now_on else [])
         watched = list({id(c[0]): c for c in watched}.values()) if len(watched) > 1 else watched
         self.containers = [(container, label, holder, _copy(container)) for container, label, holder in watched]
         self.clear_cache_after = reach.stores
         _module_changes.clear()
         _function_changes.clear()
+        _runtime_reach.__init__()
         _recording = True
 
     def after(self) -> list[str]:
@@ -416,16 +442,27 @@ class InterpreterGuard:
         global _recording
         if self.check_this_call:  # a `__del__` of garbage in a cycle would patch in the middle of the next call
             gc.collect()
+        self._count_code_made_at_run_time()
+        restored: list[str] = []
+        # Recording stays on: putting back can run the call's code (a key's __hash__, a released object's __del__,
+        # a property); what that code patches is put back by one more pass, which then compares everything.
+        for _ in range(RESTORE_PASSES):
+            module_changes, function_changes = list(_module_changes.values()), list(_function_changes.values())
+            _module_changes.clear()
+            _function_changes.clear()
+            found = (self._builtins() + self._module_attributes(module_changes) + self._sympy_parameters()
+                     + self._functions(function_changes) + self._containers() + self._module_dicts()
+                     # cheap enough for every call (~0.1 ms): `fractions.sys.settrace(...)` names no sys nor hook
+                     + self._sys_modules() + self._import_hooks() + self._hooks() + self._signals() + self._process())
+            if self.check_this_call:
+                found += self._classes() + self._instances() + self._package_paths()
+            if module_changes or found or self.clear_cache_after:  # an added module attribute may shadow too
+                _clear_sympy_cache()
+            restored += found
+            if not (_module_changes or _function_changes):
+                break
+            self.check_this_call = True
         _recording = False
-        touched_library = bool(_module_changes)  # an added module attribute is not put back, yet may shadow
-        restored = (self._builtins() + self._module_attributes() + self._sympy_parameters()
-                    + self._functions() + self._containers() + self._module_dicts()  # no-ops unless noted or copied
-                    # cheap enough for every call (~0.1 ms): `fractions.sys.settrace(...)` names neither sys nor a hook
-                    + self._sys_modules() + self._import_hooks() + self._hooks() + self._signals() + self._process())
-        if self.check_this_call:
-            restored += self._classes()
-        if touched_library or restored or self.clear_cache_after:
-            _clear_sympy_cache()
         if len(sys.modules) != len(self.snapshot.known_modules):  # the call imported something
             adopt_new_library_modules(self.snapshot)
         _module_changes.clear()
@@ -434,6 +471,16 @@ class InterpreterGuard:
         if len(restored) > MAX_NAMES:
             restored = [*restored[:MAX_NAMES], f"{len(restored) - MAX_NAMES} more"]
         return restored
+
+    def _count_code_made_at_run_time(self) -> None:
+        """Code the call compiled and ran (`sympify("exec(...)")`, `eval` of an annotation) is checked as if the
+        call had written it: its bytecode was not there to read before the call."""
+        reach = _runtime_reach
+        self.checked_from_now_on |= reach.later
+        self.dicts_from_now_on |= reach.dicts_later
+        self.names_from_now_on |= reach.names_later
+        self.check_this_call |= reach.now or reach.later
+        self.clear_cache_after |= reach.stores
 
     def _builtins(self) -> list[str]:
         current, saved = builtins.__dict__, self.snapshot.builtins
@@ -447,24 +494,29 @@ class InterpreterGuard:
                 changed.append(name)
         return [f"builtins.{name}" for name in changed]
 
-    def _module_attributes(self) -> list[str]:
+    def _module_attributes(self, changes: list[tuple[types.ModuleType, str, Any]]) -> list[str]:
         """Replaced or deleted ones; an added name (importlib binds a new submodule so) changes nothing older."""
         restored = []
-        for module, name, old in list(_module_changes.values()):
+        for module, name, old in changes:
             if old is not _MISSING and module.__dict__.get(name, _MISSING) is not old:
                 self.kept.append(module.__dict__.get(name))
                 module.__dict__[name] = old
                 restored.append(f"{module.__name__}.{name}")
         return restored
 
-    def _functions(self) -> list[str]:
+    def _functions(self, changes: list[tuple[Any, str, Any, dict | None]]) -> list[str]:
         """A library function's replaced code or defaults, and its kwdefaults or globals changed in place."""
+        global _in_audit_hook
         restored = []
-        for function, name, old, contents in list(_function_changes.values()):
+        for function, name, old, contents in changes:
             if contents is None:
                 if getattr(function, name) is not old:
                     self.kept.append(getattr(function, name))
-                    setattr(function, name, old)
+                    _in_audit_hook = True  # the guard's own write is no change to note
+                    try:
+                        setattr(function, name, old)
+                    finally:
+                        _in_audit_hook = False
                     restored.append(f"{function.__module__}.{function.__qualname__}.{name}")
             elif name == "__kwdefaults__":
                 if old.keys() != contents.keys() or not all(map(is_, old.values(), contents.values())):
@@ -487,6 +539,8 @@ class InterpreterGuard:
             elif isinstance(container, dict):
                 if container.keys() == saved.keys() and all(map(is_, container.values(), saved.values())):
                     continue
+                if holder is not None and holder is not _GROWS:
+                    self._forget_memos(container, saved, holder)
                 changed = [key for key in container.keys() | saved.keys()
                            if dict.get(container, key, _MISSING) is not saved.get(key, _MISSING)
                            and (key in saved or holder is None or (holder is not _GROWS and _shadows(holder, key)))]
@@ -507,6 +561,13 @@ class InterpreterGuard:
                 restored.append(label)
         self.containers = []
         return restored
+
+    def _forget_memos(self, attributes: dict[str, Any], saved: dict[str, Any], holder: Any) -> None:
+        """A memo the object keeps for one of its class's properties (`Q._even` for `Q.even`), added by the call:
+        forgotten without a notice, since a call could preset it (`Q._even = Q.odd`) and it is made again when asked."""
+        for key in [key for key in attributes if key not in saved and key.startswith("_")]:
+            if any(key[1:] in klass.__dict__ for klass in type(holder).__mro__):
+                self.kept.append(dict.pop(attributes, key))
 
     def _module_dicts(self) -> list[str]:
         """What the call wrote into a module's dict directly (`vars(sympy)[...]`, `sympy.__dict__[...]`), which the
@@ -547,16 +608,43 @@ class InterpreterGuard:
                     self.kept.append(now)
                     _try(type.__setattr__, cls, name, value)
                     restored.append(f"{cls.__module__}.{cls.__qualname__}.{name}")
-        for instance, cls in self.snapshot.singletons:
+        return restored
+
+    def _instances(self) -> list[str]:
+        """SymPy's singletons and the objects library modules hold keep their class (`ZZ.__class__ = ...`), and the
+        singletons their arguments (`S.Pi._args = ...`)."""
+        restored = []
+        for instance, cls in self.snapshot.singletons + self.snapshot.instance_classes:
             if type(instance) is not cls and _try(setattr, instance, "__class__", cls) is not _FAILED:
-                restored.append(f"the class of S.{cls.__name__}")
+                restored.append(f"the class of {cls.__module__}.{cls.__qualname__}")
+        for instance, args in self.snapshot.singleton_args:
+            if instance._args is not args:
+                self.kept.append(instance._args)
+                instance._args = args
+                restored.append(f"{type(instance).__name__}._args")
+        return restored
+
+    def _package_paths(self) -> list[str]:
+        """`sympy.__path__.insert(0, dir)`: later imports of the package's modules would come from there."""
+        restored = []
+        for current, saved in self.snapshot.package_paths:
+            if current != saved:
+                current[:] = saved
+                restored.append("a package's __path__")
         return restored
 
     def _sys_modules(self) -> list[str]:
         snapshot, current = self.snapshot, sys.modules
-        if all(map(is_, map(current.get, snapshot.module_names), snapshot.module_values)):
-            return []
         restored = []
+        if len(current) != len(snapshot.known_modules):  # a library entry that no import made (no spec)
+            for name in [name for name in current if name not in snapshot.known_modules
+                         and name.split(".")[0] in LIBRARY_PACKAGES]:
+                module = current[name]
+                if not issubclass(type(module), types.ModuleType) or module.__dict__.get("__spec__") is None:
+                    self.kept.append(current.pop(name))
+                    restored.append(f"sys.modules[{name!r}]")
+        if all(map(is_, map(current.get, snapshot.module_names), snapshot.module_values)):
+            return restored
         for name, module in zip(snapshot.module_names, snapshot.module_values, strict=True):
             if current.get(name) is not module:
                 self.kept.append(current.get(name))
@@ -573,6 +661,13 @@ class InterpreterGuard:
                 self.kept.append(list(current))
                 current[:] = saved
                 restored.append(f"sys.{name}")
+        cache, saved_cache = sys.path_importer_cache, self.snapshot.path_importer_cache
+        for path in [path for path, finder in cache.items()  # a finder of the call's own for a library path
+                     if saved_cache.get(path, finder) is not finder or type(finder).__module__ not in _FINDER_MODULES]:
+            self.kept.append(cache.pop(path))
+            if path in saved_cache:
+                cache[path] = saved_cache[path]
+            restored.append("sys.path_importer_cache")
         return restored
 
     def _hooks(self) -> list[str]:
@@ -592,7 +687,7 @@ class InterpreterGuard:
         for attribute in ("_trace_hook", "_profile_hook"):
             if getattr(threading, attribute, None) is not None:
                 self.kept.append(getattr(threading, attribute))
-                setattr(threading, attribute, None)
+                threading.__dict__[attribute] = None  # not setattr: the module watch would note the guard's write
                 restored.append(f"threading.{attribute}")
         return restored
 
@@ -621,10 +716,18 @@ class InterpreterGuard:
         if not gc.isenabled():
             gc.enable()
             restored.append("the garbage collector")
+        faulthandler.cancel_dump_traceback_later()  # its watchdog is a C thread: it would end a later call
+        for sig in (signal.SIGALRM, signal.SIGXCPU):  # the timeout's signals, taken over below Python
+            if faulthandler.unregister(sig):
+                restored.append("a faulthandler signal")
+        if signal.set_wakeup_fd(-1) != -1:  # a wakeup byte on the reply pipe would corrupt the next reply
+            restored.append("the signal wakeup fd")
         return restored
 
 
 _FAILED = object()
+RESTORE_PASSES = 3
+_FINDER_MODULES = frozenset({"importlib._bootstrap_external", "_frozen_importlib_external", "zipimport", "builtins"})
 
 
 def _put_back(current: dict[str, Any], saved: dict[str, Any], label: str, kept: list[Any]) -> list[str]:

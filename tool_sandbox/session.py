@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import _thread
 import ast
+import builtins
 import io
 import linecache
 import os
@@ -101,13 +102,14 @@ class SessionProcess:
         status, result, error, value = "ok", None, None, None
         try:
             body, last = compile_cell(code, cell)
+            self.namespace["__builtins__"] = builtins.__dict__  # a call's own `__builtins__ = {...}` ends with it
             self.guard.before(body, last)
             signal.setitimer(signal.ITIMER_REAL, timeout_s)
             self.in_user_code = True
             exec(body, self.namespace)
             value = None if last is None else eval(last, self.namespace)
-            if value is not None:
-                result = truncate(repr(value), self.max_output)
+            if value is not None:  # an exact str: a subclass's __len__ would run in the reply, after the guard
+                result = truncate(str.__str__(repr(value)), self.max_output)
         except CallTimeout as exc:
             limit = f"its CPU-time limit ({cpu_seconds:g} s)" if exc.cpu else f"{timeout_s:g} s"
             status, error = "timeout", (f"TimeoutError: the code ran longer than {limit} and was stopped; "
@@ -201,6 +203,8 @@ def compile_cell(code: str, cell: str) -> tuple[CodeType, CodeType | None]:
 
 def format_error(exc: BaseException, default_message: str = "") -> str:
     """'ErrorType: message' first, then the user's frames: everything before the first cell frame is plumbing."""
+    for filename in [name for name in linecache.cache if not name.startswith("<cell ")]:
+        del linecache.cache[filename]  # a call can plant lines for a library file; they are read again from it
     lines = traceback.format_exception_only(type(exc), exc)
     if isinstance(exc, SyntaxError):  # its location lines come before the summary; put the summary first
         return "\n".join([lines[-1].strip(), "".join(lines[:-1]).rstrip()]).rstrip()
