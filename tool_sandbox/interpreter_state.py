@@ -15,15 +15,15 @@ Module attributes are watched instead: the zygote gives its modules a class whos
 call replaced, and an audit hook notes a library function's code or defaults changed in place. Module dicts
 written directly (`vars(sympy)[...]`) are compared only after a call whose bytecode names a way to hold one
 (`DICT_NAMES`, ~4.5 ms), and the library's dicts, lists, sets and objects' attributes (`converter[int] = ...`,
-`ZZ.one = ...`) only after a call that names them. A plain SymPy call pays ~0.1 ms
+`ZZ.one = ...`) only after a call that names them. A plain SymPy call pays ~35 microseconds
 (docs/benchmarks.md).
 
 SymPy and mpmath modules a session imports itself are adopted at the end of the importing call
 (`adopt_new_library_modules`): a class that call patched stays patched in that session.
 
-What `sys` holds (modules, import hooks, trace functions, signal handlers ...) is compared after every call
-(~60 us): a call reaches it through any module that imported it (`fractions.sys`), which its bytecode does not
-show. Code compiled while the call runs (`sympify("exec(...)")`) is scanned as it runs, by the audit hook. What putting back replaces is kept alive for the session's life (`InterpreterGuard.kept`), so that no
+A call reaches `sys` through any module that imported it (`fractions.sys`): the name `sys` in its bytecode makes
+it checked, and trace functions, the collector, the working directory and faulthandler are compared after every
+call (comparing `sys.modules` too would copy every module object's page into each session). Code compiled while the call runs (`sympify("exec(...)")`) is scanned as it runs, by the audit hook. What putting back replaces is kept alive for the session's life (`InterpreterGuard.kept`), so that no
 `__del__` runs inside the restore or after it, where nothing would look again.
 
 Known gaps: a class patched and patched back by a function defined in an earlier call leaves what SymPy cached
@@ -135,7 +135,7 @@ def _scan(code: types.CodeType, reach: Reach, nested: bool) -> None:
     touches = stores or not REFLECTIVE_NAMES.isdisjoint(names) or _EXTENDED_ARG in ops
     if not touches and (code.co_flags & inspect.CO_OPTIMIZED or not nested):  # a class body names its own
         touches = any(_dunder(name) for name in names)
-    touches = touches or not STATE_DUNDERS.isdisjoint(names)
+    touches = touches or not STATE_DUNDERS.isdisjoint(names) or "sys" in names  # `fractions.sys.modules[...]`
     start = ops.find(_IMPORT_NAME)
     while not touches and start >= 0:
         touches = names[code.co_code[2 * start + 1]].split(".")[0] not in MATH_MODULES
@@ -260,7 +260,9 @@ class InterpreterSnapshot:
                            if "_instance" in attributes and type(cls).__name__ == "Singleton"]
         self.singleton_args = [(instance, instance._args) for instance, _ in self.singletons]  # `S.Pi._args = ...`
         del objects
-        self.known_modules = frozenset(self.module_names)
+        self.known_modules = frozenset(sys.modules)  # the sandbox's own too: they are never imported again
+        self.sandbox_module_names = tuple(name for name in sys.modules if _is_sandbox_module(name))
+        self.module_count = len(sys.modules)  # what a session has (fewer, `hide_sandbox_modules`): it imported none
         sys.addaudithook(_audit)
         parameters = _sympy_parameters()
         self.parameters = {name: getattr(parameters, name) for name in self.PARAMETERS} if parameters else {}
@@ -287,11 +289,12 @@ def hide_sandbox_modules(snapshot: InterpreterSnapshot) -> None:
     the guard off in one line. The session keeps the modules it runs on; a call finds them only by walking objects
     (not a boundary: see the module docstring), and cannot import them again (the project is not mounted)."""
     package = sys.modules.get("tool_sandbox")
-    for name in [name for name in sys.modules if _is_sandbox_module(name)]:
-        del sys.modules[name]
+    for name in snapshot.sandbox_module_names:  # named in the zygote: walking sys.modules here copies its keys' pages
+        if sys.modules.pop(name, None) is None:
+            continue
         if package is not None:
             package.__dict__.pop(name.rpartition(".")[2], None)
-    snapshot.known_modules = frozenset(sys.modules)
+    snapshot.module_count = len(sys.modules)  # not a new frozenset: its references would copy ~1,500 keys' pages
 
 
 def _library_containers(modules: tuple[Any, ...],
@@ -370,6 +373,7 @@ def adopt_new_library_modules(snapshot: InterpreterSnapshot) -> None:
     new = [(name, module) for name, module in list(sys.modules.items())
            if name not in snapshot.known_modules and issubclass(type(module), types.ModuleType)]
     snapshot.known_modules = snapshot.known_modules.union(name for name, _ in new)
+    snapshot.module_count = len(sys.modules)
     new = [(name, module) for name, module in new if name.split(".")[0] in LIBRARY_PACKAGES]
     if not new:
         return
@@ -452,18 +456,20 @@ class InterpreterGuard:
             _function_changes.clear()
             found = (self._builtins() + self._module_attributes(module_changes) + self._sympy_parameters()
                      + self._functions(function_changes) + self._containers() + self._module_dicts()
-                     # cheap enough for every call (~0.1 ms): `fractions.sys.settrace(...)` names no sys nor hook
-                     + self._sys_modules() + self._import_hooks() + self._hooks() + self._signals() + self._process())
-            if self.check_this_call:
-                found += self._classes() + self._instances() + self._package_paths()
+                     # cheap for every call, and touching few objects: a trace function set through another
+                     # module's `sys`, the collector, the working directory, faulthandler, the wakeup fd
+                     + self._hooks() + self._process())
+            if self.check_this_call:  # each object compared here is copied into the session process (its refcount)
+                found += (self._sys_modules() + self._import_hooks() + self._signals() + self._classes()
+                          + self._instances() + self._package_paths())
             if module_changes or found or self.clear_cache_after:  # an added module attribute may shadow too
                 _clear_sympy_cache()
             restored += found
-            if not (_module_changes or _function_changes):
+            if not _changed_since_noted():
                 break
             self.check_this_call = True
         _recording = False
-        if len(sys.modules) != len(self.snapshot.known_modules):  # the call imported something
+        if len(sys.modules) != self.snapshot.module_count:  # the call imported something
             adopt_new_library_modules(self.snapshot)
         _module_changes.clear()
         _function_changes.clear()
@@ -636,7 +642,7 @@ class InterpreterGuard:
     def _sys_modules(self) -> list[str]:
         snapshot, current = self.snapshot, sys.modules
         restored = []
-        if len(current) != len(snapshot.known_modules):  # a library entry that no import made (no spec)
+        if len(current) != snapshot.module_count:  # a library entry that no import made (no spec)
             for name in [name for name in current if name not in snapshot.known_modules
                          and name.split(".")[0] in LIBRARY_PACKAGES]:
                 module = current[name]
@@ -764,6 +770,20 @@ def _changed(container: Any, saved: Any, grows: bool) -> bool:
     if isinstance(container, array.array):
         return container != saved
     return len(container) != len(saved) or not all(map(is_, container, saved))
+
+
+def _changed_since_noted() -> bool:
+    """Whether what the restore's own run of the call's code noted differs now: a library function's kwdefaults
+    read by `inspect` while SymPy's cache is cleared is no change, and must not cost another, full pass."""
+    for module, name, old in _module_changes.values():
+        if old is not _MISSING and module.__dict__.get(name, _MISSING) is not old:
+            return True
+    for function, name, old, contents in _function_changes.values():
+        current = getattr(function, name)
+        if current is not old or (contents is not None and (current.keys() != contents.keys()
+                                                            or not all(map(is_, current.values(), contents.values())))):
+            return True
+    return False
 
 
 _library_caches: list[Any] = []  # the library's own functools caches, which SymPy's clear_cache does not clear
