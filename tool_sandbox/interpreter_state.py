@@ -15,7 +15,7 @@ Module attributes are watched instead: the zygote gives its modules a class whos
 call replaced, and an audit hook notes a library function's code or defaults changed in place. Module dicts
 written directly (`vars(sympy)[...]`) are compared only after a call whose bytecode names a way to hold one
 (`DICT_NAMES`, ~4.5 ms), and the library's dicts, lists, sets and objects' attributes (`converter[int] = ...`,
-`ZZ.one = ...`) only after a call that names them. A plain SymPy call pays ~35 microseconds
+`ZZ.one = ...`) only after a call that names them. A plain SymPy call pays ~45 microseconds
 (docs/benchmarks.md).
 
 SymPy and mpmath modules a session imports itself are adopted at the end of the importing call
