@@ -1015,12 +1015,19 @@ _ASKED_ORDER = re.compile(r"ordered\s+(?:pair|triple|quadruple|tuple)s?\s*\$?\s*
 
 
 def _both_signs(side: str, other: str) -> str:
-    """"x = \\frac{-1 \\pm \\sqrt{5}}{2}" as its two values, when the other side lists two."""
-    bare = _without_assignment(side)
-    other_collection = _as_collection(other)
-    if bare.count("\\pm") != 1 or "\\pm" in other or other_collection is None or len(other_collection[1]) != 2:
+    """"x = \\frac{-1 \\pm \\sqrt{5}}{2}" or "0, \\pm 2" with each plus-minus value as its two values, when the
+    other side writes them out ("-2, 0, 2"): a list, or a set in braces, of the values."""
+    if "\\pm" not in side or "\\pm" in other or _as_collection(other) is None:
         return side
-    return f"{bare.replace(chr(92) + 'pm', '+')}, {bare.replace(chr(92) + 'pm', '-')}"
+    braced = re.fullmatch(r"\s*\\\{(?P<items>.*)\\\}\s*", side)
+    items = _split_top_level(braced.group("items") if braced else side)
+    values = []
+    for item in (_without_assignment(item.strip()) for item in items):
+        if item.count("\\pm") > 1:
+            return side
+        values += [item.replace("\\pm", "+"), item.replace("\\pm", "-")] if "\\pm" in item else [item]
+    listed = ", ".join(re.sub(r"^\+\s*", "", value) for value in values)  # "+ 2" is 2
+    return f"\\{{{listed}\\}}" if braced else listed
 
 
 def _named_as_tuple(ref: str, pred: str) -> str:
@@ -1742,6 +1749,7 @@ def grade(completion: str, reference: str, *, problem: str | None = None,
     symbolic_verdict: bool | None = None
     reference = _reference_answer(reference)
     completion = _CHAT_TOKEN_AND_AFTER.sub("", completion) or completion  # the next turn is not this answer
+    completion = re.sub(r"^.*</think>", "", completion, flags=re.DOTALL).strip() or completion  # the reply after it
     found = _extract(completion)
     region = _unanchored_region(completion) if found is None and not _cut_off_in_box(completion) else None
     if region is not None:

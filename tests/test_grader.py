@@ -173,6 +173,9 @@ def test_values_joined_by_and_or_or_are_one_answer():
         ("Thus the minimum value is $-3$, attained at $x = 2$.", "-3", True),
         ("We need $5 + 3 \\times 2 = 11$. So the answer", "11", False),  # cut off before stating it
         ("Therefore, the answer is all $x$ with $-3 < x < 3$.", "(-3,3)", True),
+        ("<think>Try 2, then 3.</think>\nThe solutions are $x = 2$ or $x = 3$.", "2, 3", True),  # the reply after it
+        ("<think>Try 2, then 3.</think>\nThe solutions are $x = 2$ or $x = 3$.", "2", False),
+        ("$\\boxed{x = \\pm\\sqrt{2}}$ and $\\boxed{x=0}$", "0, \\sqrt{2}, -\\sqrt{2}", True),
     ],
 )
 def test_which_box_and_which_span_is_the_answer(completion, reference, correct):
