@@ -504,7 +504,7 @@ class InterpreterGuard:
         """Replaced or deleted ones; an added name (importlib binds a new submodule so) changes nothing older."""
         restored = []
         for module, name, old in changes:
-            if old is not _MISSING and module.__dict__.get(name, _MISSING) is not old:
+            if _replaced(module, name, old):
                 self.kept.append(module.__dict__.get(name))
                 module.__dict__[name] = old
                 restored.append(f"{module.__name__}.{name}")
@@ -525,7 +525,7 @@ class InterpreterGuard:
                         _in_audit_hook = False
                     restored.append(f"{function.__module__}.{function.__qualname__}.{name}")
             elif name == "__kwdefaults__":
-                if old.keys() != contents.keys() or not all(map(is_, old.values(), contents.values())):
+                if not _same_entries(old, contents):
                     self.kept.append(dict(old))
                     old.clear()
                     old.update(contents)
@@ -543,7 +543,7 @@ class InterpreterGuard:
             if holder is not None and holder is not _GROWS and _is_mpmath_context(holder):
                 restored += _put_back(container, saved, label, self.kept)
             elif isinstance(container, dict):
-                if container.keys() == saved.keys() and all(map(is_, container.values(), saved.values())):
+                if _same_entries(container, saved):
                     continue
                 if holder is not None and holder is not _GROWS:
                     self._forget_memos(container, saved, holder)
@@ -776,14 +776,22 @@ def _changed_since_noted() -> bool:
     """Whether what the restore's own run of the call's code noted differs now: a library function's kwdefaults
     read by `inspect` while SymPy's cache is cleared is no change, and must not cost another, full pass."""
     for module, name, old in _module_changes.values():
-        if old is not _MISSING and module.__dict__.get(name, _MISSING) is not old:
+        if _replaced(module, name, old):
             return True
     for function, name, old, contents in _function_changes.values():
         current = getattr(function, name)
-        if current is not old or (contents is not None and (current.keys() != contents.keys()
-                                                            or not all(map(is_, current.values(), contents.values())))):
+        if current is not old or (contents is not None and not _same_entries(current, contents)):
             return True
     return False
+
+
+def _replaced(module: types.ModuleType, name: str, old: Any) -> bool:
+    """A module attribute the call replaced or deleted (one it added, `old` missing, changes nothing older)."""
+    return old is not _MISSING and module.__dict__.get(name, _MISSING) is not old
+
+
+def _same_entries(current: dict[Any, Any], saved: dict[Any, Any]) -> bool:
+    return current.keys() == saved.keys() and all(map(is_, current.values(), saved.values()))
 
 
 _library_caches: list[Any] = []  # the library's own functools caches, which SymPy's clear_cache does not clear
