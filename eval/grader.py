@@ -82,7 +82,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from eval.units import SI_UNITS, TEXT_UNITS, TRAILING_UNITS, Unit, conversion_factor, unit_of, without_latex_spacing
+from eval.units import (SI_UNITS, TEXT_UNITS, TRAILING_UNITS, Unit, conversion_factor, unit_of, units_match,
+                        without_latex_spacing)
 
 GradeMethod = Literal[
     "exact", "choice", "words", "numeric", "math_verify", "sympy", "mismatch", "no_answer", "timeout"
@@ -249,7 +250,8 @@ def _unit_after(after: str, value: str) -> str | None:
     return m.group("unit").rstrip(".") if unit_of(f"1 {m.group('unit')}") is not None else None
 
 
-_SPAN_JOINT = re.compile(r"\s*(?:,\s*(?:and|or)?|and|or|;)\s*")
+_JOINT = r"(?:,\s*(?:and|or)?|and|or|;)"  # between the values of one list: "$5$ and $7$", "\\boxed{2}, \\boxed{3}"
+_SPAN_JOINT = re.compile(r"\s*" + _JOINT + r"\s*")
 
 
 def _joined_math_spans(answer: str) -> str | None:
@@ -364,10 +366,9 @@ def _anchored_after(text: str, position: int, needs_value: bool = True) -> _Extr
     return None
 
 
-def _meant_boxes(text: str) -> list[tuple[str, int, int]]:
-    """The boxes that may hold the answer: not one the text rejects ("\\boxed{15}, not \\boxed{14}") nor one in a
-    parenthetical after an earlier box ("\\boxed{73}. (An earlier attempt gave \\boxed{37}.)")."""
-    boxes = _boxes(text)
+def _meant_boxes(text: str, boxes: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """Of the text's `boxes`, those that may hold the answer: not one the text rejects ("\\boxed{15}, not
+    \\boxed{14}") nor one in a parenthetical after an earlier box ("\\boxed{73}. (An earlier attempt gave \\boxed{37}.)")."""
     kept = []
     for content, start, end in boxes:
         before = text[max(0, start - 40):start]
@@ -378,14 +379,14 @@ def _meant_boxes(text: str) -> list[tuple[str, int, int]]:
     return kept or boxes
 
 
-_BOX_JOINT = re.compile(r"\}\s*\$?\s*(?:,\s*(?:and|or)?|and|or|;)\s*\$?\s*(?:[A-Za-z]\s*=\s*)?\\(?:boxed|fbox)\s*\{\s*")
+_BOX_JOINT = re.compile(r"\}\s*\$?\s*" + _JOINT + r"\s*\$?\s*(?:[A-Za-z]\s*=\s*)?\\(?:boxed|fbox)\s*\{\s*")
 
 
-def _joined_boxes(text: str) -> list[tuple[str, int, int]]:
-    """The last boxes written as one list ("$\\boxed{-1}$, $\\boxed{2}$ and $\\boxed{5}$", "$x = \\boxed{2}$ and
-    $y = \\boxed{3}$"): together they are the answer, so an extra root or a hedge ("\\boxed{8} or \\boxed{9}")
-    does not pass as the last one."""
-    boxes = _meant_boxes(text)
+def _joined_boxes(text: str, boxes: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """The last of the text's `boxes` written as one list ("$\\boxed{-1}$, $\\boxed{2}$ and $\\boxed{5}$", "$x =
+    \\boxed{2}$ and $y = \\boxed{3}$"): together they are the answer, so an extra root or a hedge ("\\boxed{8} or
+    \\boxed{9}") does not pass as the last one."""
+    boxes = _meant_boxes(text, boxes)
     group = boxes[-1:]
     for previous in reversed(boxes[:-1]):
         if not _BOX_JOINT.fullmatch(text[previous[2]:group[0][1]]):
@@ -407,7 +408,7 @@ def _extract(text: str) -> _Extraction | None:
         found = _sentence_after(text, minerva[-1].start(1))
         if found is not None:
             return found
-    boxes = _meant_boxes(text)
+    boxes = _meant_boxes(text, _boxes(text))
     if boxes and (later := _anchored_after(text, boxes[-1][2])) is not None:
         return later  # "I wrote \\boxed{35} but double counted ... Answer: 30"
     if boxes:
@@ -809,8 +810,7 @@ def _asks_for_the_answer(problem: str, phrase: re.Match) -> bool:
     before, after = problem[: phrase.start()], problem[phrase.end():]
     if _ROUNDS_A_GIVEN_NUMBER.search(before) or _STATES_A_ROUNDED_VALUE.match(after):
         return False
-    later = re.split(r"(?<=[.?!])\s+", after, maxsplit=1)[1:]  # the sentences after the phrase's own
-    later_sentences = re.split(r"(?<=[.?!])\s+", later[0]) if later else []
+    later_sentences = re.split(r"(?<=[.?!])\s+", after)[1:]  # the sentences after the phrase's own
     return not any(_QUESTION.search(sentence) and "answer" not in sentence.lower() for sentence in later_sentences)
 
 
@@ -1576,8 +1576,7 @@ _MEASURE_WORDS = frozenset({"square", "cubic", "sq", "cu"})
 
 def _unit_words(answer: str) -> frozenset[str]:
     """The words written after a value ("12 \\text{ boys}" -> {"boy"}), singular and lower case, without "square"."""
-    s = without_latex_spacing(answer.replace("$", "")).strip().rstrip(".")
-    m = TEXT_UNITS.match(s) or TRAILING_UNITS.match(s)
+    m = units_match(answer)
     if m is None:
         return frozenset()
     words = {word.lower() for word in re.findall(r"[A-Za-z]+", m.group("units"))} - _MEASURE_WORDS - {"per"}
@@ -1772,7 +1771,7 @@ def grade(completion: str, reference: str, *, problem: str | None = None,
     candidates = [found]
     size, kind = _reference_shape(reference)
     boxes = _boxes(completion)
-    joined = _joined_boxes(completion) if boxes and found.start == boxes[-1][1] else []
+    joined = _joined_boxes(completion, boxes) if boxes and found.start == boxes[-1][1] else []
     if len(joined) > 1:  # one list of boxes is one answer
         combined = ", ".join(content for content, _, _ in joined)
         tuple_of_values = kind == "tuple" and all(_as_collection(content) is None for content, _, _ in joined)

@@ -96,20 +96,23 @@ def without_latex_spacing(s: str) -> str:
     return LATEX_SPACING.sub(" ", s)
 
 
+def units_match(answer: str) -> re.Match[str] | None:
+    """The value and the words after it (`TEXT_UNITS`, else `TRAILING_UNITS`), read through `$` and LaTeX spacing."""
+    s = without_latex_spacing(answer.replace("$", "")).strip().rstrip(".")
+    return TEXT_UNITS.match(s) or TRAILING_UNITS.match(s)
+
+
 def unit_of(answer: str) -> Unit | None:
     """The (first) known unit after a value, or None; a price written "\\$5" is in dollars."""
-    s = without_latex_spacing(answer.replace("$", "")).strip().rstrip(".")
     if re.match(r"\s*\\?\$\s*\\?\$?\s*-?\d", answer) and answer.count("$") - answer.count("\\$") <= 1:
+        s = without_latex_spacing(answer.replace("$", "")).strip().rstrip(".")
         rate = _PRICE_RATE.search(_unwrap_units(s))  # "\\$12 per hour"
         per = _canonical(rate.group("per")) if rate else None
         return Unit("dollar", 1, True, per) if per or not rate else Unit("dollar", 1, False)
-    if m := TEXT_UNITS.match(s):
-        units = m.group("units") + m.group("after")
-    elif m := TRAILING_UNITS.match(s):
-        units = m.group("units")
-    else:
+    m = units_match(answer)
+    if m is None:
         return None
-    units = _unwrap_units(units)
+    units = _unwrap_units(m.group("units") + (m.groupdict().get("after") or ""))
     if rate := _RATE.match(units):
         name, per = _canonical(rate.group("word")), _canonical(rate.group("per"))
         if name is not None and per is not None:
