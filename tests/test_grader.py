@@ -157,61 +157,55 @@ def test_values_joined_by_and_or_or_are_one_answer():
     assert not grade("Therefore the answer is $12$ or $13$.", "12").correct  # a hedge
 
 
-@pytest.mark.parametrize(
-    ("completion", "reference", "correct"),
-    [
-        ("The roots are $\\boxed{-1}$, $\\boxed{2}$, $\\boxed{5}$.", "2, 5", False),  # an extra root
-        ("The roots are $\\boxed{-1}$, $\\boxed{2}$, $\\boxed{5}$.", "-1, 2, 5", True),
-        ("The points are $\\boxed{(2, 5)}$ and $\\boxed{(-2, 5)}$.", "(-2,5)", False),
-        ("The points are $\\boxed{(2, 5)}$ and $\\boxed{(-2, 5)}$.", "(2,5),(-2,5)", True),
-        ("It might be $\\boxed{8}$ or $\\boxed{9}$, I am not sure.", "9", False),  # a hedge
-        ("I first wrote $\\boxed{35}$ but counted a case twice.\n\n**Answer: 30**", "30", True),
-        ("We may check our answer: $17 \\cdot 44 = 748$, after $\\boxed{44}$.", "44", True),
-        ("The answer is 4, which is less than 7.", "4", True),
-        ("The answer is 5 because the sum is 12.", "12", False),
-        ("Thus the minimum value is $-3$, attained at $x = 2$.", "2", False),
-        ("Thus the minimum value is $-3$, attained at $x = 2$.", "-3", True),
-        ("We need $5 + 3 \\times 2 = 11$. So the answer", "11", False),  # cut off before stating it
-        ("Therefore, the answer is all $x$ with $-3 < x < 3$.", "(-3,3)", True),
-        ("<think>Try 2, then 3.</think>\nThe solutions are $x = 2$ or $x = 3$.", "2, 3", True),  # the reply after it
-        ("<think>Try 2, then 3.</think>\nThe solutions are $x = 2$ or $x = 3$.", "2", False),
-        ("$\\boxed{x = \\pm\\sqrt{2}}$ and $\\boxed{x=0}$", "0, \\sqrt{2}, -\\sqrt{2}", True),
-    ],
-)
-def test_which_box_and_which_span_is_the_answer(completion, reference, correct):
-    assert grade(completion, reference).correct is correct
+# Which box or span is the answer: lists of boxes, later answer sentences, clauses after the value.
+WHICH_BOX_OR_SPAN = [
+    ("The roots are $\\boxed{-1}$, $\\boxed{2}$, $\\boxed{5}$.", "2, 5", False),  # an extra root
+    ("The roots are $\\boxed{-1}$, $\\boxed{2}$, $\\boxed{5}$.", "-1, 2, 5", True),
+    ("The points are $\\boxed{(2, 5)}$ and $\\boxed{(-2, 5)}$.", "(-2,5)", False),
+    ("The points are $\\boxed{(2, 5)}$ and $\\boxed{(-2, 5)}$.", "(2,5),(-2,5)", True),
+    ("It might be $\\boxed{8}$ or $\\boxed{9}$, I am not sure.", "9", False),  # a hedge
+    ("I first wrote $\\boxed{35}$ but counted a case twice.\n\n**Answer: 30**", "30", True),
+    ("We may check our answer: $17 \\cdot 44 = 748$, after $\\boxed{44}$.", "44", True),
+    ("The answer is 4, which is less than 7.", "4", True),
+    ("The answer is 5 because the sum is 12.", "12", False),
+    ("Thus the minimum value is $-3$, attained at $x = 2$.", "2", False),
+    ("Thus the minimum value is $-3$, attained at $x = 2$.", "-3", True),
+    ("We need $5 + 3 \\times 2 = 11$. So the answer", "11", False),  # cut off before stating it
+    ("Therefore, the answer is all $x$ with $-3 < x < 3$.", "(-3,3)", True),
+    ("<think>Try 2, then 3.</think>\nThe solutions are $x = 2$ or $x = 3$.", "2, 3", True),  # the reply after it
+    ("<think>Try 2, then 3.</think>\nThe solutions are $x = 2$ or $x = 3$.", "2", False),
+    ("$\\boxed{x = \\pm\\sqrt{2}}$ and $\\boxed{x=0}$", "0, \\sqrt{2}, -\\sqrt{2}", True),
+]
 
 
-@pytest.mark.parametrize(
-    ("completion", "reference", "correct"),
-    [
-        ("The answer is $\\boxed{5}$ cm.", "5\\text{ mm}", False),
-        ("The answer is $\\boxed{5}$ cm.", "0.05\\text{ m}", True),
-        ("Final Answer: The final answer is $12$ m. I hope it is correct.", "12 \\mathrm{~cm}", False),
-        ("Final Answer: The final answer is $120$ mm. I hope it is correct.", "12 \\mathrm{~cm}", True),
-        ("So the total is $\\boxed{5}$ in all.", "5", True),  # "in" is no unit here
-    ],
-)
-def test_a_unit_written_after_the_math_counts(completion, reference, correct):
-    assert grade(completion, reference).correct is correct
+# A unit written after the box or the math counts.
+UNIT_AFTER_THE_MATH = [
+    ("The answer is $\\boxed{5}$ cm.", "5\\text{ mm}", False),
+    ("The answer is $\\boxed{5}$ cm.", "0.05\\text{ m}", True),
+    ("Final Answer: The final answer is $12$ m. I hope it is correct.", "12 \\mathrm{~cm}", False),
+    ("Final Answer: The final answer is $120$ mm. I hope it is correct.", "12 \\mathrm{~cm}", True),
+    ("So the total is $\\boxed{5}$ in all.", "5", True),  # "in" is no unit here
+]
 
 
-@pytest.mark.parametrize(
-    ("completion", "reference", "correct"),
-    [
-        ("Therefore, k equals four.", "4", True),
-        ("Hence there are twenty-one ways.", "21", True),
-        ("Hence there are twenty-one ways.", "12", False),
-        ("Hence there are four solutions and one double root.", "4", False),  # two counts: which one is meant?
-        ("The function is odd.", "\\text{odd}", True),
-        ("It is even, not odd.", "\\text{odd}", False),  # a negation: no word answer is read
-        ("There is no solution.", "\\text{No solution}", True),
-        ("Yes, it is possible.", "Yes", True),
-        ("No, it is not possible.", "Yes", False),
-        ("The answer is 17, not 71.", "71", False),
-    ],
-)
-def test_a_conclusion_in_words_is_read_when_it_holds_no_math(completion, reference, correct):
+# A conclusion in words is read when it holds no math.
+CONCLUSION_IN_WORDS = [
+    ("Therefore, k equals four.", "4", True),
+    ("Hence there are twenty-one ways.", "21", True),
+    ("Hence there are twenty-one ways.", "12", False),
+    ("Hence there are four solutions and one double root.", "4", False),  # two counts: which one is meant?
+    ("The function is odd.", "\\text{odd}", True),
+    ("It is even, not odd.", "\\text{odd}", False),  # a negation: no word answer is read
+    ("There is no solution.", "\\text{No solution}", True),
+    ("Yes, it is possible.", "Yes", True),
+    ("No, it is not possible.", "Yes", False),
+    ("The answer is 17, not 71.", "71", False),
+]
+
+
+@pytest.mark.parametrize(("completion", "reference", "correct"),
+                         WHICH_BOX_OR_SPAN + UNIT_AFTER_THE_MATH + CONCLUSION_IN_WORDS)
+def test_the_answer_a_completion_states(completion, reference, correct):
     assert grade(completion, reference).correct is correct
 
 
