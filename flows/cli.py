@@ -172,11 +172,12 @@ def _check_hub_token(command: DistillCommand) -> None:
     """The upload is the run's last step: without a token it would fail after every LLM call is paid for."""
     if command.push_to_hub is None or isinstance(command, EstimateCommand):  # an estimate uploads nothing
         return
-    from huggingface_hub import get_token
+    from tasks.stages.dataset_card import hub_token
 
-    if not get_token():
-        raise BadInput(f"--push-to-hub {command.push_to_hub}: no Hugging Face token found; set HF_TOKEN or run "
-                       "`huggingface-cli login`, or leave out --push-to-hub")
+    try:
+        hub_token(command.push_to_hub)
+    except RuntimeError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def _check_distill_input(command: DistillCommand) -> None:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from tasks.llm.records import LLMSettings, SpendSettings
 from tasks.stages.config import HF_PREFIX, RephraseConfig, SamplingConfig, SolveConfig, TranslateConfig
+from training.recipe_files import max_steps_refused
 from tasks.stages.config import bundled_problems_path
 
 
@@ -128,9 +129,9 @@ class TrainEvalParams(BaseModel):
     @field_validator("max_steps")
     @classmethod
     def _max_steps_trains(cls, value: int | None) -> int | None:
-        """What TRL accepts (training/config.py): 0 would be read as "no override", -5 refused once training starts."""
-        if value is not None and (value == 0 or value < -1):
-            raise ValueError("use a positive number of steps, or -1 to train by num_train_epochs")
+        """What TRL accepts: 0 would be read as "no override", -5 refused once training starts."""
+        if value is not None and (advice := max_steps_refused(value)):
+            raise ValueError(advice)
         return value
 
 

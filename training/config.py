@@ -35,7 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 from trl import ModelConfig, SFTConfig, TrlParser
 
-from training.recipe_files import MACHINE_FIELDS, check_recipe_keys, recipe_path
+from training.recipe_files import MACHINE_FIELDS, check_recipe_keys, max_steps_refused, recipe_path
 
 
 @dataclass
@@ -149,9 +149,8 @@ def _parse(recipe: dict[str, Any]) -> tuple[TrainExtras, SFTConfig, ModelConfig]
     extras, training_args, model_args = TrlParser(RECIPE_CLASSES).parse_dict(recipe)
     if not model_args.use_peft:
         raise ValueError("use_peft: false: training/ trains and saves a LoRA adapter; leave use_peft unset or true")
-    if training_args.max_steps == 0 or training_args.max_steps < -1:
-        raise ValueError(f"max_steps={training_args.max_steps}: use a positive number of steps, "
-                         "or -1 to train by num_train_epochs")
+    if advice := max_steps_refused(training_args.max_steps):
+        raise ValueError(f"max_steps={training_args.max_steps}: {advice}")
     if extras.lora_last_layers is not None and isinstance(model_args.lora_target_modules, str | None):
         raise ValueError(
             "lora_last_layers needs lora_target_modules as a list of module names, two or more (peft cannot restrict "

@@ -14,6 +14,14 @@ from pathlib import Path
 from typing import Any
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
+
+
+def max_steps_refused(max_steps: int) -> str | None:
+    """What to pass instead of a `max_steps` TRL cannot train by (0, or below -1), or None; checked by the recipe
+    parser and, before anything starts, by the CLI's and the UI's parameter model."""
+    if max_steps == 0 or max_steps < -1:
+        return "use a positive number of steps, or -1 to train by num_train_epochs"
+    return None
 RECORDED_FIELDS = Path(__file__).resolve().parent / "recipe_fields.txt"
 
 # TrainConfig fields of the old pydantic config whose TRL names differ: a recipe written for it gets the new name.
