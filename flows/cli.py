@@ -172,7 +172,7 @@ def _check_hub_token(command: DistillCommand) -> None:
     """The upload is the run's last step: without a token it would fail after every LLM call is paid for."""
     if command.push_to_hub is None or isinstance(command, EstimateCommand):  # an estimate uploads nothing
         return
-    from tasks.stages.dataset_card import hub_token
+    from tasks.stages.hub_upload import hub_token
 
     try:
         hub_token(command.push_to_hub)

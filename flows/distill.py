@@ -37,7 +37,8 @@ from tasks.records import FilterDecision, NLTraceRecord, ProblemRecord, SFTRecor
 from tasks.records import TranslationRecord
 from tasks.runtime import StageFunction, map_stage, row_threads
 from tasks.stages.failures import check_llm_failures
-from tasks.stages.dataset_card import DatasetCardInfo, push_to_hub, write_dataset_card
+from tasks.stages.dataset_card import DatasetCardInfo, write_dataset_card
+from tasks.stages.hub_upload import push_to_hub
 from tasks.stages.filter import calls_to_translate, filter_traces, rephrase_inputs, solved_traces, traces_to_translate
 from tasks.stages.problems import FieldMap, PreparedProblems, prepare_problems
 from tasks.stages.quality import QualitySummary, summarize_quality

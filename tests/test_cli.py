@@ -8,6 +8,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,9 +19,13 @@ from command_lines import TOOL_DISTILL, env_without_prefect
 from tasks.parquet_io import write_records
 from tasks.records import SFTRecord
 
-# What "before Prefect starts" means on a 2-core machine: parsing, the parameter model and the
-# input files, not the seconds-long imports of litellm and Prefect or a temporary API server.
-FAST_ERROR_S = 5.0
+# What "before Prefect starts" means: parsing, the parameter model and the input files, not the
+# seconds-long imports of litellm and Prefect or a temporary API server. Asked of the modules the
+# refusing process loaded, not of a wall clock that a busy CI machine stretches.
+LATE_MODULES = ("prefect", "litellm")
+# `tool-distill` run as the console script does, writing what it imported to the path in argv[1]
+_MAIN_NOTING_MODULES = ("import sys\nfrom flows.cli import main\nnoted = sys.argv.pop(1)\ncode = main()\n"
+                        "open(noted, 'w').write('\\n'.join(sorted(sys.modules)))\nsys.exit(code)")
 
 
 def _tool_distill(*args: str, cwd: Path, env: dict[str, str] | None = None,
@@ -139,12 +144,13 @@ BAD_INVOCATIONS = [
 def test_bad_input_ends_in_one_line_exit_2_before_prefect_and_writes_nothing(tmp_path: Path, args, expected) -> None:
     inputs = _inputs(tmp_path)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    started = time.perf_counter()
     offline = {k: v for k, v in env_without_prefect().items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")}
     offline |= {"HF_HUB_OFFLINE": "1",  # a Hub id is then looked up in the cache alone, an empty one, with no token
                 "HF_HOME": str(tmp_path.parent / f"{tmp_path.name}-empty-hf-home")}
-    proc = _tool_distill(*(a.format(inputs=inputs) for a in args), cwd=tmp_path, env=offline)
-    elapsed = time.perf_counter() - started
+    modules_file = tmp_path.parent / f"{tmp_path.name}-modules.txt"  # outside tmp_path, which must stay as it was
+    proc = subprocess.run([sys.executable, "-c", _MAIN_NOTING_MODULES, str(modules_file),
+                           *(a.format(inputs=inputs) for a in args)],
+                          cwd=tmp_path, env=offline, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tool-distill"), proc.stderr
@@ -152,7 +158,8 @@ def test_bad_input_ends_in_one_line_exit_2_before_prefect_and_writes_nothing(tmp
     if "empty_folder" in " ".join(args):
         assert "--skip-bad-rows" not in lines[0]  # skipping rows cannot help a folder without files
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # no .state/, no output dir
-    assert elapsed < FAST_ERROR_S, f"{elapsed:.1f} s to a parameter error"
+    loaded = set(modules_file.read_text().splitlines())
+    assert not loaded & set(LATE_MODULES), f"imported {sorted(loaded & set(LATE_MODULES))} before refusing"
 
 
 VALID_ODD_LOOKING = [

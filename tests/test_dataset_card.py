@@ -7,7 +7,8 @@ import json
 import pytest
 import yaml
 
-from tasks.stages.dataset_card import DatasetCardInfo, DecontaminationReport, push_to_hub, write_dataset_card
+from tasks.stages.dataset_card import DatasetCardInfo, DecontaminationReport, write_dataset_card
+from tasks.stages.hub_upload import push_to_hub
 from tasks.stages.decontam import ContaminationHit
 from tasks.parquet_io import stage_path, write_records
 from tasks.stages.quality import summarize_quality

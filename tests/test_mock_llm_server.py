@@ -39,7 +39,8 @@ def test_a_request_waits_its_jittered_latency() -> None:
             reply = json.loads(urllib.request.urlopen(request, timeout=5).read())
             took = time.perf_counter() - started
             assert reply["choices"][0]["message"]["content"]
-            assert server.latency_for(_messages(i)) <= took < server.latency_for(_messages(i)) + 0.15
+            # the floor is exact; the ceiling leaves room for a loaded CI machine's scheduling
+            assert server.latency_for(_messages(i)) <= took < server.latency_for(_messages(i)) + 0.5
 
 
 def _post(server: MockLLMServer, messages: list[dict[str, str]]) -> None:

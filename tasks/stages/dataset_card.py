@@ -20,12 +20,12 @@ import yaml
 from pydantic import BaseModel, Field
 
 from tasks.stages.decontam import DecontaminationReport, hits_by_benchmark
+from tasks.stages.hub_upload import CARD_NAME
 from tasks.stages.quality import QualitySummary
 from tasks.stages.spend_report import SpendSummary, spend_markdown
 from tasks.stages.summary import YieldReport, shown_ratio
 from tasks.records import STAGE_RECORDS
 
-CARD_NAME = "README.md"
 TRAIN_STAGE = "sft"
 MAX_LISTED_HITS = 50  # the card lists this many contaminated problems; the count covers all of them
 
@@ -194,26 +194,3 @@ def write_dataset_card(output_dir: Path, card: DatasetCardInfo) -> Path:
     path = output_dir / CARD_NAME
     os.replace(tmp_name, path)
     return path
-
-
-def hub_token(repo: str) -> str:
-    """The token an upload to `repo` uses (HF_TOKEN or a login); a RuntimeError that says how to give one if there
-    is none. The CLI asks before the run starts: the upload is its last step, after every LLM call is paid for."""
-    from huggingface_hub import get_token
-
-    token = get_token()
-    if not token:
-        raise RuntimeError(f"--push-to-hub {repo}: no Hugging Face token found; set HF_TOKEN or run "
-                           "`huggingface-cli login`, or leave out --push-to-hub")
-    return token
-
-
-def push_to_hub(output_dir: Path, repo: str, *, private: bool = True) -> str:
-    """Upload the card and the stage Parquet files to a Hub dataset repo; needs a token (`hub_token`)."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=hub_token(repo))
-    api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
-    commit = api.upload_folder(folder_path=str(output_dir), repo_id=repo, repo_type="dataset",
-                               allow_patterns=[CARD_NAME, "*.parquet"])
-    return commit.commit_url
