@@ -31,7 +31,10 @@ meanwhile (the cache is cleared after a call whose own code sets attributes, or 
 an object whose `__del__` patches, released by the next call's own code (a name it rebinds), patches during
 that call, whose result is then wrong (it is put back after it). Garbage in cycles is collected before the
 check, so the collector does not run such a `__del__` in the middle of the next call. Also open (docs/sandbox.md):
-state reached through closure cells, standard-library registries, a class that takes over a singleton's name.
+a module's lazily built table that no warm-up builds, plain-data flags other than the pretty printer's.
+
+Also compared after every call, each for a few microseconds: abstract classes' registries (only when abc's cache
+token moved), `copy`'s and `copyreg`'s dispatch tables, SymPy's singleton registry, the pretty printer's flag.
 
 Not a security boundary (sessions are separate processes; nothing here stops a call from writing memory
 through ctypes): this keeps an ordinary next call correct after a direct patch.
@@ -39,7 +42,9 @@ through ctypes): this keeps an ordinary next call correct after a direct patch.
 
 from __future__ import annotations
 
+import _abc
 import _signal
+import abc
 import array
 import builtins
 import faulthandler
@@ -77,7 +82,14 @@ REFLECTIVE_NAMES = frozenset({
 _CONTAINERS = (dict, list, set, array.array)  # and their subclasses (a class's `default_assumptions`)
 # Library containers small enough to copy ahead of every call, since library functions write them without the
 # call naming them: `Printer.set_global_settings` / `init_printing`, `global_assumptions`, `polyconfig.setup`.
-ALWAYS_WATCHED = frozenset({"_global_settings", "global_assumptions", "_current_config"})
+# `copyreg.pickle(cls, f)` writes the copy and pickle tables without naming them either.
+ALWAYS_WATCHED = frozenset({"_global_settings", "global_assumptions", "_current_config",
+                            "_copy_dispatch", "_deepcopy_dispatch", "dispatch_table"})
+# Standard-library tables that decide what `copy.copy`, `copy.deepcopy` and pickling do with SymPy's objects.
+STDLIB_REGISTRIES = {"copy": ("_copy_dispatch", "_deepcopy_dispatch"), "copyreg": ("dispatch_table",)}
+# Plain data that library functions set through `global` and that changes what an ordinary call answers
+# (`pretty_use_unicode(False)`): put back after every call, unlike other plain data in a module.
+LIBRARY_FLAGS = (("sympy.printing.pretty.pretty_symbology", "_use_unicode"),)
 LIBRARY_PACKAGES = frozenset({"sympy", "mpmath"})  # whose containers decide what a math call answers
 _DATA = (bool, int, float, str, bytes, type(None))  # plain data: in a module or mpmath's context, the session's
 _NOT_OBJECTS = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType, types.MethodType, tuple,
@@ -93,6 +105,11 @@ HARMLESS_DUNDERS = frozenset({"__name__", "__doc__", "__qualname__", "__module__
 # Dunders that make library code set attributes when a class merely defines them (`copy.copy` calls
 # `__reduce_ex__` and sets the state it returns on any object): counted in a class body too.
 STATE_DUNDERS = frozenset({"__reduce__", "__reduce_ex__", "__setstate__", "__set_name__", "__init_subclass__"})
+
+
+# What the standard library memoizes on a class (`copyreg._slotnames`, which `copy.copy` asks): a call could
+# preset it, and it is made again when asked.
+CLASS_MEMOS = frozenset({"__slotnames__"})
 
 
 def _dunder(name: str) -> bool:
@@ -237,6 +254,7 @@ class InterpreterSnapshot:
         self.module_values = tuple(map(sys.modules.__getitem__, self.module_names))
         self.meta_path = list(sys.meta_path)
         self.path_hooks = list(sys.path_hooks)
+        _install_pending_singletons()
         objects = gc.get_objects()
         self.types = [(cls, dict(cls.__dict__)) for cls in objects
                       if isinstance(cls, type) and cls.__flags__ & (1 << 9)]  # heap types: the others are immutable
@@ -259,6 +277,16 @@ class InterpreterSnapshot:
         self.singletons = [(attributes["_instance"], cls) for cls, attributes in self.types
                            if "_instance" in attributes and type(cls).__name__ == "Singleton"]
         self.singleton_args = [(instance, instance._args) for instance, _ in self.singletons]  # `S.Pi._args = ...`
+        # the registry's class holds every singleton by name: a new singleton class of the same name removes it
+        registry = type(getattr(sys.modules.get("sympy.core.singleton"), "S", None))
+        self.singleton_names = [(cls, saved) for cls, saved in self.types if cls is registry]
+        # abstract classes' registries: `numbers.Integral.register(float)` changes every later isinstance test
+        self.abc_registries = [(cls, _registered(cls)) for cls in objects if isinstance(cls, abc.ABCMeta)]
+        # a class a session creates may be registered (`import decimal` registers Decimal as a Number); one that
+        # was here may not: `numbers.Integral.register(float)`
+        self.zygote_classes = _every_class()
+        self.abc_token = _abc.get_cache_token()
+        self.constant_memos = [(memo, memo.memo_prec, memo.memo_val) for memo in _constant_memos(objects)]
         del objects
         self.known_modules = frozenset(sys.modules)  # the sandbox's own too: they are never imported again
         self.sandbox_module_names = tuple(name for name in sys.modules if _is_sandbox_module(name))
@@ -267,6 +295,8 @@ class InterpreterSnapshot:
         parameters = _sympy_parameters()
         self.parameters = {name: getattr(parameters, name) for name in self.PARAMETERS} if parameters else {}
         self.int_max_str_digits = sys.get_int_max_str_digits()
+        self.flags = [(module, name, module.__dict__[name]) for module_name, name in LIBRARY_FLAGS
+                      if name in getattr(module := sys.modules.get(module_name), "__dict__", {})]
         self.path = list(sys.path)
         self.path_importer_cache = dict(sys.path_importer_cache)
         self.package_paths = [(module.__path__, list(module.__path__)) for module in self.module_values
@@ -308,6 +338,9 @@ def _library_containers(modules: tuple[Any, ...],
               if issubclass(type(module), types.ModuleType) and module.__name__.split(".")[0] in LIBRARY_PACKAGES]
     owners += [(f"{cls.__module__}.{cls.__qualname__}", attributes, False) for cls, attributes in classes
                if str(cls.__module__).split(".")[0] in LIBRARY_PACKAGES]
+    owners += [(module.__name__, {name: module.__dict__[name] for name in STDLIB_REGISTRIES[module.__name__]
+                                  if name in module.__dict__}, True)
+               for module in modules if getattr(module, "__name__", None) in STDLIB_REGISTRIES]
     for owner, attributes, is_module in owners:
         for name, value in attributes.items():
             if name.startswith("__") and name.endswith("__"):
@@ -324,10 +357,53 @@ def _library_containers(modules: tuple[Any, ...],
             else:
                 continue
             for container, label, holder in held:
-                if (id(container), name) not in seen:  # one container may go by several names (an alias, a re-export)
-                    seen.add((id(container), name))
-                    found.setdefault(name, []).append((container, label, holder))
+                # a private container inside an object goes by its own name too (`sieve._list`, a dispatcher's
+                # `_cache`); a public one (`funcs`) would be watched whenever a call has a variable of that name
+                inner = label.rpartition(".")[2]
+                for key in (name, inner) if holder is _GROWS and inner.startswith("_") else (name,):
+                    if (id(container), key) not in seen:  # one container may go by several names (an alias)
+                        seen.add((id(container), key))
+                        found.setdefault(key, []).append((container, label, holder))
     return found
+
+
+def _install_pending_singletons() -> None:
+    """SymPy makes a singleton when first asked for (`S.BooleanTrue`); made in the zygote, every one is in the
+    registry's class dict, which is compared after each call: a class of the same name that a call defines
+    (`class Half(RationalConstant, metaclass=Singleton)`) removes it from there to take its place."""
+    registry = getattr(sys.modules.get("sympy.core.singleton"), "S", None)
+    for name in list(getattr(registry, "_classes_to_install", ())):
+        getattr(registry, name)
+
+
+def _registered(cls: abc.ABCMeta) -> frozenset[type]:
+    return frozenset(member for ref in _abc._get_dump(cls)[0] if (member := ref()) is not None)
+
+
+def _every_class() -> frozenset[int]:
+    """The ids of every class there is, the builtin ones (`float`) too, which the collector does not track."""
+    seen: set[int] = set()
+    todo: list[type] = [object]
+    while todo:
+        cls = todo.pop()
+        if id(cls) not in seen:
+            seen.add(id(cls))
+            todo += type.__subclasses__(cls)
+    return frozenset(seen)
+
+
+def _constant_memos(objects: list[Any]) -> list[Any]:
+    """mpmath's memos of constants (pi, e, log 2 ... to the precision last asked): each one the function inside a
+    `constant_memo` closure, reachable only through that closure cell."""
+    memos = {}
+    for function in objects:
+        if type(function) is types.FunctionType and function.__closure__ \
+                and str(function.__module__).split(".")[0] in LIBRARY_PACKAGES:
+            for cell in function.__closure__:
+                inner = _try(getattr, cell, "cell_contents")
+                if type(inner) is types.FunctionType and {"memo_prec", "memo_val"} <= inner.__dict__.keys():
+                    memos[id(inner)] = inner
+    return list(memos.values())
 
 
 def _slot_values(value: Any) -> list[tuple[str, Any]]:
@@ -338,6 +414,7 @@ def _slot_values(value: Any) -> list[tuple[str, Any]]:
 
 _GROWS = object()  # the holder of a container that an object's methods extend (`sieve.extend`): only what was
 # there before the call must stay as it was
+_NAMED_MEMO = object()  # ... one the call named by its private name: put back whole, growth too (silently)
 
 
 def _copy(container: Any) -> Any:
@@ -415,6 +492,7 @@ class InterpreterGuard:
         # patched attribute's) would otherwise run inside the restore, or after it, and patch again unseen.
         self.kept: list[Any] = []
         self.always_watched = [c for name in ALWAYS_WATCHED for c in snapshot.containers.get(name, [])]
+        self.abc_token = snapshot.abc_token
 
     def before(self, *codes: types.CodeType | None) -> None:
         """Ahead of a call, with its compiled code."""
@@ -434,7 +512,12 @@ class InterpreterGuard:
             [c for name in named for c in self.snapshot.containers[name]] + self.always_watched \
             + (self.snapshot.object_dicts if reach.stores or self.checked_from_now_on else [])
         watched = list({id(c[0]): c for c in watched}.values()) if len(watched) > 1 else watched
-        self.containers = [(container, label, holder, _copy(container)) for container, label, holder in watched]
+        # what an object's methods grow (a memo) must stay whole if the call named that private attribute: an
+        # entry it added there (`sieve._list.extend([15])`, `union_sets._cache[...] = f`) would answer later calls
+        whole = {id(c[0]) for name in named if name.startswith("_") for c in self.snapshot.containers[name]
+                 if c[2] is _GROWS and c[1].endswith("." + name)}
+        self.containers = [(container, label, _NAMED_MEMO if id(container) in whole else holder, _copy(container))
+                           for container, label, holder in watched]
         self.clear_cache_after = reach.stores
         _module_changes.clear()
         _function_changes.clear()
@@ -458,10 +541,12 @@ class InterpreterGuard:
                      + self._functions(function_changes) + self._containers() + self._module_dicts()
                      # cheap for every call, and touching few objects: a trace function set through another
                      # module's `sys`, the collector, the working directory, faulthandler, the wakeup fd
-                     + self._hooks() + self._process())
+                     + self._hooks() + self._process() + self._flags() + self._abc_registries()
+                     + self._singleton_names())
             if self.check_this_call:  # each object compared here is copied into the session process (its refcount)
                 found += (self._sys_modules() + self._import_hooks() + self._signals() + self._classes()
                           + self._instances() + self._package_paths())
+                self._forget_constant_memos()
             if module_changes or found or self.clear_cache_after:  # an added module attribute may shadow too
                 _clear_sympy_cache()
             restored += found
@@ -540,7 +625,17 @@ class InterpreterGuard:
         one only if it hides its class's, and an mpmath context's plain data (`mp.dps`) is the session's."""
         restored = []
         for container, label, holder, saved in self.containers:
-            if holder is not None and holder is not _GROWS and _is_mpmath_context(holder):
+            if holder is _NAMED_MEMO:  # what it gained is made again when asked: only a changed entry is noticed
+                if isinstance(container, dict):
+                    grown, changed = not _same_entries(container, saved), \
+                        any(dict.get(container, key, _MISSING) is not value for key, value in saved.items())
+                else:
+                    grown, changed = _changed(container, saved, grows=False), _changed(container, saved, grows=True)
+                if grown:
+                    self.kept.append(_copy(container))
+                    _refill(container, saved)
+                restored += [label] if changed else []
+            elif holder is not None and holder is not _GROWS and _is_mpmath_context(holder):
                 restored += _put_back(container, saved, label, self.kept)
             elif isinstance(container, dict):
                 if _same_entries(container, saved):
@@ -559,11 +654,7 @@ class InterpreterGuard:
                 restored += [f"{label}[{_safe_repr(key)}]" for key in changed[:3]]
             elif _changed(container, saved, grows=holder is _GROWS):
                 self.kept.append(_copy(container))
-                if isinstance(container, set):
-                    set.clear(container)
-                    set.update(container, saved)
-                else:
-                    container[:] = saved
+                _refill(container, saved)
                 restored.append(label)
         self.containers = []
         return restored
@@ -598,23 +689,71 @@ class InterpreterGuard:
         """Replaced and deleted attributes, and added ones that override: a dunder (`__add__` on a class that
         inherited it) or a name a base class has. Other additions are the library's lazy ones (`S.Catalan`
         is installed on SymPy's registry class when first used) and change nothing that was there."""
+        return [name for cls, saved in self.snapshot.types for name in self._class(cls, saved)]
+
+    def _class(self, cls: type, saved: dict[str, Any]) -> list[str]:
+        current = cls.__dict__
+        if len(current) == len(saved) and all(map(is_, current.values(), saved.values())):
+            return []
         restored = []
-        for cls, saved in self.snapshot.types:
-            current = cls.__dict__
-            if len(current) == len(saved) and all(map(is_, current.values(), saved.values())):
-                continue
-            for name in [name for name in current if name not in saved]:
-                if _dunder(name) or any(name in base.__dict__ for base in cls.__mro__[1:]):
-                    self.kept.append(current[name])
-                    _try(delattr, cls, name)
-                    restored.append(f"{cls.__module__}.{cls.__qualname__}.{name}")
-            for name, value in saved.items():
-                now = current.get(name, _MISSING)
-                if now is not value and not (type(value) is int and type(now) is int):  # a counter (Dummy._count)
-                    self.kept.append(now)
-                    _try(type.__setattr__, cls, name, value)
-                    restored.append(f"{cls.__module__}.{cls.__qualname__}.{name}")
+        for name in [name for name in current if name not in saved]:
+            if name in CLASS_MEMOS:
+                self.kept.append(current[name])
+                _try(delattr, cls, name)  # forgotten without a notice: made again when asked
+            elif _dunder(name) or any(name in base.__dict__ for base in cls.__mro__[1:]):
+                self.kept.append(current[name])
+                _try(delattr, cls, name)
+                restored.append(f"{cls.__module__}.{cls.__qualname__}.{name}")
+        for name, value in saved.items():
+            now = current.get(name, _MISSING)
+            if now is not value and not (type(value) is int and type(now) is int):  # a counter (Dummy._count)
+                self.kept.append(now)
+                _try(type.__setattr__, cls, name, value)
+                restored.append(f"{cls.__module__}.{cls.__qualname__}.{name}")
         return restored
+
+    def _singleton_names(self) -> list[str]:
+        """After every call (one class, ~60 names): a class statement takes a singleton's name without a store
+        or a reflective name, even by merely subclassing one (`class Half(type(S.Half))`)."""
+        return [name for cls, saved in self.snapshot.singleton_names for name in self._class(cls, saved)]
+
+    def _abc_registries(self) -> list[str]:
+        """The classes registered with an abstract class (`numbers.Integral.register(float)`), compared only when
+        abc's cache token moved: every registration moves it."""
+        if _abc.get_cache_token() == self.abc_token:
+            return []
+        restored = []
+        for cls, saved in self.snapshot.abc_registries:
+            now = _registered(cls)
+            if now == saved:
+                continue
+            keep = saved | {member for member in now - saved if id(member) not in self.snapshot.zygote_classes}
+            if keep != now:
+                _abc._reset_registry(cls)
+                for member in keep:
+                    _try(_abc._abc_register, cls, member)
+                restored.append(f"the classes registered with {cls.__module__}.{cls.__qualname__}")
+        if restored:  # an abstract base's cache remembers what its subclass's registry made an instance of it
+            for cls, _ in self.snapshot.abc_registries:
+                _abc._reset_caches(cls)
+        self.abc_token = _abc.get_cache_token()
+        return restored
+
+    def _flags(self) -> list[str]:
+        restored = []
+        for module, name, value in self.snapshot.flags:
+            if module.__dict__.get(name, _MISSING) != value:
+                module.__dict__[name] = value  # not setattr: the module watch would note the guard's own write
+                restored.append(f"{module.__name__}.{name}")
+        return restored
+
+    def _forget_constant_memos(self) -> None:
+        """mpmath's memos of constants go back to the zygote's after a checked call: one that call set through a
+        closure cell (`memo_val = 3 << prec` for pi) cannot be told from one it grew, and a memo is made again
+        when asked. No notice: an ordinary call that asked for pi to 1,000 digits also lands here."""
+        for memo, precision, value in self.snapshot.constant_memos:
+            if memo.memo_prec != precision or memo.memo_val is not value:
+                memo.memo_prec, memo.memo_val = precision, value
 
     def _instances(self) -> list[str]:
         """SymPy's singletons and the objects library modules hold keep their class (`ZZ.__class__ = ...`), and the
@@ -748,6 +887,18 @@ def _put_back(current: dict[str, Any], saved: dict[str, Any], label: str, kept: 
             current[name] = value
             restored.append(f"{label}.{name}")
     return restored
+
+
+def _refill(container: Any, saved: Any) -> None:
+    """A container as its copy was, through the base type's methods (a subclass's may be the call's code)."""
+    if isinstance(container, dict):
+        dict.clear(container)
+        dict.update(container, saved)
+    elif isinstance(container, set):
+        set.clear(container)
+        set.update(container, saved)
+    else:
+        container[:] = saved
 
 
 def _try(function: Any, *args: Any) -> Any:
