@@ -174,6 +174,10 @@ _ANSWER_IS = re.compile(
     r"is therefore))?\s*\**\s*(?:is|:|=|was)\**)\s*:?\s*", re.IGNORECASE
 )
 _HASHES = re.compile(r"####\s*")
+# "24 is the answer": the value before the anchor (a number or one math span)
+_VALUE_IS_THE_ANSWER = re.compile(
+    r"(?<![\w.$])(?P<value>\$[^$\n]{1,80}\$|-?\d[\d,]*(?:\.\d+)?(?:/\d+)?)\s+(?:is|must be|should be)\s+"
+    r"(?:the|our|my)\s+(?:final\s+|correct\s+|required\s+)?answer\b", re.IGNORECASE)
 # R1-style replies close with `<answer>...</answer>` (its text may itself be a sentence or hold a box).
 _ANSWER_TAG = re.compile(r"<answer>(?P<inner>.*?)</answer>", re.IGNORECASE | re.DOTALL)
 # A completion that is only an answer: one math span (and a unit or percent word), or a short value.
@@ -181,6 +185,7 @@ _BARE_MATH = re.compile(
     r"^\s*(?:\$\$?|\\\(|\\\[)(?P<math>.+?)(?:\$\$?|\\\)|\\\])\s*(?P<tail>%|[A-Za-z]{1,12})?\s*[.,;]?\s*$", re.DOTALL
 )
 _BARE_VALUE = re.compile(r"^\s*(?P<value>(?:[^\n$]|\\\$){1,160}?)\s*[.]?\s*$")
+_BOLD_LAST_LINE = re.compile(r"\n[ \t]*\*\*(?P<value>[^*\n]{1,80})\*\*[ \t]*\.?\s*$")  # a value set apart in bold
 
 
 def _sentence_end(text: str, start: int) -> int:
@@ -302,7 +307,7 @@ def _sentence_after(text: str, start: int, anchored: bool = True) -> _Extraction
 
 
 _PROSE_RELATION = re.compile(r"\s(?:is equal to|equals|is|are|was|=)\s+", re.IGNORECASE)
-_LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*(?:%|percent))?")
+_LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+(?![\d/]))?(?:\s*(?:%|percent))?")  # "3/4 of the pizza"
 
 
 def _prose_words(text: str) -> int:
@@ -354,12 +359,17 @@ def _anchored_after(text: str, position: int, needs_value: bool = True) -> _Extr
     """The answer the last "the answer is" / "Answer:" / "#### " anchor after `position` states, the latest one
     first ("The answer is 0.5 hours, i.e. 30 minutes. #### 30" means 30). After a box, only one that states a
     value counts: "The answer is reasonable because ..." corrects nothing."""
-    anchors = sorted((m for pattern in (_ANSWER_IS, _HASHES) for m in pattern.finditer(text, position)),
+    anchors = sorted((m for pattern in (_ANSWER_IS, _HASHES, _VALUE_IS_THE_ANSWER) for m in pattern.finditer(text, position)),
                      key=lambda m: m.end(), reverse=True)
     for match in anchors:
         if re.search(r"\b(?:check|verify|confirm|test)\w*\s+(?:\w+\s+)?$", text[max(0, match.start() - 30):match.start()],
                      re.IGNORECASE):
             continue  # "We may check our answer: 17 * 44 = 748 ..."
+        if match.re is _VALUE_IS_THE_ANSWER:
+            value, start = match.group("value"), match.start("value")
+            if value.startswith("$"):
+                value, start = value[1:-1], start + 1
+            return _Extraction(value.strip(), start, start + len(value), True)
         found = _sentence_after(text, match.end())
         if found is not None and (not needs_value or re.search(r"[\d$\\]", found.answer)):
             return found
@@ -367,8 +377,10 @@ def _anchored_after(text: str, position: int, needs_value: bool = True) -> _Extr
 
 
 def _meant_boxes(text: str, boxes: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
-    """Of the text's `boxes`, those that may hold the answer: not one the text rejects ("\\boxed{15}, not
-    \\boxed{14}") nor one in a parenthetical after an earlier box ("\\boxed{73}. (An earlier attempt gave \\boxed{37}.)")."""
+    """Of the text's `boxes`, those that may hold the answer: not one asked as a question ("\\boxed{12}? No, ..."), not
+    one the text rejects ("\\boxed{15}, not \\boxed{14}") nor one in a parenthetical after an earlier box
+    ("\\boxed{73}. (An earlier attempt gave \\boxed{37}.)")."""
+    boxes = [box for box in boxes if not re.match(r"\s*\$*\s*\?", text[box[2]:].lstrip("}"))]  # "\\boxed{12}? No ..."
     kept = []
     for content, start, end in boxes:
         before = text[max(0, start - 40):start]
@@ -420,6 +432,8 @@ def _extract(text: str) -> _Extraction | None:
         return None
     if (found := _anchored_after(text, 0, needs_value=False)) is not None:
         return found
+    if (m := _BOLD_LAST_LINE.search(text)) and re.search(r"[\d\\]", m.group("value")) and _is_bare_answer(m.group("value")):
+        return _Extraction(m.group("value").strip(), m.start("value"), m.end("value"), True)  # "...\n\n**42**"
     if (m := _BARE_MATH.match(text)) and "$" not in m.group("math"):
         tail = f" {m.group('tail')}" if m.group("tail") else ""
         return _Extraction(m.group("math").strip() + tail, m.start("math"), m.end("tail") if tail else m.end("math"), True)
@@ -457,18 +471,29 @@ def _unanchored_region(text: str) -> str | None:
     text = text.strip()
     if not text or re.search(r"\b(?:answer|is|are|equals|be)\s*$|[=:]\s*$", text, re.IGNORECASE):
         return None  # "... So the answer": cut off before stating it
+    ends_a_sentence = re.search(r"[.!?$)\]}]\s*$", text) is not None
+    if _RETRACTION.match(re.split(r"(?<=[.!?])\s+", text)[-1]):
+        return None  # "The total is 42. Let me reconsider the problem.": the value is taken back
     if len(text) <= 200 and "\n" not in text:
+        if not ends_a_sentence and _prose_words(text) > 6:
+            return None  # "we have x = 42 and then adding the remaining": cut off mid-sentence
         return _without_trailing_clause(text)
-    if not re.search(r"[.!?$)\]}]\s*$", text) or re.search(r"(?:^|\n)\s*\d+\.\s*$", text):
+    if not ends_a_sentence or re.search(r"(?:^|\n)\s*\d+\.\s*$", text):
         return None
     lines = [line for line in text.split("\n") if line.strip()]
     last_line = lines[-1][-600:]
     if re.match(r"\s*(?:\\\[|\$\$)", last_line) and len(lines) > 1:  # "Therefore the matrix is" + a display
         last_line = f"{lines[-2][-600:]} {last_line}"
     markers = list(_CONCLUSION.finditer(last_line))
-    return _without_trailing_clause(last_line[markers[-1].start():]) if markers else None
+    if not markers:
+        return None
+    # the last marker that a value follows: "Therefore, there are 42 apples in total." is not about "in total."
+    valued = [m for m in markers if re.search(r"[\d$\\]", last_line[m.end():])]
+    return _without_trailing_clause(last_line[(valued or markers)[-1].start():])
 
 
+_RETRACTION = re.compile(r"\s*(?:wait|hmm+|oops|but wait|let me (?:re\w+|try again|check again|think again|double[- ]check)|"
+                         r"I (?:made a mistake|was wrong)|that(?:'s| is) (?:wrong|not right))\b", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(?:not|never|neither|nor|cannot)\b|n't\b", re.IGNORECASE)
 
 
@@ -520,6 +545,7 @@ _NOT_UNITS = {"and", "or", "if", "for", "with", "where", "when", "then", "sqrt",
 # Words that scale a number ("1.5 million"): part of the value, never a unit to drop.
 _SCALES = {"hundred": 100, "thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
 _SCALED = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(" + "|".join(_SCALES) + r")s?\b", re.IGNORECASE)
+_SCALE_IN_TEXT = re.compile(r"\\(?:text|mathrm|textrm|mbox)\s*\{\s*(" + "|".join(_SCALES) + r")s?\s*\}", re.IGNORECASE)
 _WORDS = re.compile(r"^[A-Za-z][A-Za-z '\-]*$")
 _YES_NO = re.compile(r"^(yes|no)(?:[,.;:!]\s*\S.*)?$", re.IGNORECASE)
 _ALL_REALS = re.compile(r"(?:[a-z]\s*\\in\s*)?(?:\\mathbb\{R\}|(?:all|any|every)\s+real\s*(?:numbers?|values?|[a-z])?|"
@@ -593,7 +619,7 @@ def normalize_answer(answer: str) -> tuple[str, bool]:
     if "\\\\" in s and not re.search(r"(?<!\\)\\[a-zA-Z]", s):  # every command escaped twice: `\\\\frac`
         s = s.replace("\\\\", "\\")
     s = re.sub(r"(\d),\s*\\!\s*(?=\d{3})", r"\1,", s)  # `32,\\! 349`
-    s = re.sub(r"\\displaystyle|\\!|\\limits", "", s)
+    s = re.sub(r"\\(?:display|text|script|scriptscript)style|\\!|\\limits", "", s)
     s = re.sub(r"(\d)\s*\{,\}\s*(?=\d)", r"\1,", s)  # 1{,}000 and the decimal comma 3{,}5
     s = without_latex_spacing(s)
     s = s.replace("\\left", "").replace("\\right", "")
@@ -612,6 +638,7 @@ def normalize_answer(answer: str) -> tuple[str, bool]:
     percent = bool(re.search(r"\\?%|\\percent\b|\b(?:percent|percentage|pct)\b", s))
     s = re.sub(r"\\?%|\\percent\b|\s*\b(?:percent|percentage|pct)\b", "", s)
     s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
+    s = _SCALE_IN_TEXT.sub(r" \1", s)  # `1.5 \\text{ million}`: a scale word, not a unit
     s = _SCALED.sub(lambda m: _plain_number(Fraction(m.group(1)) * _SCALES[m.group(2).lower()]), s)
     s = _strip_units(s)  # `5\\text{ cm}^2` while the unit is still marked as text
     s = _unwrap_text(s)
@@ -1041,16 +1068,29 @@ def _named_as_tuple(ref: str, pred: str) -> str:
     return "(" + ", ".join(named.values()) + ")"
 
 
-def _in_asked_order(pred: str, ref: str, problem: str) -> str | None:
-    """"b = 3, a = 2" as "(2, 3)" when the problem asks for "the ordered pair (a, b)" and the reference is that
-    tuple: named values say which is which."""
-    asked, ref_collection = _ASKED_ORDER.search(problem), _as_collection(ref)
-    if asked is None or ref_collection is None or ref_collection[0] != "tuple":
+_COORDINATE_NAMES = (frozenset("xy"), frozenset("xyz"), frozenset("ab"), frozenset("abc"), frozenset("mn"),
+                     frozenset("pq"))
+
+
+def _in_asked_order(pred: str, ref: str, problem: str | None) -> str | None:
+    """"b = 3, a = 2" as "(2, 3)" when the reference is a tuple: named values say which is which. The order is the
+    one the problem asks for ("the ordered pair (a, b)"), else the alphabetical one of coordinate names
+    ("y = 3, x = 2" is the point (2, 3))."""
+    ref_collection = _as_collection(ref)
+    if ref_collection is None or ref_collection[0] != "tuple":
         return None
     pred_collection = _as_collection(pred)
     named = _named_values(pred_collection[1] if pred_collection else _split_top_level(pred))
-    names = [name.strip() for name in asked.group("names").split(",")]
-    if named is None or sorted(named) != sorted(names) or len(names) != len(ref_collection[1]):
+    if named is None:
+        return None
+    asked = _ASKED_ORDER.search(problem) if problem else None
+    if asked is not None:
+        names = [name.strip() for name in asked.group("names").split(",")]
+    elif frozenset(named) in _COORDINATE_NAMES:
+        names = sorted(named)
+    else:
+        return None
+    if sorted(named) != sorted(names) or len(names) != len(ref_collection[1]):
         return None
     return "(" + ", ".join(named[name] for name in names) + ")"
 
@@ -1670,7 +1710,7 @@ def _match_method(prediction: str, reference: str, problem: str | None = None,
         pred_tuple, ref_tuple = pred_vector or _bracketed_as_tuple(pred), ref_vector or _bracketed_as_tuple(ref)
         if (_as_collection(pred_tuple) or ("", ""))[0] == "tuple" == (_as_collection(ref_tuple) or ("", ""))[0]:
             pred, ref = pred_tuple, ref_tuple
-    if problem and (in_order := _in_asked_order(pred, ref, problem)):
+    if in_order := _in_asked_order(pred, ref, problem):
         pred = in_order
     pred, ref = _both_signs(pred, ref), _both_signs(ref, pred)
     ref = _named_as_tuple(ref, pred)
@@ -1749,6 +1789,8 @@ def grade(completion: str, reference: str, *, problem: str | None = None,
     reference = _reference_answer(reference)
     completion = _CHAT_TOKEN_AND_AFTER.sub("", completion) or completion  # the next turn is not this answer
     completion = re.sub(r"^.*</think>", "", completion, flags=re.DOTALL).strip() or completion  # the reply after it
+    if "<think>" in completion:  # a reasoning block never closed: the completion stopped while thinking
+        return GradeResult(extracted=None, correct=False, method="no_answer")
     found = _extract(completion)
     region = _unanchored_region(completion) if found is None and not _cut_off_in_box(completion) else None
     if region is not None:

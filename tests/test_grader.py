@@ -203,8 +203,29 @@ CONCLUSION_IN_WORDS = [
 ]
 
 
+# From the fourth blind probe: where a completion takes its answer back, states it after the fact, or sets it apart.
+TAKEN_BACK_OR_SET_APART = [
+    ("<think>\nTry \\boxed{12}? No wait, the problem says each group has 5, so I need to redo", "12", False),
+    ("Maybe the answer is $\\boxed{15}$? Hmm, that ignores the extra group.", "15", False),  # a box asked as a question
+    ("So the count is $\\boxed{12}$. But the problem asks for both teams, so we double it: 24 is the answer.", "24", True),
+    ("So the count is $\\boxed{12}$. But the problem asks for both teams, so we double it: 24 is the answer.", "12", False),
+    ("Adding everything, we have x = 42 and then adding the remaining", "42", False),  # cut off mid-sentence
+    ("We set up the problem. The total is 6 * 7 = 42. Let me reconsider the problem.", "42", False),
+    ("So the answer is 3/4 of the pizza.", "\\frac{3}{4}", True),
+    ("So the answer is 3/4 of the pizza.", "4", False),
+    ("Summing up the contributions gives the result.\n\n**42**", "42", True),
+    ("Each box holds 6 * 7 = 42 apples.\nTherefore, there are 42 apples in total.", "42", True),
+    ("Each box holds 6 * 7 = 42 apples.\nTherefore, there are 42 apples in total.", "48", False),
+    ("Hence the answer is \\(\\boxed{\\textstyle\\frac{14}{3}}\\).", "\\frac{14}{3}", True),
+    ("The population is \\(\\boxed{1.5 \\text{ million}}\\).", "1500000", True),
+    ("The population is \\(\\boxed{1.5 \\text{ million}}\\).", "150000", False),
+    ("$$\\boxed{y = 3, x = 2}$$", "(2, 3)", True),  # a point's coordinates, named: x first
+    ("$$\\boxed{y = 2, x = 3}$$", "(2, 3)", False),
+]
+
+
 @pytest.mark.parametrize(("completion", "reference", "correct"),
-                         WHICH_BOX_OR_SPAN + UNIT_AFTER_THE_MATH + CONCLUSION_IN_WORDS)
+                         WHICH_BOX_OR_SPAN + UNIT_AFTER_THE_MATH + CONCLUSION_IN_WORDS + TAKEN_BACK_OR_SET_APART)
 def test_the_answer_a_completion_states(completion, reference, correct):
     assert grade(completion, reference).correct is correct
 
