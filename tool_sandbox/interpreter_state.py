@@ -34,7 +34,9 @@ check, so the collector does not run such a `__del__` in the middle of the next 
 a module's lazily built table that no warm-up builds, plain-data flags other than the pretty printer's.
 
 Also compared after every call, each for a few microseconds: abstract classes' registries (only when abc's cache
-token moved), `copy`'s and `copyreg`'s dispatch tables, SymPy's singleton registry, the pretty printer's flag.
+token moved, or after a checked call), `copy`'s and `copyreg`'s dispatch tables, SymPy's singleton registry, the
+pretty printer's flag, `warnings.filters`. The bytecode scan reads string constants as names too: a class pattern
+(`case object(__dict__=d)`) keeps its attribute names there.
 
 Not a security boundary (sessions are separate processes; nothing here stops a call from writing memory
 through ctypes): this keeps an ordinary next call correct after a direct patch.
@@ -53,6 +55,8 @@ import gc
 import inspect
 import opcode
 import os
+import re
+import resource
 import signal
 import sys
 import types
@@ -86,10 +90,22 @@ _CONTAINERS = (dict, list, set, array.array)  # and their subclasses (a class's 
 ALWAYS_WATCHED = frozenset({"_global_settings", "global_assumptions", "_current_config",
                             "_copy_dispatch", "_deepcopy_dispatch", "dispatch_table"})
 # Standard-library tables that decide what `copy.copy`, `copy.deepcopy` and pickling do with SymPy's objects.
-STDLIB_REGISTRIES = {"copy": ("_copy_dispatch", "_deepcopy_dispatch"), "copyreg": ("dispatch_table",)}
+# `re._cache` (compiled patterns, which `Expr.__format__` and the tokenizer of `sympify` use) is a memo: it may grow.
+STDLIB_REGISTRIES = {"copy": ("_copy_dispatch", "_deepcopy_dispatch"), "copyreg": ("dispatch_table",),
+                     "re": ("_cache",)}
+STDLIB_MEMOS = frozenset({("re", "_cache")})
+MAX_NESTED_SCAN = 4096  # a bigger table is a memo of values, not of tables
 # Plain data that library functions set through `global` and that changes what an ordinary call answers
 # (`pretty_use_unicode(False)`): put back after every call, unlike other plain data in a module.
 LIBRARY_FLAGS = (("sympy.printing.pretty.pretty_symbology", "_use_unicode"),)
+# numpy's error handling and print options live in C or a context variable, set through these functions only
+NUMPY_STATE_NAMES = frozenset({"seterr", "seterrcall", "set_printoptions", "printoptions", "errstate",
+                               "setbufsize", "set_string_function"})
+# Soft limits a call may lower for itself (the sandbox sets each soft limit to its hard one); RLIMIT_CPU is
+# moved by the session before each call.
+RLIMIT_NAMES = frozenset({"setrlimit", "prlimit"})  # and any checked call (ctypes, a syscall)
+KEPT_RLIMITS = (resource.RLIMIT_AS, resource.RLIMIT_DATA, resource.RLIMIT_STACK, resource.RLIMIT_NOFILE,
+                resource.RLIMIT_FSIZE, resource.RLIMIT_NPROC)
 LIBRARY_PACKAGES = frozenset({"sympy", "mpmath"})  # whose containers decide what a math call answers
 _DATA = (bool, int, float, str, bytes, type(None))  # plain data: in a module or mpmath's context, the session's
 _NOT_OBJECTS = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType, types.MethodType, tuple,
@@ -100,7 +116,14 @@ DICT_NAMES = frozenset({
     "vars", "__dict__", "__globals__", "f_globals", "getattr", "exec", "eval", "compile", "__import__",
     "get_referents", "get_referrers", "get_objects", "getmembers", "__builtins__", "attrgetter", "methodcaller",
     "__getattribute__", "getattr_static", "get_field",
+    "__setattr__", "__delattr__",  # `object.__setattr__(sympy, 'factor', f)` bypasses the module watch
 })
+# Ways to set an attribute with no attribute store in the bytecode (`object.__setattr__(Integer(7), 'p', 8)`):
+# SymPy's cache is cleared after such a call, since a cached object may have been changed in place.
+STORE_NAMES = frozenset({"__setattr__", "__delattr__", "__dict__"})
+# A class that defines these may make its instances equal to SymPy's keys (a str subclass equal to 'x'): once
+# a session has one, SymPy's cache is cleared after each of its calls.
+EQUALITY_DUNDERS = frozenset({"__eq__", "__hash__", "__ne__"})
 HARMLESS_DUNDERS = frozenset({"__name__", "__doc__", "__qualname__", "__module__", "__init__", "__annotations__"})
 # Dunders that make library code set attributes when a class merely defines them (`copy.copy` calls
 # `__reduce_ex__` and sets the state it returns on any object): counted in a class body too.
@@ -134,6 +157,17 @@ class Reach:
     dicts_later: bool = False  # ... through a function, lambda or class it defines
     names_now: set[str] = field(default_factory=set)  # the names its code uses (a library container is one)
     names_later: set[str] = field(default_factory=set)  # ... and the code of what it defines
+    lies = False  # defines a class with its own equality or hash: its instances may key SymPy's caches
+
+
+def _constant_names(consts: tuple[Any, ...]) -> set[str]:
+    found = set()
+    for const in consts:
+        if type(const) is str and const.isidentifier():
+            found.add(const)
+        elif type(const) in (tuple, frozenset):
+            found |= _constant_names(tuple(const))
+    return found
 
 
 def touches_interpreter(*codes: types.CodeType | None) -> Reach:
@@ -147,20 +181,25 @@ def touches_interpreter(*codes: types.CodeType | None) -> Reach:
 def _scan(code: types.CodeType, reach: Reach, nested: bool) -> None:
     ops = code.co_code[::2]  # 3.11+: two bytes per instruction (and per inline cache entry, opcode 0)
     stores = _STORE_ATTR in ops or _DELETE_ATTR in ops
-    names = code.co_names
+    # A name may also be a constant: a string handed to getattr (folded: `'_li' + 'st'`), a subscript
+    # (`g['_sympy_converter']`), or the attribute names of a class pattern (`case object(__dict__=d)`).
+    names = frozenset(code.co_names).union(_constant_names(code.co_consts))
     (reach.names_later if nested else reach.names_now).update(names)
     touches = stores or not REFLECTIVE_NAMES.isdisjoint(names) or _EXTENDED_ARG in ops
-    if not touches and (code.co_flags & inspect.CO_OPTIMIZED or not nested):  # a class body names its own
+    class_body = not code.co_flags & inspect.CO_OPTIMIZED and nested
+    if not touches and not class_body:  # a class body names its own
         touches = any(_dunder(name) for name in names)
     touches = touches or not STATE_DUNDERS.isdisjoint(names) or "sys" in names  # `fractions.sys.modules[...]`
     start = ops.find(_IMPORT_NAME)
     while not touches and start >= 0:
-        touches = names[code.co_code[2 * start + 1]].split(".")[0] not in MATH_MODULES
+        touches = code.co_names[code.co_code[2 * start + 1]].split(".")[0] not in MATH_MODULES
         start = ops.find(_IMPORT_NAME, start + 1)
     if touches:
         reach.now = reach.now or not nested
         reach.later = reach.later or nested
-        reach.stores = reach.stores or stores or not REFLECTIVE_NAMES.isdisjoint(names)
+        reach.stores = reach.stores or stores or not (REFLECTIVE_NAMES | STORE_NAMES).isdisjoint(names)
+    if class_body and not EQUALITY_DUNDERS.isdisjoint(names):
+        reach.lies = True
     if not DICT_NAMES.isdisjoint(names):  # even without a store: `attrgetter(name)(cls)[key] = ...` has none
         reach.dicts_now = reach.dicts_now or not nested
         reach.dicts_later = reach.dicts_later or nested
@@ -297,6 +336,11 @@ class InterpreterSnapshot:
         self.int_max_str_digits = sys.get_int_max_str_digits()
         self.flags = [(module, name, module.__dict__[name]) for module_name, name in LIBRARY_FLAGS
                       if name in getattr(module := sys.modules.get(module_name), "__dict__", {})]
+        numpy = sys.modules.get("numpy")
+        self.numpy_state = (numpy, numpy.geterr(), numpy.geterrcall(), numpy.get_printoptions()) \
+            if hasattr(numpy, "geterr") else None
+        warnings = sys.modules.get("warnings")
+        self.warning_filters = (warnings, list(warnings.filters)) if warnings is not None else None
         self.path = list(sys.path)
         self.path_importer_cache = dict(sys.path_importer_cache)
         self.package_paths = [(module.__path__, list(module.__path__)) for module in self.module_values
@@ -343,24 +387,33 @@ def _library_containers(modules: tuple[Any, ...],
                for module in modules if getattr(module, "__name__", None) in STDLIB_REGISTRIES]
     for owner, attributes, is_module in owners:
         for name, value in attributes.items():
-            if name.startswith("__") and name.endswith("__"):
+            if name.startswith("__") and name.endswith("__") and name != "__all__":  # `from sympy import *` reads it
                 continue
             if isinstance(value, _CONTAINERS):
-                held = [(value, f"{owner}.{name}", None)]
+                held = [(value, f"{owner}.{name}", _GROWS if (owner, name) in STDLIB_MEMOS else None)]
+                # a table inside a table goes by its key too (`LatexPrinter._default_settings['symbol_names']`)
+                held += [(inner, f"{owner}.{name}[{key!r}]", None) for key, inner in _nested(value)
+                         if type(key) is str and key.isidentifier()]
+            elif type(value) is types.FunctionType or type(value) in (staticmethod, classmethod):
+                held = _function_containers(getattr(value, "__func__", value), f"{owner}.{name}")
             elif is_module and not isinstance(value, _NOT_OBJECTS) and type(vars_of := getattr(value, "__dict__", None)) is dict:
                 held = [(vars_of, f"{owner}.{name}", value)]  # and what its attributes hold (`sieve._list`)
                 held += [(inner, f"{owner}.{name}.{key}", _GROWS) for key, inner in vars_of.items()
                          if isinstance(inner, _CONTAINERS) and not _is_mpmath_context(value)]  # mp's are the session's
-            elif is_module and not isinstance(value, _NOT_OBJECTS):  # slots: a dispatcher's `funcs` (`union_sets`)
+            elif not isinstance(value, _NOT_OBJECTS):  # slots: a dispatcher's `funcs` (`union_sets`, `Q.positive.handler`)
                 held = [(inner, f"{owner}.{name}.{slot}", _GROWS) for slot, inner in _slot_values(value)
                         if isinstance(inner, _CONTAINERS)]
+                if held and "funcs" in dict(_slot_values(value)) and callable(getattr(type(value), "reorder", None)):
+                    _DISPATCHERS[id(value.funcs)] = value
             else:
                 continue
             for container, label, holder in held:
                 # a private container inside an object goes by its own name too (`sieve._list`, a dispatcher's
-                # `_cache`); a public one (`funcs`) would be watched whenever a call has a variable of that name
-                inner = label.rpartition(".")[2]
-                for key in (name, inner) if holder is _GROWS and inner.startswith("_") else (name,):
+                # `_cache`), and a table inside a table by its key; a public attribute (`funcs`) would be watched
+                # whenever a call has a variable of that name
+                inner = re.split(r"[.\[]", label)[-1].strip("]'\"")
+                own_name = (holder is _GROWS and inner.startswith("_")) or (label.endswith("]") and inner != name)
+                for key in (name, inner) if own_name else (name,):
                     if (id(container), key) not in seen:  # one container may go by several names (an alias)
                         seen.add((id(container), key))
                         found.setdefault(key, []).append((container, label, holder))
@@ -406,12 +459,40 @@ def _constant_memos(objects: list[Any]) -> list[Any]:
     return list(memos.values())
 
 
+def _nested(container: Any) -> list[tuple[Any, Any]]:
+    """The containers a dict's values or a list's items hold, also inside a tuple (`MODULES['numpy'][0]`)."""
+    if len(container) > MAX_NESTED_SCAN:
+        return []
+    items = list(dict.items(container)) if isinstance(container, dict) else \
+        list(enumerate(container)) if isinstance(container, list) else []
+    found = []
+    for key, value in items:
+        if isinstance(value, _CONTAINERS):
+            found.append((key, value))
+        elif type(value) is tuple:
+            found += [(key, inner) for inner in value if isinstance(inner, _CONTAINERS)]
+    return found
+
+
+def _function_containers(function: types.FunctionType, label: str) -> list[tuple[Any, str, Any]]:
+    """A library function's mutable defaults (`solve_linear(exclude=[])`: an item appended is in every later call),
+    and what its closure cells hold (`recurrence_memo`'s list: a memo that grows, but whose entries stay)."""
+    defaults = [*(function.__defaults__ or ()), *(function.__kwdefaults__ or {}).values()]
+    held = [(value, f"{label}.__defaults__", None) for value in defaults if isinstance(value, _CONTAINERS)]
+    for cell in function.__closure__ or ():
+        inner = _try(getattr, cell, "cell_contents")
+        if isinstance(inner, _CONTAINERS):
+            held.append((inner, f"{label}.__closure__", _GROWS))
+    return held
+
+
 def _slot_values(value: Any) -> list[tuple[str, Any]]:
     slots = [slot for klass in type(value).__mro__ for slot in getattr(klass, "__slots__", ())
              if isinstance(slot, str)]
     return [(slot, inner) for slot in slots if (inner := getattr(value, slot, _MISSING)) is not _MISSING]
 
 
+_DISPATCHERS: dict[int, Any] = {}  # a dispatcher by the id of its `funcs`: its order is made again after a restore
 _GROWS = object()  # the holder of a container that an object's methods extend (`sieve.extend`): only what was
 # there before the call must stay as it was
 _NAMED_MEMO = object()  # ... one the call named by its private name: put back whole, growth too (silently)
@@ -483,6 +564,7 @@ class InterpreterGuard:
         self.cwd = os.getcwd()
         self.checked_from_now_on = False
         self.dicts_from_now_on = False
+        self.lies_from_now_on = False
         self.check_this_call = False
         self.clear_cache_after = False
         self.module_dicts: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -493,10 +575,14 @@ class InterpreterGuard:
         self.kept: list[Any] = []
         self.always_watched = [c for name in ALWAYS_WATCHED for c in snapshot.containers.get(name, [])]
         self.abc_token = snapshot.abc_token
+        self.rlimits: dict[int, int] | None = None  # read before the first call: the limits are set after this
+        self.numpy_named = self.rlimits_named = False
 
     def before(self, *codes: types.CodeType | None) -> None:
         """Ahead of a call, with its compiled code."""
         global _recording
+        if self.rlimits is None:
+            self.rlimits = {limit: resource.getrlimit(limit)[0] for limit in KEPT_RLIMITS}
         reach = touches_interpreter(*codes)
         self.checked_from_now_on |= reach.later
         self.check_this_call = reach.now or self.checked_from_now_on
@@ -508,17 +594,28 @@ class InterpreterGuard:
                              if issubclass(type(module), types.ModuleType)] if copy_dicts else []
         self.names_from_now_on |= reach.names_later
         named = (reach.names_now | self.names_from_now_on) & self.snapshot.container_names
-        watched = [c for found in self.snapshot.containers.values() for c in found] if copy_dicts else \
-            [c for name in named for c in self.snapshot.containers[name]] + self.always_watched \
-            + (self.snapshot.object_dicts if reach.stores or self.checked_from_now_on else [])
+        named_containers = [c for name in named for c in self.snapshot.containers[name]]
+        # and one level inside them: `_assume_rules.full_implications[key].add(...)` changes a set a dict holds
+        # (tables and memos: what an object's own attributes hold is watched as a memo of its own, and an mpmath
+        # context's working precision, `mp._prec_rounding`, is the session's)
+        inside = [(inner, f"{label}[{_safe_repr(key)}]", None) for container, label, holder in named_containers
+                  if holder is None or holder is _GROWS for key, inner in _nested(container)]
+        named_containers += self.always_watched
+        watched = inside + ([c for found in self.snapshot.containers.values() for c in found] if copy_dicts else
+                            named_containers + (self.snapshot.object_dicts if reach.stores or self.checked_from_now_on
+                                                else []))
         watched = list({id(c[0]): c for c in watched}.values()) if len(watched) > 1 else watched
         # what an object's methods grow (a memo) must stay whole if the call named that private attribute: an
         # entry it added there (`sieve._list.extend([15])`, `union_sets._cache[...] = f`) would answer later calls
-        whole = {id(c[0]) for name in named if name.startswith("_") for c in self.snapshot.containers[name]
-                 if c[2] is _GROWS and c[1].endswith("." + name)}
+        # (or that it held: `_reals_cache._dict`, `bell._bell.__closure__`), and after a checked call
+        whole = {id(c[0]) for name in named for c in self.snapshot.containers[name] if c[2] is _GROWS
+                 and (self.check_this_call or name.startswith("_") and (c[1].endswith("." + name) or f".{name}." in c[1]))}
         self.containers = [(container, label, _NAMED_MEMO if id(container) in whole else holder, _copy(container))
                            for container, label, holder in watched]
-        self.clear_cache_after = reach.stores
+        self.lies_from_now_on |= reach.lies
+        self.numpy_named = not NUMPY_STATE_NAMES.isdisjoint(reach.names_now | self.names_from_now_on)
+        self.rlimits_named = not RLIMIT_NAMES.isdisjoint(reach.names_now | self.names_from_now_on)
+        self.clear_cache_after = reach.stores or self.lies_from_now_on
         _module_changes.clear()
         _function_changes.clear()
         _runtime_reach.__init__()
@@ -542,7 +639,9 @@ class InterpreterGuard:
                      # cheap for every call, and touching few objects: a trace function set through another
                      # module's `sys`, the collector, the working directory, faulthandler, the wakeup fd
                      + self._hooks() + self._process() + self._flags() + self._abc_registries()
-                     + self._singleton_names())
+                     + self._singleton_names() + self._warning_filters()
+                     + (self._rlimits() if self.rlimits_named or self.check_this_call else [])
+                     + (self._numpy() if self.numpy_named else []))
             if self.check_this_call:  # each object compared here is copied into the session process (its refcount)
                 found += (self._sys_modules() + self._import_hooks() + self._signals() + self._classes()
                           + self._instances() + self._package_paths())
@@ -634,6 +733,8 @@ class InterpreterGuard:
                 if grown:
                     self.kept.append(_copy(container))
                     _refill(container, saved)
+                    if id(container) in _DISPATCHERS:
+                        _reorder(_DISPATCHERS[id(container)])
                 restored += [label] if changed else []
             elif holder is not None and holder is not _GROWS and _is_mpmath_context(holder):
                 restored += _put_back(container, saved, label, self.kept)
@@ -644,7 +745,8 @@ class InterpreterGuard:
                     self._forget_memos(container, saved, holder)
                 changed = [key for key in container.keys() | saved.keys()
                            if dict.get(container, key, _MISSING) is not saved.get(key, _MISSING)
-                           and (key in saved or holder is None or (holder is not _GROWS and _shadows(holder, key)))]
+                           and (key in saved or holder is None or (holder is not _GROWS and _shadows(holder, key))
+                                or _made_by_the_session(dict.get(container, key)))]
                 for key in changed:
                     self.kept.append(dict.get(container, key))
                     if key in saved:
@@ -652,6 +754,8 @@ class InterpreterGuard:
                     else:
                         dict.__delitem__(container, key)
                 restored += [f"{label}[{_safe_repr(key)}]" for key in changed[:3]]
+                if changed and id(container) in _DISPATCHERS:  # its order and cache still name what was removed
+                    _reorder(_DISPATCHERS[id(container)])
             elif _changed(container, saved, grows=holder is _GROWS):
                 self.kept.append(_copy(container))
                 _refill(container, saved)
@@ -720,7 +824,7 @@ class InterpreterGuard:
     def _abc_registries(self) -> list[str]:
         """The classes registered with an abstract class (`numbers.Integral.register(float)`), compared only when
         abc's cache token moved: every registration moves it."""
-        if _abc.get_cache_token() == self.abc_token:
+        if _abc.get_cache_token() == self.abc_token and not self.check_this_call:  # `_abc._reset_registry` moves none
             return []
         restored = []
         for cls, saved in self.snapshot.abc_registries:
@@ -737,6 +841,49 @@ class InterpreterGuard:
             for cls, _ in self.snapshot.abc_registries:
                 _abc._reset_caches(cls)
         self.abc_token = _abc.get_cache_token()
+        return restored
+
+    def _warning_filters(self) -> list[str]:
+        """`warnings.simplefilter('error')` would make every later warning of the library's an exception."""
+        if self.snapshot.warning_filters is None:
+            return []
+        warnings, saved = self.snapshot.warning_filters
+        current = warnings.__dict__.get("filters")
+        if type(current) is list and len(current) == len(saved) and all(map(is_, current, saved)):
+            return []
+        if type(current) is list:
+            self.kept.append(list(current))
+            current[:] = saved
+        else:
+            self.kept.append(current)
+            warnings.__dict__["filters"] = list(saved)
+        _try(warnings._filters_mutated)  # the cached "already warned" verdicts were made under the call's filters
+        return ["warnings.filters"]
+
+    def _rlimits(self) -> list[str]:
+        """A soft limit the call lowered for itself (`setrlimit(RLIMIT_AS, (64 MiB, hard))`): raised back, up to the
+        hard limit (which a process cannot raise again: a lowered one stays, and is met as the call's own)."""
+        restored = []
+        for limit, soft in (self.rlimits or {}).items():
+            now, hard = resource.getrlimit(limit)
+            if now != soft and _try(resource.setrlimit, limit, (min(soft, hard) if hard != resource.RLIM_INFINITY
+                                                               else soft, hard)) is not _FAILED:
+                restored.append(f"a resource limit ({_RLIMIT_NAMES.get(limit, limit)})")
+        return restored
+
+    def _numpy(self) -> list[str]:
+        """numpy's error handling (`np.seterr(all='raise')`) and print options, after a call that named their setters."""
+        if self.snapshot.numpy_state is None:
+            return []
+        numpy, errors, callback, printing = self.snapshot.numpy_state
+        restored = []
+        if numpy.geterr() != errors or numpy.geterrcall() is not callback:
+            numpy.seterr(**errors)
+            numpy.seterrcall(callback)
+            restored.append("numpy's error handling")
+        if numpy.get_printoptions() != printing:
+            numpy.set_printoptions(**printing)
+            restored.append("numpy's print options")
         return restored
 
     def _flags(self) -> list[str]:
@@ -781,9 +928,8 @@ class InterpreterGuard:
     def _sys_modules(self) -> list[str]:
         snapshot, current = self.snapshot, sys.modules
         restored = []
-        if len(current) != snapshot.module_count:  # a library entry that no import made (no spec)
-            for name in [name for name in current if name not in snapshot.known_modules
-                         and name.split(".")[0] in LIBRARY_PACKAGES]:
+        if len(current) != snapshot.module_count:  # an entry that no import made (no spec), for a later import
+            for name in [name for name in current if name not in snapshot.known_modules]:
                 module = current[name]
                 if not issubclass(type(module), types.ModuleType) or module.__dict__.get("__spec__") is None:
                     self.kept.append(current.pop(name))
@@ -872,6 +1018,7 @@ class InterpreterGuard:
 
 _FAILED = object()
 RESTORE_PASSES = 3
+_RLIMIT_NAMES = {getattr(resource, name): name for name in dir(resource) if name.startswith("RLIMIT_")}
 _FINDER_MODULES = frozenset({"importlib._bootstrap_external", "_frozen_importlib_external", "zipimport", "builtins"})
 
 
@@ -887,6 +1034,23 @@ def _put_back(current: dict[str, Any], saved: dict[str, Any], label: str, kept: 
             current[name] = value
             restored.append(f"{label}.{name}")
     return restored
+
+
+def _made_by_the_session(value: Any) -> bool:
+    """A function or class the session defined (`union_sets.register(Interval, FiniteSet)(lambda a, b: ...)`): added
+    to a library registry, it would answer the library's later calls. One a library import adds is the library's."""
+    code = getattr(getattr(value, "__func__", value), "__code__", None) if not isinstance(value, type) else None
+    if isinstance(code, types.CodeType):
+        return code.co_filename.startswith("<")  # a cell, or code the call compiled (`<string>`)
+    return isinstance(value, type) and str(value.__module__).split(".")[0] not in LIBRARY_PACKAGES \
+        and value.__flags__ & (1 << 9) and value.__module__ not in sys.modules
+
+
+def _reorder(dispatcher: Any) -> None:
+    _try(dispatcher.reorder)
+    cache = getattr(dispatcher, "_cache", None)
+    if type(cache) is dict:
+        cache.clear()
 
 
 def _refill(container: Any, saved: Any) -> None:
