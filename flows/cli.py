@@ -22,6 +22,7 @@ paying for anything twice.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -36,7 +37,8 @@ from pydantic_settings import BaseSettings, CliApp, CliSubCommand, SettingsConfi
 
 from flows.console import Console
 from training.offline_env import set_offline_defaults
-from flows.params import MATH_TRAIN_HUB_ID, NO_TRAINING_EXAMPLES, DistillParams, PaperParams, TrainEvalParams
+from flows.params import (MATH_TRAIN_HUB_ID, MAX_CONCURRENCY, NO_TRAINING_EXAMPLES, DistillParams, PaperParams,
+                          TrainEvalParams)
 from flows.orphan_runs import CLI_TAG, hold_live_lock, mark_orphaned_runs_crashed
 from flows.process_guard import run_guarded
 from flows.stop_signals import StopOnSignals, StopRequested
@@ -89,7 +91,7 @@ class DemoCommand(DistillCommand):
     # tool result by hand, guided it derives some within a few fresh samples (docs/results/demo_embedded).
     # 8 calls in flight fill the local model's batches (tasks/llm/local_batching.py).
     output_dir: str = Field(default="out/demo", description="distill/ and train_eval/ go under it.")
-    max_concurrency: int = Field(default=8, ge=1, description="LLM calls in flight at once.")
+    max_concurrency: int = Field(default=8, ge=1, le=MAX_CONCURRENCY, description="LLM calls in flight at once.")
     solve: SolveConfig = Field(default_factory=lambda: SolveConfig(plan_first=False, max_turns=3, turn_max_tokens=128))
     translate: TranslateConfig = Field(default_factory=lambda: TranslateConfig(show_tool_output=True, max_attempts=6,
                                                                                max_tokens=96))
@@ -168,6 +170,31 @@ def _check_folder_to_write(path: Path, flag: str) -> None:
                        "pass a folder you can write to") from None
 
 
+# Settings the environment gives a run and that are read late (by the flow's task runner, the progress bars,
+# the embedded model's converter, Prefect's client): checked with the flags, since a typo there would be ignored
+# or fail after the run started. The names are those of tasks/runtime/progress.py and tasks/llm/embedded_model.py,
+# which import Prefect and litellm.
+PROGRESS_ENV, PROGRESS_MODES = "TOOL_DISTILL_PROGRESS", ("auto", "plain", "off")
+STATE_DIR_ENV = "TOOL_DISTILL_STATE_DIR"
+
+
+def _check_environment() -> None:
+    from flows.runner_settings import TaskRunnerSettings
+
+    try:
+        TaskRunnerSettings.from_env()
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    if (mode := os.environ.get(PROGRESS_ENV)) and mode not in PROGRESS_MODES:
+        raise BadInput(f"{PROGRESS_ENV}={mode!r}: expected one of {', '.join(PROGRESS_MODES)}; unset it for bars on "
+                       "a terminal and plain lines elsewhere")
+    if state := os.environ.get(STATE_DIR_ENV):
+        _check_folder_to_write(Path(state), STATE_DIR_ENV)
+    if (url := os.environ.get("PREFECT_API_URL")) and not re.fullmatch(r"https?://[^\s/]+(?:/\S*)?", url):
+        raise BadInput(f"PREFECT_API_URL={url!r}: not an http(s) URL; point it at a Prefect server's API "
+                       "(http://127.0.0.1:4200/api), or unset it to run on a temporary local one")
+
+
 def _check_hub_token(command: DistillCommand) -> None:
     """The upload is the run's last step: without a token it would fail after every LLM call is paid for."""
     if command.push_to_hub is None or isinstance(command, EstimateCommand):  # an estimate uploads nothing
@@ -189,6 +216,9 @@ def _check_distill_input(command: DistillCommand) -> None:
     if command.cache_dir is not None:
         _check_folder_to_write(Path(command.cache_dir), "--cache-dir")
     _check_hub_token(command)
+    if isinstance(command, DemoCommand):  # its train-eval half runs after the whole distillation
+        _check_benchmarks(command.train_eval, "train-eval.")
+        _check_base_model(command.train_eval.recipe, command.train_eval.base_model, "--train-eval.base-model")
     provider = command.llm.model.split("/", 1)[0] if "/" in command.llm.model else None
     if command.spend.batch and provider is not None and provider not in BATCH_PROVIDERS:
         raise BadInput(f"--batch: litellm has no batch API for {command.llm.model}; it has one for "
@@ -206,18 +236,32 @@ def _check_distill_input(command: DistillCommand) -> None:
                        "--samples-per-problem 4 (or more) to label them by vote, or give them answers")
 
 
+def _check_benchmarks(params: TrainEvalParams, prefix: str = "") -> None:
+    """The benchmarks named, each once, and (`--eval-source hub`) each one readable from the Hub or its cache."""
+    from eval.benchmarks import BENCHMARK_NAMES, REGISTRY
+
+    flag = f"--{prefix}benchmarks"
+    unknown = sorted(set(params.benchmarks) - set(BENCHMARK_NAMES))
+    if not params.benchmarks or "" in unknown:
+        raise BadInput(f"{flag}: name one or more of {', '.join(BENCHMARK_NAMES)}")
+    if unknown:
+        raise BadInput(f"{flag}: unknown {', '.join(unknown)}; choose from {', '.join(BENCHMARK_NAMES)}")
+    if repeated := sorted({name for name in params.benchmarks if params.benchmarks.count(name) > 1}):
+        raise BadInput(f"{flag}: {', '.join(repeated)} named twice; name each benchmark once")
+    if params.eval_source == "hub":
+        from training.model_source import hub_dataset_problem
+
+        for name in params.benchmarks:
+            fix = f"pass --{prefix}eval-source offline to evaluate on the bundled copies"
+            if (problem := hub_dataset_problem(REGISTRY[name].hub_id, fix)) is not None:
+                raise BadInput(f"--{prefix}eval-source hub: {name}: {problem}")
+
+
 def _check_train_eval_input(command: TrainEvalCommand) -> None:
-    from eval.benchmarks import BENCHMARK_NAMES
     from tasks.parquet_io import StageFileError, count_records
     from tasks.records import SFTRecord
 
-    unknown = sorted(set(command.benchmarks) - set(BENCHMARK_NAMES))
-    if not command.benchmarks or "" in unknown:
-        raise BadInput(f"--benchmarks: name one or more of {', '.join(BENCHMARK_NAMES)}")
-    if unknown:
-        raise BadInput(f"--benchmarks: unknown {', '.join(unknown)}; choose from {', '.join(BENCHMARK_NAMES)}")
-    if repeated := sorted({name for name in command.benchmarks if command.benchmarks.count(name) > 1}):
-        raise BadInput(f"--benchmarks: {', '.join(repeated)} named twice; name each benchmark once")
+    _check_benchmarks(command)
     sft = Path(command.sft_path)
     if not sft.is_file():
         raise BadInput(f"--sft {sft}: no such file; run `tool-distill distill` first, or pass the path of its sft.parquet")
@@ -289,6 +333,8 @@ def _validation_line(error: ValidationError) -> str:
     flag = ".".join(str(part).replace("_", "-") for part in first["loc"][1:] or first["loc"])
     flag = "--" + SHORT_FLAGS.get(flag, flag)
     message = first["msg"].removeprefix("Value error, ")
+    if message.startswith("--"):  # a check across fields that names them itself
+        return message
     if isinstance(first.get("input"), dict):  # a check across fields: its message names them
         return f"{flag}: {message}" if len(first["loc"]) > 1 else message  # across a command's own flags: no prefix
     return f"{flag}: {message} (got {first.get('input')!r})"
@@ -538,6 +584,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     name = args[0]
     try:
+        _check_environment()
         if isinstance(command, DistillCommand):
             _check_distill_input(command)
         elif isinstance(command, PaperCommand):

@@ -10,12 +10,16 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from tasks.llm.records import LLMSettings, SpendSettings
 from tasks.stages.config import HF_PREFIX, RephraseConfig, SamplingConfig, SolveConfig, TranslateConfig
 from training.recipe_files import max_steps_refused
 from tasks.stages.config import bundled_problems_path
+
+
+# Each call in flight is a thread (two per call for a remote model): past this many a run is a mistake, not a plan.
+MAX_CONCURRENCY = 1024
 
 
 class DistillParams(BaseModel):
@@ -37,7 +41,7 @@ class DistillParams(BaseModel):
     max_input_mb: int = Field(default=1024, ge=1, description="Read at most this much of any one problems file.")
     decontaminate: bool = Field(default=True, description="Remove problems that overlap an eval benchmark (8-gram coverage, tasks/stages/decontam.py).")
     llm: LLMSettings = Field(default_factory=LLMSettings)
-    max_concurrency: int = Field(default=4, ge=1, description="LLM calls in flight at once (capped by the Prefect limit `llm-<model>` if one exists).")
+    max_concurrency: int = Field(default=4, ge=1, le=MAX_CONCURRENCY, description="LLM calls in flight at once (capped by the Prefect limit `llm-<model>` if one exists).")
     rows_per_task: int = Field(default=128, ge=1, description="Rows per Prefect task run: the stage runs its rows on "
                                                            "2 x `max_concurrency` threads (1 x for an in-process model) and caches every row as it finishes.")
     requests_per_minute: float | None = Field(default=None, gt=0, description="Start at most this many LLM calls per minute (capped by `llm-<model>-rpm` if it exists).")
@@ -81,6 +85,17 @@ class DistillParams(BaseModel):
                              "and '.' (no '--' or '..', at most 96 characters), like your-name/tool-distill-traces"
                              ) from None
         return value
+
+    @model_validator(mode="after")
+    def _fields_and_pilot_agree(self) -> DistillParams:
+        if self.problem_field is not None and self.problem_field == self.answer_field:
+            raise ValueError(f"--problem-field and --answer-field both name {self.problem_field!r}: every reference "
+                             "answer would be the problem's own text; name the answer's column, or leave --answer-field out")
+        if "pilot" in self.model_fields_set and self.pilot is not None and self.limit is not None \
+                and self.pilot > self.limit:
+            raise ValueError(f"--pilot {self.pilot} is more problems than --limit {self.limit}; lower --pilot or "
+                             "raise --limit")
+        return self
 
     def cache_path(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else Path(self.output_dir) / ".prefect-results"

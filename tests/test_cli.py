@@ -48,6 +48,10 @@ def _inputs(tmp_path: Path) -> Path:
     (inputs / "typo.yaml").write_text("model_name_or_path: embedded\nlearning_rat: 2.0e-4\n")
     (inputs / "list.yaml").write_text("- learning_rate: 2.0e-4\n")
     (inputs / "open.jsonl").write_text(json.dumps({"problem": "What is 2 + 2?", "answer": ""}) + "\n")
+    (inputs / "unreadable.jsonl").symlink_to("/proc/self/mem")  # opens, then reading it is an I/O error
+    (inputs / "loop.jsonl").symlink_to(inputs / "loop.jsonl")
+    (inputs / "csv_as.jsonl").write_text("problem,answer\nWhat is 2+3?,5\n")  # no row is JSON: skipping cannot help
+    (inputs / "wrong_type.yaml").write_text("model_name_or_path: embedded\nlora_r: eight\n")
     import datasets  # a save_to_disk folder, as `hf:` reads one offline
 
     datasets.Dataset.from_list([{"question": "What is 2 + 2?", "answer": "#### 4"}]).save_to_disk(str(inputs / "saved"))
@@ -136,17 +140,52 @@ BAD_INVOCATIONS = [
     (["train-eval", "--quiet", "--verbose"], "--quiet and --verbose contradict each other"),
     (["train-eval", "--max-steps", "0"], "--max-steps: use a positive number of steps, or -1"),
     (["train-eval", "--base-model", ""], "--base-model: String should have at least 1 character"),
+    # from a blind probe of the CLI: flags, files and values that used to start a run (or fail in it)
+    (["distill", "--max-concurrency", "1000000000"], "--max-concurrency: Input should be less than or equal to 1024"),
+    (["distill", "--spend.batch-poll-s", "100", "--spend.batch-poll-max-s", "10"],
+     "--spend.batch-poll-s 100 is longer than --spend.batch-poll-max-s 10"),
+    (["distill", "--problem-field", "problem", "--answer-field", "problem"],
+     "--problem-field and --answer-field both name 'problem'"),
+    (["distill", "--pilot", "10", "--limit", "2"], "--pilot 10 is more problems than --limit 2"),
+    (["train-eval", "--sft", "{inputs}/sft.parquet", "--eval-source", "hub"],
+     "--eval-source hub: math500: HuggingFaceH4/MATH-500 is not in the Hugging Face cache and the Hub is off"),
+    (["demo", "--train-eval.benchmarks", "mmlu"], "--train-eval.benchmarks: unknown mmlu"),
+    (["distill", "--problems", "{inputs}/unreadable.jsonl"], "unreadable.jsonl: cannot be read"),
+    (["distill", "--problems", "{inputs}/loop.jsonl"], "a symlink that leads nowhere"),
+    (["distill", "--problems", "{inputs}/csv_as.jsonl", "--skip-bad-rows"], "csv_as.jsonl line 1: malformed JSON"),
+    (["distill", "--problems", "{inputs}/csv_as.jsonl"], "csv_as.jsonl line 1: malformed JSON"),
+    (["train-eval", "--sft", "{inputs}/sft.parquet", "--recipe", "{inputs}/wrong_type.yaml"],
+     "lora_r: 'eight' is not a whole number"),
+]
+
+# Settings from the environment that a run reads late: refused with the flags.
+BAD_ENVIRONMENTS = [
+    ({"TOOL_DISTILL_TASK_RUNNER": "bogus"}, "Set TOOL_DISTILL_TASK_RUNNER to threads, dask or ray"),
+    ({"TOOL_DISTILL_TASK_RUNNER_WORKERS": "abc"}, "TOOL_DISTILL_TASK_RUNNER_WORKERS to a positive integer"),
+    ({"TOOL_DISTILL_PROGRESS": "bogus"}, "TOOL_DISTILL_PROGRESS='bogus': expected one of auto, plain, off"),
+    ({"TOOL_DISTILL_STATE_DIR": "/proc/tool-distill-state"}, "TOOL_DISTILL_STATE_DIR /proc/tool-distill-state: cannot create it"),
+    ({"PREFECT_API_URL": "not-a-url"}, "PREFECT_API_URL='not-a-url': not an http(s) URL"),
 ]
 
 
 @pytest.mark.parametrize(("args", "expected"), BAD_INVOCATIONS,
                          ids=[" ".join(a) or "(no command)" for a, _ in BAD_INVOCATIONS])
 def test_bad_input_ends_in_one_line_exit_2_before_prefect_and_writes_nothing(tmp_path: Path, args, expected) -> None:
+    _assert_refused(tmp_path, args, expected)
+
+
+@pytest.mark.parametrize(("environment", "expected"), BAD_ENVIRONMENTS, ids=[next(iter(e)) for e, _ in BAD_ENVIRONMENTS])
+def test_a_bad_setting_in_the_environment_is_refused_like_a_bad_flag(tmp_path: Path, environment, expected) -> None:
+    _assert_refused(tmp_path, ["distill", "--limit", "1"], expected, environment)
+
+
+def _assert_refused(tmp_path: Path, args: list[str], expected: str, environment: dict[str, str] | None = None) -> None:
+    """One line on stderr naming the problem, exit 2, no file written, and neither Prefect nor litellm imported."""
     inputs = _inputs(tmp_path)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     offline = {k: v for k, v in env_without_prefect().items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")}
     offline |= {"HF_HUB_OFFLINE": "1",  # a Hub id is then looked up in the cache alone, an empty one, with no token
-                "HF_HOME": str(tmp_path.parent / f"{tmp_path.name}-empty-hf-home")}
+                "HF_HOME": str(tmp_path.parent / f"{tmp_path.name}-empty-hf-home")} | (environment or {})
     modules_file = tmp_path.parent / f"{tmp_path.name}-modules.txt"  # outside tmp_path, which must stay as it was
     proc = subprocess.run([sys.executable, "-c", _MAIN_NOTING_MODULES, str(modules_file),
                            *(a.format(inputs=inputs) for a in args)],
@@ -155,8 +194,8 @@ def test_bad_input_ends_in_one_line_exit_2_before_prefect_and_writes_nothing(tmp
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tool-distill"), proc.stderr
     assert expected.format(inputs=inputs) in lines[0] and "Traceback" not in proc.stderr and "at at" not in lines[0]
-    if "empty_folder" in " ".join(args):
-        assert "--skip-bad-rows" not in lines[0]  # skipping rows cannot help a folder without files
+    if "empty_folder" in " ".join(args) or "csv_as" in " ".join(args):
+        assert "--skip-bad-rows" not in lines[0]  # skipping rows cannot help a folder without files, nor a file of none
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # no .state/, no output dir
     loaded = set(modules_file.read_text().splitlines())
     assert not loaded & set(LATE_MODULES), f"imported {sorted(loaded & set(LATE_MODULES))} before refusing"

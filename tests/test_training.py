@@ -94,7 +94,7 @@ def test_the_recorded_recipe_keys_are_the_fields_of_the_installed_trl():
     """The CLI checks a recipe's keys against training/recipe_fields.txt without importing TRL."""
     assert recorded_fields() == known_fields(), (
         "training/recipe_fields.txt is out of date for the installed TRL; regenerate it with\n"
-        "  .venv/bin/python -c \"from training.config import known_fields; print(*sorted(known_fields()), sep='\\n')\" "
+        "  .venv/bin/python -c \"from training.config import known_fields; print(*sorted(f'{k} {v}' for k, v in known_fields().items()), sep='\\n')\" "
         "> training/recipe_fields.txt")
 
 

@@ -1037,13 +1037,17 @@ def _put_back(current: dict[str, Any], saved: dict[str, Any], label: str, kept: 
 
 
 def _made_by_the_session(value: Any) -> bool:
-    """A function or class the session defined (`union_sets.register(Interval, FiniteSet)(lambda a, b: ...)`): added
-    to a library registry, it would answer the library's later calls. One a library import adds is the library's."""
-    code = getattr(getattr(value, "__func__", value), "__code__", None) if not isinstance(value, type) else None
-    if isinstance(code, types.CodeType):
-        return code.co_filename.startswith("<")  # a cell, or code the call compiled (`<string>`)
-    return isinstance(value, type) and str(value.__module__).split(".")[0] not in LIBRARY_PACKAGES \
-        and value.__flags__ & (1 << 9) and value.__module__ not in sys.modules
+    """A function, class or instance of a class the session defined (`union_sets.register(Interval, FiniteSet)(f)`):
+    added to a library registry, it would answer the library's later calls. One a library import adds is the
+    library's. Read without running the session's code (no `getattr` that a `__getattr__` could answer)."""
+    function = value.__func__ if type(value) in (types.MethodType, staticmethod, classmethod) else value
+    if type(function) is types.FunctionType:
+        return function.__code__.co_filename.startswith("<")  # a cell, or code the call compiled (`<string>`)
+    cls = value if isinstance(value, type) else type(value)
+    if not cls.__flags__ & (1 << 9):  # a builtin type: the interpreter's
+        return False
+    module = type.__getattribute__(cls, "__module__")
+    return module == "__main__" or module not in sys.modules  # a cell's class has `__main__`
 
 
 def _reorder(dispatcher: Any) -> None:

@@ -25,6 +25,7 @@ file gives the same config again.
 
 import dataclasses
 import json
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -35,7 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 from trl import ModelConfig, SFTConfig, TrlParser
 
-from training.recipe_files import MACHINE_FIELDS, check_recipe_keys, max_steps_refused, recipe_path
+from training.recipe_files import MACHINE_FIELDS, check_recipe_keys, max_steps_refused, recipe_path, value_kind
 
 
 @dataclass
@@ -139,8 +140,13 @@ class TrainConfig(BaseModel):
         return "cpu" if self.training_args.use_cpu else "cuda"
 
 
-def known_fields() -> set[str]:
-    return {f.name for cls in RECIPE_CLASSES for f in dataclasses.fields(cls) if f.init}
+def known_fields() -> dict[str, str]:
+    """Every key a recipe may hold, with the kind of value it takes (`value_kind`)."""
+    fields = {}
+    for cls in RECIPE_CLASSES:
+        hints = typing.get_type_hints(cls)
+        fields |= {f.name: value_kind(hints[f.name]) for f in dataclasses.fields(cls) if f.init}
+    return fields
 
 
 def _parse(recipe: dict[str, Any]) -> tuple[TrainExtras, SFTConfig, ModelConfig]:

@@ -2,13 +2,17 @@
 checks before anything starts (training.config imports TRL and torch, which take seconds).
 
 The keys a recipe may hold are the fields of TrainExtras, TRL's SFTConfig and ModelConfig. Listing
-them needs those imports, so the list for the pinned TRL is kept in `recipe_fields.txt`;
-tests/test_training.py checks it against the classes themselves, so it cannot drift unnoticed.
+them needs those imports, so the list for the pinned TRL is kept in `recipe_fields.txt` (a key and the
+kind of value it takes per line); tests/test_training.py checks it against the classes themselves, so it
+cannot drift unnoticed. The kind is checked here: TRL's parser sets a dataclass field to whatever the YAML
+holds, and `lora_r: eight` would fail only once training starts.
 """
 
 from __future__ import annotations
 
 import difflib
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -61,13 +65,50 @@ def recipe_path(name_or_path: str | Path) -> Path:
     return path
 
 
-def recorded_fields() -> set[str]:
-    """The keys a recipe may hold, as recorded for the pinned TRL (see the module docstring)."""
-    return set(RECORDED_FIELDS.read_text(encoding="utf-8").split())
+def recorded_fields() -> dict[str, str]:
+    """The keys a recipe may hold and the kind of value each takes, as recorded for the pinned TRL (see the module
+    docstring)."""
+    lines = RECORDED_FIELDS.read_text(encoding="utf-8").splitlines()
+    return dict(line.split() for line in lines if line.strip())
 
 
-def check_recipe_keys(recipe: Mapping[str, Any], known: set[str]) -> None:
-    """Refuse keys no class has (with the likely intended one), keys train() sets, and "auto" values."""
+_SIMPLE_KINDS = {int: "int", float: "float", bool: "bool", str: "str"}
+
+
+def value_kind(annotation: Any) -> str:
+    """int, float, bool or str for a field of that type (or optional), else any."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        inner = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return value_kind(inner[0]) if len(inner) == 1 else "any"
+    return _SIMPLE_KINDS.get(annotation, "any")
+
+
+def _has_kind(value: Any, kind: str) -> bool:
+    if value is None or kind == "any":
+        return True
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":  # YAML reads `2e-4` (no dot) as a string; TRL converts it
+        return isinstance(value, int | float) and not isinstance(value, bool) or _is_float_text(value)
+    return not isinstance(value, Mapping | list)  # a str field: a scalar YAML may have typed (`run_name: 42`)
+
+
+def _is_float_text(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(value, str)
+
+
+_KIND_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a single value"}
+
+
+def check_recipe_keys(recipe: Mapping[str, Any], known: Mapping[str, str]) -> None:
+    """Refuse keys no class has (with the likely intended one), keys train() sets, values of the wrong kind
+    (`lora_r: eight`), and "auto" values."""
     for key, value in recipe.items():
         if key in RENAMED:
             raise ValueError(f"unknown key {key!r}: it is now {RENAMED[key]}")
@@ -80,3 +121,5 @@ def check_recipe_keys(recipe: Mapping[str, Any], known: set[str]) -> None:
         if key in MACHINE_FIELDS and value == "auto":
             raise ValueError(f"{key}: auto: leave {key} unset instead; unset, it is decided for the machine that "
                              "trains (training/config.py machine_defaults)")
+        if not _has_kind(value, known[key]):
+            raise ValueError(f"{key}: {value!r} is not {_KIND_WORDS[known[key]]}; write {key} as {_KIND_WORDS[known[key]]}")

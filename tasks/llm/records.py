@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from tasks.llm.embedded_model import EMBEDDED_LITELLM_MODEL
 
@@ -162,6 +162,13 @@ class SpendSettings(BaseModel):
         if value is not None:
             ModelPrice.parse(value)
         return value
+
+    @model_validator(mode="after")
+    def _first_poll_within_the_longest(self) -> SpendSettings:
+        if self.batch_poll_s > self.batch_poll_max_s:
+            raise ValueError(f"--spend.batch-poll-s {self.batch_poll_s:g} is longer than --spend.batch-poll-max-s "
+                             f"{self.batch_poll_max_s:g}, the longest wait between polls; lower the first or raise the longest")
+        return self
 
     def model_price(self) -> ModelPrice | None:
         return None if self.price is None else ModelPrice.parse(self.price)

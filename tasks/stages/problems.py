@@ -86,10 +86,11 @@ class ProblemLoadReport(BaseModel):
 class ProblemInputError(ValueError):
     """Raised for bad input when rows may not be skipped; `bad_rows` holds every fault found."""
 
-    def __init__(self, bad_rows: list[BadRow]):
+    def __init__(self, bad_rows: list[BadRow], *, skipping_helps: bool = True):
         self.bad_rows = bad_rows
-        # --skip-bad-rows skips rows; a fault of a whole file or folder (line 0) it cannot help with
-        message = f"{bad_rows[0]}; {SKIP_HINT}" if bad_rows[0].line else str(bad_rows[0])
+        # --skip-bad-rows skips rows; a fault of a whole file or folder (line 0) it cannot help with, nor a file
+        # whose every row is bad, nor a run that already skips
+        message = f"{bad_rows[0]}; {SKIP_HINT}" if bad_rows[0].line and skipping_helps else str(bad_rows[0])
         if len(bad_rows) > 1:
             more = ", ".join(f"{b.file}:{b.line}" for b in bad_rows[1:6])
             message += f" ({len(bad_rows) - 1} more bad rows: {more}{', ...' if len(bad_rows) > 6 else ''})"
@@ -164,9 +165,9 @@ def load_problems(
         rows_read += sum(1 for b in found.bad if b.line)
     bad_rows.sort(key=lambda b: (b.file, b.line))
     if bad_rows and not skip_bad_rows:
-        raise ProblemInputError(bad_rows)
+        raise ProblemInputError(bad_rows, skipping_helps=bool(problems))
     if not problems:
-        raise ProblemInputError(bad_rows or [BadRow(file=label, line=0, reason="no problems found")])
+        raise ProblemInputError(bad_rows or [BadRow(file=label, line=0, reason="no problems found")], skipping_helps=False)
     return ProblemLoadReport(problems=problems, skipped=bad_rows, files=[found.where for found in inputs],
                              rows_read=rows_read)
 
@@ -209,6 +210,9 @@ def _input_files(path: Path) -> list[Path]:
             raise ProblemInputError([BadRow(file=str(path), line=0, reason=(
                 f"no problem files in this folder; expected files ending in {', '.join(SUPPORTED_SUFFIXES)}"))])
         return files
+    if path.is_symlink() and not path.exists():
+        raise ProblemInputError([BadRow(file=str(path), line=0, reason=(
+            "a symlink that leads nowhere (a loop, or a target that is gone); pass the problems file itself"))])
     if not path.exists():
         raise FileNotFoundError(f"{path}: problems file not found; pass a .jsonl, .parquet or .csv file "
                                 "(or omit it to use the bundled demo problems)")
@@ -356,8 +360,12 @@ def _read_file(file: Path, max_bytes: int, *, source: str, id_prefix: str) -> _I
 
 def _read_rows(file: Path, max_bytes: int) -> tuple[list[tuple[int, dict[str, Any]]], list[BadRow]]:
     """Parse one file into (line, row dict) pairs and the rows that could not even be parsed."""
-    with file.open("rb") as handle:  # read at most one byte past the limit: a file may grow, or lie about its size
-        data = handle.read(max_bytes + 1)
+    try:
+        with file.open("rb") as handle:  # read at most one byte past the limit: a file may grow, or lie about its size
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:  # unreadable: permissions, an I/O error (`/proc/self/mem`), a file gone meanwhile
+        return [], [BadRow(file=str(file), line=0, reason=f"cannot be read ({exc.strerror or exc}); pass a file "
+                           "you can read")]
     if len(data) > max_bytes:
         return [], [BadRow(file=str(file), line=0, reason=(
             f"larger than the {max_bytes >> 20} MiB input limit; split it into several files in one folder, "
