@@ -301,14 +301,14 @@ def _check_base_model(recipe: str, base_model: str | None, flag: str) -> None:
     import yaml
 
     from training.model_source import base_model_problem
-    from training.recipe_files import check_recipe_keys, recipe_path, recorded_fields
+    from training.recipe_files import check_recipe_keys, read_recipe_yaml, recipe_path, recorded_fields
 
     try:
         path = recipe_path(recipe)
     except FileNotFoundError as exc:
         raise BadInput(f"--recipe: {exc}") from None
     try:
-        fields = yaml.safe_load(path.read_text(encoding="utf-8"))
+        fields = read_recipe_yaml(path)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise BadInput(f"--recipe {path}: not a readable YAML file ({str(exc).splitlines()[0]})") from None
     fields = {} if fields is None else fields  # an empty file
@@ -320,12 +320,17 @@ def _check_base_model(recipe: str, base_model: str | None, flag: str) -> None:
     except ValueError as exc:
         raise BadInput(f"--recipe {path}: {exc}") from None
     if base_model is None:
-        base_model = fields.get("model_name_or_path")
+        if fields.get("model_name_or_path") is None:
+            raise BadInput(f"--recipe {path}: it names no model_name_or_path; add one, or pass {flag}")
+        base_model = fields["model_name_or_path"]
         flag = f"--recipe {recipe}: its model_name_or_path"
-    if base_model is None:
-        return  # a recipe without a model is refused by the flow, which says to pass --base-model
     if (problem := base_model_problem(str(base_model))) is not None:
         raise BadInput(f"{flag} {base_model}: {problem}")
+
+
+def _one_line(text: str) -> str:
+    """A refusal is one line even when it quotes a value with a newline in it."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _validation_line(error: ValidationError) -> str:
@@ -506,7 +511,7 @@ def _report_failure(name: str, exc: BaseException, console: Console, verbose: bo
     from tasks.stages.failures import TooManyLLMFailures
 
     if isinstance(exc, BadInput):
-        print(f"tool-distill {name}: {exc}", file=console.err)
+        print(f"tool-distill {name}: {_one_line(str(exc))}", file=console.err)
         return EXIT_BAD_INPUT
     if verbose:
         traceback.print_exception(exc, file=console.err)
@@ -572,11 +577,11 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else 0
     except ValidationError as exc:
-        print(f"tool-distill: {_validation_line(exc)}", file=sys.stderr)
+        print(f"tool-distill: {_one_line(_validation_line(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except SettingsError as exc:
         message = str(exc).removeprefix("error parsing CLI: ")
-        print(f"tool-distill: {message}; see tool-distill --help", file=sys.stderr)
+        print(f"tool-distill: {_one_line(message)}; see tool-distill --help", file=sys.stderr)
         return EXIT_BAD_INPUT
     command = get_subcommand(root, is_required=False)
     if command is None:
@@ -592,7 +597,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _check_train_eval_input(command)
     except BadInput as exc:
-        print(f"tool-distill {name}: {exc}", file=sys.stderr)
+        print(f"tool-distill {name}: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:  # a path the system refuses to look at (a name too long, a loop): the input's fault
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"tool-distill {name}:{_one_line(where[:200])}: {exc.strerror or exc}; pass a shorter or other path",
+              file=sys.stderr)
         return EXIT_BAD_INPUT
     # PREFECT_HOME is project-local so the ephemeral API's database (and its concurrency slots) is not
     # shared machine-wide. Set before Prefect is imported; created once the preflight passed (a refused run

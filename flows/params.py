@@ -20,6 +20,8 @@ from tasks.stages.config import bundled_problems_path
 
 # Each call in flight is a thread (two per call for a remote model): past this many a run is a mistake, not a plan.
 MAX_CONCURRENCY = 1024
+MAX_NEW_TOKENS = 1 << 20  # beyond any model's context: a typo, not a budget
+MAX_EVAL_BATCH = 1 << 14  # prompts per generate call: past this the batch cannot fit any accelerator
 
 
 class DistillParams(BaseModel):
@@ -133,8 +135,8 @@ class TrainEvalParams(BaseModel):
                                    'or "embedded".')
     benchmarks: list[str] = Field(default_factory=lambda: ["math500", "gsm8k"])
     eval_limit: int | None = Field(default=10, ge=1, description="First N problems of each benchmark (None: all).")
-    max_new_tokens: int = Field(default=256, gt=0)
-    batch_size: int = Field(default=8, ge=1)
+    max_new_tokens: int = Field(default=256, gt=0, le=MAX_NEW_TOKENS)
+    batch_size: int = Field(default=8, ge=1, le=MAX_EVAL_BATCH)
     eval_in_4bit: bool | None = Field(default=None, description=(
         "Evaluate base and tuned on the 4-bit base QLoRA trained against. Default: yes on CUDA; on a CPU the "
         "full-precision base, since bitsandbytes' CPU backend dequantizes every weight for every generated token."))
@@ -161,8 +163,8 @@ class PaperParams(BaseModel):
     recipe: str = Field(default="paper_qlora", min_length=1, description="Training recipe; its base model is replaced by student.")
     max_steps: int | None = Field(default=None, ge=1, description="Stop training after N steps (a dry run).")
     eval_limit: int | None = Field(default=None, ge=1, description="First N problems of each benchmark (None: all).")
-    max_new_tokens: int = Field(default=2048, gt=0, description="Eval generation budget per problem.")
-    batch_size: int = Field(default=64, ge=1, description="Eval prompts per generate call.")
+    max_new_tokens: int = Field(default=2048, gt=0, le=MAX_NEW_TOKENS, description="Eval generation budget per problem.")
+    batch_size: int = Field(default=64, ge=1, le=MAX_EVAL_BATCH, description="Eval prompts per generate call.")
     pilot: int = Field(default=20, ge=0, description="Price the distillation first from a seeded pilot of N problems "
                        "(`tool-distill estimate`; the run reuses its rows); 0: no estimate.")
     spend: SpendSettings = Field(default_factory=SpendSettings, description="The teacher's budget, price and batch APIs.")

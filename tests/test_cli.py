@@ -52,6 +52,11 @@ def _inputs(tmp_path: Path) -> Path:
     (inputs / "loop.jsonl").symlink_to(inputs / "loop.jsonl")
     (inputs / "csv_as.jsonl").write_text("problem,answer\nWhat is 2+3?,5\n")  # no row is JSON: skipping cannot help
     (inputs / "wrong_type.yaml").write_text("model_name_or_path: embedded\nlora_r: eight\n")
+    (inputs / "twice.yaml").write_text("model_name_or_path: embedded\nlora_r: 8\nlora_r: 16\n")
+    (inputs / "no_model.yaml").write_text("lora_r: 8\n")
+    (inputs / "zero_batch.yaml").write_text("model_name_or_path: embedded\nper_device_train_batch_size: 0\n")
+    (inputs / "broken_model").mkdir()
+    (inputs / "broken_model" / "config.json").write_text("{bad")
     import datasets  # a save_to_disk folder, as `hf:` reads one offline
 
     datasets.Dataset.from_list([{"question": "What is 2 + 2?", "answer": "#### 4"}]).save_to_disk(str(inputs / "saved"))
@@ -156,6 +161,17 @@ BAD_INVOCATIONS = [
     (["distill", "--problems", "{inputs}/csv_as.jsonl"], "csv_as.jsonl line 1: malformed JSON"),
     (["train-eval", "--sft", "{inputs}/sft.parquet", "--recipe", "{inputs}/wrong_type.yaml"],
      "lora_r: 'eight' is not a whole number"),
+    # from a second blind probe
+    (["train-eval", "--sft", "{inputs}/sft.parquet", "--recipe", "{inputs}/twice.yaml"], "lora_r set twice"),
+    (["train-eval", "--sft", "{inputs}/sft.parquet", "--recipe", "{inputs}/no_model.yaml"],
+     "it names no model_name_or_path; add one, or pass --base-model"),
+    (["train-eval", "--sft", "{inputs}/sft.parquet", "--recipe", "{inputs}/zero_batch.yaml"],
+     "per_device_train_batch_size: 0 must be above 0"),
+    (["train-eval", "--sft", "{inputs}/sft.parquet", "--base-model", "{inputs}/broken_model"],
+     "its config.json is not readable JSON"),
+    (["train-eval", "--sft", "{inputs}/sft.parquet", "--recipe", "x" * 5000], "File name too long"),
+    (["train-eval", "--max-new-tokens", "1000000000000"], "--max-new-tokens: Input should be less than or equal to"),
+    (["estimate", "--problems", "{inputs}/missing.jsonl\nsecond line"], "missing.jsonl\\nsecond line: problems file not found"),
 ]
 
 # Settings from the environment that a run reads late: refused with the flags.
@@ -169,7 +185,7 @@ BAD_ENVIRONMENTS = [
 
 
 @pytest.mark.parametrize(("args", "expected"), BAD_INVOCATIONS,
-                         ids=[" ".join(a) or "(no command)" for a, _ in BAD_INVOCATIONS])
+                         ids=[" ".join(a)[:80] or "(no command)" for a, _ in BAD_INVOCATIONS])
 def test_bad_input_ends_in_one_line_exit_2_before_prefect_and_writes_nothing(tmp_path: Path, args, expected) -> None:
     _assert_refused(tmp_path, args, expected)
 

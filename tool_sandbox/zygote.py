@@ -47,12 +47,13 @@ CONTROL_MESSAGE_BYTES = 1 << 16
 STALE_UNNAMED_SCRATCH_S = 3600.0
 # Run once in the zygote so that SymPy's lazily imported modules (solvers, polys, integrals, printers,
 # matrices) are loaded before any fork: otherwise every session would pay for them on its first call. The
-# trigonometric solveset builds that module's lazy table of inverses here too, and every `Q.<predicate>`
+# trigonometric and hyperbolic solvesets build that module's lazy tables of inverses here too, and every `Q.<predicate>`
 # imports its handler module: made in a session, either would be made under whatever that call had patched.
 WARM_UP = """
 x, y, k = symbols('x y k')
 solve(x**2 - 4, x); solve([x + y - 10, x - y - 2], [x, y]); solveset(x**2 - 5*x + 6 < 0, x, S.Reals)
-solveset(sin(x) - 1, x, S.Reals); [getattr(Q, name) for name in dir(Q) if not name.startswith('_')]
+solveset(sin(x) - 1, x, S.Reals); solveset(sinh(x) - 1, x, S.Complexes)
+[getattr(Q, name) for name in dir(Q) if not name.startswith('_')]
 factor(x**3 - 6*x**2 + 11*x - 6); expand((x + 2)**3); simplify((x**2 - 1)/(x - 1)); nsimplify('0.5')
 Rational(3, 4) + Rational(1, 4) * binomial(10, 3); diff(x**3, x, 2); integrate(x*exp(-x), (x, 0, oo))
 limit(sin(x)/x, x, 0); series(exp(x), x, 0, 4); summation(k, (k, 1, 100)); Matrix([[1, 2], [3, 4]]).inv()

@@ -36,7 +36,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 from trl import ModelConfig, SFTConfig, TrlParser
 
-from training.recipe_files import MACHINE_FIELDS, check_recipe_keys, max_steps_refused, recipe_path, value_kind
+from training.recipe_files import (MACHINE_FIELDS, check_recipe_keys, max_steps_refused, read_recipe_yaml, recipe_path,
+                                   value_kind)
 
 
 @dataclass
@@ -191,7 +192,7 @@ def load_recipe(name_or_path: str | Path, **overrides: Any) -> TrainConfig:
     import torch
 
     path = recipe_path(name_or_path)
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw = read_recipe_yaml(path) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a mapping of recipe fields at the top level, got {type(raw).__name__}")
     recipe = {**raw, **overrides}

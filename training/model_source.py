@@ -9,6 +9,8 @@ from the Hub.
 
 from __future__ import annotations
 
+import json
+
 import os
 import re
 from pathlib import Path
@@ -24,7 +26,9 @@ def base_model_problem(name: str) -> str | None:
         return None
     path = Path(name).expanduser()
     if path.is_dir():
-        return None if (path / "config.json").is_file() else "a folder without config.json, not a Hugging Face model folder"
+        if not (path / "config.json").is_file():
+            return "a folder without config.json, not a Hugging Face model folder"
+        return _config_problem(path / "config.json")
     if path.exists():
         return "a file; pass a model folder or a Hub id (org/name)"
     if not HUB_ID.fullmatch(name):
@@ -38,6 +42,17 @@ def base_model_problem(name: str) -> str | None:
                 f"first (`hf download {name}`) or pass a local model folder")
     return _unreachable(lambda: HfApi().model_info(name, timeout=HUB_CHECK_TIMEOUT_S), "model",
                         "download it where there is network, or pass a local model folder")
+
+
+def _config_problem(config: Path) -> str | None:
+    """A config.json transformers cannot read (empty, not JSON, not an object) fails the run only once it loads."""
+    try:
+        loaded = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return f"its config.json is not readable JSON ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); fix or re-download the model"
+    if not isinstance(loaded, dict):
+        return f"its config.json holds a {type(loaded).__name__}, not a model configuration; fix or re-download the model"
+    return None
 
 
 def hub_dataset_problem(repo_id: str, instead: str) -> str | None:

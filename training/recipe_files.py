@@ -11,6 +11,7 @@ holds, and `lora_r: eight` would fail only once training starts.
 from __future__ import annotations
 
 import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -65,6 +66,21 @@ def recipe_path(name_or_path: str | Path) -> Path:
     return path
 
 
+def read_recipe_yaml(path: Path) -> Any:
+    """The YAML of a recipe file; a key written twice is an error (YAML keeps the last one without a word)."""
+    import yaml
+
+    class _NoDuplicateKeys(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+            if repeated := sorted({str(key) for key in keys if keys.count(key) > 1}):
+                raise yaml.constructor.ConstructorError(None, None, f"{', '.join(repeated)} set twice; keep one of them",
+                                                        node.start_mark)
+            return super().construct_mapping(node, deep=deep)
+
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_NoDuplicateKeys)  # noqa: S506 - a SafeLoader
+
+
 def recorded_fields() -> dict[str, str]:
     """The keys a recipe may hold and the kind of value each takes, as recorded for the pinned TRL (see the module
     docstring)."""
@@ -76,15 +92,42 @@ _SIMPLE_KINDS = {int: "int", float: "float", bool: "bool", str: "str"}
 
 
 def value_kind(annotation: Any) -> str:
-    """int, float, bool or str for a field of that type (or optional), else any."""
+    """int, float, bool or str for a field of that type, with a `?` if it may be null; else any."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         inner = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-        return value_kind(inner[0]) if len(inner) == 1 else "any"
+        optional = "?" if len(inner) < len(typing.get_args(annotation)) else ""
+        return value_kind(inner[0]).rstrip("?") + optional if len(inner) == 1 else "any"
     return _SIMPLE_KINDS.get(annotation, "any")
 
 
+# Fields whose value must be above zero (a batch of 0, a LoRA rank of -4 fail only once training starts).
+POSITIVE_FIELDS = frozenset({"per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+                             "lora_r", "lora_alpha", "learning_rate", "num_train_epochs", "max_length"})
+
+
+def _value_problem(key: str, value: Any, kind: str) -> str | None:
+    """What is wrong with a recipe value of the field's `kind`, or None."""
+    if value is None:
+        return None if kind.endswith("?") or kind == "any" else f"null is not {_KIND_WORDS[kind]}"
+    kind = kind.rstrip("?")
+    if not _has_kind(value, kind):
+        return f"{value!r} is not {_KIND_WORDS[kind]}"
+    if kind not in ("int", "float"):
+        return None
+    number = float(value) if isinstance(value, str) else value
+    if not math.isfinite(number):
+        return f"{value!r} is not a finite number"
+    if key in POSITIVE_FIELDS and number <= 0:
+        return f"{value!r} must be above 0"
+    if key == "lora_dropout" and not 0 <= number < 1:
+        return f"{value!r} is not a dropout rate (0 <= p < 1)"
+    if key == "max_steps" and (advice := max_steps_refused(int(number))):
+        return advice
+    return None
+
+
 def _has_kind(value: Any, kind: str) -> bool:
-    if value is None or kind == "any":
+    if kind == "any":
         return True
     if kind == "bool":
         return isinstance(value, bool)
@@ -121,5 +164,5 @@ def check_recipe_keys(recipe: Mapping[str, Any], known: Mapping[str, str]) -> No
         if key in MACHINE_FIELDS and value == "auto":
             raise ValueError(f"{key}: auto: leave {key} unset instead; unset, it is decided for the machine that "
                              "trains (training/config.py machine_defaults)")
-        if not _has_kind(value, known[key]):
-            raise ValueError(f"{key}: {value!r} is not {_KIND_WORDS[known[key]]}; write {key} as {_KIND_WORDS[known[key]]}")
+        if (problem := _value_problem(key, value, known[key])) is not None:
+            raise ValueError(f"{key}: {problem}; fix the value, or leave {key} out for its default")

@@ -25,7 +25,7 @@ class LLMSettings(BaseModel):
     model: str = Field(default=EMBEDDED_LITELLM_MODEL, min_length=1, description="Any litellm model string.")
     api_base: str | None = Field(default=None, description="Endpoint for self-hosted servers (vLLM, a proxy).")
     temperature: float = Field(default=0.0, ge=0, le=2)
-    max_tokens: int = Field(default=512, ge=1)
+    max_tokens: int = Field(default=512, ge=1, le=1 << 20)  # past any model's context: a typo
     timeout_s: float = Field(default=120.0, gt=0)
     num_retries: int = Field(default=3, ge=0, le=20)
     concurrency_limit: str | None = Field(
