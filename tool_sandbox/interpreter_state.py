@@ -450,13 +450,17 @@ def _constant_memos(objects: list[Any]) -> list[Any]:
     `constant_memo` closure, reachable only through that closure cell."""
     memos = {}
     for function in objects:
-        if type(function) is types.FunctionType and function.__closure__ \
-                and str(function.__module__).split(".")[0] in LIBRARY_PACKAGES:
-            for cell in function.__closure__:
-                inner = _try(getattr, cell, "cell_contents")
+        if type(function) is types.FunctionType and str(function.__module__).split(".")[0] in LIBRARY_PACKAGES:
+            for inner in _closure_values(function):
                 if type(inner) is types.FunctionType and {"memo_prec", "memo_val"} <= inner.__dict__.keys():
                     memos[id(inner)] = inner
     return list(memos.values())
+
+
+def _closure_values(function: types.FunctionType) -> list[Any]:
+    """What a function's closure cells hold (an empty cell, not yet bound, holds nothing)."""
+    values = (_try(getattr, cell, "cell_contents") for cell in function.__closure__ or ())
+    return [inner for inner in values if inner is not _FAILED]
 
 
 def _nested(container: Any) -> list[tuple[Any, Any]]:
@@ -479,11 +483,8 @@ def _function_containers(function: types.FunctionType, label: str) -> list[tuple
     and what its closure cells hold (`recurrence_memo`'s list: a memo that grows, but whose entries stay)."""
     defaults = [*(function.__defaults__ or ()), *(function.__kwdefaults__ or {}).values()]
     held = [(value, f"{label}.__defaults__", None) for value in defaults if isinstance(value, _CONTAINERS)]
-    for cell in function.__closure__ or ():
-        inner = _try(getattr, cell, "cell_contents")
-        if isinstance(inner, _CONTAINERS):
-            held.append((inner, f"{label}.__closure__", _GROWS))
-    return held
+    return held + [(inner, f"{label}.__closure__", _GROWS) for inner in _closure_values(function)
+                   if isinstance(inner, _CONTAINERS)]
 
 
 def _slot_values(value: Any) -> list[tuple[str, Any]]:
@@ -593,7 +594,8 @@ class InterpreterGuard:
         self.module_dicts = [(module.__dict__, dict(module.__dict__)) for module in list(sys.modules.values())
                              if issubclass(type(module), types.ModuleType)] if copy_dicts else []
         self.names_from_now_on |= reach.names_later
-        named = (reach.names_now | self.names_from_now_on) & self.snapshot.container_names
+        names = reach.names_now | self.names_from_now_on
+        named = names & self.snapshot.container_names
         named_containers = [c for name in named for c in self.snapshot.containers[name]]
         # and one level inside them: `_assume_rules.full_implications[key].add(...)` changes a set a dict holds
         # (tables and memos: what an object's own attributes hold is watched as a memo of its own, and an mpmath
@@ -613,8 +615,8 @@ class InterpreterGuard:
         self.containers = [(container, label, _NAMED_MEMO if id(container) in whole else holder, _copy(container))
                            for container, label, holder in watched]
         self.lies_from_now_on |= reach.lies
-        self.numpy_named = not NUMPY_STATE_NAMES.isdisjoint(reach.names_now | self.names_from_now_on)
-        self.rlimits_named = not RLIMIT_NAMES.isdisjoint(reach.names_now | self.names_from_now_on)
+        self.numpy_named = not NUMPY_STATE_NAMES.isdisjoint(names)
+        self.rlimits_named = not RLIMIT_NAMES.isdisjoint(names)
         self.clear_cache_after = reach.stores or self.lies_from_now_on
         _module_changes.clear()
         _function_changes.clear()
